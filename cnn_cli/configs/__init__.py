@@ -1,0 +1,1 @@
+"""Configs shipped with cnn: `cnn train --config mnist` finds them by name."""

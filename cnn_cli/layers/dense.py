@@ -1,0 +1,139 @@
+"""Flatten, Dense and Dropout layers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cnn_cli.errors import ModelBuildError
+from cnn_cli.init import INIT_SCHEMES, init_weight
+from cnn_cli.layers.base import Layer
+from cnn_cli.layers.options import Option
+
+
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C·H·W, 1, 1), in PyTorch's (C, H, W) order.
+
+    The 1×1 spatial shape lets 1×1 convolutions act as fully connected layers,
+    as seed 000's model does (conv5: 6400 -> 128, k=1). Seed 003's reshape layer:
+    the backward reshapes the gradient back to the input's shape.
+    """
+
+    type_name = "flatten"
+
+    @classmethod
+    def build(cls, name, opts, input_shape, rng, dtype, default_init, where):
+        layer = cls(name)
+        layer.input_shape, layer.output_shape = input_shape, (int(np.prod(input_shape)), 1, 1)
+        return layer
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._input_shape = x.shape
+        return x.reshape(x.shape[0], -1, 1, 1)
+
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        return grad_out.reshape(self._input_shape)
+
+
+class Dense(Layer):
+    """Fully connected layer: y = x Wᵀ + b, PyTorch's ``nn.Linear`` layout.
+
+    forward: (N, ...) flattened to (N, F_in) -> (N, F_out).
+    params: ``weight`` (F_out, F_in), ``bias`` (F_out,).
+    backward (seed 004): dL/dW = (dL/dy)ᵀ x, i.e. (A2 − Y) Fᵀ for seed 004's output
+    layer; dL/db = Σ_n dL/dy; dL/dx = dL/dy W.
+    """
+
+    type_name = "dense"
+    options = {
+        "out_features": Option("int", required=True, minimum=1),
+        "bias": Option("bool", True),
+        "init": Option("str", None, choices=INIT_SCHEMES, nullable=True),
+    }
+
+    def __init__(self, name: str, in_features: int, out_features: int, bias: bool = True,
+                 rng: np.random.Generator | None = None, dtype=np.float32, init: str = "kaiming") -> None:
+        super().__init__(name)
+        self.in_features, self.out_features = in_features, out_features
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.params["weight"] = init_weight(
+            init, (out_features, in_features), in_features, out_features, rng, np.dtype(dtype)
+        )
+        if bias:
+            self.params["bias"] = np.zeros(out_features, dtype=dtype)
+        self._input: np.ndarray | None = None
+        self._input_shape: tuple[int, ...] = ()
+
+    @classmethod
+    def build(cls, name, opts, input_shape, rng, dtype, default_init, where):
+        in_features = int(np.prod(input_shape))
+        layer = cls(name, in_features, opts["out_features"], opts["bias"], rng, dtype, opts["init"] or default_init)
+        layer.input_shape, layer.output_shape = input_shape, (opts["out_features"],)
+        return layer
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """(N, ...) -> (N, F_out)."""
+        self._input_shape = x.shape
+        self._input = x.reshape(x.shape[0], -1)
+        out = self._input @ self.params["weight"].T
+        if "bias" in self.params:
+            out += self.params["bias"]
+        return out
+
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        """(N, F_out) -> input's shape; fills grads['weight'] (F_out, F_in) and grads['bias']."""
+        if self._input is None:
+            raise RuntimeError(f"{self.name}: backward called before forward")
+        self.grads["weight"] = grad_out.T @ self._input
+        if "bias" in self.params:
+            self.grads["bias"] = grad_out.sum(axis=0)
+        if not need_input_grad:
+            return None
+        return (grad_out @ self.params["weight"]).reshape(self._input_shape)
+
+    def config(self) -> dict[str, Any]:
+        return {"in_features": self.in_features, "out_features": self.out_features, "bias": "bias" in self.params}
+
+    def flops(self) -> int:
+        return 2 * self.params["weight"].size
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each value with probability p and scale the rest by 1/(1 − p).
+
+    In evaluation it is the identity, so no rescaling is needed at test time.
+    The mask comes from the layer's own seeded generator (saved in checkpoints).
+    """
+
+    type_name = "dropout"
+    options = {"p": Option("float", 0.5, minimum=0.0, below=1.0)}
+
+    def __init__(self, name: str, p: float = 0.5, rng: np.random.Generator | None = None) -> None:
+        super().__init__(name)
+        if not 0.0 <= p < 1.0:
+            raise ModelBuildError(f"{name}: dropout p must be in [0, 1), got {p}")
+        self.p = p
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self._scale_mask: np.ndarray | None = None
+
+    @classmethod
+    def build(cls, name, opts, input_shape, rng, dtype, default_init, where):
+        layer = cls(name, opts["p"], np.random.default_rng(rng.integers(2**63)))
+        layer.input_shape = layer.output_shape = input_shape
+        return layer
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not self.training or self.p == 0.0:
+            self._scale_mask = None
+            return x
+        keep = self.rng.random(x.shape) >= self.p
+        self._scale_mask = keep.astype(x.dtype) / x.dtype.type(1.0 - self.p)
+        return x * self._scale_mask
+
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        """dL/dx = dL/dy · mask / (1 − p) in training, dL/dy in evaluation."""
+        return grad_out if self._scale_mask is None else grad_out * self._scale_mask
+
+    def config(self) -> dict[str, Any]:
+        return {"p": self.p}

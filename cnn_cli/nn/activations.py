@@ -1,0 +1,60 @@
+"""Elementwise activations and their derivatives. Any shape in, same shape out.
+
+Seed 000 §2.8 and seed 001: ReLU passes the gradient where its input was
+positive and blocks it elsewhere (the derivative at exactly 0 is taken as 0,
+as PyTorch does). Seed 001/003: sigmoid' = σ(1 − σ). tanh' = 1 − tanh².
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """y = max(0, x). Returns (y, cache = the mask x > 0)."""
+    positive = x > 0
+    return x * positive, positive
+
+
+def relu_backward(grad_out: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """dL/dx = dL/dy where x > 0, else 0."""
+    return grad_out * positive
+
+
+def leaky_relu_forward(x: np.ndarray, slope: float) -> tuple[np.ndarray, np.ndarray]:
+    """y = x for x > 0, slope * x otherwise. Returns (y, cache = the mask x > 0)."""
+    positive = x > 0
+    return np.where(positive, x, x * x.dtype.type(slope)), positive
+
+
+def leaky_relu_backward(grad_out: np.ndarray, positive: np.ndarray, slope: float) -> np.ndarray:
+    """dL/dx = dL/dy where x > 0, slope * dL/dy otherwise."""
+    return np.where(positive, grad_out, grad_out * grad_out.dtype.type(slope))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """σ(x) = 1 / (1 + e^(−x)) without overflow: e^(−|x|) never exceeds 1."""
+    exp_neg_abs = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + exp_neg_abs), exp_neg_abs / (1.0 + exp_neg_abs)).astype(x.dtype, copy=False)
+
+
+def sigmoid_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """y = σ(x). Returns (y, cache = y)."""
+    out = sigmoid(x)
+    return out, out
+
+
+def sigmoid_backward(grad_out: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """dL/dx = dL/dy · σ(x)(1 − σ(x)) (seed 001, 'derivative of sigmoid function')."""
+    return grad_out * out * (1 - out)
+
+
+def tanh_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """y = tanh(x). Returns (y, cache = y)."""
+    out = np.tanh(x)
+    return out, out
+
+
+def tanh_backward(grad_out: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """dL/dx = dL/dy · (1 − tanh²(x))."""
+    return grad_out * (1 - out * out)

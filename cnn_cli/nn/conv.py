@@ -1,0 +1,171 @@
+"""Convolution forward and its hand-written backward.
+
+Seeds: 000 §2.1 (forward, one output pixel is a weighted sum of a window plus
+the bias), §2.3 (dLoss/dweight = sum over output pixels of dLoss/dy times the
+window that produced it), §2.4 (dLoss/dbias = sum of dLoss/dy), §2.5
+(dLoss/dinput: each dLoss/dy is spread back over its window, weighted by the
+kernel; seed 003 writes this as a full convolution with rot180(K)).
+003 "Convolutional layer": Y_i = B_i + sum_j X_j ⋆ K_ij (cross-correlation).
+
+Shapes: x (N, C_in, H, W); weight (C_out, C_in/groups, kH, kW); bias (C_out,);
+output (N, C_out, H_out, W_out) with H_out from :func:`conv_output_size`.
+
+The fast form is im2col: every window becomes a row of ``cols`` and the whole
+layer is one matrix product per group. The slow, obvious loop version that
+mirrors the seed formulas element by element lives in ``tests/reference.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnn_cli.nn.shapes import conv_output_size
+from cnn_cli.nn.windows import pad_channels_last, sliding_windows, tap_slice
+
+IntPair = tuple[int, int]
+
+
+@dataclass
+class ConvCache:
+    """What :func:`conv2d_backward` needs from the forward call, and nothing more."""
+
+    cols: list[np.ndarray]  # per group: (N*H_out*W_out, kH*kW*C_in/groups), rows = windows
+    weight: np.ndarray
+    has_bias: bool
+    input_shape: tuple[int, int, int, int]
+    stride: IntPair
+    padding: IntPair
+    dilation: IntPair
+    groups: int
+
+
+def _weight_matrix(weight_group: np.ndarray) -> np.ndarray:
+    """(C_out_g, C_in_g, kH, kW) -> (C_out_g, kH*kW*C_in_g), the column order of ``cols``."""
+    return weight_group.transpose(0, 2, 3, 1).reshape(weight_group.shape[0], -1)
+
+
+def conv2d_forward(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    stride: IntPair = (1, 1),
+    padding: IntPair = (0, 0),
+    dilation: IntPair = (1, 1),
+    groups: int = 1,
+) -> tuple[np.ndarray, ConvCache]:
+    """Cross-correlate ``x`` with ``weight`` and add ``bias`` (seed 000 §2.1).
+
+    y[n, o, i, j] = b[o] + sum_{c, a, b'} x_pad[n, g*C_in_g + c, i*sH + a*dH, j*sW + b'*dW] * w[o, c, a, b']
+    where g = o // (C_out/groups).
+
+    Args:
+        x: (N, C_in, H, W).
+        weight: (C_out, C_in/groups, kH, kW).
+        bias: (C_out,) or None.
+    Returns:
+        (out, cache): out is (N, C_out, H_out, W_out) (a channels-last array seen
+        through a transpose), cache is what the backward needs.
+    """
+    n, c_in, h, w = x.shape
+    c_out, c_in_group, k_h, k_w = weight.shape
+    out_h = conv_output_size(h, k_h, stride[0], padding[0], dilation[0])
+    out_w = conv_output_size(w, k_w, stride[1], padding[1], dilation[1])
+    if out_h < 1 or out_w < 1:
+        raise ValueError(
+            f"kernel {k_h}x{k_w} (dilation {dilation}) does not fit input {h}x{w} with padding {padding}"
+        )
+    if c_in != c_in_group * groups:
+        raise ValueError(f"input has {c_in} channels, weight expects {c_in_group} x {groups} groups")
+
+    x_nhwc = x.transpose(0, 2, 3, 1)
+    if padding != (0, 0):
+        x_nhwc = pad_channels_last(x_nhwc, padding[0], padding[1])
+    windows = sliding_windows(x_nhwc, (k_h, k_w), stride, dilation, (out_h, out_w))
+
+    rows = n * out_h * out_w
+    c_out_group = c_out // groups
+    out = np.empty((rows, c_out), dtype=np.result_type(x.dtype, weight.dtype))
+    cols_per_group = []
+    for g in range(groups):
+        # im2col: one row per output pixel, holding the window it sees (kH, kW, C_in_g).
+        cols = windows[..., g * c_in_group : (g + 1) * c_in_group].reshape(rows, -1)
+        w_mat = _weight_matrix(weight[g * c_out_group : (g + 1) * c_out_group])
+        if groups == 1:
+            np.matmul(cols, w_mat.T, out=out)
+        else:
+            out[:, g * c_out_group : (g + 1) * c_out_group] = cols @ w_mat.T
+        cols_per_group.append(cols)
+    if bias is not None:
+        out += bias
+    cache = ConvCache(
+        cols=cols_per_group,
+        weight=weight,
+        has_bias=bias is not None,
+        input_shape=(n, c_in, h, w),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+    )
+    return out.reshape(n, out_h, out_w, c_out).transpose(0, 3, 1, 2), cache
+
+
+def conv2d_backward(
+    grad_out: np.ndarray, cache: ConvCache, need_input_grad: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Gradients of the loss for the input, weight and bias of a convolution.
+
+    Seed 000 §2.3: dL/dw[o, c, a, b] = sum_{n,i,j} dL/dy[n, o, i, j] * x_pad[n, c, i*sH + a*dH, j*sW + b*dW]
+      -> in matrix form grad_w = grad_out_matᵀ @ cols.
+    Seed 000 §2.4: dL/db[o] = sum_{n,i,j} dL/dy[n, o, i, j].
+    Seed 000 §2.5: dL/dx_pad[n, c, i*sH + a*dH, j*sW + b*dW] += dL/dy[n, o, i, j] * w[o, c, a, b]
+      -> grad_cols = grad_out_mat @ W, then col2im adds each tap's column back (+=,
+      windows overlap); seed 000 §2.6: the padding's gradient is the identity on
+      the interior, so cropping the border gives dL/dx.
+
+    Args:
+        grad_out: (N, C_out, H_out, W_out), dL/dy.
+        cache: from :func:`conv2d_forward`.
+        need_input_grad: False skips dL/dx (a first layer's input needs none).
+    Returns:
+        (grad_x (N, C_in, H, W) or None, grad_weight like weight, grad_bias (C_out,) or None).
+    """
+    weight = cache.weight
+    n, c_in, h, w = cache.input_shape
+    c_out, c_in_group, k_h, k_w = weight.shape
+    _, _, out_h, out_w = grad_out.shape
+    groups = cache.groups
+    c_out_group = c_out // groups
+    grad_out_mat = grad_out.transpose(0, 2, 3, 1).reshape(-1, c_out)
+
+    grad_bias = grad_out_mat.sum(axis=0) if cache.has_bias else None
+    grad_weight = np.empty_like(weight)
+    grad_x_padded = None
+    if need_input_grad:
+        pad_h, pad_w = cache.padding
+        grad_x_padded = np.zeros((n, h + 2 * pad_h, w + 2 * pad_w, c_in), dtype=grad_out_mat.dtype)
+
+    for g, cols in enumerate(cache.cols):
+        out_slice = slice(g * c_out_group, (g + 1) * c_out_group)
+        grad_out_group = grad_out_mat[:, out_slice]
+        grad_w_mat = grad_out_group.T @ cols  # (C_out_g, kH*kW*C_in_g)
+        grad_weight[out_slice] = grad_w_mat.reshape(c_out_group, k_h, k_w, c_in_group).transpose(0, 3, 1, 2)
+        if grad_x_padded is None:
+            continue
+        grad_cols = (grad_out_group @ _weight_matrix(weight[out_slice])).reshape(
+            n, out_h, out_w, k_h, k_w, c_in_group
+        )
+        in_slice = slice(g * c_in_group, (g + 1) * c_in_group)
+        for a in range(k_h):
+            rows = tap_slice(a, cache.dilation[0], cache.stride[0], out_h)
+            for b in range(k_w):
+                cols_slice = tap_slice(b, cache.dilation[1], cache.stride[1], out_w)
+                grad_x_padded[:, rows, cols_slice, in_slice] += grad_cols[:, :, :, a, b, :]
+
+    grad_x = None
+    if grad_x_padded is not None:
+        pad_h, pad_w = cache.padding
+        grad_x = grad_x_padded[:, pad_h : pad_h + h, pad_w : pad_w + w, :].transpose(0, 3, 1, 2)
+    return grad_x, grad_weight, grad_bias
