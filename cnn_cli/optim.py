@@ -1,0 +1,181 @@
+"""Optimizers over named parameter and gradient dicts, LR schedules, clipping, L2.
+
+The optimizer sees only ``params`` and ``grads`` (dicts of arrays under the
+same dotted names, updated in place), never the layers. Update rules follow
+PyTorch's ``torch.optim`` so a model can be stepped side by side with one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+
+
+def is_weight(name: str) -> bool:
+    """Weights get L2 regularisation, biases do not (seed 001 sums over w only)."""
+    return name.endswith(".weight")
+
+
+def l2_penalty(params: dict[str, np.ndarray], weight_decay: float) -> float:
+    """Seed 001's regularisation term ½λ Σ w² over every weight (not biases)."""
+    if weight_decay == 0.0:
+        return 0.0
+    return 0.5 * weight_decay * sum(float(np.sum(p.astype(np.float64) ** 2)) for n, p in params.items() if is_weight(n))
+
+
+def add_l2_gradient(params: dict[str, np.ndarray], grads: dict[str, np.ndarray], weight_decay: float) -> None:
+    """∂(½λΣw²)/∂w = λw, added to each weight's gradient in place (seed 001)."""
+    if weight_decay == 0.0:
+        return
+    for name, grad in grads.items():
+        if is_weight(name):
+            grad += params[name].dtype.type(weight_decay) * params[name]
+
+
+def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
+    """Scale all gradients so their global L2 norm is at most ``max_norm``. Returns the norm before clipping."""
+    total = math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values()))
+    if total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for grad in grads.values():
+            grad *= grad.dtype.type(scale)
+    return total
+
+
+class Optimizer:
+    """Base: holds per-parameter state as plain arrays (saved in checkpoints)."""
+
+    name = ""
+
+    def __init__(self, lr: float) -> None:
+        self.lr = lr
+        self.steps = 0
+        self.state: dict[str, np.ndarray] = {}
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Update every parameter in place from its gradient."""
+        self.steps += 1
+        for name, param in params.items():
+            self._update(name, param, grads[name])
+
+    def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Everything needed to resume exactly: state arrays plus the step count."""
+        return {**{k: v.copy() for k, v in self.state.items()}, "steps": np.array(self.steps)}
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_arrays` returned."""
+        self.steps = int(arrays.get("steps", 0))
+        self.state = {k: np.array(v) for k, v in arrays.items() if k != "steps"}
+
+
+class SGD(Optimizer):
+    """w ← w − η ∂L/∂w (seed 004's gradient descent)."""
+
+    name = "sgd"
+
+    def _update(self, name, param, grad):
+        param -= param.dtype.type(self.lr) * grad
+
+
+class Momentum(Optimizer):
+    """Heavy ball: v ← μv + g, w ← w − ηv. Nesterov: w ← w − η(g + μv) with the new v."""
+
+    name = "momentum"
+
+    def __init__(self, lr: float, momentum: float = 0.9, nesterov: bool = False) -> None:
+        super().__init__(lr)
+        self.momentum = momentum
+        self.nesterov = nesterov
+
+    def _update(self, name, param, grad):
+        velocity = self.state.get(f"{name}.velocity")
+        if velocity is None:
+            velocity = self.state[f"{name}.velocity"] = grad.copy()  # first step: v = g (as torch)
+        else:
+            velocity *= velocity.dtype.type(self.momentum)
+            velocity += grad
+        direction = grad + velocity.dtype.type(self.momentum) * velocity if self.nesterov else velocity
+        param -= param.dtype.type(self.lr) * direction
+
+
+class Adam(Optimizer):
+    """Kingma & Ba: m ← β1 m + (1−β1) g, v ← β2 v + (1−β2) g², w ← w − η m̂ / (√v̂ + ε)."""
+
+    name = "adam"
+
+    def __init__(self, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        super().__init__(lr)
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+
+    def step(self, params, grads):
+        # Bias corrections depend on the step number, so compute them once per step.
+        self.steps += 1
+        self._correction1 = 1.0 - self.beta1**self.steps
+        self._correction2 = 1.0 - self.beta2**self.steps
+        for name, param in params.items():
+            self._update(name, param, grads[name])
+
+    def _update(self, name, param, grad):
+        dtype = param.dtype.type
+        m = self.state.setdefault(f"{name}.m", np.zeros_like(param))
+        v = self.state.setdefault(f"{name}.v", np.zeros_like(param))
+        m *= dtype(self.beta1)
+        m += dtype(1.0 - self.beta1) * grad
+        v *= dtype(self.beta2)
+        v += dtype(1.0 - self.beta2) * grad * grad
+        denom = np.sqrt(v) / dtype(math.sqrt(self._correction2)) + dtype(self.eps)
+        param -= dtype(self.lr / self._correction1) * (m / denom)
+
+
+def make_optimizer(
+    name: str, lr: float, momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+) -> Optimizer:
+    """Build one of ``sgd``, ``momentum``, ``nesterov``, ``adam``."""
+    if name == "sgd":
+        return SGD(lr)
+    if name in ("momentum", "nesterov"):
+        return Momentum(lr, momentum, nesterov=name == "nesterov")
+    if name == "adam":
+        return Adam(lr, tuple(betas), eps)
+    raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
+
+
+def learning_rate(
+    base_lr: float,
+    step: int,
+    steps_per_epoch: int,
+    total_epochs: int,
+    schedule: str = "constant",
+    step_size: int = 1,
+    gamma: float = 0.1,
+    min_lr: float = 0.0,
+    warmup_epochs: float = 0.0,
+) -> float:
+    """The learning rate for optimizer step ``step`` (0-based).
+
+    constant: base_lr. step: base_lr · γ^⌊epoch / step_size⌋. cosine: from base_lr
+    down to min_lr over all steps. Warm-up (optional) ramps linearly from
+    base_lr/warmup_steps up to the scheduled value over the first warm-up steps.
+    """
+    epoch = step // max(steps_per_epoch, 1)
+    total_steps = max(total_epochs * steps_per_epoch, 1)
+    if schedule == "constant":
+        lr = base_lr
+    elif schedule == "step":
+        lr = base_lr * gamma ** (epoch // step_size)
+    elif schedule == "cosine":
+        progress = min(step / total_steps, 1.0)
+        lr = min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+    else:
+        raise ValueError(f"unknown schedule {schedule!r}")
+    warmup_steps = int(round(warmup_epochs * steps_per_epoch))
+    if step < warmup_steps:
+        lr *= (step + 1) / warmup_steps
+    return lr
