@@ -1,0 +1,5 @@
+"""``python -m cnn_cli`` runs the same CLI as ``cnn``."""
+
+from cnn_cli.cli import main
+
+main()

@@ -1,0 +1,258 @@
+"""Checkpoint files: written atomically, loaded safely and validated before use.
+
+A checkpoint is an ``.npz`` holding
+- every parameter under its dotted name in PyTorch layout (``conv1.weight``),
+- the optimizer's state under ``optimizer/<name>`` (and ``optimizer/steps``),
+- metadata under ``meta/``: format version, epoch, step, position inside the
+  epoch, running sums of a partial epoch, best validation accuracy, RNG states,
+  the data normalisation and the resolved config (JSON text).
+
+Loading never unpickles (``allow_pickle=False``), checks declared sizes before
+decompressing anything, and checks every key, shape, dtype and value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnn_cli.errors import CheckpointError, CnnError, RuntimeFault
+
+FORMAT_VERSION = 1
+OPTIMIZER_PREFIX = "optimizer/"
+META_PREFIX = "meta/"
+META_KEYS = (
+    "format_version", "epoch", "step", "batch_in_epoch", "running", "best_val_acc", "best_epoch",
+    "rng", "data", "config",
+)
+MAX_META_BYTES = 1 << 20  # the config and other metadata are small; anything bigger is refused
+SIZE_SLACK_BYTES = 1 << 20
+
+
+@dataclass
+class Checkpoint:
+    """Everything a checkpoint holds, as plain Python and NumPy values."""
+
+    params: dict[str, np.ndarray]
+    config: dict[str, Any]
+    optimizer_state: dict[str, np.ndarray] = field(default_factory=dict)
+    epoch: int = 0  # completed epochs
+    step: int = 0  # optimizer steps taken
+    batch_in_epoch: int = 0  # batches of the current (unfinished) epoch already trained on
+    running: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])  # loss sum, correct, seen, seconds
+    best_val_acc: float = -1.0
+    best_epoch: int = 0
+    rng: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # mean, std, classes
+
+
+def _text(value: Any) -> np.ndarray:
+    return np.array(json.dumps(value))  # a unicode scalar, never an object array
+
+
+def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
+    """Write ``ckpt`` to ``path`` atomically: temp file in the same folder, fsync, rename.
+
+    If anything fails (disk full, a crash before the rename), the previous file
+    at ``path`` is untouched and the temp file is removed.
+
+    Raises:
+        RuntimeFault: the file could not be written (e.g. ENOSPC), naming it.
+    """
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = dict(ckpt.params)
+    arrays.update({OPTIMIZER_PREFIX + k: v for k, v in ckpt.optimizer_state.items()})
+    meta = {
+        "format_version": np.array(FORMAT_VERSION), "epoch": np.array(ckpt.epoch), "step": np.array(ckpt.step),
+        "batch_in_epoch": np.array(ckpt.batch_in_epoch), "running": np.array(ckpt.running, dtype=np.float64),
+        "best_val_acc": np.array(ckpt.best_val_acc), "best_epoch": np.array(ckpt.best_epoch),
+        "rng": _text(ckpt.rng), "data": _text(ckpt.data), "config": _text(ckpt.config),
+    }
+    arrays.update({META_PREFIX + k: v for k, v in meta.items()})
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(file_object)`` on a temp file next to ``path``, then fsync and rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+        _fsync_dir(path.parent)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        if isinstance(exc, OSError):
+            reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            raise RuntimeFault(f"{path}: could not save ({reason}); the previous file is kept") from exc
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a file")
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(f"{path}: not a valid checkpoint (not an .npz archive, or truncated): {exc}") from None
+
+
+def _member_name(key: str) -> str:
+    return key + ".npy"
+
+
+def _read_member(archive: zipfile.ZipFile, path: Path, key: str, max_bytes: int) -> np.ndarray:
+    """Read one array from the archive after checking its declared size; never unpickles."""
+    try:
+        info = archive.getinfo(_member_name(key))
+    except KeyError:
+        raise CheckpointError(f"{path}: missing key {key!r}") from None
+    if info.file_size > max_bytes:
+        raise CheckpointError(
+            f"{path}: member {key!r} declares {info.file_size:,} bytes, more than the {max_bytes:,} its config allows"
+        )
+    try:
+        with archive.open(info) as handle:
+            return np.lib.format.read_array(handle, allow_pickle=False)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: key {key!r} is not a plain numeric array ({exc}); refusing to load it") from None
+    except (zipfile.BadZipFile, EOFError, OSError, zipfile.LargeZipFile) as exc:
+        raise CheckpointError(f"{path}: key {key!r} is corrupt or truncated: {exc}") from None
+
+
+def _read_json(archive, path, key) -> Any:
+    value = _read_member(archive, path, META_PREFIX + key, MAX_META_BYTES)
+    if value.dtype.kind != "U" or value.ndim != 0:
+        raise CheckpointError(f"{path}: meta/{key} must be JSON text, got a {value.dtype} array")
+    try:
+        return json.loads(str(value))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: meta/{key} is not valid JSON: {exc}") from None
+
+
+def _read_scalar(archive, path, key, kind: str) -> Any:
+    value = _read_member(archive, path, META_PREFIX + key, MAX_META_BYTES)
+    if value.ndim != 0 or value.dtype.kind not in kind:
+        raise CheckpointError(f"{path}: meta/{key} must be a number, got {value.dtype} with shape {value.shape}")
+    return value.item()
+
+
+def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
+    """Load and validate a checkpoint; also rebuild its model from the stored config.
+
+    Returns:
+        (checkpoint, model) where ``model`` holds the checkpoint's weights.
+    Raises:
+        CheckpointError: one line naming the file and what is wrong.
+    """
+    from cnn_cli.config import config_from_dict
+    from cnn_cli.model import build_model
+
+    path = Path(path)
+    with _open_zip(path) as archive:
+        names = archive.namelist()
+        if any(not n.endswith(".npy") for n in names):
+            bad = next(n for n in names if not n.endswith(".npy"))
+            raise CheckpointError(f"{path}: unexpected member {bad!r}; not a cnn checkpoint")
+        keys = {n[: -len(".npy")] for n in names}
+        version = _read_scalar(archive, path, "format_version", "iu") if META_PREFIX + "format_version" in keys else None
+        if version != FORMAT_VERSION:
+            raise CheckpointError(f"{path}: not a cnn checkpoint of format {FORMAT_VERSION} (meta/format_version={version})")
+        config_data = _read_json(archive, path, "config")
+        try:
+            config = config_from_dict(config_data, source=f"{path} (stored config)")
+            model = build_model(config, seed=0, dtype=config.train.dtype)
+        except CnnError as exc:
+            raise CheckpointError(f"{path}: stored config is invalid: {exc}") from None
+
+        param_bytes = sum(p.nbytes for p in model.params.values())
+        # Parameters + at most two optimizer arrays per parameter + small metadata.
+        allowed_total = 3 * param_bytes + SIZE_SLACK_BYTES
+        declared_total = sum(info.file_size for info in archive.infolist())
+        if declared_total > allowed_total or path.stat().st_size > allowed_total:
+            raise CheckpointError(
+                f"{path}: declares {declared_total:,} bytes ({path.stat().st_size:,} on disk), far more than the "
+                f"{allowed_total:,} its config implies; refusing to decompress it"
+            )
+
+        expected_meta = {META_PREFIX + k for k in META_KEYS}
+        param_names = set(model.params)
+        missing = sorted((param_names | expected_meta) - keys)
+        if missing:
+            raise CheckpointError(f"{path}: missing key {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        extra = sorted(k for k in keys - param_names - expected_meta if not k.startswith(OPTIMIZER_PREFIX))
+        if extra:
+            raise CheckpointError(f"{path}: unexpected key {extra[0]!r}; it does not belong to the stored config's model")
+
+        params = {}
+        for name, expected in model.params.items():
+            value = _read_member(archive, path, name, expected.nbytes + 4096)
+            _check_array(path, name, value, expected.shape, expected.dtype)
+            params[name] = value
+        optimizer_state = {}
+        for key in sorted(k for k in keys if k.startswith(OPTIMIZER_PREFIX)):
+            short = key[len(OPTIMIZER_PREFIX):]
+            value = _read_member(archive, path, key, param_bytes + 4096)
+            if short == "steps":
+                if value.ndim != 0 or value.dtype.kind not in "iu":
+                    raise CheckpointError(f"{path}: {key} must be an integer")
+            else:
+                owner = short.rsplit(".", 1)[0]
+                if owner not in model.params:
+                    raise CheckpointError(f"{path}: unexpected key {key!r}; no parameter {owner!r} in the model")
+                _check_array(path, key, value, model.params[owner].shape, model.params[owner].dtype)
+            optimizer_state[short] = value
+
+        ckpt = Checkpoint(
+            params=params, config=config.as_dict(), optimizer_state=optimizer_state,
+            epoch=int(_read_scalar(archive, path, "epoch", "iu")),
+            step=int(_read_scalar(archive, path, "step", "iu")),
+            batch_in_epoch=int(_read_scalar(archive, path, "batch_in_epoch", "iu")),
+            running=[float(v) for v in _read_member(archive, path, META_PREFIX + "running", 4096).ravel()],
+            best_val_acc=float(_read_scalar(archive, path, "best_val_acc", "iuf")),
+            best_epoch=int(_read_scalar(archive, path, "best_epoch", "iu")),
+            rng=_read_json(archive, path, "rng"),
+            data=_read_json(archive, path, "data"),
+        )
+    if len(ckpt.running) != 4:
+        raise CheckpointError(f"{path}: meta/running must hold 4 numbers, got {len(ckpt.running)}")
+    model.load_params(params)
+    return ckpt, model
+
+
+def _check_array(path: Path, name: str, value: np.ndarray, shape: tuple, dtype: np.dtype) -> None:
+    if value.shape != tuple(shape):
+        raise CheckpointError(
+            f"{path}: {name} has shape {value.shape}, but the stored config's model needs {tuple(shape)}"
+        )
+    if value.dtype != dtype:
+        raise CheckpointError(f"{path}: {name} has dtype {value.dtype}, expected {dtype}")
+    if not np.all(np.isfinite(value)):
+        raise CheckpointError(f"{path}: {name} contains NaN or infinite values")

@@ -1,0 +1,251 @@
+"""The ``cnn`` command line: parse, call a plain function, print. No math lives here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from cnn_cli import __version__
+from cnn_cli.errors import CnnError, RuntimeFault
+
+EXIT_BAD_INPUT = 2
+EXIT_FAULT = 1
+EXIT_INTERRUPTED = 130
+
+
+class CnnGroup(click.Group):
+    """Turns library errors into one line on stderr and an exit code (no traceback unless --debug)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CnnError as exc:
+            self._fail(ctx, exc, EXIT_BAD_INPUT)
+        except RuntimeFault as exc:
+            self._fail(ctx, exc, EXIT_FAULT)
+        except KeyboardInterrupt:
+            if _debug(ctx):
+                raise
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+    @staticmethod
+    def _fail(ctx: click.Context, exc: Exception, code: int) -> None:
+        if _debug(ctx):
+            raise exc
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(code)
+
+
+def _debug(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool((root.obj or {}).get("debug")) or os.environ.get("CNN_DEBUG") == "1"
+
+
+@click.group(cls=CnnGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cnn")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """cnn: a NumPy CNN with hand-written backward passes, trained on MNIST.
+
+    \b
+    Examples:
+      cnn train --config mnist.yaml
+      cnn eval runs/latest/checkpoints/best.npz
+      cnn predict digit.png
+    """
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@click.option("--config", "-c", "config_name", metavar="CONFIG",
+              help="Config file path, or a built-in name (mnist, mnist.yaml, smoke, ...).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set train.epochs=3 (repeatable).")
+@click.option("--run-dir", type=click.Path(path_type=Path), help="Run folder to create (default runs/<config>-<time>).")
+@click.option("--seed", type=int, help="Shorthand for --set train.seed=N.")
+@click.option("--resume", type=click.Path(path_type=Path), metavar="RUN_DIR",
+              help="Continue the run in RUN_DIR from its checkpoints/last.npz.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; one line per epoch.")
+@click.option("--print-config", is_flag=True, help="Print the resolved config (every default filled in) and exit.")
+def train(config_name, overrides, run_dir, seed, resume, quiet, print_config) -> None:
+    """Train a model and record the run (config, metrics, checkpoints).
+
+    \b
+    Examples:
+      cnn train --config mnist.yaml
+      cnn train --config mnist --set train.epochs=3 --seed 1
+      cnn train --resume runs/mnist-20261123-101500
+    """
+    from cnn_cli.config import config_to_yaml, load_config
+    from cnn_cli.train import train as run_training
+
+    if resume is None and config_name is None:
+        raise CnnError("give --config CONFIG (e.g. --config mnist.yaml) or --resume RUN_DIR")
+    if resume is not None and (config_name or overrides or seed is not None):
+        raise CnnError("--resume continues a run with its own config; drop --config/--set/--seed")
+    if resume is not None and run_dir is not None and Path(run_dir).resolve() != Path(resume).resolve():
+        raise CnnError("--run-dir and --resume name different folders")
+    config = None
+    if resume is None:
+        overrides = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
+        config = load_config(config_name, overrides)
+        if print_config:
+            click.echo(config_to_yaml(config), nl=False)
+            return
+    progress = not quiet and sys.stdout.isatty()
+    result = run_training(config, run_dir=None if resume else run_dir, resume=resume,
+                          command_line=["cnn", *sys.argv[1:]], log=click.echo, progress=progress)
+    if result.status == "completed" and result.summary:
+        _maybe_plot(result.run.root)
+    if result.message:
+        click.echo(result.message, err=result.exit_code != 0)
+    sys.exit(result.exit_code)
+
+
+def _maybe_plot(run_root: Path) -> None:
+    from cnn_cli.config import load_config
+
+    config = load_config(run_root / "config.yaml")
+    if not config.train.plots:
+        return
+    try:
+        from cnn_cli.plots import plot_run
+    except ImportError:
+        return
+    written = plot_run(run_root)
+    click.echo(f"plots: {', '.join(str(p) for p in written)}")
+
+
+@cli.command("eval")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def eval_command(checkpoint, split, as_json) -> None:
+    """Evaluate a checkpoint: loss, accuracy, per-class accuracy, confusion matrix.
+
+    \b
+    Example:
+      cnn eval runs/latest/checkpoints/best.npz --split test
+    """
+    from cnn_cli.inference import evaluate_checkpoint
+
+    result = evaluate_checkpoint(checkpoint, split)
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+        return
+    click.echo(f"{split}: accuracy {result.accuracy:.4f}  loss {result.loss:.4f}  n {result.n}")
+    k = len(result.per_class_accuracy)
+    click.echo("\nper-class accuracy")
+    for c, acc in enumerate(result.per_class_accuracy):
+        click.echo(f"  class {c}: {acc:.4f}")
+    click.echo("\nconfusion matrix (rows: true class, columns: predicted)")
+    width = max(5, len(str(max(max(r) for r in result.confusion_matrix))) + 1)
+    click.echo("true\\pred" + "".join(f"{c:>{width}}" for c in range(k)))
+    for c, row in enumerate(result.confusion_matrix):
+        click.echo(f"{c:>9}" + "".join(f"{v:>{width}}" for v in row))
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="Default: runs/latest/checkpoints/best.npz.")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {path, prediction, probabilities}.")
+def predict(images, checkpoint, top_k, as_json) -> None:
+    """Classify digit images (PNG/JPEG), MNIST-style preprocessed.
+
+    \b
+    Example:
+      cnn predict seven.png three.jpg --top-k 3
+    """
+    from cnn_cli.inference import predict_images
+
+    results = predict_images([str(p) for p in images], checkpoint, top_k)
+    failed = [r for r in results if r.error]
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in results]))
+    else:
+        for r in results:
+            if r.error:
+                continue
+            tops = "  ".join(f"{c}: {p:.3f}" for c, p in r.top_k)
+            click.echo(f"{r.path}: {r.prediction}   ({tops})")
+    for r in results:
+        if r.warning:
+            click.echo(f"warning: {r.path}: {r.warning}", err=True)
+        if r.error:
+            click.echo(f"error: {r.error}", err=True)
+    if failed:
+        sys.exit(EXIT_BAD_INPUT)
+
+
+@cli.command()
+@click.option("--config", "-c", "config_name", required=True, metavar="CONFIG")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+def summary(config_name, overrides) -> None:
+    """Layer table: output shapes, parameters and FLOPs (like Keras' model.summary()).
+
+    \b
+    Example:
+      cnn summary --config mnist.yaml
+    """
+    from cnn_cli.config import load_config
+    from cnn_cli.model import build_model
+
+    config = load_config(config_name, list(overrides))
+    model = build_model(config, dtype=config.train.dtype)
+    rows = model.summary()
+    click.echo(f"{config.name}: input {tuple(model.input_shape)}, loss {model.loss.name}")
+    header = f"{'layer':<12}{'type':<12}{'output shape':<18}{'params':>12}{'FLOPs':>15}"
+    click.echo(header)
+    click.echo("-" * len(header))
+    for r in rows:
+        click.echo(f"{r.name:<12}{r.type_name:<12}{str(r.output_shape):<18}{r.num_params:>12,}{r.flops:>15,}")
+    click.echo("-" * len(header))
+    total_flops = sum(r.flops for r in rows)
+    click.echo(f"{'total':<42}{model.num_params():>12,}{total_flops:>15,}")
+    click.echo(f"forward FLOPs per image {total_flops / 1e6:.1f} M; training (fwd + bwd) about {3 * total_flops / 1e6:.1f} M")
+
+
+@cli.command()
+@click.option("--config", "-c", "config_name", required=True, metavar="CONFIG")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=2, show_default=True)
+def gradcheck(config_name, seed, batch_size) -> None:
+    """Compare every hand-written gradient with a numeric one (float64); exit 1 on any failure.
+
+    \b
+    Example:
+      cnn gradcheck --config configs/mnist.yaml
+    """
+    from cnn_cli.config import load_config
+    from cnn_cli.gradcheck import format_gradcheck, gradcheck_model
+
+    config = load_config(config_name)
+    results = gradcheck_model(config, seed=seed, batch_size=batch_size)
+    click.echo(format_gradcheck(results))
+    if not all(r.passed for r in results):
+        sys.exit(EXIT_FAULT)
+
+
+def _register_optional_groups() -> None:
+    from cnn_cli.data.cli import data_group
+
+    cli.add_command(data_group, "data")
+
+
+_register_optional_groups()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="cnn")
+
+
+if __name__ == "__main__":
+    main()

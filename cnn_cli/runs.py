@@ -1,0 +1,191 @@
+"""Run folders: one per training run, never overwritten, with file names defined once."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnn_cli import __version__
+from cnn_cli.checkpoint import atomic_write
+from cnn_cli.errors import CnnError
+
+CONFIG_FILE = "config.yaml"
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.csv"
+SUMMARY_FILE = "summary.json"
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.npz"
+BEST_CHECKPOINT = "best.npz"
+PLOTS_DIR = "plots"
+LATEST_LINK = "latest"
+DEFAULT_RUNS_ROOT = "runs"
+METRIC_COLUMNS = (
+    "epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s",
+)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where each record of a run lives."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def run_info(self) -> Path:
+        return self.root / RUN_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS_FILE
+
+    @property
+    def summary(self) -> Path:
+        return self.root / SUMMARY_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / CHECKPOINT_DIR
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / LAST_CHECKPOINT
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / BEST_CHECKPOINT
+
+    @property
+    def plots(self) -> Path:
+        return self.root / PLOTS_DIR
+
+
+def new_run_dir(config_name: str, runs_root: str | Path = DEFAULT_RUNS_ROOT, now: datetime | None = None) -> RunPaths:
+    """Create ``runs/<config>-<YYYYmmdd-HHMMSS>`` (with ``-2``, ``-3``… if taken). Never reuses a folder.
+
+    ``os.mkdir`` is atomic, so two processes started in the same second get different folders.
+    """
+    root = Path(runs_root)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    base = f"{config_name}-{stamp}"
+    for attempt in range(1, 10_000):
+        candidate = root / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return RunPaths(candidate)
+    raise CnnError(f"{root}: could not create a new run folder for {base}")
+
+
+def claim_run_dir(run_dir: str | Path) -> RunPaths:
+    """Use ``--run-dir``: it must not exist yet or be empty; an existing run is never overwritten."""
+    path = Path(run_dir)
+    if path.exists():
+        if not path.is_dir():
+            raise CnnError(f"--run-dir {path}: exists and is not a folder")
+        if any(path.iterdir()):
+            raise CnnError(
+                f"--run-dir {path}: already holds a run; use --resume {path} to continue it, or choose a new folder"
+            )
+    path.mkdir(parents=True, exist_ok=True)
+    return RunPaths(path)
+
+
+def existing_run(run_dir: str | Path) -> RunPaths:
+    """A run folder to resume or plot; it must hold a config and a last checkpoint."""
+    paths = RunPaths(Path(run_dir))
+    if not paths.root.is_dir():
+        raise CnnError(f"{paths.root}: run folder not found")
+    if not paths.config.is_file():
+        raise CnnError(f"{paths.root}: not a run folder (no {CONFIG_FILE})")
+    return paths
+
+
+def point_latest(paths: RunPaths) -> None:
+    """Make ``<runs root>/latest`` a relative symlink to this run (replaced atomically)."""
+    link = paths.root.parent / LATEST_LINK
+    tmp = paths.root.parent / f".{LATEST_LINK}.{os.getpid()}.tmp"
+    with contextlib.suppress(OSError):
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(paths.root.name, target_is_directory=True)
+        os.replace(tmp, link)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically (temp file, fsync, rename)."""
+    text = json.dumps(data, indent=2, default=_json_default) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write text atomically."""
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite metrics.csv atomically with one row per finished epoch."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _format_metric(row[k]) for k in METRIC_COLUMNS})
+    write_text(path, buffer.getvalue())
+
+
+def _format_metric(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """metrics.csv back as a list of rows with numbers parsed."""
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    parsed = []
+    for row in rows:
+        parsed.append({k: (int(row[k]) if k in ("epoch", "step") else float(row[k])) for k in METRIC_COLUMNS})
+    return parsed
+
+
+def run_record(command_line: list[str], seed: int, status: str, started: str, ended: str | None = None,
+               **extra: Any) -> dict[str, Any]:
+    """The content of run.json."""
+    return {
+        "command": command_line,
+        "seed": seed,
+        "status": status,
+        "started": started,
+        "ended": ended,
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, "cnn": __version__},
+        "platform": platform.platform(),
+        "argv0": Path(sys.argv[0]).name if sys.argv else "",
+        **extra,
+    }
