@@ -150,8 +150,10 @@ def conv2d_backward(
     for g, cols in enumerate(cache.cols):
         out_slice = slice(g * c_out_group, (g + 1) * c_out_group)
         grad_out_group = grad_out_mat[:, out_slice]
-        grad_w_mat = grad_out_group.T @ cols  # (C_out_g, kH*kW*C_in_g)
-        grad_weight[out_slice] = grad_w_mat.reshape(c_out_group, k_h, k_w, c_in_group).transpose(0, 3, 1, 2)
+        # grad_w = grad_out_matᵀ @ cols, computed as (colsᵀ @ grad_out_mat)ᵀ: OpenBLAS is several
+        # times faster with the long N*H_out*W_out axis as the reduction of this operand order.
+        grad_w_mat_t = cols.T @ grad_out_group  # (kH*kW*C_in_g, C_out_g)
+        grad_weight[out_slice] = grad_w_mat_t.reshape(k_h, k_w, c_in_group, c_out_group).transpose(3, 2, 0, 1)
         if grad_x_padded is None:
             continue
         grad_cols = (grad_out_group @ _weight_matrix(weight[out_slice])).reshape(
