@@ -117,15 +117,24 @@ def existing_run(run_dir: str | Path) -> RunPaths:
     return paths
 
 
-def point_latest(paths: RunPaths) -> None:
-    """Make ``<runs root>/latest`` a relative symlink to this run (replaced atomically)."""
-    link = paths.root.parent / LATEST_LINK
-    tmp = paths.root.parent / f".{LATEST_LINK}.{os.getpid()}.tmp"
+def point_latest(paths: RunPaths, runs_root: str | Path = DEFAULT_RUNS_ROOT) -> Path | None:
+    """Make ``<runs root>/latest`` a relative symlink to this run (replaced atomically).
+
+    Only runs created directly inside the runs root move the link; a ``--run-dir``
+    elsewhere (e.g. a temp folder) leaves it alone.
+    """
+    root = Path(runs_root)
+    if not root.is_dir() or paths.root.resolve().parent != root.resolve():
+        return None
+    link = root / LATEST_LINK
+    tmp = root / f".{LATEST_LINK}.{os.getpid()}.tmp"
     with contextlib.suppress(OSError):
         if tmp.is_symlink() or tmp.exists():
             tmp.unlink()
         tmp.symlink_to(paths.root.name, target_is_directory=True)
         os.replace(tmp, link)
+        return link
+    return None
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

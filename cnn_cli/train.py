@@ -221,7 +221,7 @@ def train(
         log(f"resuming {paths.root} at epoch {epoch + 1}, batch {batch_in_epoch + 1} (step {step})")
     record = run_record(command_line, tc.seed, "running", started, run_dir=str(paths.root))
     write_json(paths.run_info, record)
-    point_latest(paths)
+    point_latest(paths, runs_root)
 
     def checkpoint_now(batch: int, run_sums: list[float]) -> Checkpoint:
         return Checkpoint(
