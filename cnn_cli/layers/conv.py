@@ -70,7 +70,7 @@ class Conv2D(Layer):
         k_h, k_w = self.kernel_size
         shape = (out_channels, in_channels // groups, k_h, k_w)
         fan_in = shape[1] * k_h * k_w
-        fan_out = out_channels * k_h * k_w // groups
+        fan_out = out_channels * k_h * k_w  # as PyTorch counts it
         self.params["weight"] = init_weight(init, shape, fan_in, fan_out, rng, np.dtype(dtype))
         if bias:
             self.params["bias"] = np.zeros(out_channels, dtype=dtype)

@@ -16,7 +16,8 @@ class Flatten(Layer):
     """(N, C, H, W) -> (N, C·H·W, 1, 1), in PyTorch's (C, H, W) order.
 
     The 1×1 spatial shape lets 1×1 convolutions act as fully connected layers,
-    as seed 000's model does (conv5: 6400 -> 128, k=1). Seed 003's reshape layer:
+    as seed 000's model does after its Flatten (its slide lists a Conv2D on
+    64*10*10 inputs with kernel 1; our mnist.yaml uses 6400 -> 128 -> 10). Seed 003's reshape layer:
     the backward reshapes the gradient back to the input's shape.
     """
 
@@ -28,11 +29,19 @@ class Flatten(Layer):
         layer.input_shape, layer.output_shape = input_shape, (int(np.prod(input_shape)), 1, 1)
         return layer
 
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._input_shape: tuple[int, ...] | None = None
+
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) -> (N, C·H·W, 1, 1)."""
         self._input_shape = x.shape
         return x.reshape(x.shape[0], -1, 1, 1)
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        """(N, C·H·W, 1, 1) -> (N, C, H, W)."""
+        if self._input_shape is None:
+            raise RuntimeError(f"{self.name}: backward called before forward")
         return grad_out.reshape(self._input_shape)
 
 

@@ -1,8 +1,9 @@
 """Elementwise activations and their derivatives. Any shape in, same shape out.
 
 Seed 000 §2.8 and seed 001: ReLU passes the gradient where its input was
-positive and blocks it elsewhere (the derivative at exactly 0 is taken as 0,
-as PyTorch does). Seed 001/003: sigmoid' = σ(1 − σ). tanh' = 1 − tanh².
+positive and blocks it elsewhere. At exactly 0 the derivative is undefined;
+seed 001 lets the gradient through ("positive or zero"), we take it as 0, as
+PyTorch does, so the two agree bit for bit (tests keep inputs away from 0). Seed 001/003: sigmoid' = σ(1 − σ). tanh' = 1 − tanh².
 """
 
 from __future__ import annotations

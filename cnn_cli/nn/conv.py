@@ -117,10 +117,12 @@ def conv2d_backward(
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients of the loss for the input, weight and bias of a convolution.
 
-    Seed 000 §2.3: dL/dw[o, c, a, b] = sum_{n,i,j} dL/dy[n, o, i, j] * x_pad[n, c, i*sH + a*dH, j*sW + b*dW]
+    With g = o // (C_out/groups) the group of output channel o, and c' = g*C_in_g + c
+    the input channel that w[o, c] reads:
+    Seed 000 §2.3: dL/dw[o, c, a, b] = sum_{n,i,j} dL/dy[n, o, i, j] * x_pad[n, c', i*sH + a*dH, j*sW + b*dW]
       -> in matrix form grad_w = grad_out_matᵀ @ cols.
     Seed 000 §2.4: dL/db[o] = sum_{n,i,j} dL/dy[n, o, i, j].
-    Seed 000 §2.5: dL/dx_pad[n, c, i*sH + a*dH, j*sW + b*dW] += dL/dy[n, o, i, j] * w[o, c, a, b]
+    Seed 000 §2.5: dL/dx_pad[n, c', i*sH + a*dH, j*sW + b*dW] += sum_{o in group g} dL/dy[n, o, i, j] * w[o, c, a, b]
       -> grad_cols = grad_out_mat @ W, then col2im adds each tap's column back (+=,
       windows overlap); seed 000 §2.6: the padding's gradient is the identity on
       the interior, so cropping the border gives dL/dx.
