@@ -101,6 +101,7 @@ class TrainConfig:
     early_stopping_patience: int | None = field(default=None, metadata=_bounds(minimum=1))
     dtype: Literal["float32", "float64"] = "float32"
     plots: bool = True
+    save_every_epoch: bool = False  # also keep checkpoints/epoch-NNN.npz
 
 
 @dataclass

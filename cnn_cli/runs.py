@@ -27,6 +27,7 @@ SUMMARY_FILE = "summary.json"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.npz"
 BEST_CHECKPOINT = "best.npz"
+EPOCH_CHECKPOINT = "epoch-{epoch:03d}.npz"
 PLOTS_DIR = "plots"
 LATEST_LINK = "latest"
 DEFAULT_RUNS_ROOT = "runs"
@@ -68,6 +69,9 @@ class RunPaths:
     @property
     def best(self) -> Path:
         return self.checkpoints / BEST_CHECKPOINT
+
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        return self.checkpoints / EPOCH_CHECKPOINT.format(epoch=epoch)
 
     @property
     def plots(self) -> Path:

@@ -304,6 +304,8 @@ def train(
             save_checkpoint(paths.last, checkpoint_now(0, running))
             if improved or val is None:
                 save_checkpoint(paths.best, checkpoint_now(0, running))
+            if tc.save_every_epoch:
+                save_checkpoint(paths.epoch_checkpoint(epoch), checkpoint_now(0, running))
             write_metrics(paths.metrics, history)
             log(_epoch_line(row, tc.epochs, l2_penalty(model.params, oc.weight_decay)))
             patience = tc.early_stopping_patience
