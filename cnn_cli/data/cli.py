@@ -27,7 +27,13 @@ _DATA_DIR_OPTION = click.option(
 
 @click.group(name="data")
 def data_group() -> None:
-    """Download, verify and inspect the datasets."""
+    """Download, verify and inspect the datasets.
+
+    \b
+    Examples:
+      cnn data download mnist
+      cnn data info mnist
+    """
 
 
 @data_group.command(
