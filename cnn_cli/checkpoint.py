@@ -36,6 +36,8 @@ META_KEYS = (
 )
 MAX_META_BYTES = 1 << 20  # the config and other metadata are small; anything bigger is refused
 SIZE_SLACK_BYTES = 1 << 20
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @dataclass
@@ -86,6 +88,7 @@ def atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; records get the usual permissions
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
