@@ -10,7 +10,9 @@ from pathlib import Path
 import click
 
 from cnn_cli import __version__
+from cnn_cli.data.cli import data_group
 from cnn_cli.errors import CnnError, RuntimeFault
+from cnn_cli.plots_cli import plot_command, viz_command
 
 EXIT_BAD_INPUT = 2
 EXIT_FAULT = 1
@@ -109,16 +111,18 @@ def train(config_name, overrides, run_dir, seed, resume, quiet, print_config) ->
 
 
 def _maybe_plot(run_root: Path) -> None:
+    """Draw the run's plots when its config asks; a plotting problem never fails a finished run."""
     from cnn_cli.config import load_config
+    from cnn_cli.plots import plot_run
+    from cnn_cli.runs import CONFIG_FILE
 
-    config = load_config(run_root / "config.yaml")
-    if not config.train.plots:
+    if not load_config(run_root / CONFIG_FILE).train.plots:
         return
     try:
-        from cnn_cli.plots import plot_run
-    except ImportError:
+        written = plot_run(run_root)
+    except (CnnError, OSError) as exc:
+        click.echo(f"warning: plots not written: {exc}", err=True)
         return
-    written = plot_run(run_root)
     click.echo(f"plots: {', '.join(str(p) for p in written)}")
 
 
@@ -233,13 +237,9 @@ def gradcheck(config_name, seed, batch_size) -> None:
         sys.exit(EXIT_FAULT)
 
 
-def _register_optional_groups() -> None:
-    from cnn_cli.data.cli import data_group
-
-    cli.add_command(data_group, "data")
-
-
-_register_optional_groups()
+cli.add_command(data_group, "data")
+cli.add_command(plot_command, "plot")
+cli.add_command(viz_command, "viz")
 
 
 def main() -> None:

@@ -8,33 +8,37 @@ from typing import Any
 
 import numpy as np
 
-from cnn_cli.checkpoint import load_checkpoint
+from cnn_cli.checkpoint import Checkpoint, load_checkpoint
 from cnn_cli.config import config_from_dict
 from cnn_cli.errors import CnnError
-from cnn_cli.images import load_image
+from cnn_cli.images import MNIST_SIZE, load_image
 from cnn_cli.runs import BEST_CHECKPOINT, CHECKPOINT_DIR, DEFAULT_RUNS_ROOT, LATEST_LINK
 from cnn_cli.train import EvalResult, evaluate
 
 DEFAULT_CHECKPOINT = Path(DEFAULT_RUNS_ROOT) / LATEST_LINK / CHECKPOINT_DIR / BEST_CHECKPOINT
 
 
-def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", progress: bool = False) -> EvalResult:
-    """Loss, accuracy, per-class accuracy and confusion matrix of a checkpoint on ``test`` or ``val``.
+def checkpoint_splits(ckpt: Checkpoint, progress: bool = False):
+    """The data splits a checkpoint was trained with: its stored data section, seed and normalisation.
 
-    The data section and normalisation stored in the checkpoint are used, so the
-    numbers match what training reported.
+    Used by eval and the plots, so their numbers match what training reported.
     """
     from cnn_cli.data import load_dataset
 
-    ckpt, model = load_checkpoint(checkpoint)
     config = config_from_dict(ckpt.config)
     d = config.data
-    splits = load_dataset(
+    return load_dataset(
         dataset=d.dataset, data_dir=d.data_dir, paths=d.paths, val_size=d.val_size, seed=config.train.seed,
         classes=d.classes, limit=d.limit, mean=ckpt.data.get("mean"), std=ckpt.data.get("std"), progress=progress,
     )
+
+
+def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", progress: bool = False) -> EvalResult:
+    """Loss, accuracy, per-class accuracy and confusion matrix of a checkpoint on ``test`` or ``val``."""
+    ckpt, model = load_checkpoint(checkpoint)
+    splits = checkpoint_splits(ckpt, progress)
     part = {"test": splits.test, "val": splits.val}[split]
-    return evaluate(model, part.images, part.labels, config.train.eval_batch_size)
+    return evaluate(model, part.images, part.labels, config_from_dict(ckpt.config).train.eval_batch_size)
 
 
 @dataclass
@@ -71,7 +75,11 @@ def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
 
 def predict_images(paths: list[str], checkpoint: str | Path | None = None, top_k: int = 3) -> list[Prediction]:
     """Classify image files. A bad image gets ``error`` set; the others are still predicted."""
-    ckpt, model = load_checkpoint(resolve_checkpoint(checkpoint))
+    path = resolve_checkpoint(checkpoint)
+    ckpt, model = load_checkpoint(path)
+    if tuple(model.input_shape) != (1, MNIST_SIZE, MNIST_SIZE):
+        raise CnnError(f"{path}: its model takes input {tuple(model.input_shape)}; "
+                       f"predict feeds 1x{MNIST_SIZE}x{MNIST_SIZE} digit images")
     mean, std = float(ckpt.data.get("mean", 0.0)), float(ckpt.data.get("std", 1.0))
     classes = ckpt.data.get("classes") or list(range(model.loss.num_classes))
     results = []

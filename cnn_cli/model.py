@@ -23,13 +23,13 @@ from cnn_cli.errors import ModelBuildError
 from cnn_cli.init import INIT_SCHEMES
 from cnn_cli.layers import LAYER_TYPES, Layer
 from cnn_cli.layers.options import resolve_options
+from cnn_cli.nn.activations import sigmoid
 from cnn_cli.nn.losses import (
     binary_cross_entropy_with_logits,
     softmax,
     softmax_cross_entropy,
     sum_squared_error,
 )
-from cnn_cli.nn.activations import sigmoid
 
 LOSSES = ("softmax_cross_entropy", "binary_cross_entropy", "sum_squared_error")
 NAME_PREFIX = {"conv2d": "conv", "dense": "fc"}

@@ -112,7 +112,7 @@ def claim_run_dir(run_dir: str | Path) -> RunPaths:
 
 
 def existing_run(run_dir: str | Path) -> RunPaths:
-    """A run folder to resume or plot; it must hold a config and a last checkpoint."""
+    """A run folder to resume or plot; it must hold its config (callers check for checkpoints)."""
     paths = RunPaths(Path(run_dir))
     if not paths.root.is_dir():
         raise CnnError(f"{paths.root}: run folder not found")

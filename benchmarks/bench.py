@@ -1,0 +1,248 @@
+"""Speed of `cnn` against PyTorch on the CPU, side by side in one run.
+
+Both frameworks run the default model (configs/mnist.yaml), batch 64, float32,
+on random data: a training step (forward, loss, backward, Adam update) and
+inference (forward in evaluation mode). Each measurement runs in a fresh child
+process, alternating ours and PyTorch's, so that neither framework's thread
+pool (OpenBLAS's spinning threads, PyTorch's OpenMP) steals cores from the
+other. Each child warms up, then times a fixed number of steps.
+
+Also reported: peak resident memory of each child, the per-layer profile of
+our training step, and the time of one real MNIST epoch through the normal
+training code (`cnn_cli.train.train`).
+
+    python benchmarks/bench.py                 # 5 rounds, writes benchmarks/RESULTS.md
+    python benchmarks/bench.py --rounds 7 --no-epoch
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+BATCH = 64
+HERE = Path(__file__).resolve().parent
+
+
+# ---------------------------------------------------------------- workers (run in child processes)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def worker_ours(mode: str, steps: int, warmup: int, batch: int) -> dict:
+    import numpy as np
+
+    from cnn_cli import build_model
+    from cnn_cli.optim import make_optimizer
+
+    model = build_model("mnist", seed=0)
+    optimizer = make_optimizer("adam", 1e-3)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+
+    def train_step() -> None:
+        model.loss_and_backward(x, y)
+        optimizer.step(model.params, model.grads)
+
+    def infer_step() -> None:
+        model.forward(x, training=False)
+
+    step = train_step if mode == "train" else infer_step
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = time.perf_counter() - start
+    return {"images_per_s": steps * batch / seconds, "peak_rss_mb": _peak_rss_mb()}
+
+
+def worker_torch(mode: str, steps: int, warmup: int, batch: int) -> dict:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(  # the same network as configs/mnist.yaml
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 64, 3), nn.ReLU(),
+        nn.Conv2d(64, 64, 3), nn.ReLU(),
+        nn.Flatten(), nn.Unflatten(1, (6400, 1, 1)),
+        nn.Conv2d(6400, 128, 1), nn.ReLU(),
+        nn.Conv2d(128, 10, 1), nn.Flatten(),
+    )
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    x = torch.randn(batch, 1, 28, 28)
+    y = torch.randint(0, 10, (batch,))
+
+    def train_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    def infer_step() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    model.train(mode == "train")
+    step = train_step if mode == "train" else infer_step
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = time.perf_counter() - start
+    return {"images_per_s": steps * batch / seconds, "peak_rss_mb": _peak_rss_mb(),
+            "threads": torch.get_num_threads()}
+
+
+def worker_profile(rounds: int, batch: int) -> dict:
+    from cnn_cli import build_model
+    from cnn_cli.profile import format_profile, profile_training_step
+
+    return {"table": format_profile(profile_training_step(build_model("mnist"), batch_size=batch, rounds=rounds))}
+
+
+def worker_epoch(data_dir: str) -> dict:
+    from cnn_cli.config import load_config
+    from cnn_cli.train import train
+
+    config = load_config("mnist", [f"data.data_dir={data_dir}", "train.epochs=1", "train.plots=false"])
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = train(config, run_dir=Path(tmp) / "run", log=lines.append)
+        total = time.perf_counter() - start
+    return {"epoch_wall_s": total, "status": result.status, "log": lines, "peak_rss_mb": _peak_rss_mb(),
+            "test_accuracy": result.summary.get("test_accuracy")}
+
+
+WORKERS = {"ours": worker_ours, "torch": worker_torch}
+
+
+def run_child(args: list[str], timeout: float = 900) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=HERE.parent)
+    if proc.returncode != 0:
+        raise RuntimeError(f"child {args} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- the driver
+
+
+def summarise(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import numpy as np
+
+    blas = "unknown"
+    try:
+        config = np.show_config(mode="dicts")
+        blas = config["Build Dependencies"]["blas"]["name"]
+    except Exception:  # noqa: BLE001 - only a label
+        pass
+    return (f"{cpu}; {os.cpu_count()} logical CPUs; Python {platform.python_version()}; "
+            f"NumPy {np.__version__} ({blas})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per child")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--no-epoch", action="store_true", help="skip the real MNIST epoch")
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        kind = args.child[0]
+        if kind == "profile":
+            print(json.dumps(worker_profile(int(args.child[1]), BATCH)))
+        elif kind == "epoch":
+            print(json.dumps(worker_epoch(args.child[1])))
+        else:
+            framework, mode, steps, warmup = args.child[0], args.child[1], int(args.child[2]), int(args.child[3])
+            print(json.dumps(WORKERS[framework](mode, steps, warmup, BATCH)))
+        return
+
+    frameworks = ["ours"] if args.no_torch else ["ours", "torch"]
+    results: dict[tuple[str, str], list[dict]] = {(f, m): [] for f in frameworks for m in ("train", "infer")}
+    for round_index in range(args.rounds):
+        for mode in ("train", "infer"):
+            order = frameworks if round_index % 2 == 0 else frameworks[::-1]
+            for framework in order:
+                steps = args.steps if mode == "train" else 3 * args.steps
+                result = run_child([framework, mode, str(steps), str(args.warmup)])
+                results[(framework, mode)].append(result)
+                print(f"round {round_index + 1}/{args.rounds} {mode:5s} {framework:5s} "
+                      f"{result['images_per_s']:8.0f} img/s  peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+
+    lines = [
+        "# Benchmark results", "",
+        f"Measured {datetime.now().strftime('%Y-%m-%d %H:%M')} with `python benchmarks/bench.py` "
+        f"({args.rounds} alternating rounds, {args.steps} training / {3 * args.steps} inference steps per child, "
+        f"batch {BATCH}, float32, default thread counts).", "",
+        f"Machine: {machine_description()}", "",
+        "| measurement | ours img/s (median, min–max) | PyTorch img/s (median, min–max) | ratio ours/PyTorch (median of rounds) |",
+        "|---|---|---|---|",
+    ]
+    ratios = {}
+    for mode, label in (("train", "training step"), ("infer", "inference")):
+        ours = summarise([r["images_per_s"] for r in results[("ours", mode)]])
+        row = f"| {label} | {ours['median']:.0f} ({ours['min']:.0f}–{ours['max']:.0f}) |"
+        if "torch" in frameworks:
+            theirs = summarise([r["images_per_s"] for r in results[("torch", mode)]])
+            per_round = [a["images_per_s"] / b["images_per_s"]
+                         for a, b in zip(results[("ours", mode)], results[("torch", mode)], strict=True)]
+            ratios[mode] = statistics.median(per_round)
+            row += f" {theirs['median']:.0f} ({theirs['min']:.0f}–{theirs['max']:.0f}) | {ratios[mode]:.2f} |"
+        else:
+            row += " – | – |"
+        lines.append(row)
+    rss = {f: max(r["peak_rss_mb"] for r in results[(f, "train")]) for f in frameworks}
+    lines += ["", "Peak RSS of a training child (random data): " + ", ".join(f"{f} {v:.0f} MB" for f, v in rss.items())]
+
+    profile = run_child(["profile", "10"])
+    lines += ["", "## Per-layer profile of our training step (batch 64, median ms)", "", "```", profile["table"], "```"]
+
+    if not args.no_epoch:
+        epoch = run_child(["epoch", args.data_dir], timeout=1800)
+        lines += ["", "## One real MNIST epoch through the training code", "",
+                  f"`cnn_cli.train.train` with configs/mnist.yaml, 1 epoch (55,000 training images, then 5,000 "
+                  f"validation and 10,000 test images evaluated): {epoch['epoch_wall_s']:.1f} s wall, "
+                  f"peak RSS {epoch['peak_rss_mb']:.0f} MB, test accuracy {epoch['test_accuracy']:.4f}.", "",
+                  "```", *epoch["log"], "```"]
+    text = "\n".join(lines) + "\n"
+    args.output.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

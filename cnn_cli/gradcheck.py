@@ -1,0 +1,252 @@
+"""Check a configured model's hand-written gradients against central differences.
+
+This is what ``cnn gradcheck --config FILE`` runs. The model is built in float64
+and fed a small random batch. Its backward gives every gradient at once; then,
+for a few sampled entries of every parameter and of the input, the loss is
+evaluated at θ + ε and θ − ε and
+
+    numeric = (L(θ + ε) − L(θ − ε)) / 2ε
+
+is compared with the hand-written value by the relative error
+
+    |a − n| / max(|a| + |n|, floor),  floor = FLOOR_FRACTION · max |a over the whole tensor|.
+
+The floor keeps entries that are tiny next to the rest of their tensor from being
+judged on roundoff alone: in float64 the numeric estimate carries an absolute
+error of about ε_mach · |L| / ε ≈ 1e-9, which is a large *relative* error on an
+entry of 1e-6 but nothing next to a gradient of 0.1.
+
+ReLU and max-pool are not differentiable everywhere. When a ±ε step moves a
+ReLU input across 0, or changes which input wins a max-pool window, the central
+difference straddles a kink and says nothing about the derivative at θ. Such
+entries are detected (the sign pattern of every ReLU input and every max-pool
+winner is compared with the unperturbed one), skipped, counted and replaced by
+another sampled entry.
+
+A parameter of layer k cannot change anything before layer k, so its loss
+evaluations start from the stored input of layer k; only the input tensor needs
+whole forward passes.
+
+The batch is run in evaluation mode: dropout is the identity, so the loss is a
+fixed function of the parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cnn_cli.layers import Layer, LeakyReLU, MaxPool2D, ReLU
+from cnn_cli.model import Model, build_model
+from cnn_cli.nn.pool import maxpool2d_forward
+
+# Entries below 1% of their tensor's largest gradient are compared against that 1%.
+FLOOR_FRACTION = 1e-2
+# Try at most this many entries per requested check before giving up on a tensor
+# whose every step crosses a kink (it is then reported as failed, checked = 0).
+MAX_ATTEMPTS_PER_CHECK = 5
+INPUT_NAME = "input"
+
+
+@dataclass
+class GradcheckResult:
+    """The outcome for one tensor (a parameter such as ``conv1.weight``, or ``input``).
+
+    Attributes:
+        name: dotted parameter name, or ``"input"``.
+        max_rel_error: largest relative error over the checked entries (0 if none).
+        passed: every checked entry within tolerance, and at least one entry checked.
+        checked: how many entries were compared.
+        skipped: sampled entries left out because a ±ε step crossed a ReLU or max-pool kink.
+    """
+
+    name: str
+    max_rel_error: float
+    passed: bool
+    checked: int
+    skipped: int = 0
+
+
+def gradcheck_model(
+    config: Any,
+    seed: int = 0,
+    batch_size: int = 2,
+    eps: float = 1e-6,
+    tolerance: float = 1e-5,
+    max_checks_per_param: int = 20,
+) -> list[GradcheckResult]:
+    """Compare hand-written and numeric gradients for every parameter and the input.
+
+    Args:
+        config: anything :func:`cnn_cli.model.build_model` accepts (path, built-in
+            name, dict, Config).
+        seed: seeds the weights, the random batch (N, *input_shape), its labels and
+            the sampled entries; the same seed gives the same report.
+        batch_size: N of the random batch.
+        eps: finite-difference step ε.
+        tolerance: largest relative error that passes.
+        max_checks_per_param: entries sampled per tensor (all of them for smaller
+            tensors), so a large weight such as conv5's stays cheap.
+    Returns:
+        One :class:`GradcheckResult` per parameter, in model order, then ``input``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    if max_checks_per_param < 1:
+        raise ValueError(f"max_checks_per_param must be >= 1, got {max_checks_per_param}")
+
+    model = build_model(config, seed=seed, dtype="float64")
+    # A stream of its own, so the batch does not repeat the numbers that drew the weights.
+    rng = np.random.default_rng([seed, 1])
+    x = rng.standard_normal((batch_size, *model.input_shape))
+    labels = rng.integers(0, model.loss.num_classes, size=batch_size)
+
+    analytic = _analytic_gradients(model, x, labels)
+    # The input of every layer on the unperturbed batch: a parameter of layer k only
+    # changes what comes after it, so its loss evaluations start at layer k.
+    layer_inputs = _layer_inputs(model, x)
+    owner = {f"{layer.name}.{key}": index for index, layer in enumerate(model.layers) for key in layer.params}
+
+    results = []
+    for name, tensor in [*model.params.items(), (INPUT_NAME, x)]:
+        start = owner.get(name, 0)
+        probe = _Probe(model, start, layer_inputs[start], labels)
+        results.append(_check_tensor(name, tensor, analytic[name], probe, rng, eps, tolerance, max_checks_per_param))
+    return results
+
+
+def format_gradcheck(results: list[GradcheckResult]) -> str:
+    """A plain-text table: name, entries checked, max relative error, PASS/FAIL; one row per tensor."""
+    header = ("tensor", "checked", "skipped", "max rel err", "result")
+    rows = [
+        (r.name, str(r.checked), str(r.skipped), f"{r.max_rel_error:.2e}", "PASS" if r.passed else "FAIL")
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest])
+
+    out = [line(header), "  ".join("-" * width for width in widths)]
+    out.extend(line(row) for row in rows)
+    failed = sum(not r.passed for r in results)
+    out.append(f"{len(results) - failed}/{len(results)} passed" + (f", {failed} FAILED" if failed else ""))
+    return "\n".join(out)
+
+
+def _analytic_gradients(model: Model, x: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """The hand-written backward: dL/dparam for every parameter and dL/dx (N, *input_shape)."""
+    logits = model.forward(x, training=False)
+    _, grad_logits = model.loss(logits, labels)
+    grad_input = model.backward(grad_logits, need_input_grad=True)
+    grads = {name: grad.copy() for name, grad in model.grads.items()}
+    missing = sorted(set(model.params) - set(grads))
+    if missing:
+        raise RuntimeError(f"backward left no gradient for {', '.join(missing)}")
+    if grad_input is None:
+        raise RuntimeError("backward returned no input gradient although need_input_grad=True")
+    grads[INPUT_NAME] = np.array(grad_input, copy=True)
+    return grads
+
+
+def _layer_inputs(model: Model, x: np.ndarray) -> list[np.ndarray]:
+    """[input of layer 0, input of layer 1, ...] for the batch x, in evaluation mode."""
+    inputs = []
+    out = x
+    for layer in model.layers:
+        layer.training = False
+        inputs.append(out)
+        out = layer.forward(out)
+    return inputs
+
+
+def _kinks(layer: Layer, layer_input: np.ndarray) -> np.ndarray | None:
+    """Where the layer's non-differentiable points sit for this input, or None for a smooth layer.
+
+    ReLU/LeakyReLU: the mask of positive inputs. Max-pool: the index of each window's winner.
+    """
+    if isinstance(layer, (ReLU, LeakyReLU)):
+        return layer_input > 0
+    if isinstance(layer, MaxPool2D):
+        _, cache = maxpool2d_forward(layer_input, layer.kernel_size, layer.stride, layer.padding)
+        return cache.argmax
+    return None
+
+
+class _Probe:
+    """Evaluates the loss from layer ``start`` on, given that layer's input, and reports the kinks met.
+
+    Two evaluations with equal kink patterns lie on the same smooth piece of the loss,
+    so their central difference estimates the derivative.
+    """
+
+    def __init__(self, model: Model, start: int, start_input: np.ndarray, labels: np.ndarray) -> None:
+        self.model = model
+        self.start = start
+        self.start_input = start_input  # for the "input" tensor this is the batch itself, perturbed in place
+        self.labels = labels
+        _, self.base_pattern = self.evaluate()
+
+    def evaluate(self) -> tuple[float, list[np.ndarray | None]]:
+        """(loss, kink pattern of layers start..end) for the current parameter values."""
+        out = self.start_input
+        pattern = []
+        for layer in self.model.layers[self.start :]:
+            pattern.append(_kinks(layer, out))
+            out = layer.forward(out)
+        loss, _ = self.model.loss(out, self.labels)
+        return loss, pattern
+
+    def on_base_piece(self, pattern: list[np.ndarray | None]) -> bool:
+        """True when no ReLU input changed sign and no max-pool window changed its winner."""
+        return all(
+            (a is None and b is None) or np.array_equal(a, b)
+            for a, b in zip(pattern, self.base_pattern, strict=True)
+        )
+
+
+def _check_tensor(
+    name: str,
+    tensor: np.ndarray,
+    analytic: np.ndarray,
+    probe: _Probe,
+    rng: np.random.Generator,
+    eps: float,
+    tolerance: float,
+    max_checks: int,
+) -> GradcheckResult:
+    """Central differences on up to ``max_checks`` sampled entries of ``tensor`` (perturbed in place, restored)."""
+    floor = max(FLOOR_FRACTION * float(np.max(np.abs(analytic), initial=0.0)), np.finfo(np.float64).tiny)
+    wanted = min(max_checks, tensor.size)
+    candidates = rng.permutation(tensor.size)[: wanted * MAX_ATTEMPTS_PER_CHECK]
+    checked = skipped = 0
+    worst = 0.0
+    for flat_index in candidates:
+        if checked == wanted:
+            break
+        index = np.unravel_index(flat_index, tensor.shape)
+        original = tensor[index]
+        try:
+            tensor[index] = original + eps
+            loss_plus, pattern_plus = probe.evaluate()
+            tensor[index] = original - eps
+            loss_minus, pattern_minus = probe.evaluate()
+        finally:
+            tensor[index] = original
+        if not (probe.on_base_piece(pattern_plus) and probe.on_base_piece(pattern_minus)):
+            skipped += 1
+            continue
+        numeric = (loss_plus - loss_minus) / (2 * eps)
+        hand = float(analytic[index])
+        error = abs(hand - numeric) / max(abs(hand) + abs(numeric), floor)
+        if np.isnan(error) or error > worst:  # once NaN, stays NaN (and fails)
+            worst = error
+        checked += 1
+    passed = checked > 0 and worst <= tolerance
+    return GradcheckResult(name=name, max_rel_error=worst, passed=passed, checked=checked, skipped=skipped)

@@ -1,0 +1,516 @@
+"""Pictures of a run and of one input, written as PNG files.
+
+``cnn plot RUN_DIR`` calls :func:`plot_run`; ``cnn viz CHECKPOINT IMAGE`` calls
+:func:`visualize_image`. Figures are drawn on matplotlib's Agg canvas directly
+(``Figure`` + ``FigureCanvasAgg``), so no display is needed and the global
+pyplot backend of a notebook importing this module is left alone. Every figure
+has a fixed size in inches and a fixed dpi (:data:`FIGURE_INCHES`, :data:`DPI`),
+so the pixel size of each PNG is known in advance (:func:`figure_pixels`).
+
+The arrays come from :mod:`cnn_cli.visualize`; this module only draws them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import PowerNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from cnn_cli.checkpoint import Checkpoint, atomic_write, load_checkpoint
+from cnn_cli.config import config_from_dict
+from cnn_cli.errors import CheckpointError, CnnError, ImageError
+from cnn_cli.images import MNIST_SIZE, load_image
+from cnn_cli.model import Model
+from cnn_cli.runs import CHECKPOINT_DIR, CONFIG_FILE, RunPaths, existing_run, read_metrics
+from cnn_cli.train import predictions
+from cnn_cli.visualize import confident_mistakes, feature_maps, saliency
+
+DPI = 100
+FIGURE_INCHES: dict[str, tuple[float, float]] = {
+    "learning_curves": (12.0, 5.0),
+    "confusion_matrix": (11.0, 8.0),
+    "misclassified": (12.0, 10.0),
+    "filters": (10.0, 8.0),
+    "feature_maps": (12.0, 12.0),  # a grid of (H, W) maps
+    "feature_vector": (12.0, 5.0),  # a layer whose maps are 1×1: one bar per channel
+    "saliency": (13.0, 4.8),
+}
+LEARNING_CURVES_FILE = "learning_curves.png"
+CONFUSION_MATRIX_FILE = "confusion_matrix.png"
+MISCLASSIFIED_FILE = "misclassified.png"
+FILTERS_FILE = "filters.png"
+SALIENCY_FILE = "saliency.png"
+FEATURE_MAPS_FILE = "feature_maps_{layer}.png"
+VIZ_DIR = "viz"
+TEST_IMAGE = re.compile(r"^test:(.*)$")
+
+MISCLASSIFIED_ROWS, MISCLASSIFIED_COLS = 4, 6
+MAX_PANELS = 64  # kernels or feature maps per grid; more would be too small to see
+STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "figure.titlesize": 14}
+INK_CMAP = "gray_r"  # digits drawn dark on white
+SIGNED_CMAP = "RdBu_r"  # red > 0, blue < 0, white = 0
+GRID_MARGINS = {"left": 0.02, "right": 0.88, "bottom": 0.02, "wspace": 0.08, "hspace": 0.25}
+COLORBAR_BOX = (0.9, 0.2, 0.018, 0.55)  # left, bottom, width, height as fractions of the figure
+
+
+def figure_pixels(kind: str) -> tuple[int, int]:
+    """(width, height) in pixels of a PNG of this kind (a key of :data:`FIGURE_INCHES`)."""
+    width, height = FIGURE_INCHES[kind]
+    return round(width * DPI), round(height * DPI)
+
+
+@contextmanager
+def _figure(kind: str, path: Path, grid_top: float | None = None) -> Iterator[Figure]:
+    """A fresh figure of a fixed size; saved atomically as PNG to ``path`` when the block ends.
+
+    Plots with a few axes use constrained layout. Grids of many small panels
+    give ``grid_top`` instead and get fixed margins (:data:`GRID_MARGINS`):
+    constrained layout measures every panel and is slow for dozens of them.
+    """
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=FIGURE_INCHES[kind], dpi=DPI, layout=None if grid_top else "constrained")
+        if grid_top:
+            fig.subplots_adjust(top=grid_top, **GRID_MARGINS)
+        FigureCanvasAgg(fig)
+        yield fig
+        atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=DPI))
+
+
+def _note(ax: Any, text: str) -> None:
+    """Write a centred explanation in an empty panel."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=12, color="0.3",
+            transform=ax.transAxes)
+
+
+def _probability(p: float) -> str:
+    """``p=0.873``; a probability that would round to 1 reads ``p>0.999``, not ``p=1.000``."""
+    return "p>0.999" if p > 0.9995 else f"p={p:.3f}"
+
+
+def _grid_shape(count: int) -> tuple[int, int]:
+    cols = math.ceil(math.sqrt(count))
+    return math.ceil(count / cols), cols
+
+
+def _grid_colorbar(fig: Figure, image: Any, label: str) -> None:
+    """A colour bar at the right edge of a fixed-margin grid figure."""
+    fig.colorbar(image, cax=fig.add_axes(COLORBAR_BOX), label=label)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def run_checkpoint(paths: RunPaths) -> Path:
+    """The run's best checkpoint, else its last one; a clear error when it has neither."""
+    for candidate in (paths.best, paths.last):
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(
+        f"{paths.checkpoints}: no checkpoint ({paths.best.name} or {paths.last.name}); "
+        "the run stopped before saving one"
+    )
+
+
+def _test_split(ckpt: Checkpoint) -> tuple[np.ndarray, np.ndarray]:
+    """The checkpoint's test split, (N, 1, 28, 28) normalised images and (N,) labels, as ``cnn eval`` sees it."""
+    from cnn_cli.inference import checkpoint_splits
+
+    splits = checkpoint_splits(ckpt)
+    return splits.test.images, splits.test.labels
+
+
+def _class_names(ckpt: Checkpoint, model: Model) -> list[str]:
+    """The original label of each class index (e.g. ``['0', '1']`` or ``['3', '8']``)."""
+    classes = ckpt.data.get("classes") or list(range(model.loss.num_classes))
+    return [str(c) for c in classes]
+
+
+def _pixels(image: np.ndarray, ckpt: Checkpoint) -> np.ndarray:
+    """Undo the normalisation of one (C, H, W) input for display: (H, W) in [0, 1]."""
+    mean, std = float(ckpt.data.get("mean", 0.0)), float(ckpt.data.get("std", 1.0))
+    return np.clip(image.mean(axis=0) * std + mean, 0.0, 1.0)
+
+
+def _run_status(paths: RunPaths) -> str:
+    try:
+        return str(json.loads(paths.run_info.read_text(encoding="utf-8")).get("status", "unknown"))
+    except (OSError, ValueError, AttributeError):
+        return "unknown"
+
+
+# ---------------------------------------------------------------- cnn plot
+
+
+def plot_run(run_dir: str | Path) -> list[Path]:
+    """Draw a run's learning curves, test confusion matrix, misclassified digits and first-layer filters.
+
+    Uses ``checkpoints/best.npz`` if present, else ``last.npz``. A run with no
+    finished epoch (interrupted early) or a single one still gets every picture;
+    the learning curves then say what is missing.
+
+    Returns:
+        the four PNG paths, inside ``RUN_DIR/plots/``.
+    Raises:
+        CnnError: the folder is not a run, or it holds no checkpoint (one line).
+    """
+    paths = existing_run(run_dir)
+    checkpoint = run_checkpoint(paths)
+    ckpt, model = load_checkpoint(checkpoint)
+    paths.plots.mkdir(parents=True, exist_ok=True)
+    title = f"run {paths.root.resolve().name} ({_run_status(paths)}), {checkpoint.name}"
+
+    written = [plot_learning_curves(read_metrics(paths.metrics), ckpt.best_epoch, paths.plots / LEARNING_CURVES_FILE,
+                                    title)]
+    images, labels = _test_split(ckpt)
+    batch = config_from_dict(ckpt.config).train.eval_batch_size
+    chunks = [model.forward(images[i : i + batch]) for i in range(0, len(images), batch)]
+    logits = np.concatenate(chunks) if chunks else np.zeros((0, *model.output_shape), model.dtype)
+    probabilities = model.loss.probabilities(logits)
+    predicted = predictions(model, logits)
+    names = _class_names(ckpt, model)
+    written.append(plot_confusion_matrix(labels, predicted, names, paths.plots / CONFUSION_MATRIX_FILE, title))
+    written.append(plot_misclassified(images, labels, probabilities, predicted, names, ckpt,
+                                      paths.plots / MISCLASSIFIED_FILE, title))
+    written.append(plot_filters(model, paths.plots / FILTERS_FILE, title))
+    return written
+
+
+def plot_learning_curves(rows: list[dict[str, Any]], best_epoch: int, path: Path, title: str = "") -> Path:
+    """Loss and accuracy per epoch, train vs validation, with the best epoch marked.
+
+    Args:
+        rows: metrics.csv rows (:func:`cnn_cli.runs.read_metrics`); may be empty.
+        best_epoch: the epoch with the best validation accuracy (0: none).
+    """
+    epochs = np.array([r["epoch"] for r in rows], dtype=float)
+    has_val = np.isfinite(np.array([r["val_loss"] for r in rows], dtype=float))
+    notes = []
+    if len(rows) == 1:
+        notes.append("one finished epoch only: each curve is a single point")
+    if rows and not has_val.any():
+        notes.append("no validation split (data.val_size is 0)")
+    with _figure("learning_curves", path) as fig:
+        loss_ax, acc_ax = fig.subplots(1, 2)
+        fig.suptitle("\n".join([f"Learning curves: {title}" if title else "Learning curves", *notes]))
+        for ax, key, label in ((loss_ax, "loss", "loss (mean over the epoch)"), (acc_ax, "acc", "accuracy")):
+            ax.set_title(label.split(" ")[0].capitalize())
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            if not rows:
+                _note(ax, "no finished epoch yet:\nthe run stopped before its first epoch ended,\n"
+                          "so there is no curve to draw")
+                continue
+            train = np.array([r[f"train_{key}"] for r in rows], dtype=float)
+            val = np.array([r[f"val_{key}"] for r in rows], dtype=float)
+            ax.plot(epochs, train, "o-", color="tab:blue", label="train")
+            if has_val.any():
+                ax.plot(epochs[has_val], val[has_val], "s-", color="tab:orange", label="validation")
+            if best_epoch in epochs:
+                ax.axvline(best_epoch, color="tab:green", linestyle="--", linewidth=1.2,
+                           label=f"best epoch ({best_epoch})")
+                best_row = rows[int(np.flatnonzero(epochs == best_epoch)[0])]
+                if math.isfinite(best_row[f"val_{key}"]):
+                    ax.plot([best_epoch], [best_row[f"val_{key}"]], "*", color="tab:green", markersize=16)
+            if len(epochs) <= 20:
+                ax.set_xticks(epochs, [str(int(e)) for e in epochs])
+            else:
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlim(epochs.min() - 0.5, epochs.max() + 0.5)
+            ax.grid(True, alpha=0.3)
+            ax.legend(loc="best")
+        acc_ax.set_ylim(top=1.0)
+    return path
+
+
+def plot_confusion_matrix(labels: np.ndarray, predicted: np.ndarray, names: list[str], path: Path,
+                          title: str = "") -> Path:
+    """Counts of (true, predicted) classes on the test split, with per-class accuracy beside each row.
+
+    Cell colour is the fraction of the true class (its row), on a square-root
+    scale so that the few mistakes stand out next to the large diagonal.
+    """
+    k = len(names)
+    counts = np.zeros((k, k), dtype=np.int64)
+    np.add.at(counts, (labels, predicted), 1)
+    row_totals = counts.sum(axis=1)
+    fractions = counts / np.maximum(row_totals, 1)[:, None]
+    per_class = counts.diagonal() / np.maximum(row_totals, 1)
+    accuracy = counts.diagonal().sum() / max(counts.sum(), 1)
+    with _figure("confusion_matrix", path) as fig:
+        matrix_ax, acc_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [5, 1.3]})
+        fig.suptitle(f"Test confusion matrix: {title}\n{counts.sum():,} images, accuracy {accuracy:.2%}")
+        image = matrix_ax.imshow(fractions, cmap="Blues", norm=PowerNorm(gamma=0.5, vmin=0, vmax=1))
+        cell_font = 10 if k <= 10 else 7
+        for true in range(k):
+            for pred in range(k):
+                matrix_ax.text(pred, true, f"{counts[true, pred]}", ha="center", va="center", fontsize=cell_font,
+                               color="white" if fractions[true, pred] > 0.5 else "black")
+        matrix_ax.set_xticks(range(k), names)
+        matrix_ax.set_yticks(range(k), names)
+        matrix_ax.set_xlabel("predicted class")
+        matrix_ax.set_ylabel("true class")
+        matrix_ax.set_title("counts")
+        fig.colorbar(image, ax=matrix_ax, shrink=0.8, label="colour: fraction of the true class (row)")
+
+        # A good model has every class above 90%: start the axis at the tens below the worst class
+        # so that differences show; the printed percentages carry the exact values.
+        low = max(0.0, math.floor((per_class.min() - 0.02) * 10) / 10) if k else 0.0
+        span = 1.0 - low
+        rows = np.arange(k)
+        acc_ax.barh(rows, per_class - low, left=low, color="tab:blue", height=0.7)
+        for row, value in zip(rows, per_class, strict=True):
+            inside = value - low > 0.45 * span  # the label fits inside the bar
+            acc_ax.text(value - 0.03 * span if inside else max(value, low) + 0.03 * span, row, f"{value:.1%}",
+                        va="center", ha="right" if inside else "left", color="white" if inside else "black",
+                        fontsize=cell_font)
+        acc_ax.set_ylim(k - 0.5, -0.5)
+        acc_ax.set_yticks(range(k), names)
+        acc_ax.set_xlim(low, 1)
+        acc_ax.set_xticks([low, 1], [f"{low:.0%}", "100%"])
+        acc_ax.set_xlabel("accuracy" if low == 0 else f"accuracy (axis from {low:.0%})")
+        acc_ax.set_title("per class")
+    return path
+
+
+def plot_misclassified(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, predicted: np.ndarray,
+                       names: list[str], ckpt: Checkpoint, path: Path, title: str = "") -> Path:
+    """A grid of the test images the model got wrong with the highest confidence.
+
+    Args:
+        images: (N, C, H, W) normalised test images; labels, predicted: (N,);
+        probabilities: (N, num_classes).
+    """
+    count = MISCLASSIFIED_ROWS * MISCLASSIFIED_COLS
+    chosen = confident_mistakes(probabilities, predicted, labels, count)
+    wrong_total = int((predicted != labels).sum())
+    with _figure("misclassified", path, grid_top=0.88) as fig:
+        fig.suptitle(f"Most confidently wrong test images: {title}\n"
+                     f"{wrong_total:,} of {len(labels):,} wrong; showing the {len(chosen)} with the highest "
+                     "probability on the wrong class")
+        fig.subplots_adjust(right=0.98, hspace=0.4)
+        axes = fig.subplots(MISCLASSIFIED_ROWS, MISCLASSIFIED_COLS).ravel()
+        for ax in axes:
+            ax.set_axis_off()
+        if len(chosen) == 0:
+            _note(axes[0], "no misclassified\ntest images")
+        for ax, index in zip(axes, chosen, strict=False):
+            ax.imshow(_pixels(images[index], ckpt), cmap=INK_CMAP, vmin=0, vmax=1)
+            guess = predicted[index]
+            ax.set_title(f"true {names[labels[index]]}, pred {names[guess]}\n"
+                         f"{_probability(probabilities[index, guess])}  #{index}", fontsize=11)
+    return path
+
+
+def _first_conv(model: Model) -> Any | None:
+    return next((layer for layer in model.layers if layer.type_name == "conv2d"), None)
+
+
+def plot_filters(model: Model, path: Path, title: str = "") -> Path:
+    """The first conv layer's kernels, weight (C_out, C_in, kH, kW), one panel per (output, input) channel pair.
+
+    All panels share one colour scale, symmetric about 0, so kernels can be compared.
+    """
+    layer = _first_conv(model)
+    with _figure("filters", path, grid_top=0.9) as fig:
+        if layer is None:
+            _note(fig.subplots(), "this model has no conv2d layer, so there are no filters to show")
+            return path
+        weight = layer.params["weight"]
+        c_out, c_in, k_h, k_w = weight.shape
+        kernels = weight.reshape(c_out * c_in, k_h, k_w)
+        shown = kernels[:MAX_PANELS]
+        limit = float(np.abs(shown).max()) or 1.0
+        rows, cols = _grid_shape(len(shown))
+        fig.suptitle(f"First conv layer ({layer.name}) kernels, {c_out}×{c_in}×{k_h}×{k_w}: {title}"
+                     + (f"\nfirst {MAX_PANELS} of {len(kernels)} kernel slices" if len(kernels) > MAX_PANELS else ""))
+        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+        image = None
+        for panel, ax in enumerate(axes):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if panel >= len(shown):
+                ax.set_axis_off()
+                continue
+            image = ax.imshow(shown[panel], cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
+            out_channel, in_channel = divmod(panel, c_in)
+            ax.set_title(f"kernel {out_channel}" + (f", in {in_channel}" if c_in > 1 else ""), fontsize=10)
+        _grid_colorbar(fig, image, "weight (red > 0, blue < 0)")
+    return path
+
+
+# ---------------------------------------------------------------- cnn viz
+
+
+def default_viz_dir(checkpoint: str | Path, image: str) -> Path:
+    """Where ``cnn viz`` writes without ``--out``: ``RUN/plots/viz/<image>`` for a checkpoint inside a
+    run folder (``RUN/checkpoints/*.npz``), else ``viz/<image>`` in the current folder.
+
+    ``<image>`` is ``test-INDEX`` for ``test:INDEX``, else the image file's name without its suffix.
+    """
+    match = TEST_IMAGE.match(image)
+    tag = f"test-{match.group(1)}" if match else Path(image).stem
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", tag) or "image"
+    folder = Path(checkpoint).parent
+    if folder.name == CHECKPOINT_DIR and (folder.parent / CONFIG_FILE).is_file():
+        return RunPaths(folder.parent).plots / VIZ_DIR / tag
+    return Path(VIZ_DIR) / tag
+
+
+def _load_input(ckpt: Checkpoint, model: Model, image: str) -> tuple[np.ndarray, str, int | None, str]:
+    """One input (1, C, H, W) normalised as in training, its caption, true class (or None) and a warning."""
+    match = TEST_IMAGE.match(image)
+    if match:
+        images, labels = _test_split(ckpt)
+        text = match.group(1)
+        if not re.fullmatch(r"\d+", text) or int(text) >= len(labels):
+            raise ImageError(f"{image}: expected test:INDEX with INDEX in 0..{len(labels) - 1} "
+                             f"(the test split has {len(labels):,} images)")
+        index = int(text)
+        return images[index : index + 1].astype(model.dtype), f"test image #{index}", int(labels[index]), ""
+    if tuple(model.input_shape) != (1, MNIST_SIZE, MNIST_SIZE):
+        raise CnnError(f"{image}: image files are prepared as 1×{MNIST_SIZE}×{MNIST_SIZE}, but this model takes "
+                       f"{tuple(model.input_shape)}; use test:INDEX instead")
+    prepared = load_image(image)
+    mean, std = float(ckpt.data.get("mean", 0.0)), float(ckpt.data.get("std", 1.0))
+    x = ((prepared.pixels - mean) / std).astype(model.dtype)[None, None]
+    return x, Path(image).name, None, prepared.warning
+
+
+def visualize_image(checkpoint: str | Path, image: str, out_dir: str | Path) -> list[Path]:
+    """Feature maps of every conv layer and a saliency map for one input.
+
+    Args:
+        checkpoint: a ``.npz`` checkpoint.
+        image: a PNG/JPEG path (prepared as ``cnn predict`` does) or ``test:INDEX``
+            for an image of the checkpoint's test split.
+        out_dir: created if needed; files in it with the same names are replaced.
+    Returns:
+        ``feature_maps_<layer>.png`` per conv layer, then ``saliency.png``.
+    Raises:
+        CnnError: bad checkpoint, unreadable image, or a test index out of range (one line).
+    """
+    ckpt, model = load_checkpoint(checkpoint)
+    x, caption, true_class, warning = _load_input(ckpt, model, str(image))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = _class_names(ckpt, model)
+    probabilities = model.predict_proba(x)[0]
+
+    written = []
+    last_layer = model.layers[-1].name
+    following = {layer.name: after.type_name for layer, after in zip(model.layers, model.layers[1:], strict=False)}
+    for name, maps in feature_maps(model, x):
+        path = out_dir / FEATURE_MAPS_FILE.format(layer=name)
+        if maps.shape[1:] == (1, 1):
+            plot_feature_vector(name, maps[:, 0, 0], path, caption, names if name == last_layer else None)
+        else:
+            plot_feature_maps(name, maps, path, caption, following.get(name))
+        written.append(path)
+
+    gradient, class_index = saliency(model, x)
+    header = (f"{caption}" + (f", true class {names[true_class]}" if true_class is not None else "")
+              + f": predicted {names[class_index]} ({_probability(probabilities[class_index])})")
+    if warning:
+        header += f"\nwarning: {warning}"
+    written.append(plot_saliency(_pixels(x[0], ckpt), gradient, names[class_index], header,
+                                 out_dir / SALIENCY_FILE))
+    return written
+
+
+def plot_feature_maps(layer: str, maps: np.ndarray, path: Path, caption: str = "",
+                      next_layer: str | None = None) -> Path:
+    """A grid of one conv layer's output maps (C, H, W), before the activation, on one shared colour scale.
+
+    ``next_layer`` is the type of the layer that follows (e.g. ``"relu"``), named in the legend line.
+    """
+    channels, height, width = maps.shape
+    shown = maps[:MAX_PANELS]
+    limit = float(np.abs(shown).max()) or 1.0
+    rows, cols = _grid_shape(len(shown))
+    with _figure("feature_maps", path, grid_top=0.92) as fig:
+        more = f"; first {MAX_PANELS} of {channels} channels" if channels > MAX_PANELS else ""
+        if next_layer == "relu":
+            legend = "red > 0 passes the ReLU that follows, blue < 0 is cut"
+        else:
+            legend = "red > 0, blue < 0, white 0" + (f"; a {next_layer} layer follows" if next_layer else "")
+        fig.suptitle(f"{layer} output, {channels}×{height}×{width} (before activation), for {caption}{more}\n"
+                     f"one panel per channel, one colour scale; {legend}")
+        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+        image = None
+        for channel, ax in enumerate(axes):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if channel >= len(shown):
+                ax.set_axis_off()
+                continue
+            image = ax.imshow(shown[channel], cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
+            ax.set_title(f"ch {channel}", fontsize=10 if len(shown) <= 36 else 9, pad=2)
+        _grid_colorbar(fig, image, "activation")
+    return path
+
+
+def plot_feature_vector(layer: str, values: np.ndarray, path: Path, caption: str = "",
+                        class_names: list[str] | None = None) -> Path:
+    """A conv layer whose maps are 1×1 (C values): one bar per channel.
+
+    ``class_names`` marks the model's last layer, whose channels are the class scores (logits).
+    """
+    with _figure("feature_vector", path) as fig:
+        ax = fig.subplots()
+        positions = np.arange(len(values))
+        colors = np.where(values >= 0, "tab:red", "tab:blue")
+        ax.bar(positions, values, color=colors, width=0.8)
+        ax.axhline(0, color="0.3", linewidth=0.8)
+        ax.set_ylabel("activation" if class_names is None else "logit (class score)")
+        if class_names is not None:
+            ax.set_xticks(positions, class_names)
+            ax.set_xlabel("class")
+            kind = "the class scores (logits)"
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("channel")
+            kind = "one value per channel, shown as bars"
+        ax.set_xlim(-0.8, len(values) - 0.2)
+        ax.grid(True, axis="y", alpha=0.3)
+        fig.suptitle(f"{layer} output, {len(values)}×1×1 (before activation), for {caption}: {kind}")
+    return path
+
+
+def plot_saliency(pixels: np.ndarray, gradient: np.ndarray, class_name: str, header: str, path: Path) -> Path:
+    """The input, d(score)/d(pixel) as a signed map, and |gradient| over the input.
+
+    Args:
+        pixels: (H, W) input in [0, 1] for display.
+        gradient: (H, W) dScore/dinput from :func:`cnn_cli.visualize.saliency`.
+    """
+    limit = float(np.abs(gradient).max()) or 1.0
+    magnitude = np.abs(gradient) / limit
+    with _figure("saliency", path) as fig:
+        input_ax, grad_ax, overlay_ax = fig.subplots(1, 3)
+        fig.suptitle(header)
+        input_ax.imshow(pixels, cmap=INK_CMAP, vmin=0, vmax=1)
+        input_ax.set_title("input (as the network sees it)")
+        signed = grad_ax.imshow(gradient, cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
+        grad_ax.set_title(f"saliency: d score({class_name}) / d pixel")
+        fig.colorbar(signed, ax=grad_ax, shrink=0.85, label="gradient")
+        # The digit in light grey under the |gradient| heat map, so both stay visible.
+        overlay_ax.imshow(pixels, cmap=INK_CMAP, vmin=0, vmax=3)
+        heat = overlay_ax.imshow(magnitude, cmap="Reds", vmin=0, vmax=1, alpha=np.clip(magnitude * 2, 0, 0.9))
+        overlay_ax.set_title("|gradient| over the input (grey)")
+        fig.colorbar(heat, ax=overlay_ax, shrink=0.85, label="|gradient| / max")
+        for ax in (input_ax, grad_ax, overlay_ax):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return path
