@@ -279,10 +279,6 @@ def _check_cross_field(config: Config, lines: _Lines) -> None:
 # ---------------------------------------------------------------- files
 
 
-class _SafeLineLoader(yaml.SafeLoader):
-    """Safe loading only: no tag can construct a Python object."""
-
-
 def _line_numbers(node: yaml.Node, path: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
     out = {} if out is None else out
     if isinstance(node, yaml.MappingNode):
@@ -301,8 +297,8 @@ def _line_numbers(node: yaml.Node, path: str = "", out: dict[str, int] | None = 
 def parse_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
     """Safe-load YAML text; errors give the file, line and column."""
     try:
-        node = yaml.compose(text, Loader=_SafeLineLoader)
-        data = yaml.load(text, Loader=_SafeLineLoader)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
