@@ -130,7 +130,7 @@ def _data_splits(config: Config, progress: bool):
     d = config.data
     return load_dataset(
         dataset=d.dataset, data_dir=d.data_dir, paths=d.paths, val_size=d.val_size, seed=config.train.seed,
-        classes=d.classes, limit=d.limit, mean=d.mean, std=d.std, progress=progress,
+        classes=d.classes, limit=d.limit, mean=d.mean, std=d.std, progress=progress, train_as_pixels=True,
     )
 
 
@@ -245,6 +245,7 @@ def train(
             batches = iterate_batches(
                 splits.train.images, splits.train.labels, tc.batch_size, seed=tc.seed, epoch=epoch,
                 shuffle=True, drop_last=tc.drop_last, augment=augment, start_batch=batch_in_epoch,
+                normalize=splits.table,
             )
             tick = time.perf_counter()
             lr = oc.lr

@@ -184,6 +184,7 @@ def iterate_batches(
     drop_last: bool = False,
     augment: Augment | None = None,
     start_batch: int = 0,
+    normalize: np.ndarray | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield one epoch of mini-batches, starting at batch ``start_batch``.
 
@@ -196,6 +197,8 @@ def iterate_batches(
         drop_last: skip a final batch smaller than ``batch_size``.
         augment: training-time augmentation; pass None for validation and test.
         start_batch: first batch to yield, for resuming (0..num_batches).
+        normalize: float32 (256,) lookup table when ``images`` are uint8 pixels
+            (``DataSplits.table``): each batch is normalised as it is drawn.
 
     Yields:
         (images float32 (B, C, H, W), labels int64 (B,)); fresh arrays, safe to modify.
@@ -214,7 +217,9 @@ def iterate_batches(
     if start_batch > total:
         raise DataError(f"start_batch: {start_batch} is past the {total} batches of an epoch")
     order = epoch_order(len(labels), seed, epoch, shuffle)
-    return _batches(images, labels, batch_size, order, range(start_batch, total), seed, epoch, augment)
+    if normalize is not None and (images.dtype != np.uint8 or normalize.shape != (256,)):
+        raise DataError("iterate_batches: normalize needs uint8 images and a (256,) lookup table")
+    return _batches(images, labels, batch_size, order, range(start_batch, total), seed, epoch, augment, normalize)
 
 
 def _batches(
@@ -226,10 +231,14 @@ def _batches(
     seed: int,
     epoch: int,
     augment: Augment | None,
+    normalize: np.ndarray | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     for batch_index in batch_indices:
         members = order[batch_index * batch_size : (batch_index + 1) * batch_size]
-        batch_images = images[members].astype(np.float32, copy=False)
+        if normalize is not None:
+            batch_images = normalize[images[members]]
+        else:
+            batch_images = images[members].astype(np.float32, copy=False)
         if augment is not None and augment.enabled:
             batch_images = augment.apply(batch_images, streams.rng_for(streams.AUGMENT, seed, epoch, batch_index))
         yield batch_images, labels[members].astype(np.int64, copy=False)
