@@ -244,10 +244,36 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
             rng=_read_json(archive, path, "rng"),
             data=_read_json(archive, path, "data"),
         )
-    if len(ckpt.running) != 4:
-        raise CheckpointError(f"{path}: meta/running must hold 4 numbers, got {len(ckpt.running)}")
+    _check_meta(path, ckpt, model)
     model.load_params(params)
     return ckpt, model
+
+
+def _check_meta(path: Path, ckpt: Checkpoint, model: Any) -> None:
+    """The metadata must be usable as it stands: finite counters, a sane normalisation and class list."""
+    def bad(key: str, why: str) -> CheckpointError:
+        return CheckpointError(f"{path}: meta/{key} {why}")
+
+    if len(ckpt.running) != 4 or not all(np.isfinite(v) and v >= 0 for v in ckpt.running):
+        raise bad("running", f"must hold 4 finite, non-negative numbers, got {ckpt.running}")
+    for key in ("epoch", "step", "batch_in_epoch", "best_epoch"):
+        if getattr(ckpt, key) < 0:
+            raise bad(key, f"must be >= 0, got {getattr(ckpt, key)}")
+    if not (np.isfinite(ckpt.best_val_acc) and -1.0 <= ckpt.best_val_acc <= 1.0):
+        raise bad("best_val_acc", f"must be an accuracy in [0, 1] (or -1 before any epoch), got {ckpt.best_val_acc}")
+    if not isinstance(ckpt.rng, dict):
+        raise bad("rng", "must be a JSON object")
+    data = ckpt.data
+    if not isinstance(data, dict):
+        raise bad("data", "must be a JSON object with mean, std and classes")
+    mean, std, classes = data.get("mean"), data.get("std"), data.get("classes")
+    if not isinstance(mean, (int, float)) or isinstance(mean, bool) or not np.isfinite(mean):
+        raise bad("data", f"mean must be a finite number, got {mean!r}")
+    if not isinstance(std, (int, float)) or isinstance(std, bool) or not (np.isfinite(std) and std > 0):
+        raise bad("data", f"std must be a finite number > 0, got {std!r}")
+    if (not isinstance(classes, list) or len(classes) != model.loss.num_classes
+            or not all(isinstance(c, int) and not isinstance(c, bool) for c in classes)):
+        raise bad("data", f"classes must list {model.loss.num_classes} integer labels, got {classes!r}")
 
 
 def _check_array(path: Path, name: str, value: np.ndarray, shape: tuple, dtype: np.dtype) -> None:

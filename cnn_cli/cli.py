@@ -106,7 +106,8 @@ def train(config_name, overrides, run_dir, seed, resume, quiet, print_config) ->
     if result.status == "completed" and result.summary:
         _maybe_plot(result.run.root)
     if result.message:
-        click.echo(result.message, err=result.exit_code != 0)
+        prefix = "error: " if result.status == "failed" else ""
+        click.echo(prefix + result.message, err=result.exit_code != 0)
     sys.exit(result.exit_code)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -136,7 +137,10 @@ class _Lines:
         while probe:
             if probe in self.lines:
                 return f"{self.source}:{self.lines[probe]}: "
-            probe = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", probe)
+            parent = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", probe)
+            if parent == probe:  # a top-level key the file does not have (e.g. set by --set)
+                break
+            probe = parent
         return f"{self.source}: " if self.source else ""
 
 
@@ -202,6 +206,8 @@ def _convert(tp: Any, value: Any, path: str, lines: _Lines, meta: dict | None = 
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise fail(_bounded_words("a number", meta))
+        if not math.isfinite(value):
+            raise fail(_bounded_words("a finite number", meta))
         _check_bounds(value, path, lines, meta, "a number")
         return float(value)
     if tp is str:
@@ -383,7 +389,23 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     data.setdefault("name", Path(source).name.removesuffix(".yaml").removesuffix(".yml"))
     for assignment in overrides:
         apply_override(data, assignment)
-    return config_from_dict(data, source, line_numbers)
+    config = config_from_dict(data, source, line_numbers)
+    check_architecture(config, _Lines(source, line_numbers))
+    return config
+
+
+def check_architecture(config: Config, lines: _Lines | None = None) -> None:
+    """Build the model once so an impossible architecture is reported now, with its YAML line."""
+    from cnn_cli.errors import ModelBuildError
+    from cnn_cli.model import build_model
+
+    try:
+        build_model(config, dtype=config.train.dtype)
+    except ModelBuildError as exc:
+        message = str(exc)
+        match = re.match(r"(model\.[A-Za-z_]+(\[\d+\])?)", message)
+        where = lines.where(match.group(1)) if (lines and match) else ""
+        raise ModelBuildError(f"{where}{message}") from None
 
 
 def config_to_yaml(config: Config) -> str:

@@ -65,6 +65,8 @@ def _to_gray(image: Image.Image) -> np.ndarray:
         image.thumbnail((WORKING_MAX_SIDE, WORKING_MAX_SIDE))
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         values = np.asarray(image, dtype=np.float64)
+        if not np.all(np.isfinite(values)):
+            raise ValueError("it holds NaN or infinite pixel values")
         low, high = float(values.min()), float(values.max())
         return ((values - low) / (high - low) if high > low else np.zeros_like(values)).astype(np.float32)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
@@ -88,6 +90,9 @@ def preprocess(gray: np.ndarray) -> Prepared:
     ink = (ink - ink.min()) / (ink.max() - ink.min())
     rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
     cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
+    if rows.size == 0 or cols.size == 0:
+        return Prepared(np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32), "no ink found in the image; "
+                        "the prediction is meaningless")
     digit = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = digit.shape
     scale = DIGIT_BOX / max(h, w)

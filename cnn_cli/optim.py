@@ -64,6 +64,18 @@ class Optimizer:
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    state_suffixes: tuple[str, ...] = ()
+
+    def missing_state(self, param_names: list[str], state: dict[str, np.ndarray]) -> str | None:
+        """The first state key a resumed optimizer needs but ``state`` lacks (None when complete)."""
+        if "steps" not in state:
+            return "steps"
+        for name in param_names:
+            for suffix in self.state_suffixes:
+                if f"{name}.{suffix}" not in state:
+                    return f"{name}.{suffix}"
+        return None
+
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Everything needed to resume exactly: state arrays plus the step count."""
         return {**{k: v.copy() for k, v in self.state.items()}, "steps": np.array(self.steps)}
@@ -87,6 +99,7 @@ class Momentum(Optimizer):
     """Heavy ball: v ← μv + g, w ← w − ηv. Nesterov: w ← w − η(g + μv) with the new v."""
 
     name = "momentum"
+    state_suffixes = ("velocity",)
 
     def __init__(self, lr: float, momentum: float = 0.9, nesterov: bool = False) -> None:
         super().__init__(lr)
@@ -108,6 +121,7 @@ class Adam(Optimizer):
     """Kingma & Ba: m ← β1 m + (1−β1) g, v ← β2 v + (1−β2) g², w ← w − η m̂ / (√v̂ + ε)."""
 
     name = "adam"
+    state_suffixes = ("m", "v")
 
     def __init__(self, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         super().__init__(lr)

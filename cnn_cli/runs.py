@@ -97,8 +97,8 @@ def new_run_dir(config_name: str, runs_root: str | Path = DEFAULT_RUNS_ROOT, now
     raise CnnError(f"{root}: could not create a new run folder for {base}")
 
 
-def claim_run_dir(run_dir: str | Path) -> RunPaths:
-    """Use ``--run-dir``: it must not exist yet or be empty; an existing run is never overwritten."""
+def check_run_dir_free(run_dir: str | Path) -> Path:
+    """``--run-dir`` must not exist yet or be empty; an existing run is never overwritten."""
     path = Path(run_dir)
     if path.exists():
         if not path.is_dir():
@@ -107,6 +107,12 @@ def claim_run_dir(run_dir: str | Path) -> RunPaths:
             raise CnnError(
                 f"--run-dir {path}: already holds a run; use --resume {path} to continue it, or choose a new folder"
             )
+    return path
+
+
+def claim_run_dir(run_dir: str | Path) -> RunPaths:
+    """Create the ``--run-dir`` folder after :func:`check_run_dir_free`."""
+    path = check_run_dir_free(run_dir)
     path.mkdir(parents=True, exist_ok=True)
     return RunPaths(path)
 

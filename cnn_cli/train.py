@@ -6,6 +6,7 @@ except through the ``log`` callback and the progress bar.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shlex
 import signal
@@ -28,6 +29,7 @@ from cnn_cli.optim import add_l2_gradient, clip_grad_norm, l2_penalty, learning_
 from cnn_cli.runs import (
     DEFAULT_RUNS_ROOT,
     RunPaths,
+    check_run_dir_free,
     claim_run_dir,
     existing_run,
     new_run_dir,
@@ -189,9 +191,9 @@ def train(
         if ckpt.config != config.as_dict():
             raise CheckpointError(f"{paths.last}: its config differs from {paths.config}; refusing to resume")
     else:
-        paths = claim_run_dir(run_dir) if run_dir is not None else new_run_dir(config.name, runs_root)
+        if run_dir is not None:
+            check_run_dir_free(run_dir)  # fail before any slow work
         model = build_model(config, seed=config.train.seed, dtype=config.train.dtype)
-        write_text(paths.config, config_to_yaml(config))
 
     tc, oc, sc = config.train, config.optimizer, config.schedule
     splits = _data_splits(config, progress)
@@ -201,6 +203,13 @@ def train(
             f"but the data has {splits.num_classes} classes ({splits.classes})"
         )
     optimizer = make_optimizer(oc.name, oc.lr, oc.momentum, tuple(oc.betas), oc.eps)
+    if ckpt is not None and ckpt.step > 0:
+        missing = optimizer.missing_state(list(model.params), ckpt.optimizer_state)
+        if missing:
+            raise CheckpointError(f"{paths.last}: missing key 'optimizer/{missing}'; cannot resume exactly without it")
+    if ckpt is None:  # only now, with model and data ready, does the run folder appear
+        paths = claim_run_dir(run_dir) if run_dir is not None else new_run_dir(config.name, runs_root)
+        write_text(paths.config, config_to_yaml(config))
     data_info = {"mean": splits.mean, "std": splits.std, "classes": list(map(int, splits.classes))}
 
     from cnn_cli.data import iterate_batches, num_batches
@@ -230,6 +239,15 @@ def train(
             best_epoch=best_epoch, rng=_rng_state(model), data=data_info,
         )
 
+    def save(path: Path, batch: int, run_sums: list[float]) -> None:
+        """Save a checkpoint; if that fails (disk full), mark the run failed before reporting it."""
+        try:
+            save_checkpoint(path, checkpoint_now(batch, run_sums))
+        except RuntimeFault as exc:
+            with contextlib.suppress(RuntimeFault, OSError):
+                finish("failed", RuntimeFault.exit_code, str(exc))
+            raise
+
     def finish(status: str, exit_code: int, message: str = "", summary: dict | None = None) -> TrainResult:
         write_metrics(paths.metrics, history)
         write_json(paths.run_info, {**record, "status": status, "ended": datetime.now().isoformat(timespec="seconds"),
@@ -256,8 +274,10 @@ def train(
                 with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
                     loss, logits = model.loss_and_backward(x, y)
                 if not math.isfinite(loss):
+                    kept = (f"the last good checkpoint is kept: {paths.last}" if paths.last.is_file()
+                            else "no checkpoint was written (no epoch had finished)")
                     message = (f"training diverged at step {step + 1} (epoch {epoch + 1}, batch {batch_in_epoch + 1}): "
-                               f"loss is {loss}; the last good checkpoint is kept in {paths.checkpoints}")
+                               f"loss is {loss}; {kept}")
                     if bar is not None:
                         bar.close()
                     return finish("failed", RuntimeFault.exit_code, message)
@@ -284,7 +304,7 @@ def train(
             if bar is not None:
                 bar.close()
             if interrupt.requested and batch_in_epoch < steps_per_epoch:
-                save_checkpoint(paths.last, checkpoint_now(batch_in_epoch, [loss_sum, correct, seen, seconds]))
+                save(paths.last, batch_in_epoch, [loss_sum, correct, seen, seconds])
                 resume_cmd = f"cnn train --resume {shlex.quote(str(paths.root))}"
                 message = f"interrupted at step {step}; checkpoint saved. Resume with: {resume_cmd}"
                 return finish("interrupted", EXIT_INTERRUPTED, message)
@@ -297,16 +317,16 @@ def train(
                 "val_acc": val.accuracy if val else float("nan"), "seconds": round(seconds, 3),
                 "images_per_s": round(seen / max(seconds, 1e-9), 1),
             }
-            history.append(row)
             improved = val is not None and val.accuracy > best_val_acc
             if improved:
                 best_val_acc, best_epoch = val.accuracy, epoch
             batch_in_epoch, running = 0, [0.0, 0.0, 0.0, 0.0]
-            save_checkpoint(paths.last, checkpoint_now(0, running))
+            save(paths.last, 0, running)
             if improved or val is None:
-                save_checkpoint(paths.best, checkpoint_now(0, running))
+                save(paths.best, 0, running)
             if tc.save_every_epoch:
-                save_checkpoint(paths.epoch_checkpoint(epoch), checkpoint_now(0, running))
+                save(paths.epoch_checkpoint(epoch), 0, running)
+            history.append(row)  # only once its checkpoint is safe: metrics never run ahead of last.npz
             write_metrics(paths.metrics, history)
             log(_epoch_line(row, tc.epochs, l2_penalty(model.params, oc.weight_decay)))
             patience = tc.early_stopping_patience
