@@ -41,6 +41,17 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
+def _time_steps(step, steps: int, warmup: int, batch: int) -> dict:
+    """Run ``warmup`` untimed steps, then time ``steps`` steps; images/s and peak RSS."""
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = time.perf_counter() - start
+    return {"images_per_s": steps * batch / seconds, "peak_rss_mb": _peak_rss_mb()}
+
+
 def worker_ours(mode: str, steps: int, warmup: int, batch: int) -> dict:
     import numpy as np
 
@@ -60,14 +71,7 @@ def worker_ours(mode: str, steps: int, warmup: int, batch: int) -> dict:
     def infer_step() -> None:
         model.forward(x, training=False)
 
-    step = train_step if mode == "train" else infer_step
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = time.perf_counter() - start
-    return {"images_per_s": steps * batch / seconds, "peak_rss_mb": _peak_rss_mb()}
+    return _time_steps(train_step if mode == "train" else infer_step, steps, warmup, batch)
 
 
 def worker_torch(mode: str, steps: int, warmup: int, batch: int) -> dict:
@@ -98,15 +102,8 @@ def worker_torch(mode: str, steps: int, warmup: int, batch: int) -> dict:
             model(x)
 
     model.train(mode == "train")
-    step = train_step if mode == "train" else infer_step
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = time.perf_counter() - start
-    return {"images_per_s": steps * batch / seconds, "peak_rss_mb": _peak_rss_mb(),
-            "threads": torch.get_num_threads()}
+    result = _time_steps(train_step if mode == "train" else infer_step, steps, warmup, batch)
+    return {**result, "threads": torch.get_num_threads()}
 
 
 def worker_profile(rounds: int, batch: int) -> dict:

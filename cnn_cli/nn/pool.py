@@ -44,16 +44,23 @@ def _output_hw(h: int, w: int, kernel: IntPair, stride: IntPair, padding: IntPai
     return out_h, out_w
 
 
+def _pool_windows(
+    x: np.ndarray, kernel: IntPair, stride: IntPair, padding: IntPair, pad_value: float
+) -> tuple[np.ndarray, IntPair]:
+    """The (N, H_out, W_out, kH, kW, C) window view of x padded with ``pad_value``, and (H_out, W_out)."""
+    out_hw = _output_hw(x.shape[2], x.shape[3], kernel, stride, padding)
+    x_nhwc = x.transpose(0, 2, 3, 1)
+    if padding != (0, 0):
+        x_nhwc = pad_channels_last(x_nhwc, padding[0], padding[1], value=pad_value)
+    return sliding_windows(x_nhwc, kernel, stride, NO_DILATION, out_hw), out_hw
+
+
 def maxpool2d_forward(
     x: np.ndarray, kernel: IntPair, stride: IntPair, padding: IntPair = (0, 0)
 ) -> tuple[np.ndarray, PoolCache]:
     """y[n, c, i, j] = max_{a, b} x_pad[n, c, i*sH + a, j*sW + b]. Returns (y, cache)."""
     n, c, h, w = x.shape
-    out_h, out_w = _output_hw(h, w, kernel, stride, padding)
-    x_nhwc = x.transpose(0, 2, 3, 1)
-    if padding != (0, 0):
-        x_nhwc = pad_channels_last(x_nhwc, padding[0], padding[1], value=-np.inf)
-    windows = sliding_windows(x_nhwc, kernel, stride, NO_DILATION, (out_h, out_w))
+    windows, (out_h, out_w) = _pool_windows(x, kernel, stride, padding, pad_value=-np.inf)
     # (N, H_out, W_out, C, kH*kW): the window of each output as its last axis.
     flat = windows.transpose(0, 1, 2, 5, 3, 4).reshape(n, out_h, out_w, c, -1)
     argmax = flat.argmax(axis=-1)  # first maximum on ties
@@ -76,11 +83,7 @@ def avgpool2d_forward(
 ) -> tuple[np.ndarray, PoolCache]:
     """y[n, c, i, j] = (1 / (kH*kW)) sum_{a, b} x_pad[n, c, i*sH + a, j*sW + b]. Returns (y, cache)."""
     n, c, h, w = x.shape
-    out_h, out_w = _output_hw(h, w, kernel, stride, padding)
-    x_nhwc = x.transpose(0, 2, 3, 1)
-    if padding != (0, 0):
-        x_nhwc = pad_channels_last(x_nhwc, padding[0], padding[1])
-    windows = sliding_windows(x_nhwc, kernel, stride, NO_DILATION, (out_h, out_w))
+    windows, _ = _pool_windows(x, kernel, stride, padding, pad_value=0.0)
     out = windows.mean(axis=(3, 4))
     return out.transpose(0, 3, 1, 2), PoolCache((n, c, h, w), kernel, stride, padding)
 
