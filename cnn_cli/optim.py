@@ -127,6 +127,7 @@ class Adam(Optimizer):
         super().__init__(lr)
         self.beta1, self.beta2 = betas
         self.eps = eps
+        self._scratch: dict[str, np.ndarray] = {}
 
     def step(self, params, grads):
         # Bias corrections depend on the step number, so compute them once per step.
@@ -140,12 +141,23 @@ class Adam(Optimizer):
         dtype = param.dtype.type
         m = self.state.setdefault(f"{name}.m", np.zeros_like(param))
         v = self.state.setdefault(f"{name}.v", np.zeros_like(param))
+        # One scratch array per parameter, reused every step: no large temporaries to allocate.
+        scratch = self._scratch.get(name)
+        if scratch is None or scratch.shape != param.shape or scratch.dtype != param.dtype:
+            scratch = self._scratch[name] = np.empty_like(param)
         m *= dtype(self.beta1)
-        m += dtype(1.0 - self.beta1) * grad
+        np.multiply(grad, dtype(1.0 - self.beta1), out=scratch)
+        m += scratch  # m = β1 m + (1 − β1) g
         v *= dtype(self.beta2)
-        v += dtype(1.0 - self.beta2) * grad * grad
-        denom = np.sqrt(v) / dtype(math.sqrt(self._correction2)) + dtype(self.eps)
-        param -= dtype(self.lr / self._correction1) * (m / denom)
+        np.multiply(grad, grad, out=scratch)
+        scratch *= dtype(1.0 - self.beta2)
+        v += scratch  # v = β2 v + (1 − β2) g²
+        np.sqrt(v, out=scratch)
+        scratch /= dtype(math.sqrt(self._correction2))
+        scratch += dtype(self.eps)  # √v̂ + ε, written as √v / √(1 − β2^t) + ε (as torch)
+        np.divide(m, scratch, out=scratch)
+        scratch *= dtype(self.lr / self._correction1)
+        param -= scratch  # w ← w − η m̂ / (√v̂ + ε)
 
 
 def make_optimizer(
