@@ -36,10 +36,12 @@ class ReLU(_Elementwise):
     type_name = "relu"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Any shape (N, ...) in, the same shape out."""
         out, self._cache = act.relu_forward(x)
         return out
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        """dL/dy (N, ...) -> dL/dx of the same shape."""
         return act.relu_backward(grad_out, self._checked_cache())
 
 
@@ -54,10 +56,12 @@ class LeakyReLU(_Elementwise):
         self.negative_slope = negative_slope
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Any shape (N, ...) in, the same shape out."""
         out, self._cache = act.leaky_relu_forward(x, self.negative_slope)
         return out
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        """dL/dy (N, ...) -> dL/dx of the same shape."""
         return act.leaky_relu_backward(grad_out, self._checked_cache(), self.negative_slope)
 
     def config(self) -> dict[str, Any]:
@@ -70,10 +74,12 @@ class Sigmoid(_Elementwise):
     type_name = "sigmoid"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Any shape (N, ...) in, the same shape out."""
         out, self._cache = act.sigmoid_forward(x)
         return out
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        """dL/dy (N, ...) -> dL/dx of the same shape."""
         return act.sigmoid_backward(grad_out, self._checked_cache())
 
 
@@ -83,8 +89,10 @@ class Tanh(_Elementwise):
     type_name = "tanh"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Any shape (N, ...) in, the same shape out."""
         out, self._cache = act.tanh_forward(x)
         return out
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        """dL/dy (N, ...) -> dL/dx of the same shape."""
         return act.tanh_backward(grad_out, self._checked_cache())

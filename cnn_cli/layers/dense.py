@@ -133,6 +133,7 @@ class Dropout(Layer):
         return layer
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Any shape (N, ...) in, the same shape out; a fresh mask each training call."""
         if not self.training or self.p == 0.0:
             self._scale_mask = None
             return x
