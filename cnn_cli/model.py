@@ -107,13 +107,18 @@ class Model:
         """dLoss/dparam for every parameter, filled by the latest :meth:`backward`."""
         return {f"{layer.name}.{key}": value for layer in self.layers for key, value in layer.grads.items()}
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """(N, *input_shape) -> (N, *output_shape) logits. ``training`` switches dropout on."""
+    def forward(self, x: np.ndarray, training: bool = False, keep_cache: bool = True) -> np.ndarray:
+        """(N, *input_shape) -> (N, *output_shape) logits. ``training`` switches dropout on.
+
+        ``keep_cache=False`` (evaluation, prediction) lets each layer drop what only a
+        backward would need, e.g. a convolution's im2col matrix, as soon as it is used.
+        """
         if tuple(x.shape[1:]) != tuple(self.input_shape):
             raise ValueError(f"model expects input (N, {', '.join(map(str, self.input_shape))}), got {x.shape}")
         out = x.astype(self.dtype, copy=False)
         for layer in self.layers:
             layer.training = training
+            layer.keep_cache = keep_cache
             out = layer.forward(out)
         return out
 
@@ -138,9 +143,10 @@ class Model:
         self.backward(grad_logits)
         return loss, logits
 
-    def predict_proba(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    def predict_proba(self, x: np.ndarray, batch_size: int = 250) -> np.ndarray:
         """(N, *input_shape) -> (N, num_classes) probabilities, in evaluation mode."""
-        chunks = [self.loss.probabilities(self.forward(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+        chunks = [self.loss.probabilities(self.forward(x[i : i + batch_size], keep_cache=False))
+                  for i in range(0, len(x), batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.loss.num_classes))
 
     def summary(self) -> list[LayerSummary]:

@@ -175,7 +175,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
                                     title)]
     images, labels = _test_split(ckpt)
     batch = config_from_dict(ckpt.config).train.eval_batch_size
-    chunks = [model.forward(images[i : i + batch]) for i in range(0, len(images), batch)]
+    chunks = [model.forward(images[i : i + batch], keep_cache=False) for i in range(0, len(images), batch)]
     logits = np.concatenate(chunks) if chunks else np.zeros((0, *model.output_shape), model.dtype)
     probabilities = model.loss.probabilities(logits)
     predicted = predictions(model, logits)

@@ -27,6 +27,7 @@ class Layer:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.training = False
+        self.keep_cache = True  # False: forward may drop what only backward needs
         self.input_shape: Shape = ()
         self.output_shape: Shape = ()
 

@@ -105,9 +105,10 @@ class Conv2D(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """(N, C_in, H, W) -> (N, C_out, H_out, W_out)."""
-        out, self._cache = conv2d_forward(
+        out, cache = conv2d_forward(
             x, self.params["weight"], self.params.get("bias"), self.stride, self.padding, self.dilation, self.groups
         )
+        self._cache = cache if self.keep_cache else None  # the im2col matrix is the largest array of a step
         return out
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
