@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from cnn_cli.nn.threads import for_each_slice
+
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 
 
@@ -145,6 +147,15 @@ class Adam(Optimizer):
         scratch = self._scratch.get(name)
         if scratch is None or scratch.shape != param.shape or scratch.dtype != param.dtype:
             scratch = self._scratch[name] = np.empty_like(param)
+        arrays = (param, grad, m, v, scratch)
+        if not all(a.flags.c_contiguous for a in arrays):
+            self._update_part(dtype, *arrays)
+            return
+        # Every element is updated on its own: split the flat arrays between threads.
+        flat = [a.reshape(-1) for a in arrays]
+        for_each_slice(lambda part: self._update_part(dtype, *(a[part] for a in flat)), param.size, param.size)
+
+    def _update_part(self, dtype, param, grad, m, v, scratch):
         m *= dtype(self.beta1)
         np.multiply(grad, dtype(1.0 - self.beta1), out=scratch)
         m += scratch  # m = β1 m + (1 − β1) g

@@ -10,16 +10,34 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnn_cli.nn.threads import for_each_slice
+
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """y = max(0, x). Returns (y, cache = the mask x > 0)."""
-    positive = x > 0
-    return x * positive, positive
+    """y = max(0, x). Returns (y, cache = the mask x > 0).
+
+    Outputs keep the memory order of ``x`` (channels-last after a convolution).
+    """
+    positive = np.empty_like(x, dtype=bool)
+    out = np.empty_like(x)
+
+    def apply(batch: slice) -> None:
+        np.greater(x[batch], 0, out=positive[batch])
+        np.multiply(x[batch], positive[batch], out=out[batch])
+
+    for_each_slice(apply, x.shape[0], x.size)
+    return out, positive
 
 
 def relu_backward(grad_out: np.ndarray, positive: np.ndarray) -> np.ndarray:
     """dL/dx = dL/dy where x > 0, else 0."""
-    return grad_out * positive
+    grad_in = np.empty_like(positive, dtype=grad_out.dtype)
+
+    def apply(batch: slice) -> None:
+        np.multiply(grad_out[batch], positive[batch], out=grad_in[batch])
+
+    for_each_slice(apply, grad_out.shape[0], grad_out.size)
+    return grad_in
 
 
 def leaky_relu_forward(x: np.ndarray, slope: float) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnn_cli.nn.shapes import conv_output_size
+from cnn_cli.nn.threads import for_each_slice
 from cnn_cli.nn.windows import pad_channels_last, sliding_windows, tap_slice
 
 IntPair = tuple[int, int]
@@ -44,6 +45,39 @@ class ConvCache:
 def _weight_matrix(weight_group: np.ndarray) -> np.ndarray:
     """(C_out_g, C_in_g, kH, kW) -> (C_out_g, kH*kW*C_in_g), the column order of ``cols``."""
     return weight_group.transpose(0, 2, 3, 1).reshape(weight_group.shape[0], -1)
+
+
+def _im2col(windows: np.ndarray) -> np.ndarray:
+    """Copy the window view (N, H_out, W_out, kH, kW, C) into a contiguous array, batch-parallel."""
+    cols = np.empty(windows.shape, dtype=windows.dtype)
+
+    def copy(batch: slice) -> None:
+        cols[batch] = windows[batch]
+
+    for_each_slice(copy, windows.shape[0], cols.size)
+    return cols
+
+
+def _col2im(grad_x_padded: np.ndarray, grad_cols: np.ndarray, cache: ConvCache, in_slice: slice) -> None:
+    """Add each tap's gradient (N, H_out, W_out, kH, kW, C_g) back onto the input pixels it read.
+
+    Windows overlap, so this is ``+=``: one slice-add per kernel tap (k² of them), each
+    moving a whole (N, H_out, W_out, C_g) block, split over the batch between threads.
+    """
+    _, out_h, out_w, k_h, k_w, _ = grad_cols.shape
+    taps = [
+        (a, b, tap_slice(a, cache.dilation[0], cache.stride[0], out_h), tap_slice(b, cache.dilation[1], cache.stride[1], out_w))
+        for a in range(k_h)
+        for b in range(k_w)
+    ]
+
+    def add(batch: slice) -> None:
+        target = grad_x_padded[batch]
+        source = grad_cols[batch]
+        for a, b, rows, cols in taps:
+            target[:, rows, cols, in_slice] += source[:, :, :, a, b, :]
+
+    for_each_slice(add, grad_cols.shape[0], grad_cols.size)
 
 
 def conv2d_forward(
@@ -90,7 +124,7 @@ def conv2d_forward(
     cols_per_group = []
     for g in range(groups):
         # im2col: one row per output pixel, holding the window it sees (kH, kW, C_in_g).
-        cols = windows[..., g * c_in_group : (g + 1) * c_in_group].reshape(rows, -1)
+        cols = _im2col(windows[..., g * c_in_group : (g + 1) * c_in_group]).reshape(rows, -1)
         w_mat = _weight_matrix(weight[g * c_out_group : (g + 1) * c_out_group])
         if groups == 1:
             np.matmul(cols, w_mat.T, out=out)
@@ -98,7 +132,11 @@ def conv2d_forward(
             out[:, g * c_out_group : (g + 1) * c_out_group] = cols @ w_mat.T
         cols_per_group.append(cols)
     if bias is not None:
-        out += bias
+
+        def add_bias(part: slice) -> None:
+            out[part] += bias
+
+        for_each_slice(add_bias, rows, out.size)
     cache = ConvCache(
         cols=cols_per_group,
         weight=weight,
@@ -161,12 +199,7 @@ def conv2d_backward(
         grad_cols = (grad_out_group @ _weight_matrix(weight[out_slice])).reshape(
             n, out_h, out_w, k_h, k_w, c_in_group
         )
-        in_slice = slice(g * c_in_group, (g + 1) * c_in_group)
-        for a in range(k_h):
-            rows = tap_slice(a, cache.dilation[0], cache.stride[0], out_h)
-            for b in range(k_w):
-                cols_slice = tap_slice(b, cache.dilation[1], cache.stride[1], out_w)
-                grad_x_padded[:, rows, cols_slice, in_slice] += grad_cols[:, :, :, a, b, :]
+        _col2im(grad_x_padded, grad_cols, cache, slice(g * c_in_group, (g + 1) * c_in_group))
 
     grad_x = None
     if grad_x_padded is not None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from cnn_cli.nn.threads import for_each_slice
+
 
 def pad_channels_last(x_nhwc: np.ndarray, pad_h: int, pad_w: int, value: float = 0.0) -> np.ndarray:
     """Pad the two spatial axes of ``(N, H, W, C)`` with ``value``.
@@ -18,8 +20,17 @@ def pad_channels_last(x_nhwc: np.ndarray, pad_h: int, pad_w: int, value: float =
     Returns a new C-contiguous ``(N, H + 2 pad_h, W + 2 pad_w, C)`` array.
     """
     n, h, w, c = x_nhwc.shape
-    padded = np.full((n, h + 2 * pad_h, w + 2 * pad_w, c), value, dtype=x_nhwc.dtype)
-    padded[:, pad_h : pad_h + h, pad_w : pad_w + w, :] = x_nhwc
+    padded = np.empty((n, h + 2 * pad_h, w + 2 * pad_w, c), dtype=x_nhwc.dtype)
+
+    def fill(batch: slice) -> None:
+        part = padded[batch]
+        part[:, :pad_h] = value
+        part[:, pad_h + h :] = value
+        part[:, pad_h : pad_h + h, :pad_w] = value
+        part[:, pad_h : pad_h + h, pad_w + w :] = value
+        part[:, pad_h : pad_h + h, pad_w : pad_w + w, :] = x_nhwc[batch]
+
+    for_each_slice(fill, n, padded.size)
     return padded
 
 

@@ -1,0 +1,67 @@
+"""Split the copy-bound parts of a layer over the batch axis, one slice per core.
+
+OpenBLAS already runs each matrix product on every core, but the rest of a
+training step (im2col copies, col2im slice-adds, ReLU masks, the Adam update) is
+NumPy copying and elementwise loops, which run on one core. NumPy releases the
+GIL inside those loops, so plain Python threads working on disjoint slices run
+them in parallel.
+
+Only work whose slices are independent goes through here: every output element is
+written by exactly one slice with the same arithmetic as the unsplit call, so the
+results are bit-identical whatever the thread count. Reductions over the batch
+(weight and bias gradients) stay single calls.
+
+``CNN_NUM_THREADS`` sets the thread count (default: the CPUs this process may use;
+1 turns the splitting off).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+# Below this many elements per call the thread hand-off costs more than it saves.
+MIN_ELEMENTS_TO_SPLIT = 1 << 15
+
+_pool: ThreadPoolExecutor | None = None
+_pool_workers = 0
+
+
+def thread_count() -> int:
+    """Threads to split work over: ``CNN_NUM_THREADS``, else the usable CPUs."""
+    value = os.environ.get("CNN_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not every platform has sched_getaffinity
+        return os.cpu_count() or 1
+
+
+def batch_slices(n: int, parts: int) -> list[slice]:
+    """``n`` items cut into at most ``parts`` contiguous, nearly equal slices."""
+    parts = max(1, min(parts, n))
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(parts)]
+
+
+def for_each_slice(work: Callable[[slice], object], n: int, elements: int) -> None:
+    """Call ``work(s)`` for slices ``s`` that cover ``range(n)``, in parallel when worth it.
+
+    ``elements`` is the size of the job (it decides whether splitting pays).
+    ``work`` must only write to the part of its outputs that ``s`` selects.
+    """
+    global _pool, _pool_workers
+    threads = thread_count()
+    if threads == 1 or n < 2 or elements < MIN_ELEMENTS_TO_SPLIT:
+        work(slice(0, n))
+        return
+    if _pool is None or _pool_workers < threads - 1:
+        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="cnn")
+        _pool_workers = threads - 1
+    first, *rest = batch_slices(n, threads)
+    futures = [_pool.submit(work, s) for s in rest]
+    work(first)  # this thread takes a share too
+    for future in futures:
+        future.result()
