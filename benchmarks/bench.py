@@ -71,7 +71,10 @@ def worker_ours(mode: str, steps: int, warmup: int, batch: int) -> dict:
     def infer_step() -> None:
         model.forward(x, training=False)
 
-    return _time_steps(train_step if mode == "train" else infer_step, steps, warmup, batch)
+    from cnn_cli.nn.threads import thread_count
+
+    result = _time_steps(train_step if mode == "train" else infer_step, steps, warmup, batch)
+    return {**result, "threads": thread_count()}
 
 
 def worker_torch(mode: str, steps: int, warmup: int, batch: int) -> dict:
@@ -237,8 +240,21 @@ def main() -> None:
                   f"peak RSS {epoch['peak_rss_mb']:.0f} MB, test accuracy {epoch['test_accuracy']:.4f}.", "",
                   "```", *epoch["log"], "```"]
     text = "\n".join(lines) + "\n"
-    args.output.write_text(text)
     print(text)
+    args.output.write_text(text + kept_notes(args.output))
+
+
+NOTES_MARKER = "<!-- Written by hand: bench.py keeps everything below this line. -->"
+
+
+def kept_notes(results_file: Path) -> str:
+    """The hand-written analysis at the end of an existing RESULTS.md (from the marker on)."""
+    try:
+        old = results_file.read_text()
+    except OSError:
+        return ""
+    at = old.find(NOTES_MARKER)
+    return "\n" + old[at:] if at >= 0 else ""
 
 
 if __name__ == "__main__":
