@@ -30,6 +30,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import cnn_cli  # noqa: F401 - before NumPy, as the `cnn` command does: it sets up OpenBLAS (cnn_cli/blas_env.py)
+
 BATCH = 64
 HERE = Path(__file__).resolve().parent
 

@@ -8,6 +8,7 @@ The notebook API::
 
 __version__ = "0.1.0"
 
+from cnn_cli import blas_env  # noqa: E402, F401 - must run before NumPy is imported
 from cnn_cli.config import Config, load_config  # noqa: E402
 from cnn_cli.model import Model, build_model  # noqa: E402
 

@@ -80,6 +80,7 @@ def test_conv2d_gradcheck_mode_grid(stride, padding, dilation, groups, bias):
         ((3, 1), (2, 3), (1, 1), (1, 1), 4, (6, 7)),
         ((1, 1), (1, 1), (0, 0), (1, 1), 1, (3, 4)),  # the 1x1 conv that acts as a dense layer (seed 000's conv5)
         ((1, 1), (2, 2), (1, 0), (1, 1), 2, (5, 4)),
+        ((1, 1), (1, 1), (0, 0), (2, 1), 4, (3, 5)),  # grouped pointwise: the weight gradient lands in place per group
         ((4, 2), (1, 1), (0, 1), (1, 3), 1, (4, 3)),  # kernel as tall as the input: a single output row
     ],
 )

@@ -69,6 +69,7 @@ CONV_CASES = [
     dict(c_in=16, c_out=32, k=3, stride=(2, 2), padding=(1, 1), dilation=(1, 1), groups=1, hw=14),
     dict(c_in=6, c_out=4, k=3, stride=(1, 2), padding=(2, 0), dilation=(2, 1), groups=2, hw=11),
     dict(c_in=8, c_out=8, k=1, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=8, hw=9),
+    dict(c_in=24, c_out=12, k=1, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, hw=5),
 ]
 
 

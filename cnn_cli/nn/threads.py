@@ -12,7 +12,8 @@ results are bit-identical whatever the thread count. Reductions over the batch
 (weight and bias gradients) stay single calls.
 
 ``CNN_NUM_THREADS`` sets the thread count (default: the CPUs this process may use;
-1 turns the splitting off).
+1 turns the splitting off). The split only pays when OpenBLAS's idle threads sleep
+instead of spinning on the cores, which :mod:`cnn_cli.blas_env` arranges.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+
+from cnn_cli import blas_env
 
 # Below this many elements per call the thread hand-off costs more than it saves.
 MIN_ELEMENTS_TO_SPLIT = 1 << 15
@@ -29,10 +32,16 @@ _pool_workers = 0
 
 
 def thread_count() -> int:
-    """Threads to split work over: ``CNN_NUM_THREADS``, else the usable CPUs."""
+    """Threads to split work over: ``CNN_NUM_THREADS``, else the usable CPUs.
+
+    The default is 1 when OpenBLAS's threads spin between products (see
+    :mod:`cnn_cli.blas_env`): split copies would then only fight them for the cores.
+    """
     value = os.environ.get("CNN_NUM_THREADS", "").strip()
     if value.isdigit() and int(value) > 0:
         return int(value)
+    if not blas_env.COPIES_CAN_SPLIT:
+        return 1
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not every platform has sched_getaffinity
