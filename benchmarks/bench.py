@@ -70,8 +70,8 @@ def worker_ours(mode: str, steps: int, warmup: int, batch: int) -> dict:
         model.loss_and_backward(x, y)
         optimizer.step(model.params, model.grads)
 
-    def infer_step() -> None:
-        model.forward(x, training=False)
+    def infer_step() -> None:  # as evaluation and prediction run it: no backward caches kept
+        model.forward(x, training=False, keep_cache=False)
 
     from cnn_cli.nn.threads import thread_count
 

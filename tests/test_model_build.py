@@ -382,3 +382,16 @@ def test_notebook_api_import_from_the_package():
     import cnn_cli
 
     assert cnn_cli.build_model is build_model
+
+
+def test_evaluation_forward_without_caches_gives_the_same_logits():
+    """forward(keep_cache=False), used by eval and predict, drops im2col matrices and ReLU masks
+    but computes exactly what the training-mode forward computes."""
+    model = build_model("mnist", seed=3)
+    x = np.random.default_rng(3).standard_normal((5, 1, 28, 28)).astype(np.float32)
+    kept = model.forward(x, keep_cache=True)
+    dropped = model.forward(x, keep_cache=False)
+    assert np.array_equal(kept, dropped)
+    assert all(getattr(layer, "_cache", None) is None for layer in model.layers if layer.params or layer.type_name == "relu")
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        model.backward(np.ones_like(dropped))

@@ -9,7 +9,7 @@ import pytest
 
 from cnn_cli.model import build_model
 from cnn_cli.nn import threads
-from cnn_cli.nn.activations import relu_backward, relu_forward
+from cnn_cli.nn.activations import relu, relu_backward, relu_forward
 from cnn_cli.nn.conv import conv2d_backward, conv2d_forward
 from cnn_cli.nn.pool import maxpool2d_backward, maxpool2d_forward
 from cnn_cli.optim import Adam
@@ -102,7 +102,7 @@ def test_relu_and_maxpool_are_bit_identical_across_thread_counts(monkeypatch):
     def compute():
         out, mask = relu_forward(x)
         pooled, cache = maxpool2d_forward(x, (3, 3), (2, 2), (1, 1))
-        return out, mask, relu_backward(grad, mask), pooled, maxpool2d_backward(np.ones_like(pooled), cache)
+        return out, mask, relu_backward(grad, mask), pooled, maxpool2d_backward(np.ones_like(pooled), cache), relu(x)
 
     monkeypatch.setattr(threads, "MIN_ELEMENTS_TO_SPLIT", 1)
     serial = _with_threads(monkeypatch, 1, compute)
@@ -110,6 +110,7 @@ def test_relu_and_maxpool_are_bit_identical_across_thread_counts(monkeypatch):
     for a, b in zip(serial, parallel, strict=True):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert np.array_equal(serial[0], np.maximum(x, 0))
+    assert np.array_equal(serial[-1], serial[0])  # evaluation's mask-free ReLU gives the same values
     assert serial[0].strides == x.strides  # channels-last in, channels-last out
 
 

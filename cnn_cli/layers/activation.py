@@ -37,6 +37,9 @@ class ReLU(_Elementwise):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Any shape (N, ...) in, the same shape out."""
+        if not self.keep_cache:  # evaluation: no backward will need the mask
+            self._cache = None
+            return act.relu(x)
         out, self._cache = act.relu_forward(x)
         return out
 

@@ -29,6 +29,17 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, positive
 
 
+def relu(x: np.ndarray) -> np.ndarray:
+    """y = max(0, x) without the mask, for evaluation: one pass instead of two."""
+    out = np.empty_like(x)
+
+    def apply(batch: slice) -> None:
+        np.maximum(x[batch], x.dtype.type(0), out=out[batch])
+
+    for_each_slice(apply, x.shape[0], x.size)
+    return out
+
+
 def relu_backward(grad_out: np.ndarray, positive: np.ndarray) -> np.ndarray:
     """dL/dx = dL/dy where x > 0, else 0."""
     grad_in = np.empty_like(positive, dtype=grad_out.dtype)
