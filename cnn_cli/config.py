@@ -96,7 +96,7 @@ class TrainConfig:
 
     epochs: int = field(default=8, metadata=_bounds(minimum=1))
     batch_size: int = field(default=64, metadata=_bounds(minimum=1))
-    eval_batch_size: int = field(default=250, metadata=_bounds(minimum=1))
+    eval_batch_size: int = field(default=100, metadata=_bounds(minimum=1))
     seed: int = 0
     drop_last: bool = False
     early_stopping_patience: int | None = field(default=None, metadata=_bounds(minimum=1))

@@ -143,7 +143,7 @@ class Model:
         self.backward(grad_logits)
         return loss, logits
 
-    def predict_proba(self, x: np.ndarray, batch_size: int = 250) -> np.ndarray:
+    def predict_proba(self, x: np.ndarray, batch_size: int = 100) -> np.ndarray:
         """(N, *input_shape) -> (N, num_classes) probabilities, in evaluation mode."""
         chunks = [self.loss.probabilities(self.forward(x[i : i + batch_size], keep_cache=False))
                   for i in range(0, len(x), batch_size)]

@@ -47,7 +47,7 @@ def test_summary_table_of_the_default_model():
 def test_print_config_fills_every_default():
     result = CliRunner().invoke(cli, ["train", "--config", "mnist", "--set", "train.epochs=3", "--print-config"])
     assert result.exit_code == 0, result.output
-    assert "epochs: 3" in result.output and "eval_batch_size: 250" in result.output
+    assert "epochs: 3" in result.output and "eval_batch_size: 100" in result.output
     assert "momentum: 0.9" in result.output  # a default the file does not set
 
 
