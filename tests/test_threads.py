@@ -143,3 +143,34 @@ def test_adam_and_a_whole_training_step_are_bit_identical_across_thread_counts(m
     parallel = _with_threads(monkeypatch, 3, compute)
     for a, b in zip(serial, parallel, strict=True):
         assert np.array_equal(a, b)
+
+
+def _fresh_python(code: str, **env: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "CNN_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    result = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True)
+    return result.stdout.split()
+
+
+REPORT = "import os; from cnn_cli.nn.threads import thread_count; print(os.environ['OPENBLAS_THREAD_TIMEOUT'], thread_count())"
+
+
+def test_importing_cnn_cli_first_lets_openblas_threads_sleep():
+    assert _fresh_python("import cnn_cli; " + REPORT, CNN_NUM_THREADS="")[0] == "10"
+
+
+def test_a_users_openblas_setting_wins():
+    import os
+
+    cpus = str(len(os.sched_getaffinity(0)))
+    assert _fresh_python("import cnn_cli; " + REPORT, OPENBLAS_THREAD_TIMEOUT="20") == ["20", cpus]
+    assert _fresh_python("import numpy, cnn_cli; " + REPORT, OPENBLAS_THREAD_TIMEOUT="20") == ["20", cpus]
+
+
+def test_numpy_imported_first_keeps_copies_on_one_thread():
+    # OpenBLAS already read its settings, so its threads spin: splitting would only fight them.
+    assert _fresh_python("import numpy, cnn_cli; " + REPORT)[1] == "1"
+    assert _fresh_python("import numpy, cnn_cli; " + REPORT, CNN_NUM_THREADS="3")[1] == "3"
