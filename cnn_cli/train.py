@@ -231,6 +231,11 @@ def train(
     record = run_record(command_line, tc.seed, "running", started, run_dir=str(paths.root))
     write_json(paths.run_info, record)
     point_latest(paths, runs_root)
+    if ckpt is None:
+        n_params = sum(p.size for p in model.params.values())
+        log(f"run {paths.root}: {config.name}, {n_params:,} parameters; {len(splits.train.labels):,} training / "
+            f"{len(splits.val.labels):,} validation / {len(splits.test.labels):,} test images; "
+            f"{tc.epochs} epoch(s) of {steps_per_epoch} steps")
 
     def checkpoint_now(batch: int, run_sums: list[float]) -> Checkpoint:
         return Checkpoint(

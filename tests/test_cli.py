@@ -94,6 +94,8 @@ def test_end_to_end_on_real_mnist(mnist_data_dir, tmp_path):
                    "--set", "data.limit=5000", "--run-dir", str(run_dir), "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "epoch 1/1" in proc.stdout and "test accuracy" in proc.stdout
+    first = proc.stdout.splitlines()[0]  # says what is about to happen before the first (long) epoch
+    assert first.startswith(f"run {run_dir}: smoke, ") and "10,000 test images; 1 epoch(s)" in first
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["test_n"] == 10_000 and summary["test_accuracy"] > 0.85
 
