@@ -141,8 +141,10 @@ class Adam(Optimizer):
 
     def _update(self, name, param, grad):
         dtype = param.dtype.type
-        m = self.state.setdefault(f"{name}.m", np.zeros_like(param))
-        v = self.state.setdefault(f"{name}.v", np.zeros_like(param))
+        if f"{name}.m" not in self.state:  # first step: moments start at zero
+            self.state[f"{name}.m"] = np.zeros_like(param)
+            self.state[f"{name}.v"] = np.zeros_like(param)
+        m, v = self.state[f"{name}.m"], self.state[f"{name}.v"]
         # One scratch array per parameter, reused every step: no large temporaries to allocate.
         scratch = self._scratch.get(name)
         if scratch is None or scratch.shape != param.shape or scratch.dtype != param.dtype:
