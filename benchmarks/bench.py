@@ -58,6 +58,7 @@ def worker_ours(mode: str, steps: int, warmup: int, batch: int) -> dict:
     import numpy as np
 
     from cnn_cli import build_model
+    from cnn_cli.nn.threads import thread_count
     from cnn_cli.optim import make_optimizer
 
     model = build_model("mnist", seed=0)
@@ -72,8 +73,6 @@ def worker_ours(mode: str, steps: int, warmup: int, batch: int) -> dict:
 
     def infer_step() -> None:  # as evaluation and prediction run it: no backward caches kept
         model.forward(x, training=False, keep_cache=False)
-
-    from cnn_cli.nn.threads import thread_count
 
     result = _time_steps(train_step if mode == "train" else infer_step, steps, warmup, batch)
     return {**result, "threads": thread_count()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_cli.nn.threads import for_each_slice
+from cnn_cli.nn.threads import batch_ufunc
 
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -18,37 +18,18 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Outputs keep the memory order of ``x`` (channels-last after a convolution).
     """
-    positive = np.empty_like(x, dtype=bool)
-    out = np.empty_like(x)
-
-    def apply(batch: slice) -> None:
-        np.greater(x[batch], 0, out=positive[batch])
-        np.multiply(x[batch], positive[batch], out=out[batch])
-
-    for_each_slice(apply, x.shape[0], x.size)
-    return out, positive
+    positive = batch_ufunc(np.greater, x, 0, out=np.empty_like(x, dtype=bool))
+    return batch_ufunc(np.multiply, x, positive, out=np.empty_like(x)), positive
 
 
 def relu(x: np.ndarray) -> np.ndarray:
     """y = max(0, x) without the mask, for evaluation: one pass instead of two."""
-    out = np.empty_like(x)
-
-    def apply(batch: slice) -> None:
-        np.maximum(x[batch], x.dtype.type(0), out=out[batch])
-
-    for_each_slice(apply, x.shape[0], x.size)
-    return out
+    return batch_ufunc(np.maximum, x, x.dtype.type(0), out=np.empty_like(x))
 
 
 def relu_backward(grad_out: np.ndarray, positive: np.ndarray) -> np.ndarray:
     """dL/dx = dL/dy where x > 0, else 0."""
-    grad_in = np.empty_like(positive, dtype=grad_out.dtype)
-
-    def apply(batch: slice) -> None:
-        np.multiply(grad_out[batch], positive[batch], out=grad_in[batch])
-
-    for_each_slice(apply, grad_out.shape[0], grad_out.size)
-    return grad_in
+    return batch_ufunc(np.multiply, grad_out, positive, out=np.empty_like(positive, dtype=grad_out.dtype))
 
 
 def leaky_relu_forward(x: np.ndarray, slope: float) -> tuple[np.ndarray, np.ndarray]:

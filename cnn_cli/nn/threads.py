@@ -18,9 +18,12 @@ instead of spinning on the cores, which :mod:`cnn_cli.blas_env` arranges.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 from cnn_cli import blas_env
 
@@ -42,6 +45,12 @@ def thread_count() -> int:
         return int(value)
     if not blas_env.COPIES_CAN_SPLIT:
         return 1
+    return _usable_cpus()
+
+
+@functools.cache
+def _usable_cpus() -> int:
+    """CPUs this process may run on, asked once (it is called on every split)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not every platform has sched_getaffinity
@@ -74,3 +83,16 @@ def for_each_slice(work: Callable[[slice], object], n: int, elements: int) -> No
     work(first)  # this thread takes a share too
     for future in futures:
         future.result()
+
+
+def batch_ufunc(ufunc: np.ufunc, *inputs: np.ndarray | float, out: np.ndarray) -> np.ndarray:
+    """``ufunc(*inputs, out=out)`` split over the batch axis; scalar inputs are shared by every slice.
+
+    Array inputs must have the same leading (batch) axis as ``out``.
+    """
+
+    def apply(batch: slice) -> None:
+        ufunc(*(a[batch] if isinstance(a, np.ndarray) else a for a in inputs), out=out[batch])
+
+    for_each_slice(apply, out.shape[0], out.size)
+    return out
