@@ -84,13 +84,20 @@ def worker_torch(mode: str, steps: int, warmup: int, batch: int) -> dict:
 
     torch.manual_seed(0)
     model = nn.Sequential(  # the same network as configs/mnist.yaml
-        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 64, 3), nn.ReLU(),
-        nn.Conv2d(64, 64, 3), nn.ReLU(),
-        nn.Flatten(), nn.Unflatten(1, (6400, 1, 1)),
-        nn.Conv2d(6400, 128, 1), nn.ReLU(),
-        nn.Conv2d(128, 10, 1), nn.Flatten(),
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Unflatten(1, (6400, 1, 1)),
+        nn.Conv2d(6400, 128, 1),
+        nn.ReLU(),
+        nn.Conv2d(128, 10, 1),
+        nn.Flatten(),
     )
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
     x = torch.randn(batch, 1, 28, 28)
@@ -127,16 +134,20 @@ def worker_epoch(data_dir: str) -> dict:
         start = time.perf_counter()
         result = train(config, run_dir=Path(tmp) / "run", log=lines.append)
         total = time.perf_counter() - start
-    return {"epoch_wall_s": total, "status": result.status, "log": lines, "peak_rss_mb": _peak_rss_mb(),
-            "test_accuracy": result.summary.get("test_accuracy")}
+    return {
+        "epoch_wall_s": total,
+        "status": result.status,
+        "log": lines,
+        "peak_rss_mb": _peak_rss_mb(),
+        "test_accuracy": result.summary.get("test_accuracy"),
+    }
 
 
 WORKERS = {"ours": worker_ours, "torch": worker_torch}
 
 
 def run_child(args: list[str], timeout: float = 900) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=HERE.parent)
+    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, timeout=timeout, cwd=HERE.parent)
     if proc.returncode != 0:
         raise RuntimeError(f"child {args} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -166,8 +177,7 @@ def machine_description() -> str:
         blas = config["Build Dependencies"]["blas"]["name"]
     except Exception:  # noqa: BLE001 - only a label
         pass
-    return (f"{cpu}; {os.cpu_count()} logical CPUs; Python {platform.python_version()}; "
-            f"NumPy {np.__version__} ({blas})")
+    return f"{cpu}; {os.cpu_count()} logical CPUs; Python {platform.python_version()}; NumPy {np.__version__} ({blas})"
 
 
 def main() -> None:
@@ -202,15 +212,21 @@ def main() -> None:
                 steps = args.steps if mode == "train" else 3 * args.steps
                 result = run_child([framework, mode, str(steps), str(args.warmup)])
                 results[(framework, mode)].append(result)
-                print(f"round {round_index + 1}/{args.rounds} {mode:5s} {framework:5s} "
-                      f"{result['images_per_s']:8.0f} img/s  peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+                print(
+                    f"round {round_index + 1}/{args.rounds} {mode:5s} {framework:5s} "
+                    f"{result['images_per_s']:8.0f} img/s  peak RSS {result['peak_rss_mb']:.0f} MB",
+                    flush=True,
+                )
 
     lines = [
-        "# Benchmark results", "",
+        "# Benchmark results",
+        "",
         f"Measured {datetime.now().strftime('%Y-%m-%d %H:%M')} with `python benchmarks/bench.py` "
         f"({args.rounds} alternating rounds, {args.steps} training / {3 * args.steps} inference steps per child, "
-        f"batch {BATCH}, float32, default thread counts).", "",
-        f"Machine: {machine_description()}", "",
+        f"batch {BATCH}, float32, default thread counts).",
+        "",
+        f"Machine: {machine_description()}",
+        "",
         "| measurement | ours img/s (median, min–max) | PyTorch img/s (median, min–max) | ratio ours/PyTorch (median of rounds) |",
         "|---|---|---|---|",
     ]
@@ -220,8 +236,9 @@ def main() -> None:
         row = f"| {label} | {ours['median']:.0f} ({ours['min']:.0f}–{ours['max']:.0f}) |"
         if "torch" in frameworks:
             theirs = summarise([r["images_per_s"] for r in results[("torch", mode)]])
-            per_round = [a["images_per_s"] / b["images_per_s"]
-                         for a, b in zip(results[("ours", mode)], results[("torch", mode)], strict=True)]
+            per_round = [
+                a["images_per_s"] / b["images_per_s"] for a, b in zip(results[("ours", mode)], results[("torch", mode)], strict=True)
+            ]
             ratios[mode] = statistics.median(per_round)
             row += f" {theirs['median']:.0f} ({theirs['min']:.0f}–{theirs['max']:.0f}) | {ratios[mode]:.2f} |"
         else:
@@ -235,11 +252,18 @@ def main() -> None:
 
     if not args.no_epoch:
         epoch = run_child(["epoch", args.data_dir], timeout=1800)
-        lines += ["", "## One real MNIST epoch through the training code", "",
-                  f"`cnn_cli.train.train` with configs/mnist.yaml, 1 epoch (55,000 training images, then 5,000 "
-                  f"validation and 10,000 test images evaluated): {epoch['epoch_wall_s']:.1f} s wall, "
-                  f"peak RSS {epoch['peak_rss_mb']:.0f} MB, test accuracy {epoch['test_accuracy']:.4f}.", "",
-                  "```", *epoch["log"], "```"]
+        lines += [
+            "",
+            "## One real MNIST epoch through the training code",
+            "",
+            f"`cnn_cli.train.train` with configs/mnist.yaml, 1 epoch (55,000 training images, then 5,000 "
+            f"validation and 10,000 test images evaluated): {epoch['epoch_wall_s']:.1f} s wall, "
+            f"peak RSS {epoch['peak_rss_mb']:.0f} MB, test accuracy {epoch['test_accuracy']:.4f}.",
+            "",
+            "```",
+            *epoch["log"],
+            "```",
+        ]
     text = "\n".join(lines) + "\n"
     print(text)
     args.output.write_text(text + kept_notes(args.output))

@@ -31,8 +31,16 @@ FORMAT_VERSION = 1
 OPTIMIZER_PREFIX = "optimizer/"
 META_PREFIX = "meta/"
 META_KEYS = (
-    "format_version", "epoch", "step", "batch_in_epoch", "running", "best_val_acc", "best_epoch",
-    "rng", "data", "config",
+    "format_version",
+    "epoch",
+    "step",
+    "batch_in_epoch",
+    "running",
+    "best_val_acc",
+    "best_epoch",
+    "rng",
+    "data",
+    "config",
 )
 MAX_META_BYTES = 1 << 20  # the config and other metadata are small; anything bigger is refused
 SIZE_SLACK_BYTES = 1 << 20
@@ -74,10 +82,16 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
     arrays: dict[str, np.ndarray] = dict(ckpt.params)
     arrays.update({OPTIMIZER_PREFIX + k: v for k, v in ckpt.optimizer_state.items()})
     meta = {
-        "format_version": np.array(FORMAT_VERSION), "epoch": np.array(ckpt.epoch), "step": np.array(ckpt.step),
-        "batch_in_epoch": np.array(ckpt.batch_in_epoch), "running": np.array(ckpt.running, dtype=np.float64),
-        "best_val_acc": np.array(ckpt.best_val_acc), "best_epoch": np.array(ckpt.best_epoch),
-        "rng": _text(ckpt.rng), "data": _text(ckpt.data), "config": _text(ckpt.config),
+        "format_version": np.array(FORMAT_VERSION),
+        "epoch": np.array(ckpt.epoch),
+        "step": np.array(ckpt.step),
+        "batch_in_epoch": np.array(ckpt.batch_in_epoch),
+        "running": np.array(ckpt.running, dtype=np.float64),
+        "best_val_acc": np.array(ckpt.best_val_acc),
+        "best_epoch": np.array(ckpt.best_epoch),
+        "rng": _text(ckpt.rng),
+        "data": _text(ckpt.data),
+        "config": _text(ckpt.config),
     }
     arrays.update({META_PREFIX + k: v for k, v in meta.items()})
     atomic_write(path, lambda handle: np.savez(handle, **arrays))
@@ -138,9 +152,7 @@ def _read_member(archive: zipfile.ZipFile, path: Path, key: str, max_bytes: int)
     except KeyError:
         raise CheckpointError(f"{path}: missing key {key!r}") from None
     if info.file_size > max_bytes:
-        raise CheckpointError(
-            f"{path}: member {key!r} declares {info.file_size:,} bytes, more than the {max_bytes:,} its config allows"
-        )
+        raise CheckpointError(f"{path}: member {key!r} declares {info.file_size:,} bytes, more than the {max_bytes:,} its config allows")
     try:
         with archive.open(info) as handle:
             return np.lib.format.read_array(handle, allow_pickle=False)
@@ -221,7 +233,7 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
             params[name] = value
         optimizer_state = {}
         for key in sorted(k for k in keys if k.startswith(OPTIMIZER_PREFIX)):
-            short = key[len(OPTIMIZER_PREFIX):]
+            short = key[len(OPTIMIZER_PREFIX) :]
             value = _read_member(archive, path, key, param_bytes + 4096)
             if short == "steps":
                 if value.ndim != 0 or value.dtype.kind not in "iu":
@@ -234,7 +246,9 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
             optimizer_state[short] = value
 
         ckpt = Checkpoint(
-            params=params, config=config.as_dict(), optimizer_state=optimizer_state,
+            params=params,
+            config=config.as_dict(),
+            optimizer_state=optimizer_state,
             epoch=int(_read_scalar(archive, path, "epoch", "iu")),
             step=int(_read_scalar(archive, path, "step", "iu")),
             batch_in_epoch=int(_read_scalar(archive, path, "batch_in_epoch", "iu")),
@@ -251,6 +265,7 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
 
 def _check_meta(path: Path, ckpt: Checkpoint, model: Any) -> None:
     """The metadata must be usable as it stands: finite counters, a sane normalisation and class list."""
+
     def bad(key: str, why: str) -> CheckpointError:
         return CheckpointError(f"{path}: meta/{key} {why}")
 
@@ -271,16 +286,17 @@ def _check_meta(path: Path, ckpt: Checkpoint, model: Any) -> None:
         raise bad("data", f"mean must be a finite number, got {mean!r}")
     if not isinstance(std, (int, float)) or isinstance(std, bool) or not (np.isfinite(std) and std > 0):
         raise bad("data", f"std must be a finite number > 0, got {std!r}")
-    if (not isinstance(classes, list) or len(classes) != model.loss.num_classes
-            or not all(isinstance(c, int) and not isinstance(c, bool) for c in classes)):
+    if (
+        not isinstance(classes, list)
+        or len(classes) != model.loss.num_classes
+        or not all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
+    ):
         raise bad("data", f"classes must list {model.loss.num_classes} integer labels, got {classes!r}")
 
 
 def _check_array(path: Path, name: str, value: np.ndarray, shape: tuple, dtype: np.dtype) -> None:
     if value.shape != tuple(shape):
-        raise CheckpointError(
-            f"{path}: {name} has shape {value.shape}, but the stored config's model needs {tuple(shape)}"
-        )
+        raise CheckpointError(f"{path}: {name} has shape {value.shape}, but the stored config's model needs {tuple(shape)}")
     if value.dtype != dtype:
         raise CheckpointError(f"{path}: {name} has dtype {value.dtype}, expected {dtype}")
     if not np.all(np.isfinite(value)):

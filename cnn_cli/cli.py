@@ -65,14 +65,17 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 @cli.command()
-@click.option("--config", "-c", "config_name", metavar="CONFIG",
-              help="Config file path, or a built-in name (mnist, mnist.yaml, smoke, ...).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config key, e.g. --set train.epochs=3 (repeatable).")
+@click.option(
+    "--config", "-c", "config_name", metavar="CONFIG", help="Config file path, or a built-in name (mnist, mnist.yaml, smoke, ...)."
+)
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. --set train.epochs=3 (repeatable)."
+)
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Run folder to create (default runs/<config>-<time>).")
 @click.option("--seed", type=int, help="Shorthand for --set train.seed=N.")
-@click.option("--resume", type=click.Path(path_type=Path), metavar="RUN_DIR",
-              help="Continue the run in RUN_DIR from its checkpoints/last.npz.")
+@click.option(
+    "--resume", type=click.Path(path_type=Path), metavar="RUN_DIR", help="Continue the run in RUN_DIR from its checkpoints/last.npz."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; one line per epoch.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config (every default filled in) and exit.")
 def train(config_name, overrides, run_dir, seed, resume, quiet, print_config) -> None:
@@ -101,8 +104,9 @@ def train(config_name, overrides, run_dir, seed, resume, quiet, print_config) ->
             click.echo(config_to_yaml(config), nl=False)
             return
     progress = not quiet and sys.stdout.isatty()
-    result = run_training(config, run_dir=None if resume else run_dir, resume=resume,
-                          command_line=["cnn", *sys.argv[1:]], log=click.echo, progress=progress)
+    result = run_training(
+        config, run_dir=None if resume else run_dir, resume=resume, command_line=["cnn", *sys.argv[1:]], log=click.echo, progress=progress
+    )
     if result.status == "completed" and result.summary:
         _maybe_plot(result.run.root)
     if result.message:

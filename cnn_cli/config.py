@@ -248,9 +248,7 @@ def _build(cls: type, data: dict, path: str, lines: _Lines) -> Any:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             full = f"{path}.{key}" if path else str(key)
-            raise ConfigError(
-                f"{lines.where(full)}{full}: unknown key{hint} (valid keys: {', '.join(fields)})"
-            )
+            raise ConfigError(f"{lines.where(full)}{full}: unknown key{hint} (valid keys: {', '.join(fields)})")
     kwargs = {}
     for name, f in fields.items():
         if name in data:
@@ -277,8 +275,7 @@ def _check_cross_field(config: Config, lines: _Lines) -> None:
         given = set(config.data.paths or {})
         if given != need:
             raise ConfigError(
-                f"{lines.where('data.paths')}data.paths: dataset 'idx' needs exactly the keys {sorted(need)}, "
-                f"got {sorted(given)}"
+                f"{lines.where('data.paths')}data.paths: dataset 'idx' needs exactly the keys {sorted(need)}, got {sorted(given)}"
             )
 
 
@@ -335,10 +332,7 @@ def resolve_config_path(name_or_path: str | Path) -> tuple[str, str]:
     if path.parent == Path(".") and stem in builtin_configs():
         text = resources.files(BUILTIN_CONFIG_PACKAGE).joinpath(f"{stem}.yaml").read_text(encoding="utf-8")
         return f"{stem}.yaml", text
-    raise ConfigError(
-        f"{name_or_path}: config file not found; give a path or one of the built-in configs: "
-        + ", ".join(builtin_configs())
-    )
+    raise ConfigError(f"{name_or_path}: config file not found; give a path or one of the built-in configs: " + ", ".join(builtin_configs()))
 
 
 def apply_override(data: dict, assignment: str) -> None:

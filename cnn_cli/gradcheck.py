@@ -128,10 +128,7 @@ def gradcheck_model(
 def format_gradcheck(results: list[GradcheckResult]) -> str:
     """A plain-text table: name, entries checked, max relative error, PASS/FAIL; one row per tensor."""
     header = ("tensor", "checked", "skipped", "max rel err", "result")
-    rows = [
-        (r.name, str(r.checked), str(r.skipped), f"{r.max_rel_error:.2e}", "PASS" if r.passed else "FAIL")
-        for r in results
-    ]
+    rows = [(r.name, str(r.checked), str(r.skipped), f"{r.max_rel_error:.2e}", "PASS" if r.passed else "FAIL") for r in results]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(cells: tuple[str, ...]) -> str:
@@ -211,10 +208,7 @@ class _Probe:
 
     def on_base_piece(self, pattern: list[np.ndarray | None]) -> bool:
         """True when no ReLU input changed sign and no max-pool window changed its winner."""
-        return all(
-            (a is None and b is None) or np.array_equal(a, b)
-            for a, b in zip(pattern, self.base_pattern, strict=True)
-        )
+        return all((a is None and b is None) or np.array_equal(a, b) for a, b in zip(pattern, self.base_pattern, strict=True))
 
 
 def _check_tensor(

@@ -80,8 +80,7 @@ def preprocess(gray: np.ndarray) -> Prepared:
     """Make a 2-D [0, 1] image MNIST-like: (H, W) -> (28, 28), light ink on black."""
     low, high = float(gray.min()), float(gray.max())
     if high - low < BLANK_RANGE:
-        return Prepared(np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32), "image is blank (a single colour); "
-                        "the prediction is meaningless")
+        return Prepared(np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32), "image is blank (a single colour); the prediction is meaningless")
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     dark_ink_on_light = np.median(border) > 0.5
     if gray.shape == (MNIST_SIZE, MNIST_SIZE) and not dark_ink_on_light:
@@ -91,8 +90,7 @@ def preprocess(gray: np.ndarray) -> Prepared:
     rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
     cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
     if rows.size == 0 or cols.size == 0:
-        return Prepared(np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32), "no ink found in the image; "
-                        "the prediction is meaningless")
+        return Prepared(np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32), "no ink found in the image; the prediction is meaningless")
     digit = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = digit.shape
     scale = DIGIT_BOX / max(h, w)

@@ -28,8 +28,16 @@ def checkpoint_splits(ckpt: Checkpoint, progress: bool = False):
     config = config_from_dict(ckpt.config)
     d = config.data
     return load_dataset(
-        dataset=d.dataset, data_dir=d.data_dir, paths=d.paths, val_size=d.val_size, seed=config.train.seed,
-        classes=d.classes, limit=d.limit, mean=ckpt.data.get("mean"), std=ckpt.data.get("std"), progress=progress,
+        dataset=d.dataset,
+        data_dir=d.data_dir,
+        paths=d.paths,
+        val_size=d.val_size,
+        seed=config.train.seed,
+        classes=d.classes,
+        limit=d.limit,
+        mean=ckpt.data.get("mean"),
+        std=ckpt.data.get("std"),
+        progress=progress,
     )
 
 
@@ -67,8 +75,7 @@ def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
         return Path(checkpoint)
     if not DEFAULT_CHECKPOINT.is_file():
         raise CnnError(
-            f"no checkpoint given and none at {DEFAULT_CHECKPOINT}; train first "
-            "(cnn train --config mnist.yaml) or pass --checkpoint PATH"
+            f"no checkpoint given and none at {DEFAULT_CHECKPOINT}; train first (cnn train --config mnist.yaml) or pass --checkpoint PATH"
         )
     return DEFAULT_CHECKPOINT
 
@@ -78,8 +85,7 @@ def predict_images(paths: list[str], checkpoint: str | Path | None = None, top_k
     path = resolve_checkpoint(checkpoint)
     ckpt, model = load_checkpoint(path)
     if tuple(model.input_shape) != (1, MNIST_SIZE, MNIST_SIZE):
-        raise CnnError(f"{path}: its model takes input {tuple(model.input_shape)}; "
-                       f"predict feeds 1x{MNIST_SIZE}x{MNIST_SIZE} digit images")
+        raise CnnError(f"{path}: its model takes input {tuple(model.input_shape)}; predict feeds 1x{MNIST_SIZE}x{MNIST_SIZE} digit images")
     mean, std = float(ckpt.data.get("mean", 0.0)), float(ckpt.data.get("std", 1.0))
     classes = ckpt.data.get("classes") or list(range(model.loss.num_classes))
     results = []
@@ -92,9 +98,13 @@ def predict_images(paths: list[str], checkpoint: str | Path | None = None, top_k
         x = ((prepared.pixels - mean) / std).astype(model.dtype)[None, None]
         probs = model.predict_proba(x)[0]
         order = np.argsort(-probs, kind="stable")[:top_k]
-        results.append(Prediction(
-            path=str(path), prediction=int(classes[int(order[0])]),
-            probabilities={str(c): round(float(p), 6) for c, p in zip(classes, probs, strict=True)},
-            top_k=[(int(classes[int(i)]), float(probs[i])) for i in order], warning=prepared.warning,
-        ))
+        results.append(
+            Prediction(
+                path=str(path),
+                prediction=int(classes[int(order[0])]),
+                probabilities={str(c): round(float(p), 6) for c, p in zip(classes, probs, strict=True)},
+                top_k=[(int(classes[int(i)]), float(probs[i])) for i in order],
+                warning=prepared.warning,
+            )
+        )
     return results

@@ -17,17 +17,13 @@ def kaiming_normal(shape: tuple[int, ...], fan_in: int, rng: np.random.Generator
     return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
 
 
-def xavier_uniform(
-    shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator, dtype: np.dtype
-) -> np.ndarray:
+def xavier_uniform(shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
     """Glorot & Bengio (2010): U(−a, a) with a = sqrt(6 / (fan_in + fan_out))."""
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
 
 
-def init_weight(
-    scheme: str, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator, dtype: np.dtype
-) -> np.ndarray:
+def init_weight(scheme: str, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
     """Draw a weight tensor with the named scheme ('kaiming' or 'xavier')."""
     if scheme == "kaiming":
         return kaiming_normal(shape, fan_in, rng, dtype)

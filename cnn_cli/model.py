@@ -96,9 +96,7 @@ class Model:
         self.output_shape = layers[-1].output_shape if layers else input_shape
         self.dtype = np.dtype(dtype)
         self.loss = Loss(loss_name, int(np.prod(self.output_shape)))
-        self.params: dict[str, np.ndarray] = {
-            f"{layer.name}.{key}": value for layer in layers for key, value in layer.params.items()
-        }
+        self.params: dict[str, np.ndarray] = {f"{layer.name}.{key}": value for layer in layers for key, value in layer.params.items()}
         # Layers before the first one with parameters need no input gradient in training.
         self._first_param_layer = next((i for i, layer in enumerate(layers) if layer.params), len(layers))
 
@@ -145,15 +143,13 @@ class Model:
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 100) -> np.ndarray:
         """(N, *input_shape) -> (N, num_classes) probabilities, in evaluation mode."""
-        chunks = [self.loss.probabilities(self.forward(x[i : i + batch_size], keep_cache=False))
-                  for i in range(0, len(x), batch_size)]
+        chunks = [self.loss.probabilities(self.forward(x[i : i + batch_size], keep_cache=False)) for i in range(0, len(x), batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.loss.num_classes))
 
     def summary(self) -> list[LayerSummary]:
         """Per layer: name, type, output shape (per sample), parameter count and forward FLOPs per sample."""
         return [
-            LayerSummary(layer.name, layer.type_name, layer.output_shape,
-                         sum(p.size for p in layer.params.values()), layer.flops())
+            LayerSummary(layer.name, layer.type_name, layer.output_shape, sum(p.size for p in layer.params.values()), layer.flops())
             for layer in self.layers
         ]
 
@@ -190,8 +186,11 @@ def build_model(config: Any, seed: int = 0, dtype: str | np.dtype = "float32") -
     """
     section = _model_section(config)
     input_shape = section.get("input_shape", [1, 28, 28])
-    if (not isinstance(input_shape, (list, tuple)) or not input_shape
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_shape)):
+    if (
+        not isinstance(input_shape, (list, tuple))
+        or not input_shape
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_shape)
+    ):
         raise ModelBuildError(f"model.input_shape: expected a list of positive ints like [1, 28, 28], got {input_shape!r}")
     loss_name = section.get("loss", "softmax_cross_entropy")
     if loss_name not in LOSSES:
@@ -239,9 +238,7 @@ def _build_layer(index, spec, input_shape, rng, dtype, default_init, counts, tak
 
         close = difflib.get_close_matches(str(type_name), list(LAYER_TYPES), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ModelBuildError(
-            f"model.layers[{index}]: unknown layer type {type_name!r}{hint}; known: {', '.join(LAYER_TYPES)}"
-        )
+        raise ModelBuildError(f"model.layers[{index}]: unknown layer type {type_name!r}{hint}; known: {', '.join(LAYER_TYPES)}")
     cls = LAYER_TYPES[type_name]
     counts[type_name] = counts.get(type_name, 0) + 1
     name = spec.get("name") or f"{NAME_PREFIX.get(type_name, type_name)}{counts[type_name]}"

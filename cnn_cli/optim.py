@@ -173,9 +173,7 @@ class Adam(Optimizer):
         param -= scratch  # w ← w − η m̂ / (√v̂ + ε)
 
 
-def make_optimizer(
-    name: str, lr: float, momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
-) -> Optimizer:
+def make_optimizer(name: str, lr: float, momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Optimizer:
     """Build one of ``sgd``, ``momentum``, ``nesterov``, ``adam``."""
     if name == "sgd":
         return SGD(lr)

@@ -90,8 +90,7 @@ def _figure(kind: str, path: Path, grid_top: float | None = None) -> Iterator[Fi
 def _note(ax: Any, text: str) -> None:
     """Write a centred explanation in an empty panel."""
     ax.set_axis_off()
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=12, color="0.3",
-            transform=ax.transAxes)
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=12, color="0.3", transform=ax.transAxes)
 
 
 def _probability(p: float) -> str:
@@ -117,10 +116,7 @@ def run_checkpoint(paths: RunPaths) -> Path:
     for candidate in (paths.best, paths.last):
         if candidate.is_file():
             return candidate
-    raise CheckpointError(
-        f"{paths.checkpoints}: no checkpoint ({paths.best.name} or {paths.last.name}); "
-        "the run stopped before saving one"
-    )
+    raise CheckpointError(f"{paths.checkpoints}: no checkpoint ({paths.best.name} or {paths.last.name}); the run stopped before saving one")
 
 
 def _test_split(ckpt: Checkpoint) -> tuple[np.ndarray, np.ndarray]:
@@ -171,8 +167,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     paths.plots.mkdir(parents=True, exist_ok=True)
     title = f"run {paths.root.resolve().name} ({_run_status(paths)}), {checkpoint.name}"
 
-    written = [plot_learning_curves(read_metrics(paths.metrics), ckpt.best_epoch, paths.plots / LEARNING_CURVES_FILE,
-                                    title)]
+    written = [plot_learning_curves(read_metrics(paths.metrics), ckpt.best_epoch, paths.plots / LEARNING_CURVES_FILE, title)]
     images, labels = _test_split(ckpt)
     batch = config_from_dict(ckpt.config).train.eval_batch_size
     chunks = [model.forward(images[i : i + batch], keep_cache=False) for i in range(0, len(images), batch)]
@@ -181,8 +176,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     predicted = predictions(model, logits)
     names = _class_names(ckpt, model)
     written.append(plot_confusion_matrix(labels, predicted, names, paths.plots / CONFUSION_MATRIX_FILE, title))
-    written.append(plot_misclassified(images, labels, probabilities, predicted, names, ckpt,
-                                      paths.plots / MISCLASSIFIED_FILE, title))
+    written.append(plot_misclassified(images, labels, probabilities, predicted, names, ckpt, paths.plots / MISCLASSIFIED_FILE, title))
     written.append(plot_filters(model, paths.plots / FILTERS_FILE, title))
     return written
 
@@ -209,8 +203,7 @@ def plot_learning_curves(rows: list[dict[str, Any]], best_epoch: int, path: Path
             ax.set_xlabel("epoch")
             ax.set_ylabel(label)
             if not rows:
-                _note(ax, "no finished epoch yet:\nthe run stopped before its first epoch ended,\n"
-                          "so there is no curve to draw")
+                _note(ax, "no finished epoch yet:\nthe run stopped before its first epoch ended,\nso there is no curve to draw")
                 continue
             train = np.array([r[f"train_{key}"] for r in rows], dtype=float)
             val = np.array([r[f"val_{key}"] for r in rows], dtype=float)
@@ -218,8 +211,7 @@ def plot_learning_curves(rows: list[dict[str, Any]], best_epoch: int, path: Path
             if has_val.any():
                 ax.plot(epochs[has_val], val[has_val], "s-", color="tab:orange", label="validation")
             if best_epoch in epochs:
-                ax.axvline(best_epoch, color="tab:green", linestyle="--", linewidth=1.2,
-                           label=f"best epoch ({best_epoch})")
+                ax.axvline(best_epoch, color="tab:green", linestyle="--", linewidth=1.2, label=f"best epoch ({best_epoch})")
                 best_row = rows[int(np.flatnonzero(epochs == best_epoch)[0])]
                 if math.isfinite(best_row[f"val_{key}"]):
                     ax.plot([best_epoch], [best_row[f"val_{key}"]], "*", color="tab:green", markersize=16)
@@ -234,8 +226,7 @@ def plot_learning_curves(rows: list[dict[str, Any]], best_epoch: int, path: Path
     return path
 
 
-def plot_confusion_matrix(labels: np.ndarray, predicted: np.ndarray, names: list[str], path: Path,
-                          title: str = "") -> Path:
+def plot_confusion_matrix(labels: np.ndarray, predicted: np.ndarray, names: list[str], path: Path, title: str = "") -> Path:
     """Counts of (true, predicted) classes on the test split, with per-class accuracy beside each row.
 
     Cell colour is the fraction of the true class (its row), on a square-root
@@ -255,8 +246,15 @@ def plot_confusion_matrix(labels: np.ndarray, predicted: np.ndarray, names: list
         cell_font = 10 if k <= 10 else 7
         for true in range(k):
             for pred in range(k):
-                matrix_ax.text(pred, true, f"{counts[true, pred]}", ha="center", va="center", fontsize=cell_font,
-                               color="white" if fractions[true, pred] > 0.5 else "black")
+                matrix_ax.text(
+                    pred,
+                    true,
+                    f"{counts[true, pred]}",
+                    ha="center",
+                    va="center",
+                    fontsize=cell_font,
+                    color="white" if fractions[true, pred] > 0.5 else "black",
+                )
         matrix_ax.set_xticks(range(k), names)
         matrix_ax.set_yticks(range(k), names)
         matrix_ax.set_xlabel("predicted class")
@@ -272,9 +270,15 @@ def plot_confusion_matrix(labels: np.ndarray, predicted: np.ndarray, names: list
         acc_ax.barh(rows, per_class - low, left=low, color="tab:blue", height=0.7)
         for row, value in zip(rows, per_class, strict=True):
             inside = value - low > 0.45 * span  # the label fits inside the bar
-            acc_ax.text(value - 0.03 * span if inside else max(value, low) + 0.03 * span, row, f"{value:.1%}",
-                        va="center", ha="right" if inside else "left", color="white" if inside else "black",
-                        fontsize=cell_font)
+            acc_ax.text(
+                value - 0.03 * span if inside else max(value, low) + 0.03 * span,
+                row,
+                f"{value:.1%}",
+                va="center",
+                ha="right" if inside else "left",
+                color="white" if inside else "black",
+                fontsize=cell_font,
+            )
         acc_ax.set_ylim(k - 0.5, -0.5)
         acc_ax.set_yticks(range(k), names)
         acc_ax.set_xlim(low, 1)
@@ -284,8 +288,16 @@ def plot_confusion_matrix(labels: np.ndarray, predicted: np.ndarray, names: list
     return path
 
 
-def plot_misclassified(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, predicted: np.ndarray,
-                       names: list[str], ckpt: Checkpoint, path: Path, title: str = "") -> Path:
+def plot_misclassified(
+    images: np.ndarray,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    predicted: np.ndarray,
+    names: list[str],
+    ckpt: Checkpoint,
+    path: Path,
+    title: str = "",
+) -> Path:
     """A grid of the test images the model got wrong with the highest confidence.
 
     Args:
@@ -296,9 +308,11 @@ def plot_misclassified(images: np.ndarray, labels: np.ndarray, probabilities: np
     chosen = confident_mistakes(probabilities, predicted, labels, count)
     wrong_total = int((predicted != labels).sum())
     with _figure("misclassified", path, grid_top=0.88) as fig:
-        fig.suptitle(f"Most confidently wrong test images: {title}\n"
-                     f"{wrong_total:,} of {len(labels):,} wrong; showing the {len(chosen)} with the highest "
-                     "probability on the wrong class")
+        fig.suptitle(
+            f"Most confidently wrong test images: {title}\n"
+            f"{wrong_total:,} of {len(labels):,} wrong; showing the {len(chosen)} with the highest "
+            "probability on the wrong class"
+        )
         fig.subplots_adjust(right=0.98, hspace=0.4)
         axes = fig.subplots(MISCLASSIFIED_ROWS, MISCLASSIFIED_COLS).ravel()
         for ax in axes:
@@ -308,8 +322,9 @@ def plot_misclassified(images: np.ndarray, labels: np.ndarray, probabilities: np
         for ax, index in zip(axes, chosen, strict=False):
             ax.imshow(_pixels(images[index], ckpt), cmap=INK_CMAP, vmin=0, vmax=1)
             guess = predicted[index]
-            ax.set_title(f"true {names[labels[index]]}, pred {names[guess]}\n"
-                         f"{_probability(probabilities[index, guess])}  #{index}", fontsize=11)
+            ax.set_title(
+                f"true {names[labels[index]]}, pred {names[guess]}\n{_probability(probabilities[index, guess])}  #{index}", fontsize=11
+            )
     return path
 
 
@@ -333,8 +348,10 @@ def plot_filters(model: Model, path: Path, title: str = "") -> Path:
         shown = kernels[:MAX_PANELS]
         limit = float(np.abs(shown).max()) or 1.0
         rows, cols = _grid_shape(len(shown))
-        fig.suptitle(f"First conv layer ({layer.name}) kernels, {c_out}×{c_in}×{k_h}×{k_w}: {title}"
-                     + (f"\nfirst {MAX_PANELS} of {len(kernels)} kernel slices" if len(kernels) > MAX_PANELS else ""))
+        fig.suptitle(
+            f"First conv layer ({layer.name}) kernels, {c_out}×{c_in}×{k_h}×{k_w}: {title}"
+            + (f"\nfirst {MAX_PANELS} of {len(kernels)} kernel slices" if len(kernels) > MAX_PANELS else "")
+        )
         axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
         image = None
         for panel, ax in enumerate(axes):
@@ -375,13 +392,14 @@ def _load_input(ckpt: Checkpoint, model: Model, image: str) -> tuple[np.ndarray,
         images, labels = _test_split(ckpt)
         text = match.group(1)
         if not re.fullmatch(r"\d+", text) or int(text) >= len(labels):
-            raise ImageError(f"{image}: expected test:INDEX with INDEX in 0..{len(labels) - 1} "
-                             f"(the test split has {len(labels):,} images)")
+            raise ImageError(f"{image}: expected test:INDEX with INDEX in 0..{len(labels) - 1} (the test split has {len(labels):,} images)")
         index = int(text)
         return images[index : index + 1].astype(model.dtype), f"test image #{index}", int(labels[index]), ""
     if tuple(model.input_shape) != (1, MNIST_SIZE, MNIST_SIZE):
-        raise CnnError(f"{image}: image files are prepared as 1×{MNIST_SIZE}×{MNIST_SIZE}, but this model takes "
-                       f"{tuple(model.input_shape)}; use test:INDEX instead")
+        raise CnnError(
+            f"{image}: image files are prepared as 1×{MNIST_SIZE}×{MNIST_SIZE}, but this model takes "
+            f"{tuple(model.input_shape)}; use test:INDEX instead"
+        )
     prepared = load_image(image)
     mean, std = float(ckpt.data.get("mean", 0.0)), float(ckpt.data.get("std", 1.0))
     x = ((prepared.pixels - mean) / std).astype(model.dtype)[None, None]
@@ -420,17 +438,18 @@ def visualize_image(checkpoint: str | Path, image: str, out_dir: str | Path) -> 
         written.append(path)
 
     gradient, class_index = saliency(model, x)
-    header = (f"{caption}" + (f", true class {names[true_class]}" if true_class is not None else "")
-              + f": predicted {names[class_index]} ({_probability(probabilities[class_index])})")
+    header = (
+        f"{caption}"
+        + (f", true class {names[true_class]}" if true_class is not None else "")
+        + f": predicted {names[class_index]} ({_probability(probabilities[class_index])})"
+    )
     if warning:
         header += f"\nwarning: {warning}"
-    written.append(plot_saliency(_pixels(x[0], ckpt), gradient, names[class_index], header,
-                                 out_dir / SALIENCY_FILE))
+    written.append(plot_saliency(_pixels(x[0], ckpt), gradient, names[class_index], header, out_dir / SALIENCY_FILE))
     return written
 
 
-def plot_feature_maps(layer: str, maps: np.ndarray, path: Path, caption: str = "",
-                      next_layer: str | None = None) -> Path:
+def plot_feature_maps(layer: str, maps: np.ndarray, path: Path, caption: str = "", next_layer: str | None = None) -> Path:
     """A grid of one conv layer's output maps (C, H, W), before the activation, on one shared colour scale.
 
     ``next_layer`` is the type of the layer that follows (e.g. ``"relu"``), named in the legend line.
@@ -445,8 +464,10 @@ def plot_feature_maps(layer: str, maps: np.ndarray, path: Path, caption: str = "
             legend = "red > 0 passes the ReLU that follows, blue < 0 is cut"
         else:
             legend = "red > 0, blue < 0, white 0" + (f"; a {next_layer} layer follows" if next_layer else "")
-        fig.suptitle(f"{layer} output, {channels}×{height}×{width} (before activation), for {caption}{more}\n"
-                     f"one panel per channel, one colour scale; {legend}")
+        fig.suptitle(
+            f"{layer} output, {channels}×{height}×{width} (before activation), for {caption}{more}\n"
+            f"one panel per channel, one colour scale; {legend}"
+        )
         axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
         image = None
         for channel, ax in enumerate(axes):
@@ -461,8 +482,7 @@ def plot_feature_maps(layer: str, maps: np.ndarray, path: Path, caption: str = "
     return path
 
 
-def plot_feature_vector(layer: str, values: np.ndarray, path: Path, caption: str = "",
-                        class_names: list[str] | None = None) -> Path:
+def plot_feature_vector(layer: str, values: np.ndarray, path: Path, caption: str = "", class_names: list[str] | None = None) -> Path:
     """A conv layer whose maps are 1×1 (C values): one bar per channel.
 
     ``class_names`` marks the model's last layer, whose channels are the class scores (logits).

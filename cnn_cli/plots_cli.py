@@ -34,9 +34,13 @@ def plot_command(run_dir: Path) -> None:
 @click.command("viz")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("image")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), metavar="DIR",
-              help="Folder for the PNGs. Default: RUN/plots/viz/<image> for a checkpoint in "
-                   "RUN/checkpoints/, else ./viz/<image>.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Folder for the PNGs. Default: RUN/plots/viz/<image> for a checkpoint in RUN/checkpoints/, else ./viz/<image>.",
+)
 def viz_command(checkpoint: Path, image: str, out_dir: Path | None) -> None:
     """Show what the network computes for one digit: feature maps and a saliency map.
 

@@ -32,7 +32,15 @@ PLOTS_DIR = "plots"
 LATEST_LINK = "latest"
 DEFAULT_RUNS_ROOT = "runs"
 METRIC_COLUMNS = (
-    "epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s",
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "seconds",
+    "images_per_s",
 )
 
 
@@ -104,9 +112,7 @@ def check_run_dir_free(run_dir: str | Path) -> Path:
         if not path.is_dir():
             raise CnnError(f"--run-dir {path}: exists and is not a folder")
         if any(path.iterdir()):
-            raise CnnError(
-                f"--run-dir {path}: already holds a run; use --resume {path} to continue it, or choose a new folder"
-            )
+            raise CnnError(f"--run-dir {path}: already holds a run; use --resume {path} to continue it, or choose a new folder")
     return path
 
 
@@ -194,8 +200,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return parsed
 
 
-def run_record(command_line: list[str], seed: int, status: str, started: str, ended: str | None = None,
-               **extra: Any) -> dict[str, Any]:
+def run_record(command_line: list[str], seed: int, status: str, started: str, ended: str | None = None, **extra: Any) -> dict[str, Any]:
     """The content of run.json."""
     return {
         "command": command_line,

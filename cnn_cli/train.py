@@ -56,8 +56,11 @@ class EvalResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "accuracy": self.accuracy, "loss": self.loss, "n": self.n,
-            "per_class_accuracy": self.per_class_accuracy, "confusion_matrix": self.confusion_matrix,
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "n": self.n,
+            "per_class_accuracy": self.per_class_accuracy,
+            "confusion_matrix": self.confusion_matrix,
         }
 
 
@@ -83,8 +86,11 @@ def evaluate(model: Model, images: np.ndarray, labels: np.ndarray, batch_size: i
     n = int(len(labels))
     per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
     return EvalResult(
-        loss=loss_sum / max(n, 1), accuracy=float(confusion.diagonal().sum() / max(n, 1)), n=n,
-        per_class_accuracy=[float(v) for v in per_class], confusion_matrix=confusion.tolist(),
+        loss=loss_sum / max(n, 1),
+        accuracy=float(confusion.diagonal().sum() / max(n, 1)),
+        n=n,
+        per_class_accuracy=[float(v) for v in per_class],
+        confusion_matrix=confusion.tolist(),
     )
 
 
@@ -131,8 +137,17 @@ def _data_splits(config: Config, progress: bool):
 
     d = config.data
     return load_dataset(
-        dataset=d.dataset, data_dir=d.data_dir, paths=d.paths, val_size=d.val_size, seed=config.train.seed,
-        classes=d.classes, limit=d.limit, mean=d.mean, std=d.std, progress=progress, train_as_pixels=True,
+        dataset=d.dataset,
+        data_dir=d.data_dir,
+        paths=d.paths,
+        val_size=d.val_size,
+        seed=config.train.seed,
+        classes=d.classes,
+        limit=d.limit,
+        mean=d.mean,
+        std=d.std,
+        progress=progress,
+        train_as_pixels=True,
     )
 
 
@@ -233,15 +248,25 @@ def train(
     point_latest(paths, runs_root)
     if ckpt is None:
         n_params = sum(p.size for p in model.params.values())
-        log(f"run {paths.root}: {config.name}, {n_params:,} parameters; {len(splits.train.labels):,} training / "
+        log(
+            f"run {paths.root}: {config.name}, {n_params:,} parameters; {len(splits.train.labels):,} training / "
             f"{len(splits.val.labels):,} validation / {len(splits.test.labels):,} test images; "
-            f"{tc.epochs} epoch(s) of {steps_per_epoch} steps")
+            f"{tc.epochs} epoch(s) of {steps_per_epoch} steps"
+        )
 
     def checkpoint_now(batch: int, run_sums: list[float]) -> Checkpoint:
         return Checkpoint(
-            params=model.params, config=config.as_dict(), optimizer_state=optimizer.state_arrays(),
-            epoch=epoch, step=step, batch_in_epoch=batch, running=run_sums, best_val_acc=best_val_acc,
-            best_epoch=best_epoch, rng=_rng_state(model), data=data_info,
+            params=model.params,
+            config=config.as_dict(),
+            optimizer_state=optimizer.state_arrays(),
+            epoch=epoch,
+            step=step,
+            batch_in_epoch=batch,
+            running=run_sums,
+            best_val_acc=best_val_acc,
+            best_epoch=best_epoch,
+            rng=_rng_state(model),
+            data=data_info,
         )
 
     def save(path: Path, batch: int, run_sums: list[float]) -> None:
@@ -255,8 +280,15 @@ def train(
 
     def finish(status: str, exit_code: int, message: str = "", summary: dict | None = None) -> TrainResult:
         write_metrics(paths.metrics, history)
-        write_json(paths.run_info, {**record, "status": status, "ended": datetime.now().isoformat(timespec="seconds"),
-                                    **({"message": message} if message else {})})
+        write_json(
+            paths.run_info,
+            {
+                **record,
+                "status": status,
+                "ended": datetime.now().isoformat(timespec="seconds"),
+                **({"message": message} if message else {}),
+            },
+        )
         return TrainResult(paths, status, exit_code, summary or {}, message)
 
     augment = _augment(config)
@@ -266,23 +298,33 @@ def train(
             loss_sum, correct, seen, seconds = running
             bar = _progress_bar(progress, epoch, tc.epochs, steps_per_epoch, batch_in_epoch)
             batches = iterate_batches(
-                splits.train.images, splits.train.labels, tc.batch_size, seed=tc.seed, epoch=epoch,
-                shuffle=True, drop_last=tc.drop_last, augment=augment, start_batch=batch_in_epoch,
+                splits.train.images,
+                splits.train.labels,
+                tc.batch_size,
+                seed=tc.seed,
+                epoch=epoch,
+                shuffle=True,
+                drop_last=tc.drop_last,
+                augment=augment,
+                start_batch=batch_in_epoch,
                 normalize=splits.table,
             )
             tick = time.perf_counter()
             lr = oc.lr
             for x, y in batches:
-                lr = learning_rate(oc.lr, step, steps_per_epoch, tc.epochs, sc.name, sc.step_size, sc.gamma,
-                                   sc.min_lr, sc.warmup_epochs)
+                lr = learning_rate(oc.lr, step, steps_per_epoch, tc.epochs, sc.name, sc.step_size, sc.gamma, sc.min_lr, sc.warmup_epochs)
                 optimizer.lr = lr
                 with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
                     loss, logits = model.loss_and_backward(x, y)
                 if not math.isfinite(loss):
-                    kept = (f"the last good checkpoint is kept: {paths.last}" if paths.last.is_file()
-                            else "no checkpoint was written (no epoch had finished)")
-                    message = (f"training diverged at step {step + 1} (epoch {epoch + 1}, batch {batch_in_epoch + 1}): "
-                               f"loss is {loss}; {kept}")
+                    kept = (
+                        f"the last good checkpoint is kept: {paths.last}"
+                        if paths.last.is_file()
+                        else "no checkpoint was written (no epoch had finished)"
+                    )
+                    message = (
+                        f"training diverged at step {step + 1} (epoch {epoch + 1}, batch {batch_in_epoch + 1}): loss is {loss}; {kept}"
+                    )
                     if bar is not None:
                         bar.close()
                     return finish("failed", RuntimeFault.exit_code, message)
@@ -299,8 +341,9 @@ def train(
                 if bar is not None:
                     elapsed = seconds + time.perf_counter() - tick
                     bar.update(1)
-                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
-                                    img_s=f"{seen / max(elapsed, 1e-9):.0f}", refresh=False)
+                    bar.set_postfix(
+                        loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", img_s=f"{seen / max(elapsed, 1e-9):.0f}", refresh=False
+                    )
                 if stop_after_steps is not None and step >= stop_after_steps:
                     interrupt.requested = True
                 if interrupt.requested:
@@ -317,9 +360,14 @@ def train(
             val = evaluate(model, splits.val.images, splits.val.labels, tc.eval_batch_size) if len(splits.val.labels) else None
             epoch += 1
             row = {
-                "epoch": epoch, "step": step, "lr": lr, "train_loss": loss_sum / max(seen, 1),
-                "train_acc": correct / max(seen, 1), "val_loss": val.loss if val else float("nan"),
-                "val_acc": val.accuracy if val else float("nan"), "seconds": round(seconds, 3),
+                "epoch": epoch,
+                "step": step,
+                "lr": lr,
+                "train_loss": loss_sum / max(seen, 1),
+                "train_acc": correct / max(seen, 1),
+                "val_loss": val.loss if val else float("nan"),
+                "val_acc": val.accuracy if val else float("nan"),
+                "seconds": round(seconds, 3),
                 "images_per_s": round(seen / max(seconds, 1e-9), 1),
             }
             improved = val is not None and val.accuracy > best_val_acc
@@ -347,9 +395,15 @@ def train(
     _, best_model = load_checkpoint(best_path)
     test = evaluate(best_model, splits.test.images, splits.test.labels, tc.eval_batch_size)
     summary = {
-        "test_accuracy": test.accuracy, "test_loss": test.loss, "test_n": test.n,
-        "best_epoch": best_epoch, "best_val_accuracy": best_val_acc, "epochs_trained": epoch, "steps": step,
-        "wall_seconds": round(time.perf_counter() - wall_start, 2), "checkpoint": str(best_path),
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "test_n": test.n,
+        "best_epoch": best_epoch,
+        "best_val_accuracy": best_val_acc,
+        "epochs_trained": epoch,
+        "steps": step,
+        "wall_seconds": round(time.perf_counter() - wall_start, 2),
+        "checkpoint": str(best_path),
         "per_class_accuracy": test.per_class_accuracy,
     }
     write_json(paths.summary, summary)
@@ -358,9 +412,11 @@ def train(
 
 
 def _epoch_line(row: dict[str, Any], epochs: int, penalty: float) -> str:
-    text = (f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f}  acc {row['train_acc']:.4f}  "
-            f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}  lr {row['lr']:.2e}  "
-            f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s")
+    text = (
+        f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f}  acc {row['train_acc']:.4f}  "
+        f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}  lr {row['lr']:.2e}  "
+        f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s"
+    )
     return text + (f"  l2 {penalty:.4f}" if penalty else "")
 
 
@@ -369,8 +425,7 @@ def _progress_bar(enabled: bool, epoch: int, epochs: int, total: int, initial: i
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
-                dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False, dynamic_ncols=True)
 
 
 __all__ = ["EvalResult", "TrainResult", "evaluate", "predictions", "train", "CnnError"]

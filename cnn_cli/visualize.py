@@ -90,8 +90,7 @@ def saliency(model: Model, x: np.ndarray, class_index: int | None = None) -> tup
     return grad_input[0].sum(axis=0), class_index
 
 
-def confident_mistakes(probabilities: np.ndarray, predicted: np.ndarray, labels: np.ndarray,
-                       count: int) -> np.ndarray:
+def confident_mistakes(probabilities: np.ndarray, predicted: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
     """Indices of the wrongly predicted samples, most confident first (at most ``count``).
 
     Args:

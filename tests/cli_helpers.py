@@ -57,13 +57,16 @@ def cli_command(args: Sequence[object], optimize: bool = False) -> list[str]:
     return [sys.executable, *(["-O"] if optimize else []), "-m", "cnn_cli", *map(str, args)]
 
 
-def run_cli(
-    args: Sequence[object], *, cwd: Path | None = None, optimize: bool = False, timeout: float = 60
-) -> Outcome:
+def run_cli(args: Sequence[object], *, cwd: Path | None = None, optimize: bool = False, timeout: float = 60) -> Outcome:
     """Run ``python [-O] -m cnn_cli ARGS`` as a real process and wait for it (killed after ``timeout`` s)."""
     completed = subprocess.run(
-        cli_command(args, optimize), cwd=cwd, capture_output=True, text=True, timeout=timeout,
-        env=cli_environment(), check=False,
+        cli_command(args, optimize),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_environment(),
+        check=False,
     )
     return Outcome(completed.returncode, completed.stdout, completed.stderr)
 

@@ -24,9 +24,7 @@ REPO_DATA_DIR = REPO_ROOT / "data"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "needs_registry: fetches from the npm registry with the real npm (runs by default, as in CI)"
-    )
+    config.addinivalue_line("markers", "needs_registry: fetches from the npm registry with the real npm (runs by default, as in CI)")
 
 
 def encode_idx(array: np.ndarray, magic: int | None = None) -> bytes:
@@ -66,9 +64,7 @@ class SyntheticDataset:
         return paths
 
 
-def make_synthetic_dataset(
-    name: str = "synthetic", train_per_class: int = 20, test_per_class: int = 5, seed: int = 7
-) -> SyntheticDataset:
+def make_synthetic_dataset(name: str = "synthetic", train_per_class: int = 20, test_per_class: int = 5, seed: int = 7) -> SyntheticDataset:
     """A dataset whose image i of a file stores i in its first two pixels (low byte, high byte).
 
     Labels cycle 0..9, so every class has exactly ``*_per_class`` images. The

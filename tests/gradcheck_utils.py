@@ -125,9 +125,7 @@ def check_layer(
     return errors
 
 
-def shuffled_linspace(
-    shape: tuple[int, ...], rng: np.random.Generator, low: float = -1.0, high: float = 1.0
-) -> np.ndarray:
+def shuffled_linspace(shape: tuple[int, ...], rng: np.random.Generator, low: float = -1.0, high: float = 1.0) -> np.ndarray:
     """Distinct, evenly spaced values in random order (Chainer's trick): no two entries tie.
 
     Max-pool inputs made this way have one clear maximum per window, and neighbouring

@@ -192,9 +192,7 @@ def maxpool2d_winners(x: np.ndarray, kernel: IntPair, stride: IntPair, padding: 
     return winners
 
 
-def maxpool2d_backward(
-    x: np.ndarray, grad_out: np.ndarray, kernel: IntPair, stride: IntPair, padding: IntPair = (0, 0)
-) -> np.ndarray:
+def maxpool2d_backward(x: np.ndarray, grad_out: np.ndarray, kernel: IntPair, stride: IntPair, padding: IntPair = (0, 0)) -> np.ndarray:
     """Seed 000 §2.7: dL/dx[winner of window (i, j)] += dL/dy[i, j]; every other input of the window gets 0.
 
     ``+=`` because with stride < kernel one input can win several windows.
@@ -233,7 +231,10 @@ def avgpool2d_forward(x: np.ndarray, kernel: IntPair, stride: IntPair, padding: 
 
 
 def avgpool2d_backward(
-    x_shape: tuple[int, int, int, int], grad_out: np.ndarray, kernel: IntPair, stride: IntPair,
+    x_shape: tuple[int, int, int, int],
+    grad_out: np.ndarray,
+    kernel: IntPair,
+    stride: IntPair,
     padding: IntPair = (0, 0),
 ) -> np.ndarray:
     """Each input of window (i, j) gets dL/dy[i, j] / (kH·kW); overlapping windows add; padding is cropped.

@@ -50,15 +50,17 @@ def tiny_config(paths: dict[str, str], **train) -> dict:
     """A config dict for a tiny network on the synthetic data (trains in about a second)."""
     return {
         "name": "tiny",
-        "model": {"layers": [
-            {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1},
-            {"type": "relu"},
-            {"type": "dropout", "p": 0.1},
-            {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "stride": 2, "padding": 1},
-            {"type": "relu"},
-            {"type": "flatten"},
-            {"type": "dense", "out_features": 10},
-        ]},
+        "model": {
+            "layers": [
+                {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1},
+                {"type": "relu"},
+                {"type": "dropout", "p": 0.1},
+                {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "stride": 2, "padding": 1},
+                {"type": "relu"},
+                {"type": "flatten"},
+                {"type": "dense", "out_features": 10},
+            ]
+        },
         "data": {"dataset": "idx", "paths": paths, "val_size": 100},
         "optimizer": {"name": "adam", "lr": 0.01},
         "schedule": {"name": "step", "step_size": 1, "gamma": 0.5},

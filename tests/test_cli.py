@@ -21,8 +21,7 @@ COMMANDS = ["train", "eval", "predict", "summary", "gradcheck", "data"]
 
 def run_cnn(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python -m cnn_cli ARGS`` as a real process."""
-    return subprocess.run([sys.executable, "-m", "cnn_cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "cnn_cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -90,8 +89,18 @@ def _save_test_digits(data_dir: Path, folder: Path, count: int) -> list[tuple[Pa
 def test_end_to_end_on_real_mnist(mnist_data_dir, tmp_path):
     """Train (subset, 1 epoch) -> eval -> predict, all as real processes on real MNIST."""
     run_dir = tmp_path / "run"
-    proc = run_cnn("train", "--config", "smoke", "--set", f"data.data_dir={mnist_data_dir}",
-                   "--set", "data.limit=5000", "--run-dir", str(run_dir), "--quiet")
+    proc = run_cnn(
+        "train",
+        "--config",
+        "smoke",
+        "--set",
+        f"data.data_dir={mnist_data_dir}",
+        "--set",
+        "data.limit=5000",
+        "--run-dir",
+        str(run_dir),
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "epoch 1/1" in proc.stdout and "test accuracy" in proc.stdout
     first = proc.stdout.splitlines()[0]  # says what is about to happen before the first (long) epoch

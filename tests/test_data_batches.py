@@ -113,13 +113,9 @@ def test_shift_matches_the_padded_reference() -> None:
     rng = np.random.default_rng(1)
     images = rng.standard_normal((20, 3, 28, 28)).astype(np.float32)
     shift_y, shift_x = rng.integers(-4, 5, 20), rng.integers(-4, 5, 20)
-    np.testing.assert_array_equal(
-        shift_images(images, shift_y, shift_x), edge_padded_shift_reference(images, shift_y, shift_x)
-    )
+    np.testing.assert_array_equal(shift_images(images, shift_y, shift_x), edge_padded_shift_reference(images, shift_y, shift_x))
     # Rotation by 0 degrees samples exactly on the pixel grid: the same result.
-    np.testing.assert_array_equal(
-        rotate_and_shift_images(images, np.zeros(20), shift_y, shift_x), shift_images(images, shift_y, shift_x)
-    )
+    np.testing.assert_array_equal(rotate_and_shift_images(images, np.zeros(20), shift_y, shift_x), shift_images(images, shift_y, shift_x))
 
 
 def test_augment_shifts_stay_within_translate() -> None:

@@ -171,8 +171,6 @@ def test_validation_holds_under_python_dash_o(tmp_path: Path, idx_encode, labels
         "    sys.exit(3)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-O", "-c", script], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
+    result = subprocess.run([sys.executable, "-O", "-c", script], capture_output=True, text=True, env=env, timeout=60, check=False)
     assert result.returncode == 3, result.stderr
     assert "label 42 at index 1 is out of range" in result.stdout

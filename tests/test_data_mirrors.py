@@ -123,9 +123,7 @@ def test_corrupt_mirror_falls_through_to_the_next(tmp_path: Path, synthetic, loo
         ("huge length", "is too large", 1),
     ],
 )
-def test_bad_downloads_fail_cleanly(
-    tmp_path: Path, synthetic, loopback_server, case: str, expected: str, expected_hits: int
-) -> None:
+def test_bad_downloads_fail_cleanly(tmp_path: Path, synthetic, loopback_server, case: str, expected: str, expected_hits: int) -> None:
     idx_file = synthetic.spec.files[1]  # the small training-labels file
     data = synthetic.raw[idx_file.name]
     compressed = gzip.compress(data)
@@ -133,9 +131,7 @@ def test_bad_downloads_fail_cleanly(
         "corrupt": respond(gzip.compress(data[:-1] + b"\x01")),
         "truncated transfer": respond(compressed[:-10], declared_length=len(compressed)),
         "truncated gzip": respond(compressed[: len(compressed) // 2]),
-        "html error page": respond(
-            b"<!DOCTYPE html><html>Access denied</html>", content_type="text/html; charset=utf-8"
-        ),
+        "html error page": respond(b"<!DOCTYPE html><html>Access denied</html>", content_type="text/html; charset=utf-8"),
         "slow": stall_midway(compressed),
         "always 503": fail_first(99, respond(compressed)),
         "endless": respond(b"\x1f\x8b" + b"\x00" * (idx_file.size + 100_000), send_length=False),
@@ -191,9 +187,7 @@ def test_unreachable_mirror_is_skipped_quickly(tmp_path: Path, synthetic) -> Non
 
     started = time.perf_counter()
     with pytest.raises(DataError) as caught:
-        MirrorSource(f"http://127.0.0.1:{closed_port}/", FAST_POLICY).fetch(
-            list(synthetic.spec.files), cache, progress=False
-        )
+        MirrorSource(f"http://127.0.0.1:{closed_port}/", FAST_POLICY).fetch(list(synthetic.spec.files), cache, progress=False)
 
     assert "connection refused" in str(caught.value).lower()
     assert "skipped its other 3 files" in str(caught.value)
@@ -224,9 +218,7 @@ def test_redirects_are_followed_but_never_to_plain_http(tmp_path: Path, syntheti
     cache = DatasetCache(tmp_path, synthetic.spec)
 
     with pytest.raises(DataError, match="refusing http://example.com/real.gz"):
-        fetch_from_mirror(
-            loopback_server.base_url + "/downgrade.gz", idx_file, cache, policy=FAST_POLICY, progress=False
-        )
+        fetch_from_mirror(loopback_server.base_url + "/downgrade.gz", idx_file, cache, policy=FAST_POLICY, progress=False)
     fetch_from_mirror(loopback_server.base_url + "/moved.gz", idx_file, cache, policy=FAST_POLICY, progress=False)
     assert cache.is_verified(idx_file)
 

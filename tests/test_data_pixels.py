@@ -16,8 +16,7 @@ def test_pixel_batches_equal_float_batches(tmp_path):
     np.testing.assert_array_equal(pixels.table[pixels.train.images], floats.train.images)
     augment = Augment(translate=2)
     a = list(iterate_batches(floats.train.images, floats.train.labels, 32, seed=1, epoch=2, augment=augment))
-    b = list(iterate_batches(pixels.train.images, pixels.train.labels, 32, seed=1, epoch=2, augment=augment,
-                             normalize=pixels.table))
+    b = list(iterate_batches(pixels.train.images, pixels.train.labels, 32, seed=1, epoch=2, augment=augment, normalize=pixels.table))
     assert len(a) == len(b) == 8
     for (xa, ya), (xb, yb) in zip(a, b, strict=True):
         assert xb.dtype == np.float32

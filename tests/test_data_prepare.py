@@ -69,9 +69,7 @@ def test_classes_are_filtered_and_remapped_in_the_given_order(idx_paths, synthet
         np.testing.assert_array_equal(np.array([7, 2])[split.labels], original[ids])
     assert len(two.test) == 10
     # The split is made before filtering: the same images are held out.
-    assert set(image_ids(two.val.images)) == {
-        i for i in image_ids(everything.val.images) if synthetic.train_labels[i] in (7, 2)
-    }
+    assert set(image_ids(two.val.images)) == {i for i in image_ids(everything.val.images) if synthetic.train_labels[i] in (7, 2)}
 
 
 def test_limit_is_a_seeded_stratified_subset_of_training_only(idx_paths) -> None:

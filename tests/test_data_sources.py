@@ -52,9 +52,7 @@ def filled_cache(tmp_path: Path, synthetic) -> Path:
     return tmp_path
 
 
-def test_first_fetch_then_verified_cache_is_a_noop(
-    filled_cache: Path, synthetic, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_first_fetch_then_verified_cache_is_a_noop(filled_cache: Path, synthetic, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_hashing(path):
         raise AssertionError(f"{path} was hashed again")
 

@@ -191,4 +191,3 @@ def test_result_fields():
 def test_bad_arguments_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         gradcheck_model("smoke", **kwargs)
-

@@ -121,8 +121,18 @@ def test_shape_inference_on_a_mixed_config():
     )
     shapes = [layer.output_shape for layer in model.layers]
     assert shapes == [
-        (3, 13, 13), (4, 6, 6), (4, 6, 6), (8, 6, 6), (8, 3, 3), (8, 2, 2), (8, 2, 2),
-        (32, 1, 1), (32, 1, 1), (5,), (5,), (3,),
+        (3, 13, 13),
+        (4, 6, 6),
+        (4, 6, 6),
+        (8, 6, 6),
+        (8, 3, 3),
+        (8, 2, 2),
+        (8, 2, 2),
+        (32, 1, 1),
+        (32, 1, 1),
+        (5,),
+        (5,),
+        (3,),
     ]
     assert model.params["conv2.weight"].shape == (8, 1, 3, 3)  # C_in / groups = 4 / 4
     assert model.params["fc1.weight"].shape == (5, 32)
@@ -224,14 +234,18 @@ BAD_CONFIGS = [
         id="kernel-larger-than-input",
     ),
     pytest.param(
-        {"input_shape": [1, 8, 8], "layers": [conv(out_channels=2, kernel_size=3, padding=1), conv(
-            out_channels=2, kernel_size=3, dilation=5)]},
+        {
+            "input_shape": [1, 8, 8],
+            "layers": [conv(out_channels=2, kernel_size=3, padding=1), conv(out_channels=2, kernel_size=3, dilation=5)],
+        },
         ["model.layers[1] (conv2d)", "3x3", "dilation 5x5", "8x8"],
         id="dilated-kernel-larger-than-input",
     ),
     pytest.param(
-        {"input_shape": [3, 6, 6], "layers": [{"type": "relu"}, {"type": "maxpool2d", "kernel_size": 2},
-                                              conv(out_channels=2, kernel_size=[2, 6], padding=[0, 1])]},
+        {
+            "input_shape": [3, 6, 6],
+            "layers": [{"type": "relu"}, {"type": "maxpool2d", "kernel_size": 2}, conv(out_channels=2, kernel_size=[2, 6], padding=[0, 1])],
+        },
         ["model.layers[2] (conv2d)", "2x6", "padded input 3x5"],
         id="kernel-larger-than-padded-input-after-pool",
     ),
@@ -316,14 +330,15 @@ BAD_CONFIGS = [
         id="pool-kernel-larger-than-input",
     ),
     pytest.param(
-        {"input_shape": [1, 8, 8], "layers": [{"type": "flatten"}, {"type": "dense", "out_features": 4},
-                                              conv(out_channels=2, kernel_size=1)]},
+        {
+            "input_shape": [1, 8, 8],
+            "layers": [{"type": "flatten"}, {"type": "dense", "out_features": 4}, conv(out_channels=2, kernel_size=1)],
+        },
         ["model.layers[2] (conv2d)", "(C, H, W)", "(4,)"],
         id="conv-after-dense",
     ),
     pytest.param(
-        {"input_shape": [1, 8, 8], "layers": [{"type": "dense", "out_features": 4},
-                                              {"type": "maxpool2d", "kernel_size": 1}]},
+        {"input_shape": [1, 8, 8], "layers": [{"type": "dense", "out_features": 4}, {"type": "maxpool2d", "kernel_size": 1}]},
         ["model.layers[1] (maxpool2d)", "(C, H, W)", "(4,)"],
         id="pool-after-dense",
     ),
@@ -343,8 +358,7 @@ BAD_CONFIGS = [
         id="no-layers",
     ),
     pytest.param(
-        {"input_shape": [1, 8, 8], "loss": "binary_cross_entropy",
-         "layers": [{"type": "flatten"}, {"type": "dense", "out_features": 3}]},
+        {"input_shape": [1, 8, 8], "loss": "binary_cross_entropy", "layers": [{"type": "flatten"}, {"type": "dense", "out_features": 3}]},
         ["binary_cross_entropy", "one output", "(3,)"],
         id="bce-needs-one-output",
     ),

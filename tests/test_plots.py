@@ -41,8 +41,7 @@ RUN_PICTURES = {
     FILTERS_FILE: "filters",
 }
 # The smoke config's two conv layers have 8×14×14 and 16×7×7 outputs: both drawn as grids.
-SMOKE_VIZ = {"feature_maps_conv1.png": "feature_maps", "feature_maps_conv2.png": "feature_maps",
-             SALIENCY_FILE: "saliency"}
+SMOKE_VIZ = {"feature_maps_conv1.png": "feature_maps", "feature_maps_conv2.png": "feature_maps", SALIENCY_FILE: "saliency"}
 
 
 def quiet(_line: str) -> None:
@@ -116,8 +115,7 @@ def test_plot_run_on_an_interrupted_run(smoke_runs):
 
 
 def test_learning_curves_without_validation_split(tmp_path):
-    rows = [{"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.5 + e / 10, "val_loss": math.nan, "val_acc": math.nan}
-            for e in (1, 2, 3)]
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.5 + e / 10, "val_loss": math.nan, "val_acc": math.nan} for e in (1, 2, 3)]
     assert_png(plot_learning_curves(rows, 3, tmp_path / "curves.png"), "learning_curves")
 
 
@@ -148,11 +146,17 @@ def test_visualize_image_on_a_png_with_an_interrupted_checkpoint(smoke_runs, tmp
 
 
 def test_one_by_one_maps_are_drawn_as_bars(tmp_path):
-    model = build_model({"input_shape": [1, 6, 6], "layers": [
-        {"type": "conv2d", "out_channels": 3, "kernel_size": 3},
-        {"type": "flatten"},
-        {"type": "conv2d", "out_channels": 4, "kernel_size": 1},
-    ]}, seed=0)
+    model = build_model(
+        {
+            "input_shape": [1, 6, 6],
+            "layers": [
+                {"type": "conv2d", "out_channels": 3, "kernel_size": 3},
+                {"type": "flatten"},
+                {"type": "conv2d", "out_channels": 4, "kernel_size": 1},
+            ],
+        },
+        seed=0,
+    )
     maps = feature_maps(model, np.random.default_rng(0).normal(size=(1, 1, 6, 6)))
     assert [(name, m.shape) for name, m in maps] == [("conv1", (3, 4, 4)), ("conv2", (4, 1, 1))]
     path = plot_feature_vector("conv2", maps[1][1][:, 0, 0], tmp_path / "bars.png", "x", ["a", "b", "c", "d"])
@@ -170,11 +174,14 @@ def test_default_viz_dir(tmp_path):
 # ---------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize(("setup", "message"), [
-    ("missing", "run folder not found"),
-    ("empty", "not a run folder (no config.yaml)"),
-    ("no_checkpoint", "no checkpoint (best.npz or last.npz)"),
-])
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing", "run folder not found"),
+        ("empty", "not a run folder (no config.yaml)"),
+        ("no_checkpoint", "no checkpoint (best.npz or last.npz)"),
+    ],
+)
 def test_plot_errors_are_one_clear_line(tmp_path, setup, message):
     run = tmp_path / "run"
     if setup != "missing":
@@ -199,12 +206,15 @@ def test_viz_with_a_missing_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("image", "message"), [
-    ("test:10000", "test:10000: expected test:INDEX with INDEX in 0..9999"),
-    ("test:-1", "test:-1: expected test:INDEX"),
-    ("test:seven", "test:seven: expected test:INDEX"),
-    ("no-such.png", "no-such.png: image not found"),
-])
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        ("test:10000", "test:10000: expected test:INDEX with INDEX in 0..9999"),
+        ("test:-1", "test:-1: expected test:INDEX"),
+        ("test:seven", "test:seven: expected test:INDEX"),
+        ("no-such.png", "no-such.png: image not found"),
+    ],
+)
 def test_viz_with_a_bad_image(smoke_runs, tmp_path, image, message):
     checkpoint = smoke_runs["single"] / "checkpoints" / "last.npz"
     with pytest.raises(ImageError) as caught:
@@ -217,15 +227,23 @@ def test_viz_with_a_bad_image(smoke_runs, tmp_path, image, message):
 
 def small_model(loss: str, outputs: int):
     """A float64 model with conv, tanh, max-pool and dense: smooth almost everywhere, tie-free on random input."""
-    return build_model({"input_shape": [1, 8, 8], "loss": loss, "layers": [
-        {"type": "conv2d", "out_channels": 3, "kernel_size": 3, "padding": 1},
-        {"type": "tanh"},
-        {"type": "maxpool2d", "kernel_size": 2},
-        {"type": "conv2d", "out_channels": 4, "kernel_size": 3},
-        {"type": "sigmoid"},
-        {"type": "flatten"},
-        {"type": "dense", "out_features": outputs},
-    ]}, seed=3, dtype="float64")
+    return build_model(
+        {
+            "input_shape": [1, 8, 8],
+            "loss": loss,
+            "layers": [
+                {"type": "conv2d", "out_channels": 3, "kernel_size": 3, "padding": 1},
+                {"type": "tanh"},
+                {"type": "maxpool2d", "kernel_size": 2},
+                {"type": "conv2d", "out_channels": 4, "kernel_size": 3},
+                {"type": "sigmoid"},
+                {"type": "flatten"},
+                {"type": "dense", "out_features": outputs},
+            ],
+        },
+        seed=3,
+        dtype="float64",
+    )
 
 
 def class_score(model, x: np.ndarray, class_index: int) -> float:
@@ -251,13 +269,16 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / max(np.abs(a).max(), np.abs(b).max(), 1e-12))
 
 
-@pytest.mark.parametrize(("loss", "outputs", "class_index"), [
-    ("softmax_cross_entropy", 5, None),
-    ("softmax_cross_entropy", 5, 3),
-    ("sum_squared_error", 5, 1),
-    ("binary_cross_entropy", 1, 0),
-    ("binary_cross_entropy", 1, 1),
-])
+@pytest.mark.parametrize(
+    ("loss", "outputs", "class_index"),
+    [
+        ("softmax_cross_entropy", 5, None),
+        ("softmax_cross_entropy", 5, 3),
+        ("sum_squared_error", 5, 1),
+        ("binary_cross_entropy", 1, 0),
+        ("binary_cross_entropy", 1, 1),
+    ],
+)
 def test_saliency_equals_the_numeric_gradient(loss, outputs, class_index):
     model = small_model(loss, outputs)
     x = np.random.default_rng(11).normal(size=(1, 1, 8, 8))

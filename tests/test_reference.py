@@ -108,9 +108,7 @@ def test_conv2d_keeps_float32():
 # Pool padding is at most half the kernel (PyTorch's rule, enforced when a model is built).
 POOL_GRID = [
     (kernel, stride, padding)
-    for kernel, stride, padding in itertools.product(
-        [(2, 2), (3, 2), (2, 3), (3, 3)], [1, 2, 3], [(0, 0), (1, 1), (1, 0), (0, 1)]
-    )
+    for kernel, stride, padding in itertools.product([(2, 2), (3, 2), (2, 3), (3, 3)], [1, 2, 3], [(0, 0), (1, 1), (1, 0), (0, 1)])
     if padding[0] <= kernel[0] // 2 and padding[1] <= kernel[1] // 2
 ]
 

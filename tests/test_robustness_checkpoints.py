@@ -163,9 +163,7 @@ def test_the_pickle_payload_really_runs_code_when_unpickled(tmp_path: Path) -> N
         ("evil", "unexpected key 'evil'"),
     ],
 )
-def test_pickled_object_array_is_refused_and_never_unpickled(
-    trained: Trained, tmp_path: Path, key: str, expected: str
-) -> None:
+def test_pickled_object_array_is_refused_and_never_unpickled(trained: Trained, tmp_path: Path, key: str, expected: str) -> None:
     marker = tmp_path / "marker"
     bad = variant(trained, tmp_path / "pickled.npz", {key: pickled_payload(marker)})
     refused_everywhere(trained, bad, tmp_path, expected)
@@ -228,9 +226,7 @@ def model_must_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_transposed_kernel_is_refused_before_the_model_runs(trained: Trained, tmp_path: Path, model_must_not_run) -> None:
     kernel = member(trained, "conv2.weight")  # (8, 4, 3, 3)
     bad = variant(trained, tmp_path / "transposed.npz", {"conv2.weight": npy_bytes(kernel.transpose(1, 0, 2, 3).copy())})
-    refused_everywhere(
-        trained, bad, tmp_path, "conv2.weight has shape (4, 8, 3, 3), but the stored config's model needs (8, 4, 3, 3)"
-    )
+    refused_everywhere(trained, bad, tmp_path, "conv2.weight has shape (4, 8, 3, 3), but the stored config's model needs (8, 4, 3, 3)")
 
 
 def test_transposed_dense_weight_is_refused(trained: Trained, tmp_path: Path, model_must_not_run) -> None:
@@ -348,8 +344,15 @@ def _broken_files(trained: Trained, folder: Path) -> dict[str, tuple[Path, str]]
 
 
 BROKEN_FILE_CASES = [
-    "truncated to half", "last bytes cut", "only the first member header", "text file", "empty file",
-    "bit flip inside a member", "zip that is not an npz", "npz that is not a cnn checkpoint", "folder",
+    "truncated to half",
+    "last bytes cut",
+    "only the first member header",
+    "text file",
+    "empty file",
+    "bit flip inside a member",
+    "zip that is not an npz",
+    "npz that is not a cnn checkpoint",
+    "folder",
 ]
 
 
@@ -387,12 +390,12 @@ def declare_size(path: Path, name: str, size: int) -> None:
     """Patch the zip so that member ``name`` declares ``size`` uncompressed bytes (its data stays small)."""
     data = bytearray(path.read_bytes())
     end = data.rindex(b"PK\x05\x06")
-    entries, = struct.unpack("<H", data[end + 10 : end + 12])
-    offset, = struct.unpack("<I", data[end + 16 : end + 20])
+    (entries,) = struct.unpack("<H", data[end + 10 : end + 12])
+    (offset,) = struct.unpack("<I", data[end + 16 : end + 20])
     for _ in range(entries):
         assert data[offset : offset + 4] == b"PK\x01\x02"
         name_length, extra_length, comment_length = struct.unpack("<HHH", data[offset + 28 : offset + 34])
-        local_offset, = struct.unpack("<I", data[offset + 42 : offset + 46])
+        (local_offset,) = struct.unpack("<I", data[offset + 42 : offset + 46])
         if data[offset + 46 : offset + 46 + name_length].decode() == name:
             data[offset + 24 : offset + 28] = struct.pack("<I", size)  # central directory entry
             data[local_offset + 22 : local_offset + 26] = struct.pack("<I", size)  # local header
@@ -532,9 +535,7 @@ def _invalid(config: dict) -> None:
     ],
     ids=["wider conv", "extra layer", "dtype", "missing layer", "invalid config"],
 )
-def test_stored_config_that_disagrees_with_the_weights_is_refused(
-    trained: Trained, tmp_path: Path, edit, expected: str
-) -> None:
+def test_stored_config_that_disagrees_with_the_weights_is_refused(trained: Trained, tmp_path: Path, edit, expected: str) -> None:
     bad = _with_stored_config(trained, tmp_path / "disagrees.npz", edit)
     refused_everywhere(trained, bad, tmp_path, expected)
 

@@ -121,8 +121,11 @@ def test_yaml_syntax_error_from_a_real_process(tmp_path: Path, good_text: str, o
 UNKNOWN_KEYS = {
     "nested key": ("  epochs: 1", "  epoch: 1", "train.epoch: unknown key; did you mean 'epochs'?"),
     "section": ("optimizer:", "optimiser:", "optimiser: unknown key; did you mean 'optimizer'?"),
-    "deep key": ("  val_size: 100", "  val_size: 100\n  augment:\n    translat: 2",
-                 "data.augment.translat: unknown key; did you mean 'translate'?"),
+    "deep key": (
+        "  val_size: 100",
+        "  val_size: 100\n  augment:\n    translat: 2",
+        "data.augment.translat: unknown key; did you mean 'translate'?",
+    ),
 }
 
 
@@ -155,11 +158,17 @@ def test_unknown_key_in_set_suggests_the_closest(tmp_path: Path, good_text: str,
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("      kernel_size: 3", "      kernal_size: 3",
-         "model.layers[0] (conv2d): unknown option 'kernal_size' (did you mean 'kernel_size'?)"),
+        (
+            "      kernel_size: 3",
+            "      kernal_size: 3",
+            "model.layers[0] (conv2d): unknown option 'kernal_size' (did you mean 'kernel_size'?)",
+        ),
         ("    - type: relu", "    - type: rellu", "model.layers[1]: unknown layer type 'rellu' (did you mean 'relu'?)"),
-        ("  name: adam", "  name: adan", "optimizer.name: expected one of sgd, momentum, nesterov, adam, got 'adan' "
-                                         "(did you mean 'adam'?)"),
+        (
+            "  name: adam",
+            "  name: adan",
+            "optimizer.name: expected one of sgd, momentum, nesterov, adam, got 'adan' (did you mean 'adam'?)",
+        ),
     ],
 )
 def test_unknown_layer_option_type_or_choice_suggests_the_closest(
@@ -179,8 +188,11 @@ BAD_VALUES = {
     "fractional batch size": ("  batch_size: 32", "  batch_size: 2.5", "train.batch_size: expected an int >= 1, got 2.5"),
     "bool epochs": ("  epochs: 1", "  epochs: yes", "train.epochs: expected an int >= 1, got True"),
     "negative val_size": ("  val_size: 100", "  val_size: -1", "data.val_size: expected an int >= 0, got -1"),
-    "dataset choice": ("  dataset: idx", "  dataset: mnsit", "data.dataset: expected one of mnist, fashion-mnist, idx, "
-                                                           "got 'mnsit' (did you mean 'mnist'?)"),
+    "dataset choice": (
+        "  dataset: idx",
+        "  dataset: mnsit",
+        "data.dataset: expected one of mnist, fashion-mnist, idx, got 'mnsit' (did you mean 'mnist'?)",
+    ),
     "init choice": ("model:\n", "model:\n  init: 3\n", "model.init: expected one of kaiming, xavier, got 3"),
 }
 
@@ -265,8 +277,7 @@ def test_python_tags_are_refused_and_never_run(tmp_path: Path, good_text: str, t
     text = _tagged(good_text, unsafe_tags(marker)[tag])
     config = write(tmp_path, text)
     for command in ("summary", "train"):
-        message = error_line(invoke_cli([command, "--config", config]), EXIT_BAD_INPUT,
-                             "Python object tags are refused")
+        message = error_line(invoke_cli([command, "--config", config]), EXIT_BAD_INPUT, "Python object tags are refused")
         assert message.startswith(f"{config}:{line_of(text, 'description')}:"), message
     assert not marker.exists()
 
@@ -296,40 +307,41 @@ def test_python_tag_in_a_run_folder_config_is_refused_on_resume(tmp_path: Path, 
 
 IMPOSSIBLE = {
     "kernel larger than input": (
-        "      kernel_size: 3\n      stride: 2", "      kernel_size: 40\n      stride: 2",
+        "      kernel_size: 3\n      stride: 2",
+        "      kernel_size: 40\n      stride: 2",
         "model.layers[0] (conv2d): kernel 40x40 (dilation 1x1) is larger than its padded input 30x30",
     ),
     "pool larger than its input": (
-        "    - type: relu\n", "    - type: relu\n    - type: maxpool2d\n      kernel_size: 20\n",
+        "    - type: relu\n",
+        "    - type: relu\n    - type: maxpool2d\n      kernel_size: 20\n",
         "model.layers[2] (maxpool2d): kernel 20x20 is larger than its padded input 14x14",
     ),
     "groups do not divide": (
-        "      padding: 1\n", "      padding: 1\n      groups: 3\n",
+        "      padding: 1\n",
+        "      padding: 1\n      groups: 3\n",
         "model.layers[0] (conv2d): groups=3 must divide in_channels=1 and out_channels=4",
     ),
     "conv after flatten": (
-        "    - type: flatten\n", "    - type: flatten\n    - type: conv2d\n      out_channels: 2\n      kernel_size: 3\n",
+        "    - type: flatten\n",
+        "    - type: flatten\n    - type: conv2d\n      out_channels: 2\n      kernel_size: 3\n",
         "model.layers[4] (conv2d): kernel 3x3 (dilation 1x1) is larger than its padded input 1x1",
     ),
     "binary loss with ten outputs": (
-        "data:\n", "  loss: binary_cross_entropy\ndata:\n",
+        "data:\n",
+        "  loss: binary_cross_entropy\ndata:\n",
         "model.loss: binary_cross_entropy needs one output, the last layer gives (10,)",
     ),
 }
 
 
 @pytest.mark.parametrize("case", list(IMPOSSIBLE))
-def test_impossible_architecture_fails_at_build_time_naming_the_layer(
-    tmp_path: Path, good_text: str, case: str
-) -> None:
+def test_impossible_architecture_fails_at_build_time_naming_the_layer(tmp_path: Path, good_text: str, case: str) -> None:
     old, new, expected = IMPOSSIBLE[case]
     config = write(tmp_path, edited(good_text, old, new))
     error_line(invoke_cli(["summary", "--config", config]), EXIT_BAD_INPUT, expected)
 
 
-def test_impossible_architecture_in_train_leaves_no_run_folder(
-    tmp_path: Path, good_text: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_impossible_architecture_in_train_leaves_no_run_folder(tmp_path: Path, good_text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Bad input is refused before anything is written: no empty run folders pile up under runs/."""
     old, new, expected = IMPOSSIBLE["kernel larger than input"]
     config = write(tmp_path, edited(good_text, old, new))

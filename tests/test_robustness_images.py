@@ -48,8 +48,9 @@ def gray_png(pixels: np.ndarray) -> bytes:
     rows = np.zeros((height, width + 1), np.uint8)  # each row starts with filter type 0
     rows[:, 1:] = pixels
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
-            + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + png_chunk(b"IEND", b"")
+    )
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -103,9 +104,7 @@ def bad_images(folder: Path) -> dict[str, tuple[Path, str]]:
 # ---------------------------------------------------------------- case 17: broken images
 
 
-@pytest.mark.parametrize(
-    "case", ["text file", "truncated png", "png header only", "empty file", "jpeg named png", "missing", "folder"]
-)
+@pytest.mark.parametrize("case", ["text file", "truncated png", "png header only", "empty file", "jpeg named png", "missing", "folder"])
 def test_a_broken_image_fails_alone(tmp_path: Path, checkpoint: Path, good_images: list[Path], case: str) -> None:
     bad, words = bad_images(tmp_path)[case]
     alone = invoke_cli(["predict", *good_images, "--checkpoint", checkpoint])
@@ -135,9 +134,7 @@ def test_every_broken_image_gets_its_own_line(tmp_path: Path, checkpoint: Path, 
 
 
 @pytest.mark.parametrize("optimize", [False, True], ids=["python", "python -O"])
-def test_broken_images_in_a_real_process(
-    tmp_path: Path, checkpoint: Path, good_images: list[Path], optimize: bool
-) -> None:
+def test_broken_images_in_a_real_process(tmp_path: Path, checkpoint: Path, good_images: list[Path], optimize: bool) -> None:
     cases = bad_images(tmp_path)
     truncated, empty = cases["truncated png"][0], cases["empty file"][0]
     outcome = run_cli(["predict", good_images[0], truncated, empty, "--checkpoint", checkpoint], optimize=optimize)
@@ -209,8 +206,19 @@ def encodings(folder: Path) -> dict[str, Path]:
 
 @pytest.mark.parametrize(
     "mode",
-    ["RGB", "RGBA on transparent", "LA", "palette", "palette with transparency", "16-bit", "32-bit int", "float",
-     "bilevel", "CMYK jpeg", "GIF"],
+    [
+        "RGB",
+        "RGBA on transparent",
+        "LA",
+        "palette",
+        "palette with transparency",
+        "16-bit",
+        "32-bit int",
+        "float",
+        "bilevel",
+        "CMYK jpeg",
+        "GIF",
+    ],
 )
 def test_other_modes_preprocess_like_plain_grayscale(tmp_path: Path, mode: str) -> None:
     files = encodings(tmp_path)
@@ -278,9 +286,7 @@ def test_huge_but_legal_image_is_handled(tmp_path: Path, checkpoint: Path) -> No
 
 
 @pytest.mark.parametrize("value", [np.inf, np.nan], ids=["inf", "nan"])
-def test_float_image_with_a_non_finite_pixel_never_crashes(
-    tmp_path: Path, checkpoint: Path, good_images: list[Path], value: float
-) -> None:
+def test_float_image_with_a_non_finite_pixel_never_crashes(tmp_path: Path, checkpoint: Path, good_images: list[Path], value: float) -> None:
     """Float TIFFs are read by their own range; one bad pixel must give a reason, not a traceback."""
     pixels = digit_pixels().astype(np.float32) / 255
     pixels[0, 0] = value

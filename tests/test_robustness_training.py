@@ -100,8 +100,7 @@ def long_reference(long_config: dict, tmp_path_factory) -> Path:
 
 def start_training(config_path: Path, cwd: Path) -> subprocess.Popen:
     command = cli_command(["train", "--config", config_path, "--run-dir", "run"])
-    return subprocess.Popen(command, cwd=cwd, env=cli_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(command, cwd=cwd, env=cli_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def interrupt_mid_epoch(process: subprocess.Popen, run: RunPaths, second_after: float | None = None) -> tuple[str, str]:
@@ -159,9 +158,7 @@ def test_ctrl_c_mid_epoch_then_resume_is_bit_exact(tmp_path: Path, long_config: 
     assert run_status(run.root) == "completed"
 
 
-def test_second_ctrl_c_right_after_the_first_corrupts_nothing(
-    tmp_path: Path, long_config: dict, long_reference: Path
-) -> None:
+def test_second_ctrl_c_right_after_the_first_corrupts_nothing(tmp_path: Path, long_config: dict, long_reference: Path) -> None:
     config_path = write_config(tmp_path / "tiny.yaml", long_config)
     run = RunPaths(tmp_path / "run")
     process = start_training(config_path, tmp_path)
@@ -261,9 +258,7 @@ def test_crash_before_the_rename_keeps_the_previous_file(
     assert temp_files(tmp_path) == []
 
 
-def test_crash_while_saving_mid_training_loses_nothing(
-    tmp_path: Path, small_config: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_crash_while_saving_mid_training_loses_nothing(tmp_path: Path, small_config: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash during epoch 2's save of last.npz: epoch 1's checkpoint and metrics survive, and resume works."""
     full = train(config_from_dict(small_config), run_dir=tmp_path / "full", log=quiet)
     real_save = train_module.save_checkpoint
@@ -294,9 +289,7 @@ def test_crash_while_saving_mid_training_loses_nothing(
     assert_same_params(run.last, full.run.last)
 
 
-def test_io_error_while_saving_is_one_line_from_the_cli(
-    tmp_path: Path, small_config: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_io_error_while_saving_is_one_line_from_the_cli(tmp_path: Path, small_config: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken_rename(src, dst):
         raise OSError(errno.EIO, "Input/output error")
 
@@ -349,9 +342,7 @@ def full_disk_at_fsync() -> OsWith:
 
 
 @pytest.mark.parametrize("where", ["write", "fsync"])
-def test_disk_full_keeps_the_previous_file_and_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
-) -> None:
+def test_disk_full_keeps_the_previous_file_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
     path = tmp_path / "checkpoints" / "last.npz"
     save_checkpoint(path, small_checkpoint(1.0))
     before, _ = saved_bytes_and_params(path)
@@ -399,9 +390,7 @@ def diverging_in_epoch_2(config: dict) -> dict:
     return config
 
 
-def test_divergence_stops_at_the_first_non_finite_loss(
-    tmp_path: Path, small_config: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_divergence_stops_at_the_first_non_finite_loss(tmp_path: Path, small_config: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     losses: list[float] = []
     real = Model.loss_and_backward
 
@@ -445,8 +434,7 @@ def test_divergence_at_the_first_step_does_not_claim_a_checkpoint(tmp_path: Path
     config = json.loads(json.dumps(small_config))
     config["optimizer"] = {"name": "sgd", "lr": 1e30}
     run = RunPaths(tmp_path / "run")
-    outcome = run_cli(["train", "--config", write_config(tmp_path / "tiny.yaml", config), "--run-dir", run.root],
-                      optimize=True)
+    outcome = run_cli(["train", "--config", write_config(tmp_path / "tiny.yaml", config), "--run-dir", run.root], optimize=True)
     assert "Traceback" not in outcome.output
     assert outcome.code == EXIT_FAULT, outcome.output
     (line,) = outcome.stderr.splitlines()
@@ -460,8 +448,7 @@ def test_divergence_at_the_first_step_does_not_claim_a_checkpoint(tmp_path: Path
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -562,8 +549,7 @@ def test_two_train_processes_in_the_same_second_get_different_folders(tmp_path: 
     config_path = write_config(tmp_path / "tiny.yaml", small_config)
     command = [sys.executable, "-c", FROZEN_CLOCK, "train", "--config", str(config_path), "--set", "train.epochs=1"]
     processes = [
-        subprocess.Popen(command, cwd=tmp_path, env=cli_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+        subprocess.Popen(command, cwd=tmp_path, env=cli_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     outputs = [process.communicate(timeout=120) for process in processes]

@@ -368,8 +368,15 @@ def to_torch(model: Model) -> tuple[nn.Sequential, dict[str, nn.Parameter]]:
     for layer in model.layers:
         if isinstance(layer, Conv2D):
             module = nn.Conv2d(
-                layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
-                layer.dilation, layer.groups, bias="bias" in layer.params, dtype=torch.float64,
+                layer.in_channels,
+                layer.out_channels,
+                layer.kernel_size,
+                layer.stride,
+                layer.padding,
+                layer.dilation,
+                layer.groups,
+                bias="bias" in layer.params,
+                dtype=torch.float64,
             )
         elif isinstance(layer, Dense):
             module = nn.Linear(layer.in_features, layer.out_features, "bias" in layer.params, dtype=torch.float64)

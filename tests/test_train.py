@@ -61,8 +61,7 @@ def _final_params(root: Path) -> dict[str, np.ndarray]:
 
 
 def _metrics_without_time(root: Path) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")}
-            for r in read_metrics(root / "metrics.csv")]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in read_metrics(root / "metrics.csv")]
 
 
 # 500 training images in batches of 32: 16 batches per epoch.

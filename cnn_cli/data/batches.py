@@ -108,9 +108,7 @@ def shift_images(images: np.ndarray, shift_y: np.ndarray, shift_x: np.ndarray) -
     return np.ascontiguousarray(moved.transpose(0, 3, 1, 2))
 
 
-def rotate_and_shift_images(
-    images: np.ndarray, angles: np.ndarray, shift_y: np.ndarray, shift_x: np.ndarray
-) -> np.ndarray:
+def rotate_and_shift_images(images: np.ndarray, angles: np.ndarray, shift_y: np.ndarray, shift_x: np.ndarray) -> np.ndarray:
     """Rotate each image about its centre, then shift it, sampling bilinearly.
 
     Each output pixel p is mapped back to its source point
@@ -207,9 +205,7 @@ def iterate_batches(
         DataError: bad arguments, raised at the call (not at the first ``next``).
     """
     if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
-        raise DataError(
-            f"iterate_batches: expected images (N, C, H, W) and labels (N,), got {images.shape} and {labels.shape}"
-        )
+        raise DataError(f"iterate_batches: expected images (N, C, H, W) and labels (N,), got {images.shape} and {labels.shape}")
     seed = streams.non_negative_int(seed, "seed")
     epoch = streams.non_negative_int(epoch, "epoch")
     total = num_batches(len(labels), batch_size, drop_last)

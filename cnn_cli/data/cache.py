@@ -206,9 +206,7 @@ class DatasetCache:
             raise DataError(f"{path}: permission denied") from None
 
 
-def _copy_limited(
-    stream: BinaryIO, out: BinaryIO, idx_file: IdxFile, *, compressed: bool, origin: str
-) -> tuple[str, int]:
+def _copy_limited(stream: BinaryIO, out: BinaryIO, idx_file: IdxFile, *, compressed: bool, origin: str) -> tuple[str, int]:
     """Copy (decompressing if asked) at most ``idx_file.size`` bytes; return (sha256, size).
 
     Stops as soon as more bytes than expected arrive, so a corrupt or hostile

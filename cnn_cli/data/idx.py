@@ -65,9 +65,7 @@ def _read_header(raw: bytes, path: Path, magic: int, kind: str) -> tuple[int, ..
         hint = ""
         if found_magic in (IMAGE_MAGIC, LABEL_MAGIC):
             hint = " (this is an IDX {} file)".format("image" if found_magic == IMAGE_MAGIC else "label")
-        raise DataError(
-            f"{path}: bad magic number 0x{found_magic:08X}, expected 0x{magic:08X} for an IDX {kind} file{hint}"
-        )
+        raise DataError(f"{path}: bad magic number 0x{found_magic:08X}, expected 0x{magic:08X} for an IDX {kind} file{hint}")
     ndim = magic & 0xFF
     header_bytes = 4 + _DIM_BYTES * ndim
     if len(raw) < header_bytes:
@@ -101,9 +99,7 @@ def parse_images(raw: bytes, path: str | Path) -> np.ndarray:
     dims = _read_header(raw, path, IMAGE_MAGIC, "image")
     count, height, width = dims
     if (height, width) != (IMAGE_SIDE, IMAGE_SIDE):
-        raise DataError(
-            f"{path}: images are {height}x{width}, expected {IMAGE_SIDE}x{IMAGE_SIDE} (dimensions N x 28 x 28)"
-        )
+        raise DataError(f"{path}: images are {height}x{width}, expected {IMAGE_SIDE}x{IMAGE_SIDE} (dimensions N x 28 x 28)")
     if count == 0:
         raise DataError(f"{path}: contains no images")
     _check_data_length(raw, path, dims)
@@ -130,8 +126,7 @@ def parse_labels(raw: bytes, path: str | Path) -> np.ndarray:
     if out_of_range.size:
         first = int(out_of_range[0])
         raise DataError(
-            f"{path}: label {int(labels[first])} at index {first} is out of range 0..{NUM_LABELS - 1}"
-            f" ({out_of_range.size} such labels)"
+            f"{path}: label {int(labels[first])} at index {first} is out of range 0..{NUM_LABELS - 1} ({out_of_range.size} such labels)"
         )
     return labels
 
@@ -155,9 +150,7 @@ def read_image_label_pair(images_path: str | Path, labels_path: str | Path) -> t
     images = read_images(images_path)
     labels = read_labels(labels_path)
     if len(images) != len(labels):
-        raise DataError(
-            f"{images_path}: {len(images)} images but {labels_path} has {len(labels)} labels; they must match"
-        )
+        raise DataError(f"{images_path}: {len(images)} images but {labels_path} has {len(labels)} labels; they must match")
     return images, labels
 
 

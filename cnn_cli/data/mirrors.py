@@ -98,9 +98,7 @@ def _connect(url: str, policy: HttpPolicy) -> http.client.HTTPConnection:
     except socket.gaierror:
         raise _DownloadFailed(f"cannot resolve host {host}", host_down=True) from None
     except TimeoutError:
-        raise _DownloadFailed(
-            f"no connection to {host} within {policy.connect_timeout_s:g} s", retryable=True
-        ) from None
+        raise _DownloadFailed(f"no connection to {host} within {policy.connect_timeout_s:g} s", retryable=True) from None
     except ssl.SSLError as err:
         raise _DownloadFailed(f"TLS error with {host}: {err.reason or err}", host_down=True) from None
     except OSError as err:
@@ -117,9 +115,7 @@ def _request(url: str, policy: HttpPolicy) -> tuple[http.client.HTTPConnection, 
         parts = urllib.parse.urlsplit(url)
         target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
         try:
-            connection.request(
-                "GET", target, headers={"User-Agent": f"cnn/{__version__}", "Accept-Encoding": "identity"}
-            )
+            connection.request("GET", target, headers={"User-Agent": f"cnn/{__version__}", "Accept-Encoding": "identity"})
             response = connection.getresponse()
         except TimeoutError:
             connection.close()
@@ -180,17 +176,11 @@ def _read_chunk(response: http.client.HTTPResponse, received: int, total: int | 
     try:
         return response.read(CHUNK_BYTES)
     except TimeoutError:
-        raise _DownloadFailed(
-            f"read timed out after {received} bytes (no data for {policy.read_timeout_s:g} s)", retryable=True
-        ) from None
+        raise _DownloadFailed(f"read timed out after {received} bytes (no data for {policy.read_timeout_s:g} s)", retryable=True) from None
     except http.client.IncompleteRead as err:
-        raise _DownloadFailed(
-            f"connection closed after {received + len(err.partial)} of {total} bytes", retryable=True
-        ) from None
+        raise _DownloadFailed(f"connection closed after {received + len(err.partial)} of {total} bytes", retryable=True) from None
     except (http.client.HTTPException, OSError) as err:
-        raise _DownloadFailed(
-            f"connection dropped after {received} bytes ({type(err).__name__})", retryable=True
-        ) from None
+        raise _DownloadFailed(f"connection dropped after {received} bytes ({type(err).__name__})", retryable=True) from None
 
 
 def _download_with_retries(url: str, destination: Path, idx_file: IdxFile, policy: HttpPolicy, progress: bool) -> str:

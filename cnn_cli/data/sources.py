@@ -87,9 +87,7 @@ def _check_cache(cache: DatasetCache) -> tuple[list[IdxFile], list[str]]:
     return missing, problems
 
 
-def fetch_dataset(
-    spec: DatasetSpec, data_dir: str | Path, sources: list[Source], progress: bool = True
-) -> dict[str, Path]:
+def fetch_dataset(spec: DatasetSpec, data_dir: str | Path, sources: list[Source], progress: bool = True) -> dict[str, Path]:
     """Make every file of ``spec`` present and verified in the cache, trying ``sources`` in order.
 
     Returns:

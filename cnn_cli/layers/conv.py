@@ -82,9 +82,7 @@ class Conv2D(Layer):
         c, h, w = require_image_input(input_shape, where)
         groups = opts["groups"]
         if c % groups or opts["out_channels"] % groups:
-            raise ModelBuildError(
-                f"{where}: groups={groups} must divide in_channels={c} and out_channels={opts['out_channels']}"
-            )
+            raise ModelBuildError(f"{where}: groups={groups} must divide in_channels={c} and out_channels={opts['out_channels']}")
         k_h, k_w = pair(opts["kernel_size"])
         p_h, p_w = pair(opts["padding"])
         d_h, d_w = pair(opts["dilation"])
@@ -97,8 +95,18 @@ class Conv2D(Layer):
                 f"{h + 2 * p_h}x{w + 2 * p_w} (input {c}x{h}x{w}, padding {p_h}x{p_w})"
             )
         layer = cls(
-            name, c, opts["out_channels"], (k_h, k_w), (s_h, s_w), (p_h, p_w), (d_h, d_w), groups,
-            opts["bias"], rng, dtype, opts["init"] or default_init,
+            name,
+            c,
+            opts["out_channels"],
+            (k_h, k_w),
+            (s_h, s_w),
+            (p_h, p_w),
+            (d_h, d_w),
+            groups,
+            opts["bias"],
+            rng,
+            dtype,
+            opts["init"] or default_init,
         )
         layer.input_shape, layer.output_shape = input_shape, (opts["out_channels"], out_h, out_w)
         return layer
@@ -123,9 +131,14 @@ class Conv2D(Layer):
 
     def config(self) -> dict[str, Any]:
         return {
-            "in_channels": self.in_channels, "out_channels": self.out_channels,
-            "kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding),
-            "dilation": list(self.dilation), "groups": self.groups, "bias": "bias" in self.params,
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": list(self.kernel_size),
+            "stride": list(self.stride),
+            "padding": list(self.padding),
+            "dilation": list(self.dilation),
+            "groups": self.groups,
+            "bias": "bias" in self.params,
         }
 
     def flops(self) -> int:

@@ -61,14 +61,20 @@ class Dense(Layer):
         "init": Option("str", None, choices=INIT_SCHEMES, nullable=True),
     }
 
-    def __init__(self, name: str, in_features: int, out_features: int, bias: bool = True,
-                 rng: np.random.Generator | None = None, dtype=np.float32, init: str = "kaiming") -> None:
+    def __init__(
+        self,
+        name: str,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        rng: np.random.Generator | None = None,
+        dtype=np.float32,
+        init: str = "kaiming",
+    ) -> None:
         super().__init__(name)
         self.in_features, self.out_features = in_features, out_features
         rng = rng if rng is not None else np.random.default_rng(0)
-        self.params["weight"] = init_weight(
-            init, (out_features, in_features), in_features, out_features, rng, np.dtype(dtype)
-        )
+        self.params["weight"] = init_weight(init, (out_features, in_features), in_features, out_features, rng, np.dtype(dtype))
         if bias:
             self.params["bias"] = np.zeros(out_features, dtype=dtype)
         self._input: np.ndarray | None = None

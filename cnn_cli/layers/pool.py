@@ -49,9 +49,7 @@ class _Pool2D(Layer):
         out_h = conv_output_size(h, k_h, layer.stride[0], p_h)
         out_w = conv_output_size(w, k_w, layer.stride[1], p_w)
         if out_h < 1 or out_w < 1:
-            raise ModelBuildError(
-                f"{where}: kernel {k_h}x{k_w} is larger than its padded input {h + 2 * p_h}x{w + 2 * p_w}"
-            )
+            raise ModelBuildError(f"{where}: kernel {k_h}x{k_w} is larger than its padded input {h + 2 * p_h}x{w + 2 * p_w}")
         layer.input_shape, layer.output_shape = input_shape, (c, out_h, out_w)
         return layer
 

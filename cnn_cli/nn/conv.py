@@ -113,9 +113,7 @@ def conv2d_forward(
     out_h = conv_output_size(h, k_h, stride[0], padding[0], dilation[0])
     out_w = conv_output_size(w, k_w, stride[1], padding[1], dilation[1])
     if out_h < 1 or out_w < 1:
-        raise ValueError(
-            f"kernel {k_h}x{k_w} (dilation {dilation}) does not fit input {h}x{w} with padding {padding}"
-        )
+        raise ValueError(f"kernel {k_h}x{k_w} (dilation {dilation}) does not fit input {h}x{w} with padding {padding}")
     if c_in != c_in_group * groups:
         raise ValueError(f"input has {c_in} channels, weight expects {c_in_group} x {groups} groups")
 

@@ -44,9 +44,7 @@ def _output_hw(h: int, w: int, kernel: IntPair, stride: IntPair, padding: IntPai
     return out_h, out_w
 
 
-def _pool_windows(
-    x: np.ndarray, kernel: IntPair, stride: IntPair, padding: IntPair, pad_value: float
-) -> tuple[np.ndarray, IntPair]:
+def _pool_windows(x: np.ndarray, kernel: IntPair, stride: IntPair, padding: IntPair, pad_value: float) -> tuple[np.ndarray, IntPair]:
     """The (N, H_out, W_out, kH, kW, C) window view of x padded with ``pad_value``, and (H_out, W_out)."""
     out_hw = _output_hw(x.shape[2], x.shape[3], kernel, stride, padding)
     x_nhwc = x.transpose(0, 2, 3, 1)
@@ -55,9 +53,7 @@ def _pool_windows(
     return sliding_windows(x_nhwc, kernel, stride, NO_DILATION, out_hw), out_hw
 
 
-def maxpool2d_forward(
-    x: np.ndarray, kernel: IntPair, stride: IntPair, padding: IntPair = (0, 0)
-) -> tuple[np.ndarray, PoolCache]:
+def maxpool2d_forward(x: np.ndarray, kernel: IntPair, stride: IntPair, padding: IntPair = (0, 0)) -> tuple[np.ndarray, PoolCache]:
     """y[n, c, i, j] = max_{a, b} x_pad[n, c, i*sH + a, j*sW + b]. Returns (y, cache)."""
     n, c, h, w = x.shape
     windows, (out_h, out_w) = _pool_windows(x, kernel, stride, padding, pad_value=-np.inf)
@@ -78,9 +74,7 @@ def maxpool2d_backward(grad_out: np.ndarray, cache: PoolCache) -> np.ndarray:
     return _scatter_to_windows(cache, lambda tap: np.where(cache.argmax == tap, grad_nhwc, 0))
 
 
-def avgpool2d_forward(
-    x: np.ndarray, kernel: IntPair, stride: IntPair, padding: IntPair = (0, 0)
-) -> tuple[np.ndarray, PoolCache]:
+def avgpool2d_forward(x: np.ndarray, kernel: IntPair, stride: IntPair, padding: IntPair = (0, 0)) -> tuple[np.ndarray, PoolCache]:
     """y[n, c, i, j] = (1 / (kH*kW)) sum_{a, b} x_pad[n, c, i*sH + a, j*sW + b]. Returns (y, cache)."""
     n, c, h, w = x.shape
     windows, _ = _pool_windows(x, kernel, stride, padding, pad_value=0.0)
