@@ -68,7 +68,7 @@ class DataConfig:
 
 @dataclass
 class OptimizerConfig:
-    """Update rule. ``weight_decay`` is seed 001's λ: L = data loss + ½λΣw² over weights."""
+    """Update rule. ``weight_decay`` is notes 001's λ: L = data loss + ½λΣw² over weights."""
 
     name: Literal["sgd", "momentum", "nesterov", "adam"] = "adam"
     lr: float = field(default=1e-3, metadata=_bounds(above=0))

@@ -17,19 +17,19 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 
 
 def is_weight(name: str) -> bool:
-    """Weights get L2 regularisation, biases do not (seed 001 sums over w only)."""
+    """Weights get L2 regularisation, biases do not (notes 001 sums over w only)."""
     return name.endswith(".weight")
 
 
 def l2_penalty(params: dict[str, np.ndarray], weight_decay: float) -> float:
-    """Seed 001's regularisation term ½λ Σ w² over every weight (not biases)."""
+    """Notes 001's regularisation term ½λ Σ w² over every weight (not biases)."""
     if weight_decay == 0.0:
         return 0.0
     return 0.5 * weight_decay * sum(float(np.sum(p.astype(np.float64) ** 2)) for n, p in params.items() if is_weight(n))
 
 
 def add_l2_gradient(params: dict[str, np.ndarray], grads: dict[str, np.ndarray], weight_decay: float) -> None:
-    """∂(½λΣw²)/∂w = λw, added to each weight's gradient in place (seed 001)."""
+    """∂(½λΣw²)/∂w = λw, added to each weight's gradient in place (notes 001)."""
     if weight_decay == 0.0:
         return
     for name, grad in grads.items():
@@ -89,7 +89,7 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """w ← w − η ∂L/∂w (seed 004's gradient descent)."""
+    """w ← w − η ∂L/∂w (notes 004's gradient descent)."""
 
     name = "sgd"
 

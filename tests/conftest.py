@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
-import struct
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,21 +17,14 @@ import pytest
 from cnn_cli.data.catalog import FILE_ROLES, MNIST, DatasetSpec, IdxFile
 from cnn_cli.data.idx import IMAGE_MAGIC, LABEL_MAGIC
 from cnn_cli.data.sources import ensure_dataset
+from tests.support import REPO_ROOT
+from tests.support.synthetic import encode_idx
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 REPO_DATA_DIR = REPO_ROOT / "data"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_registry: fetches from the npm registry with the real npm (runs by default, as in CI)")
-
-
-def encode_idx(array: np.ndarray, magic: int | None = None) -> bytes:
-    """IDX bytes for a uint8 array: big-endian magic, one uint32 per dimension, then the data."""
-    if magic is None:
-        magic = 0x00000800 | array.ndim
-    header = struct.pack(f">I{array.ndim}I", magic, *array.shape)
-    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Optimizers, learning-rate schedules, gradient clipping and L2 (seed 001), on plain dicts of arrays."""
+"""Optimizers, learning-rate schedules, gradient clipping and L2 (notes 001), on plain dicts of arrays."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_clip_grad_norm_keeps_dtype_and_direction():
     np.testing.assert_allclose(grads["x.weight"] / np.linalg.norm(grads["x.weight"]), direction, rtol=1e-5)
 
 
-# ---------------------------------------------------------------- L2 (seed 001)
+# ---------------------------------------------------------------- L2 (notes 001)
 
 
 def test_l2_only_touches_weights():

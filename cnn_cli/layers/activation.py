@@ -31,7 +31,7 @@ class _Elementwise(Layer):
 
 
 class ReLU(_Elementwise):
-    """y = max(0, x); dL/dx = dL/dy where x > 0 (seed 000 §2.8)."""
+    """y = max(0, x); dL/dx = dL/dy where x > 0 (notes 000 §2.8)."""
 
     type_name = "relu"
 
@@ -72,7 +72,7 @@ class LeakyReLU(_Elementwise):
 
 
 class Sigmoid(_Elementwise):
-    """y = σ(x); dL/dx = dL/dy · y(1 − y) (seeds 001, 003, 004)."""
+    """y = σ(x); dL/dx = dL/dy · y(1 − y) (notes 001, 003, 004)."""
 
     type_name = "sigmoid"
 

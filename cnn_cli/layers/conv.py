@@ -1,4 +1,4 @@
-"""Conv2D and explicit Padding layers (seed 000 §2.1–2.6)."""
+"""Conv2D and explicit Padding layers (notes 000 §2.1–2.6)."""
 
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ class Conv2D(Layer):
 
 
 class Padding(Layer):
-    """Explicit zero padding of the spatial axes (seed 000 §2.6).
+    """Explicit zero padding of the spatial axes (notes 000 §2.6).
 
     forward: (N, C, H, W) -> (N, C, H + 2pH, W + 2pW); no parameters.
     """

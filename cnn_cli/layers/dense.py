@@ -16,8 +16,8 @@ class Flatten(Layer):
     """(N, C, H, W) -> (N, C·H·W, 1, 1), in PyTorch's (C, H, W) order.
 
     The 1×1 spatial shape lets 1×1 convolutions act as fully connected layers,
-    as seed 000's model does after its Flatten (its slide lists a Conv2D on
-    64*10*10 inputs with kernel 1; our mnist.yaml uses 6400 -> 128 -> 10). Seed 003's reshape layer:
+    as notes 000's model does after its Flatten (its slide lists a Conv2D on
+    64*10*10 inputs with kernel 1; our mnist.yaml uses 6400 -> 128 -> 10). Notes 003's reshape layer:
     the backward reshapes the gradient back to the input's shape.
     """
 
@@ -50,7 +50,7 @@ class Dense(Layer):
 
     forward: (N, ...) flattened to (N, F_in) -> (N, F_out).
     params: ``weight`` (F_out, F_in), ``bias`` (F_out,).
-    backward (seed 004): dL/dW = (dL/dy)ᵀ x, i.e. (A2 − Y) Fᵀ for seed 004's output
+    backward (notes 004): dL/dW = (dL/dy)ᵀ x, i.e. (A2 − Y) Fᵀ for notes 004's output
     layer; dL/db = Σ_n dL/dy; dL/dx = dL/dy W.
     """
 

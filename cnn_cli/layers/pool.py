@@ -1,4 +1,4 @@
-"""MaxPool2D and AvgPool2D layers (seed 000 §2.7, seed 001)."""
+"""MaxPool2D and AvgPool2D layers (notes 000 §2.7, notes 001)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Seeds: 000 §2.1 (forward, one output pixel is a weighted sum of a window plus
 the bias), §2.3 (dLoss/dweight = sum over output pixels of dLoss/dy times the
 window that produced it), §2.4 (dLoss/dbias = sum of dLoss/dy), §2.5
 (dLoss/dinput: each dLoss/dy is spread back over its window, weighted by the
-kernel; seed 003 writes this as a full convolution with rot180(K)).
+kernel; notes 003 writes this as a full convolution with rot180(K)).
 003 "Convolutional layer": Y_i = B_i + sum_j X_j ⋆ K_ij (cross-correlation).
 
 Shapes: x (N, C_in, H, W); weight (C_out, C_in/groups, kH, kW); bias (C_out,);
@@ -95,7 +95,7 @@ def conv2d_forward(
     dilation: IntPair = (1, 1),
     groups: int = 1,
 ) -> tuple[np.ndarray, ConvCache]:
-    """Cross-correlate ``x`` with ``weight`` and add ``bias`` (seed 000 §2.1).
+    """Cross-correlate ``x`` with ``weight`` and add ``bias`` (notes 000 §2.1).
 
     y[n, o, i, j] = b[o] + sum_{c, a, b'} x_pad[n, g*C_in_g + c, i*sH + a*dH, j*sW + b'*dW] * w[o, c, a, b']
     where g = o // (C_out/groups).
@@ -161,12 +161,12 @@ def conv2d_backward(
 
     With g = o // (C_out/groups) the group of output channel o, and c' = g*C_in_g + c
     the input channel that w[o, c] reads:
-    Seed 000 §2.3: dL/dw[o, c, a, b] = sum_{n,i,j} dL/dy[n, o, i, j] * x_pad[n, c', i*sH + a*dH, j*sW + b*dW]
+    Notes 000 §2.3: dL/dw[o, c, a, b] = sum_{n,i,j} dL/dy[n, o, i, j] * x_pad[n, c', i*sH + a*dH, j*sW + b*dW]
       -> in matrix form grad_w = grad_out_matᵀ @ cols.
-    Seed 000 §2.4: dL/db[o] = sum_{n,i,j} dL/dy[n, o, i, j].
-    Seed 000 §2.5: dL/dx_pad[n, c', i*sH + a*dH, j*sW + b*dW] += sum_{o in group g} dL/dy[n, o, i, j] * w[o, c, a, b]
+    Notes 000 §2.4: dL/db[o] = sum_{n,i,j} dL/dy[n, o, i, j].
+    Notes 000 §2.5: dL/dx_pad[n, c', i*sH + a*dH, j*sW + b*dW] += sum_{o in group g} dL/dy[n, o, i, j] * w[o, c, a, b]
       -> grad_cols = grad_out_mat @ W, then col2im adds each tap's column back (+=,
-      windows overlap); seed 000 §2.6: the padding's gradient is the identity on
+      windows overlap); notes 000 §2.6: the padding's gradient is the identity on
       the interior, so cropping the border gives dL/dx.
 
     Args:

@@ -1,10 +1,10 @@
 """Losses on logits, averaged over the batch, each returning (loss, dLoss/dlogits).
 
-Seeds 000 §2.9, 001 and 002 derive the softmax cross-entropy gradient
+Notes 000 §2.9, 001 and 002 derive the softmax cross-entropy gradient
 p − y (p = softmax(logits), y = one-hot target); dividing by N is the mean.
-Seeds 003/004 use binary cross-entropy after a sigmoid; fused on the logit the
-chain (A − Y)/(A(1 − A)) · A(1 − A) collapses to σ(z) − y (seed 004, dL/dz2).
-Seed 001 compares networks by the sum of squared errors (SSE).
+Notes 003/004 use binary cross-entropy after a sigmoid; fused on the logit the
+chain (A − Y)/(A(1 − A)) · A(1 − A) collapses to σ(z) − y (notes 004, dL/dz2).
+Notes 001 compares networks by the sum of squared errors (SSE).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float
     rows = np.arange(n)
     loss = -float(log_p[rows, labels].mean())
     grad = np.exp(log_p)
-    grad[rows, labels] -= 1.0  # p_k − 1 for the target class, p_i elsewhere (seed 000 §2.9)
+    grad[rows, labels] -= 1.0  # p_k − 1 for the target class, p_i elsewhere (notes 000 §2.9)
     grad /= n
     return loss, grad
 
@@ -68,7 +68,7 @@ def binary_cross_entropy_with_logits(logits: np.ndarray, targets: np.ndarray) ->
 
 
 def sum_squared_error(outputs: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
-    """Seed 001's SSE per sample, averaged over the batch: (1/N) Σ_n Σ_k (o_nk − t_nk)².
+    """Notes 001's SSE per sample, averaged over the batch: (1/N) Σ_n Σ_k (o_nk − t_nk)².
 
     Args:
         outputs: (N, K).

@@ -3,16 +3,16 @@
 Every function here walks the output one element at a time and writes the seed
 formula for that element, so a reader can hold it next to the slide:
 
-* seed 000 §2.1 (forward): y[n, o, i, j] = b[o] + Σ_{c, a, b} x_pad[n, c, i·sH + a·dH, j·sW + b·dW] · w[o, c, a, b]
-* seed 000 §2.3 (dLoss/dweight): each output pixel adds dL/dy times the window that produced it
-* seed 000 §2.4 (dLoss/dbias): the sum of dL/dy over every output pixel
-* seed 000 §2.5 (dLoss/dinput): each dL/dy is spread back over its window, weighted by
+* notes 000 §2.1 (forward): y[n, o, i, j] = b[o] + Σ_{c, a, b} x_pad[n, c, i·sH + a·dH, j·sW + b·dW] · w[o, c, a, b]
+* notes 000 §2.3 (dLoss/dweight): each output pixel adds dL/dy times the window that produced it
+* notes 000 §2.4 (dLoss/dbias): the sum of dL/dy over every output pixel
+* notes 000 §2.5 (dLoss/dinput): each dL/dy is spread back over its window, weighted by
   the kernel, and overlapping windows add (``+=``)
-* seed 000 §2.6 (padding): the gradient of the padded input is cropped to the interior
-* seed 000 §2.7 (max-pool): the whole dL/dy goes to the one input that won the window
+* notes 000 §2.6 (padding): the gradient of the padded input is cropped to the interior
+* notes 000 §2.7 (max-pool): the whole dL/dy goes to the one input that won the window
 
 With ``groups`` g, output channel o only sees input channels
-``(o // (C_out/g)) · C_in/g … + C_in/g − 1`` (seed 000 names groups among its generalisations).
+``(o // (C_out/g)) · C_in/g … + C_in/g − 1`` (notes 000 names groups among its generalisations).
 
 These are for tests only: tiny sizes, no vectorisation, no cleverness. The fast
 im2col versions in ``cnn_cli.nn`` are tested against them (tests/test_reference.py)
@@ -35,7 +35,7 @@ def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int
 
 
 def zero_pad(x: np.ndarray, padding: IntPair) -> np.ndarray:
-    """(N, C, H, W) -> (N, C, H + 2pH, W + 2pW), written element by element (seed 000 §2.6)."""
+    """(N, C, H, W) -> (N, C, H + 2pH, W + 2pW), written element by element (notes 000 §2.6)."""
     n_batch, channels, height, width = x.shape
     pad_h, pad_w = padding
     padded = np.zeros((n_batch, channels, height + 2 * pad_h, width + 2 * pad_w), dtype=x.dtype)
@@ -48,7 +48,7 @@ def zero_pad(x: np.ndarray, padding: IntPair) -> np.ndarray:
 
 
 def crop_padding(grad_padded: np.ndarray, padding: IntPair) -> np.ndarray:
-    """Backward of :func:`zero_pad`: dL/dx[i, j] = dL/dx_pad[i + pH, j + pW] (seed 000 §2.6)."""
+    """Backward of :func:`zero_pad`: dL/dx[i, j] = dL/dx_pad[i + pH, j + pW] (notes 000 §2.6)."""
     n_batch, channels, padded_h, padded_w = grad_padded.shape
     pad_h, pad_w = padding
     height, width = padded_h - 2 * pad_h, padded_w - 2 * pad_w
@@ -70,7 +70,7 @@ def conv2d_forward(
     dilation: IntPair = (1, 1),
     groups: int = 1,
 ) -> np.ndarray:
-    """Cross-correlation plus bias, one output element at a time (seed 000 §2.1, seed 003 Y_i = B_i + Σ_j X_j ⋆ K_ij).
+    """Cross-correlation plus bias, one output element at a time (notes 000 §2.1, notes 003 Y_i = B_i + Σ_j X_j ⋆ K_ij).
 
     x (N, C_in, H, W), weight (C_out, C_in/groups, kH, kW), bias (C_out,) or None
     -> (N, C_out, H_out, W_out).
@@ -111,9 +111,9 @@ def conv2d_backward(
     """dL/dx, dL/dw, dL/db of :func:`conv2d_forward`, one output element at a time.
 
     For every output element y[n, o, i, j] and every tap (c, a, b) of its window:
-      seed 000 §2.3: dL/dw[o, c, a, b]  += dL/dy[n, o, i, j] · x_pad[n, c', row, col]
-      seed 000 §2.5: dL/dx_pad[n, c', row, col] += dL/dy[n, o, i, j] · w[o, c, a, b]
-    and seed 000 §2.4: dL/db[o] += dL/dy[n, o, i, j]; then §2.6 crops the padding.
+      notes 000 §2.3: dL/dw[o, c, a, b]  += dL/dy[n, o, i, j] · x_pad[n, c', row, col]
+      notes 000 §2.5: dL/dx_pad[n, c', row, col] += dL/dy[n, o, i, j] · w[o, c, a, b]
+    and notes 000 §2.4: dL/db[o] += dL/dy[n, o, i, j]; then §2.6 crops the padding.
 
     Args:
         x: (N, C_in, H, W), the forward input.
@@ -193,7 +193,7 @@ def maxpool2d_winners(x: np.ndarray, kernel: IntPair, stride: IntPair, padding: 
 
 
 def maxpool2d_backward(x: np.ndarray, grad_out: np.ndarray, kernel: IntPair, stride: IntPair, padding: IntPair = (0, 0)) -> np.ndarray:
-    """Seed 000 §2.7: dL/dx[winner of window (i, j)] += dL/dy[i, j]; every other input of the window gets 0.
+    """Notes 000 §2.7: dL/dx[winner of window (i, j)] += dL/dy[i, j]; every other input of the window gets 0.
 
     ``+=`` because with stride < kernel one input can win several windows.
     x (N, C, H, W), grad_out (N, C, H_out, W_out) -> (N, C, H, W).

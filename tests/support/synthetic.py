@@ -11,15 +11,25 @@ IMAGE_MAGIC = 0x00000803
 LABEL_MAGIC = 0x00000801
 
 
+def encode_idx(array: np.ndarray, magic: int | None = None) -> bytes:
+    """IDX bytes for a uint8 array: big-endian magic, one uint32 per dimension, then the data.
+
+    The one IDX writer of the tests; ``magic`` defaults to the uint8 type code with the array's rank.
+    """
+    if magic is None:
+        magic = 0x00000800 | array.ndim
+    header = struct.pack(f">I{array.ndim}I", magic, *array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
 def write_idx_images(path: Path, images: np.ndarray) -> None:
     """(N, 28, 28) uint8 -> an IDX3 file."""
-    n, h, w = images.shape
-    path.write_bytes(struct.pack(">IIII", IMAGE_MAGIC, n, h, w) + images.astype(np.uint8).tobytes())
+    path.write_bytes(encode_idx(images, IMAGE_MAGIC))
 
 
 def write_idx_labels(path: Path, labels: np.ndarray) -> None:
     """(N,) uint8 -> an IDX1 file."""
-    path.write_bytes(struct.pack(">II", LABEL_MAGIC, len(labels)) + labels.astype(np.uint8).tobytes())
+    path.write_bytes(encode_idx(labels, LABEL_MAGIC))
 
 
 def digit_like(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -32,8 +32,8 @@ from cnn_cli.plots_cli import plot_command, viz_command
 from cnn_cli.runs import read_metrics
 from cnn_cli.train import train
 from cnn_cli.visualize import confident_mistakes, feature_maps, saliency
+from tests.support import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_PICTURES = {
     LEARNING_CURVES_FILE: "learning_curves",
     CONFUSION_MATRIX_FILE: "confusion_matrix",

@@ -1,10 +1,10 @@
 """The worked numbers and formulas of the seed documents, through the library.
 
-Seed 000: convolution forward/backward on the 4x4 slide, max-pool and ReLU routing,
-softmax cross-entropy gradient. Seed 001: p − y with p = [0.3, 0.7], L2 and the
-update w ← w − α(∂L/∂w + λw) with its seesaw numbers. Seed 002: p − y and
-dz_kl/dw_ij. Seed 003: the 3x3 ⋆ 2x2 cross-correlation and convolution, and
-dE/dK, dE/dB, dE/dX. Seed 004: the 15-parameter net and dL/dW2 = (A2 − Y)Fᵀ.
+Notes 000: convolution forward/backward on the 4x4 slide, max-pool and ReLU routing,
+softmax cross-entropy gradient. Notes 001: p − y with p = [0.3, 0.7], L2 and the
+update w ← w − α(∂L/∂w + λw) with its seesaw numbers. Notes 002: p − y and
+dz_kl/dw_ij. Notes 003: the 3x3 ⋆ 2x2 cross-correlation and convolution, and
+dE/dK, dE/dB, dE/dX. Notes 004: the 15-parameter net and dL/dW2 = (A2 − Y)Fᵀ.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 import pytest
-import reference as ref
 
 from cnn_cli.model import build_model
 from cnn_cli.nn.activations import relu_backward, relu_forward
@@ -21,8 +20,9 @@ from cnn_cli.nn.conv import conv2d_backward, conv2d_forward
 from cnn_cli.nn.losses import softmax, softmax_cross_entropy
 from cnn_cli.nn.pool import maxpool2d_backward, maxpool2d_forward
 from cnn_cli.optim import SGD, add_l2_gradient, l2_penalty, make_optimizer
+from tests.support import reference as ref
 
-# Seed 003, "Convolution walk through".
+# Notes 003, "Convolution walk through".
 SEED3_X = np.array([[1.0, 6.0, 2.0], [5.0, 3.0, 1.0], [7.0, 0.0, 4.0]])
 SEED3_K = np.array([[1.0, 2.0], [-1.0, 0.0]])
 
@@ -37,7 +37,7 @@ def rot180(kernel: np.ndarray) -> np.ndarray:
 
 
 def cross_correlate_valid(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Seed 003's ⋆ ('valid'): out[i, j] = Σ_{a,b} image[i + a, j + b] · kernel[a, b]."""
+    """Notes 003's ⋆ ('valid'): out[i, j] = Σ_{a,b} image[i + a, j + b] · kernel[a, b]."""
     out_h, out_w = image.shape[0] - kernel.shape[0] + 1, image.shape[1] - kernel.shape[1] + 1
     out = np.zeros((out_h, out_w))
     for i in range(out_h):
@@ -47,13 +47,13 @@ def cross_correlate_valid(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 
 def convolve_full(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Seed 003's 'full' convolution: zero-pad by k − 1 on every side, then cross-correlate with rot180(kernel)."""
+    """Notes 003's 'full' convolution: zero-pad by k − 1 on every side, then cross-correlate with rot180(kernel)."""
     k_h, k_w = kernel.shape
     padded = np.pad(image, ((k_h - 1, k_h - 1), (k_w - 1, k_w - 1)))
     return cross_correlate_valid(padded, rot180(kernel))
 
 
-# ---------------------------------------------------------------- seed 003: cross-correlation and convolution
+# ---------------------------------------------------------------- notes 003: cross-correlation and convolution
 
 
 def test_seed003_cross_correlation_worked_example():
@@ -84,7 +84,7 @@ def test_seed003_bias_is_added_to_every_output():
 
 
 def test_seed003_multichannel_output_is_a_sum_over_input_channels():
-    """Seed 003: O_1 + O_2 + O_3 + B = y, one kernel per input channel, per output channel."""
+    """Notes 003: O_1 + O_2 + O_3 + B = y, one kernel per input channel, per output channel."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 3, 4, 4))
     weight = rng.standard_normal((2, 3, 2, 2))
@@ -118,7 +118,7 @@ def test_seed003_input_gradient_is_full_convolution_of_output_gradient_with_kern
     np.testing.assert_array_equal(convolve_full(SEED3_GRAD_Y, SEED3_K), expected)
 
 
-# ---------------------------------------------------------------- seed 000 and 002: conv gradients on the slides
+# ---------------------------------------------------------------- notes 000 and 002: conv gradients on the slides
 
 
 def test_seed000_input_gradient_of_one_output_is_the_kernel_in_its_window():
@@ -146,7 +146,7 @@ def test_seed000_weight_and_bias_gradients_sum_over_output_pixels():
 
 
 def test_seed002_dz_kl_dw_ij_is_the_input_under_the_tap():
-    """Seed 002 (17): ∂z_kl/∂w_ij = x_(i+k−1)(j+l−1): with dL/dz one-hot at (k, l), dL/dW is the window at (k, l)."""
+    """Notes 002 (17): ∂z_kl/∂w_ij = x_(i+k−1)(j+l−1): with dL/dz one-hot at (k, l), dL/dW is the window at (k, l)."""
     x = np.array([[11.0, 12.0, 13.0], [21.0, 22.0, 23.0], [31.0, 32.0, 33.0]])  # x_rc holds the number "rc"
     _, cache = conv2d_forward(as_nchw(x), np.zeros((1, 1, 2, 2)), None)
     for k in range(2):
@@ -157,7 +157,7 @@ def test_seed002_dz_kl_dw_ij_is_the_input_under_the_tap():
             np.testing.assert_array_equal(grad_w[0, 0], x[k : k + 2, l : l + 2])
 
 
-# ---------------------------------------------------------------- seed 000 §2.7, §2.8 and seed 001: routing
+# ---------------------------------------------------------------- notes 000 §2.7, §2.8 and notes 001: routing
 
 
 def test_seed000_maxpool_gradient_lands_only_on_each_window_max():
@@ -205,7 +205,7 @@ def test_seed000_relu_passes_gradient_only_where_input_was_positive():
 
 
 def test_seed001_softmax_gradient_example():
-    """Seed 001: p = [0.3, 0.7], target p2: ∂L/∂f_p1 = 0.3 (unchanged), ∂L/∂f_p2 = 0.7 − 1 = −0.3."""
+    """Notes 001: p = [0.3, 0.7], target p2: ∂L/∂f_p1 = 0.3 (unchanged), ∂L/∂f_p2 = 0.7 − 1 = −0.3."""
     logits = np.log(np.array([[0.3, 0.7]]))
     loss, grad = softmax_cross_entropy(logits, np.array([1]))
     np.testing.assert_allclose(softmax(logits), [[0.3, 0.7]], rtol=1e-14)
@@ -226,7 +226,7 @@ def test_seeds_000_001_002_softmax_cross_entropy_gradient_is_p_minus_y():
     assert loss == pytest.approx(float(np.mean(-np.log(p[np.arange(5), labels]))), rel=1e-12)
 
 
-# ---------------------------------------------------------------- seed 001: L2 and the update rule
+# ---------------------------------------------------------------- notes 001: L2 and the update rule
 
 
 def test_seed001_l2_penalty_and_gradient_cover_weights_not_biases():
@@ -252,7 +252,7 @@ def test_seed001_update_rule_through_sgd_and_l2():
 
 
 def seesaw_output_model():
-    """Seed 001's seesaw CNN from the pooling layer on: Out_A → (w5) → sigmoid node c → (w1, w2) → softmax.
+    """Notes 001's seesaw CNN from the pooling layer on: Out_A → (w5) → sigmoid node c → (w1, w2) → softmax.
 
     Numbers from the slides: Out_A = 0.1, w5 = −0.1, f@c = 0.49; the target class has weight 0.1 and
     p_target = 0.51, the other class has weight 0.2 and p = 0.49. Biases are set to produce those values.
@@ -322,7 +322,7 @@ def test_seed001_seesaw_conv_filter_update():
     np.testing.assert_allclose((params["conv.weight"] - w)[0, 0, 0], [0.00047, -0.001], rtol=1e-10)
 
 
-# ---------------------------------------------------------------- seed 004: the 15-parameter network
+# ---------------------------------------------------------------- notes 004: the 15-parameter network
 
 SEED4_CONFIG = {
     "input_shape": [1, 6, 6],
@@ -363,7 +363,7 @@ def seed004_batch(n: int, seed: int):
 def test_seed004_dL_dW2_is_A2_minus_Y_times_F_transposed(n):
     """dL/dW2 = (A2 − Y) Fᵀ and dL/db2 = (A2 − Y), with A2 and F computed by hand from the layer outputs.
 
-    For a batch of m images the loss is the mean, so both are divided by m (seed 004, "m images").
+    For a batch of m images the loss is the mean, so both are divided by m (notes 004, "m images").
     """
     model, x, y = seed004_batch(n, seed=n)
     conv, relu, pool, flatten, dense = model.layers
@@ -410,7 +410,7 @@ def test_seed004_chain_rule_through_every_layer():
 
 
 def test_seed004_gradient_descent_step():
-    """W ← W − η dL/dW for all four parameters (seed 004's update, no weight decay)."""
+    """W ← W − η dL/dW for all four parameters (notes 004's update, no weight decay)."""
     model, x, y = seed004_batch(3, seed=11)
     _, grad_logits = model.loss(model.forward(x, training=True), y)
     model.backward(grad_logits)

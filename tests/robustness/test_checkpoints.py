@@ -25,7 +25,7 @@ from cnn_cli.config import Config, config_from_dict, config_to_yaml
 from cnn_cli.model import Model
 from cnn_cli.runs import RunPaths
 from cnn_cli.train import train
-from tests.cli_helpers import (
+from tests.support.cli import (
     EXIT_BAD_INPUT,
     error_line,
     invoke_cli,
@@ -35,7 +35,7 @@ from tests.cli_helpers import (
     run_cli,
     write_npz_members,
 )
-from tests.synthetic import make_idx_dataset, tiny_config
+from tests.support.synthetic import make_idx_dataset, tiny_config
 
 
 @dataclass

@@ -21,8 +21,8 @@ import pytest
 from cnn_cli.data import catalog, sources
 from cnn_cli.data.mirrors import HttpPolicy
 from cnn_cli.runs import RunPaths
-from tests.cli_helpers import EXIT_BAD_INPUT, error_line, invoke_cli, run_cli, write_config
-from tests.synthetic import IMAGE_MAGIC, LABEL_MAGIC, make_idx_dataset, tiny_config
+from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, run_cli, write_config
+from tests.support.synthetic import IMAGE_MAGIC, LABEL_MAGIC, make_idx_dataset, tiny_config
 
 # ---------------------------------------------------------------- case 14: broken IDX files
 

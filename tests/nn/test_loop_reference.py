@@ -11,12 +11,12 @@ import itertools
 
 import numpy as np
 import pytest
-import reference as ref
 
 from cnn_cli.nn.conv import conv2d_backward, conv2d_forward
 from cnn_cli.nn.padding import pad2d_backward, pad2d_forward
 from cnn_cli.nn.pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 from cnn_cli.nn.shapes import conv_output_size
+from tests.support import reference as ref
 
 
 def assert_same(name: str, fast: np.ndarray, slow: np.ndarray) -> None:

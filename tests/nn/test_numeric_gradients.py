@@ -14,14 +14,6 @@ import itertools
 
 import numpy as np
 import pytest
-from gradcheck_utils import (
-    assert_gradient_close,
-    away_from_zero,
-    check_layer,
-    numeric_gradient,
-    relative_error,
-    shuffled_linspace,
-)
 
 import cnn_cli.nn.activations as activations_module
 from cnn_cli.layers import (
@@ -42,6 +34,14 @@ from cnn_cli.nn.conv import _weight_matrix, conv2d_backward
 from cnn_cli.nn.losses import binary_cross_entropy_with_logits, softmax_cross_entropy, sum_squared_error
 from cnn_cli.nn.pool import avgpool2d_backward
 from cnn_cli.nn.windows import tap_slice
+from tests.support.gradcheck import (
+    assert_gradient_close,
+    away_from_zero,
+    check_layer,
+    numeric_gradient,
+    relative_error,
+    shuffled_linspace,
+)
 
 F64 = np.float64
 
@@ -78,7 +78,7 @@ def test_conv2d_gradcheck_mode_grid(stride, padding, dilation, groups, bias):
         ((2, 3), (1, 2), (2, 0), (2, 1), 1, (5, 9)),
         ((1, 3), (3, 1), (0, 2), (1, 2), 2, (8, 5)),
         ((3, 1), (2, 3), (1, 1), (1, 1), 4, (6, 7)),
-        ((1, 1), (1, 1), (0, 0), (1, 1), 1, (3, 4)),  # the 1x1 conv that acts as a dense layer (seed 000's conv5)
+        ((1, 1), (1, 1), (0, 0), (1, 1), 1, (3, 4)),  # the 1x1 conv that acts as a dense layer (notes 000's conv5)
         ((1, 1), (2, 2), (1, 0), (1, 1), 2, (5, 4)),
         ((1, 1), (1, 1), (0, 0), (2, 1), 4, (3, 5)),  # grouped pointwise: the weight gradient lands in place per group
         ((4, 2), (1, 1), (0, 1), (1, 3), 1, (4, 3)),  # kernel as tall as the input: a single output row
@@ -152,7 +152,7 @@ def test_smooth_activation_gradcheck(layer, shape):
 
 
 def test_flatten_gradcheck():
-    """(N, C, H, W) -> (N, C·H·W, 1, 1) and back (seed 003's reshape layer)."""
+    """(N, C, H, W) -> (N, C·H·W, 1, 1) and back (notes 003's reshape layer)."""
     rng = np.random.default_rng(13)
     layer = Flatten("flatten")
     x = rng.standard_normal((2, 3, 4, 5))
@@ -162,7 +162,7 @@ def test_flatten_gradcheck():
 
 @pytest.mark.parametrize("padding", [(1, 1), (2, 0), (0, 3)])
 def test_padding_gradcheck(padding):
-    """Seed 000 §2.6: dL/dx is dL/dy on the interior."""
+    """Notes 000 §2.6: dL/dx is dL/dy on the interior."""
     rng = np.random.default_rng(sum(padding))
     check_layer(Padding("pad", padding), rng.standard_normal((2, 3, 4, 5)), rng)
 
@@ -312,7 +312,7 @@ def _conv_backward_that_overwrites(grad_out, cache, need_input_grad=True):
 
 
 def _conv_backward_bias_of_first_sample(grad_out, cache, need_input_grad=True):
-    """conv2d_backward whose bias gradient forgets to sum over the batch (seed 000 §2.4 sums every dL/dy)."""
+    """conv2d_backward whose bias gradient forgets to sum over the batch (notes 000 §2.4 sums every dL/dy)."""
     grad_x, grad_weight, _ = conv2d_backward(grad_out, cache, need_input_grad)
     return grad_x, grad_weight, grad_out[0].sum(axis=(1, 2))
 
@@ -344,7 +344,7 @@ def test_check_catches_conv_bias_gradient_without_batch_sum(monkeypatch):
 
 
 def test_check_catches_maxpool_backward_that_spreads_over_the_window(monkeypatch):
-    """A max-pool backward that shares the gradient like an average pool (not seed 000 §2.7's routing)."""
+    """A max-pool backward that shares the gradient like an average pool (not notes 000 §2.7's routing)."""
     monkeypatch.setattr(MaxPool2D, "_backward", staticmethod(avgpool2d_backward))
     rng = np.random.default_rng(34)
     with pytest.raises(AssertionError, match=r"pool dL/dx: relative error"):

@@ -19,8 +19,8 @@ from PIL import Image
 from cnn_cli.config import config_from_dict
 from cnn_cli.images import MNIST_SIZE, load_image
 from cnn_cli.train import train
-from tests.cli_helpers import EXIT_BAD_INPUT, Outcome, invoke_cli, run_cli
-from tests.synthetic import make_idx_dataset, tiny_config
+from tests.support.cli import EXIT_BAD_INPUT, Outcome, invoke_cli, run_cli
+from tests.support.synthetic import make_idx_dataset, tiny_config
 
 
 @pytest.fixture(scope="module")

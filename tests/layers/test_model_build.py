@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from cnn_cli.errors import CnnError, ModelBuildError
 from cnn_cli.model import build_model
+from tests.support import REPO_ROOT
 
-MNIST_YAML = Path(__file__).resolve().parent.parent / "configs" / "mnist.yaml"
+MNIST_YAML = REPO_ROOT / "configs" / "mnist.yaml"
 
-# Seed 000's network: feature maps 28 -> 28 -> 14 -> 12 -> 10, flattened to 64·10·10 = 6400.
+# Notes 000's network: feature maps 28 -> 28 -> 14 -> 12 -> 10, flattened to 64·10·10 = 6400.
 MNIST_SHAPES = [
     ("conv1", "conv2d", (16, 28, 28)),
     ("relu1", "relu", (16, 28, 28)),

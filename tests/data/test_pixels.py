@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnn_cli.data import Augment, iterate_batches, load_dataset
-from tests.synthetic import make_idx_dataset
+from tests.support.synthetic import make_idx_dataset
 
 
 def test_pixel_batches_equal_float_batches(tmp_path):

@@ -13,7 +13,7 @@ from cnn_cli.config import config_from_dict
 from cnn_cli.errors import CnnError
 from cnn_cli.runs import METRIC_COLUMNS, read_metrics
 from cnn_cli.train import train
-from tests.synthetic import make_idx_dataset, tiny_config
+from tests.support.synthetic import make_idx_dataset, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,7 @@ from cnn_cli.data.idx import (
     read_labels,
 )
 from cnn_cli.errors import CnnError, DataError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.support import REPO_ROOT
 
 
 @pytest.fixture

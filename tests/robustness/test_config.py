@@ -8,8 +8,8 @@ import pytest
 
 from cnn_cli.config import builtin_configs
 from cnn_cli.runs import DEFAULT_RUNS_ROOT
-from tests.cli_helpers import EXIT_BAD_INPUT, error_line, invoke_cli, run_cli
-from tests.synthetic import make_idx_dataset
+from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, run_cli
+from tests.support.synthetic import make_idx_dataset
 
 CONFIG_TEXT = """\
 name: tiny

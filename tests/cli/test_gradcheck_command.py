@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,9 @@ from cnn_cli.layers import MaxPool2D
 from cnn_cli.model import build_model
 from cnn_cli.nn.conv import conv2d_backward
 from cnn_cli.nn.pool import avgpool2d_backward
+from tests.support import REPO_ROOT
 
-MNIST_YAML = Path(__file__).resolve().parent.parent / "configs" / "mnist.yaml"
+MNIST_YAML = REPO_ROOT / "configs" / "mnist.yaml"
 
 
 def every_layer_config(loss: str) -> dict:
@@ -95,7 +95,7 @@ def test_only_max_checks_per_param_entries_are_checked():
 
 
 def _conv_backward_bias_of_first_sample(grad_out, cache, need_input_grad=True):
-    """Forgets to sum the bias gradient over the batch (seed 000 §2.4 sums every dL/dy)."""
+    """Forgets to sum the bias gradient over the batch (notes 000 §2.4 sums every dL/dy)."""
     grad_x, grad_weight, grad_bias = conv2d_backward(grad_out, cache, need_input_grad)
     if grad_bias is not None:
         grad_bias = grad_out[0].sum(axis=(1, 2))

@@ -24,8 +24,8 @@ import yaml
 from click.testing import CliRunner
 
 from cnn_cli.cli import cli
+from tests.support import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 EXIT_BAD_INPUT = 2
 EXIT_FAULT = 1
 EXIT_INTERRUPTED = 130

@@ -12,7 +12,7 @@ number of configurations and the largest error seen (a section of the terminal
 summary, with or without ``-s``). For the model rows the count is the number of
 comparisons (each covers the loss or every parameter).
 
-Then seed 000's network (configs/mnist.yaml, built in float64) is copied into an
+Then notes 000's network (configs/mnist.yaml, built in float64) is copied into an
 equivalent ``torch.nn.Sequential``: same loss, same gradient for every parameter,
 and the same weights after 3 steps of SGD, momentum, Nesterov and Adam with
 weight decay.
@@ -24,7 +24,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-import reference as ref
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,6 +43,7 @@ from cnn_cli.layers import (
 from cnn_cli.model import Loss, Model, build_model
 from cnn_cli.nn.losses import binary_cross_entropy_with_logits, softmax_cross_entropy
 from cnn_cli.optim import add_l2_gradient, l2_penalty, make_optimizer
+from tests.support import reference as ref
 
 N_CONFIGS = 60
 MAX_REL_ERROR = 1e-6
@@ -425,7 +425,7 @@ def test_mnist_model_loss_and_every_gradient_match_torch():
 
 
 def test_mnist_l2_gradient_matches_torch_autograd_of_the_penalised_loss():
-    """Seed 001: L = data loss + ½λΣw² over weights only; autograd of that L equals our grads after add_l2_gradient."""
+    """Notes 001: L = data loss + ½λΣw² over weights only; autograd of that L equals our grads after add_l2_gradient."""
     weight_decay = 0.05
     model = build_model("mnist", dtype="float64")
     torch_model, by_name = to_torch(model)

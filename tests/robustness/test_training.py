@@ -27,7 +27,7 @@ from cnn_cli.errors import RuntimeFault
 from cnn_cli.model import Model
 from cnn_cli.runs import DEFAULT_RUNS_ROOT, LATEST_LINK, METRIC_COLUMNS, RunPaths, new_run_dir, read_metrics
 from cnn_cli.train import train
-from tests.cli_helpers import (
+from tests.support.cli import (
     EXIT_BAD_INPUT,
     EXIT_FAULT,
     EXIT_INTERRUPTED,
@@ -38,7 +38,7 @@ from tests.cli_helpers import (
     run_cli,
     write_config,
 )
-from tests.synthetic import make_idx_dataset, tiny_config
+from tests.support.synthetic import make_idx_dataset, tiny_config
 
 # Long enough that a Ctrl-C after the first epoch lands inside a later one:
 # 3000 images, 100 held out, batches of 32 -> 91 steps per epoch.
