@@ -73,6 +73,24 @@ class Loss:
 
 
 @dataclass
+class LayerTrace:
+    """One layer's step of a forward pass: its input and output, (N, *input_shape) and (N, *output_shape)."""
+
+    layer: Layer
+    input: np.ndarray
+    output: np.ndarray
+
+
+@dataclass
+class LayerGradient:
+    """One layer's step of a backward pass: dL/d(its output) and dL/d(its input), same shapes as in the forward."""
+
+    layer: Layer
+    grad_output: np.ndarray
+    grad_input: np.ndarray
+
+
+@dataclass
 class LayerSummary:
     """One row of :meth:`Model.summary`."""
 
@@ -119,6 +137,39 @@ class Model:
             layer.keep_cache = keep_cache
             out = layer.forward(out)
         return out
+
+    def trace(self, x: np.ndarray, training: bool = False) -> list[LayerTrace]:
+        """A forward pass that keeps every layer's input and output (for pictures and checks).
+
+        Each layer keeps its backward cache, so :meth:`backward_trace` (or
+        :meth:`backward`) may follow. The last entry's output is the logits.
+        """
+        if tuple(x.shape[1:]) != tuple(self.input_shape):
+            raise ValueError(f"model expects input (N, {', '.join(map(str, self.input_shape))}), got {x.shape}")
+        out = x.astype(self.dtype, copy=False)
+        steps = []
+        for layer in self.layers:
+            layer.training = training
+            layer.keep_cache = True
+            layer_input, out = out, layer.forward(out)
+            steps.append(LayerTrace(layer, layer_input, out))
+        return steps
+
+    def backward_trace(self, grad_logits: np.ndarray) -> list[LayerGradient]:
+        """A backward pass that keeps dL/d(output) and dL/d(input) of every layer, input side first.
+
+        Follows :meth:`forward` or :meth:`trace` on the same batch; fills ``grads`` as
+        :meth:`backward` does.
+        """
+        grad = grad_logits
+        steps = []
+        for layer in reversed(self.layers):
+            grad_input = layer.backward(grad, need_input_grad=True)
+            if grad_input is None:  # pragma: no cover - every layer returns it when asked
+                raise RuntimeError(f"{layer.name}: backward returned no input gradient")
+            steps.append(LayerGradient(layer, grad, grad_input))
+            grad = grad_input
+        return steps[::-1]
 
     def backward(self, grad_logits: np.ndarray, need_input_grad: bool = False) -> np.ndarray | None:
         """Run every layer's backward from the loss gradient to the input.
