@@ -63,6 +63,27 @@ class Loss:
             loss, grad = sum_squared_error(flat, np.eye(flat.shape[1], dtype=flat.dtype)[labels])
         return loss, grad.reshape(logits.shape)
 
+    def predict(self, logits: np.ndarray) -> np.ndarray:
+        """(N, ...) logits -> (N,) predicted class indices (int64)."""
+        flat = logits.reshape(logits.shape[0], -1)
+        if self.name == "binary_cross_entropy":
+            return (flat[:, 0] > 0).astype(np.int64)
+        return flat.argmax(axis=1)
+
+    def class_score_gradient(self, logits: np.ndarray, class_index: int) -> np.ndarray:
+        """d(score of ``class_index``)/d(logits) for (N, ...) logits, same shape.
+
+        The score of class k is its logit ``z_k``: the gradient is 1 at k and 0
+        elsewhere. A ``binary_cross_entropy`` model has a single logit z for class 1;
+        class 1's score is z and class 0's is -z (its log-odds), so the gradient is +1 or -1.
+        """
+        grad = np.zeros_like(logits).reshape(logits.shape[0], -1)
+        if self.name == "binary_cross_entropy":
+            grad[:, 0] = 1.0 if class_index == 1 else -1.0
+        else:
+            grad[:, class_index] = 1.0
+        return grad.reshape(logits.shape)
+
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """(N, ...) logits -> (N, num_classes) class probabilities."""
         flat = logits.reshape(logits.shape[0], -1)

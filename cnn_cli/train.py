@@ -66,10 +66,7 @@ class EvalResult:
 
 def predictions(model: Model, logits: np.ndarray) -> np.ndarray:
     """Predicted class per sample from (N, ...) logits."""
-    flat = logits.reshape(logits.shape[0], -1)
-    if model.loss.name == "binary_cross_entropy":
-        return (flat[:, 0] > 0).astype(np.int64)
-    return flat.argmax(axis=1)
+    return model.loss.predict(logits)
 
 
 def evaluate(model: Model, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> EvalResult:

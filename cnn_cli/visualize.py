@@ -46,19 +46,8 @@ def feature_maps(model: Model, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
 
 
 def class_score_gradient(model: Model, logits: np.ndarray, class_index: int) -> np.ndarray:
-    """dScore/dlogits for one sample's logits (1, *output_shape): a one-hot, in the logits' shape.
-
-    The score of class k is its logit ``z_k``, so the gradient is 1 at k and 0
-    elsewhere. A ``binary_cross_entropy`` model has a single logit z for class 1;
-    class 1's score is z and class 0's is −z (the log-odds for that class), so the
-    gradient is +1 or −1.
-    """
-    grad = np.zeros_like(logits).reshape(1, -1)
-    if model.loss.name == "binary_cross_entropy":
-        grad[0, 0] = 1.0 if class_index == 1 else -1.0
-    else:
-        grad[0, class_index] = 1.0
-    return grad.reshape(logits.shape)
+    """d(score of ``class_index``)/d(logits) for one sample's (1, ...) logits (see :meth:`Loss.class_score_gradient`)."""
+    return model.loss.class_score_gradient(logits, class_index)
 
 
 def saliency(model: Model, x: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, int]:
