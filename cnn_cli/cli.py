@@ -12,6 +12,7 @@ import click
 from cnn_cli import __version__
 from cnn_cli.data.cli import data_group
 from cnn_cli.errors import CnnError, RuntimeFault
+from cnn_cli.explain.cli import docs_command, explain_command
 from cnn_cli.plots_cli import plot_command, viz_command
 
 EXIT_BAD_INPUT = 2
@@ -243,6 +244,8 @@ def gradcheck(config_name, seed, batch_size) -> None:
 
 
 cli.add_command(data_group, "data")
+cli.add_command(explain_command, "explain")
+cli.add_command(docs_command, "docs")
 cli.add_command(plot_command, "plot")
 cli.add_command(viz_command, "viz")
 
