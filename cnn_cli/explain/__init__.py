@@ -210,6 +210,8 @@ def cross_correlation(given: ExampleInput) -> Report:
     y = out[0, 0]
     report.matrix("Y = cnn_cli.nn.conv.conv2d_forward(X, K)", y)
     report.say(f"  size: {x.shape[0]} − {k.shape[0]} + 1 = {y.shape[0]} rows (notes 003's Y = I − K + 1, no padding, stride 1)")
+    if notes:
+        report.erratum("notes 003 says 'the size of input subtracted by size of the output plus 1'; it means the kernel: Y = I − K + 1.")
     report.say()
     report.say("Each output as its sum of products (window entry · kernel entry, row by row):")
     _sums_of_products(report, x, k, y, "Y")
