@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -344,7 +345,7 @@ def gradcheck_report(
             raise CnnError("--impl checks your own functions; drop --config/--break")
         from cnn_cli.impl_check import check_learner_file, format_impl
 
-        impl_results = check_learner_file(impl, seed=seed)
+        impl_results = check_learner_file(Path(impl), seed=seed)
         return format_impl(impl_results), all(r.passed for r in impl_results)
     if break_name == "list":
         return list_mutations(), True

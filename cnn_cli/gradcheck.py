@@ -242,7 +242,10 @@ class _Probe:
 
     def on_base_piece(self, pattern: list[np.ndarray | None]) -> bool:
         """True when no ReLU input changed sign and no max-pool window changed its winner."""
-        return all((a is None and b is None) or np.array_equal(a, b) for a, b in zip(pattern, self.base_pattern, strict=True))
+        return all(
+            (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+            for a, b in zip(pattern, self.base_pattern, strict=True)
+        )
 
 
 def _check_tensor(
