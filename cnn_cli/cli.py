@@ -238,7 +238,10 @@ def _count(flops: int) -> str:
     "--show", type=click.IntRange(min=0), default=0, help="Print θ, L(θ±ε), numeric, analytic, rel. error for N entries per tensor."
 )
 @click.option(
-    "--impl", type=click.Path(), metavar="FILE.py", help="Check your own backward functions (from `cnn explain --exercise conv`)."
+    "--impl",
+    type=click.Path(),
+    metavar="FILE.py",
+    help="Check your own *_backward(grad_out, cache); see `cnn docs gradcheck`, start from `cnn explain --exercise conv`.",
 )
 def gradcheck(config_name, seed, batch_size, break_name, show, impl) -> None:
     """Compare every hand-written gradient with a numeric one (float64); exit 1 on any failure.
