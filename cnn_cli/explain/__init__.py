@@ -384,6 +384,11 @@ def maxpool(given: ExampleInput) -> Report:
                     f"x[{notes_at[0]},{notes_at[1]}]",
                 )
     report.matrix("∂L/∂X = cnn_cli.nn.pool.maxpool2d_backward(∂L/∂Y)", grad_x)
+    if x.shape[0] % 2 or x.shape[1] % 2:
+        report.say(
+            f"  (H_out = ⌊{x.shape[0]}/2⌋ = {out_h}, W_out = ⌊{x.shape[1]}/2⌋ = {out_w}: a last odd row or column is read by no window"
+        )
+        report.say("   and gets gradient 0.)")
     report.check("∂L/∂X", grad_x, expected, "by hand")
     report.say("Ties go to the first maximum in reading order (as in PyTorch), never to every tied input:")
     report.say("that would multiply the gradient.")
