@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,36 @@ def test_the_wheel_carries_the_guide(tmp_path):
     assert "cnn_cli/docs/backprop.md" in names
     assert "cnn_cli/explain/conv_exercise.py" in names
     assert "cnn_cli/docs/__init__.py" in names and "cnn_cli/bugzoo.py" in names
+
+    # Installed into a fresh venv (the dependencies borrowed from this interpreter's site-packages)
+    # and run from a folder outside the checkout, the docs and the examples still work.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    zipfile.ZipFile(wheel).extractall(purelib)  # a pure-Python wheel installs by unpacking
+    dependencies = [path for path in sys.path if path.endswith("site-packages")]
+    (Path(purelib) / "borrowed_dependencies.pth").write_text("\n".join(dependencies) + "\n", encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "CNN_DEBUG")}
+
+    def installed(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([python, *args], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    where = installed("-c", "import cnn_cli; print(cnn_cli.__file__)")
+    assert where.returncode == 0, where.stderr
+    assert Path(where.stdout.strip()).is_relative_to(venv)
+    docs = installed("-m", "cnn_cli", "docs", "conv2d")
+    assert docs.returncode == 0, docs.stderr
+    assert docs.stdout.startswith("### 2.1 Conv2D")
+    listed = installed("-m", "cnn_cli", "explain", "--list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split()[0] == "cross-correlation"
+    worked = installed("-m", "cnn_cli", "explain", "seed004-net")
+    assert worked.returncode == 0 and "all agree" in worked.stdout
 
 
 def test_sections_ignore_hash_lines_inside_code_blocks():
