@@ -178,6 +178,11 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     """
     paths = existing_run(run_dir)
     checkpoint = run_checkpoint(paths)
+    gradient_rows = None
+    if paths.gradients.is_file():  # read first: a broken file fails before the slow pictures
+        from cnn_cli.gradient_flow import read_gradients
+
+        gradient_rows = read_gradients(paths.gradients)
     ckpt, model = load_checkpoint(checkpoint)
     paths.plots.mkdir(parents=True, exist_ok=True)
     title = f"run {paths.root.resolve().name} ({_run_status(paths)}), {checkpoint.name}"
@@ -193,10 +198,8 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     written.append(plot_confusion_matrix(labels, predicted, names, paths.plots / CONFUSION_MATRIX_FILE, title))
     written.append(plot_misclassified(images, labels, probabilities, predicted, names, ckpt, paths.plots / MISCLASSIFIED_FILE, title))
     written.append(plot_filters(model, paths.plots / FILTERS_FILE, title))
-    if paths.gradients.is_file():
-        from cnn_cli.gradient_flow import read_gradients
-
-        written.append(plot_gradient_flow(read_gradients(paths.gradients), paths.plots / GRADIENT_FLOW_FILE, title))
+    if gradient_rows is not None:
+        written.append(plot_gradient_flow(gradient_rows, paths.plots / GRADIENT_FLOW_FILE, title))
     return written
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cnn_cli.backward_views import relu_mask
-from cnn_cli.config import load_config
+from cnn_cli.config import Config, load_config
 from cnn_cli.data import load_dataset
 from cnn_cli.gradient_flow import GRADIENT_COLUMNS
 from cnn_cli.model import LayerGradient, Model, build_model
@@ -77,9 +77,12 @@ class ShortRun:
     losses: list[float]
 
 
-def short_run(config_name: str, steps: int, limit: int = 2000, log_every: int = 5, seed: int = 0) -> ShortRun:
-    """``steps`` steps of the config's own optimizer on real MNIST (``data.limit`` images, run from the repository root)."""
-    config = load_config(config_name)
+def short_run(config: str | Config, steps: int, limit: int = 2000, log_every: int = 5, seed: int = 0) -> ShortRun:
+    """``steps`` steps of the config's own optimizer on real MNIST (``limit`` training images, run from the repository root).
+
+    Rows are logged at step 1 and every ``log_every`` steps (event ``step``), and once more as an ``epoch`` row at the end.
+    """
+    config = load_config(config) if isinstance(config, str) else config
     model = build_model(config, seed=seed)
     splits = load_dataset(dataset="mnist", data_dir=config.data.data_dir, val_size=500, limit=limit, seed=seed, progress=False)
     optimizer = make_optimizer(config.optimizer.name, config.optimizer.lr)
@@ -109,3 +112,16 @@ def short_run(config_name: str, steps: int, limit: int = 2000, log_every: int = 
             rows.extend(gradient_rows(model, backward, 1, step, "step", ratios))
     rows.extend(gradient_rows(model, backward, 1, steps, "epoch", ratios))
     return ShortRun(model, rows, np.array(norms), weighted, losses)
+
+
+def assert_picture(path: Path, size: tuple[int, int]) -> None:
+    """A readable PNG of this pixel size with something drawn on it (not a blank canvas)."""
+    from PIL import Image
+
+    assert path.is_file(), path
+    with Image.open(path) as image:
+        image.load()
+        assert image.format == "PNG" and image.size == size, (path.name, image.format, image.size)
+        grey = np.asarray(image.convert("L"), dtype=float)
+    inked = (grey < 200).mean()
+    assert grey.std() > 10 and inked > 0.02, f"{path.name}: looks blank (std {grey.std():.1f}, {inked:.1%} inked)"
