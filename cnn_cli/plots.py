@@ -640,7 +640,9 @@ def plot_gradient_flow(rows: list[dict[str, Any]], path: Path, title: str = "") 
                 positions, values("weight_grad_norm", weighted, step), profile_styles[step], color="tab:red", label=f"step {step}"
             )
         profile_ax.set_xticks(positions, weighted, rotation=30 if len(weighted) > 6 else 0)
-        profile_ax.set_xlabel("layer with weights, input side on the left (dL/dW = δ·inputᵀ: a layer fed the raw image gets a larger one)")
+        profile_ax.set_xlabel(
+            "layer with weights, input side on the left\n(dL/dW = δ·inputᵀ: a layer fed the raw image gets a larger one)", fontsize=10
+        )
         profile_ax.set_ylabel("L2 norm of the weight gradient (log)")
 
         names = [name for name, _ in layers]
@@ -732,7 +734,8 @@ def plot_backward_pass(
     written: list[Path] = []
     for index, (step, grad) in enumerate(zip(view.forward, view.backward, strict=True), start=1):
         path = out_dir / BACKWARD_FILE.format(index=index, layer=step.layer.name)
-        written.append(plot_backward_maps(step.layer.name, step.layer.type_name, grad.grad_output[0], class_name, caption, path))
+        logits = names if index == len(model.layers) else None
+        written.append(plot_backward_maps(step.layer.name, step.layer.type_name, grad.grad_output[0], class_name, caption, path, logits))
     for step in view.forward:
         layer = step.layer
         if layer.type_name == "relu":
@@ -764,11 +767,14 @@ def plot_backward_pass(
     return written
 
 
-def plot_backward_maps(layer: str, type_name: str, grad: np.ndarray, class_name: str, caption: str, path: Path) -> Path:
+def plot_backward_maps(
+    layer: str, type_name: str, grad: np.ndarray, class_name: str, caption: str, path: Path, class_names: list[str] | None = None
+) -> Path:
     """dScore/d(one layer's output) for one input: a grid of maps (C, H, W), or bars for a vector.
 
     Args:
         grad: (C, H, W) or (F,) / (F, 1, 1), the gradient of the class score with respect to the layer's output.
+        class_names: marks the model's last layer, whose outputs are the logits (the start of the backward pass).
     """
     what = f"d score({class_name}) / d {layer} output ({type_name}), {_shape_text(grad.shape)}, for {caption}"
     meaning = "how the class score would move if one value of this layer's output grew: red raises it, blue lowers it, white: no effect"
@@ -780,12 +786,23 @@ def plot_backward_maps(layer: str, type_name: str, grad: np.ndarray, class_name:
             shown = values[:512]
             ax.bar(np.arange(len(shown)), shown, color=np.where(shown >= 0, "tab:red", "tab:blue"), width=0.8)
             ax.axhline(0, color="0.3", linewidth=0.8)
-            ax.set_xlabel("unit" + (f" (first 512 of {len(values)})" if len(values) > 512 else ""))
             ax.set_ylabel(f"d score({class_name}) / d value")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if class_names is not None and len(class_names) == len(shown):
+                ax.set_xticks(np.arange(len(shown)), class_names)
+                ax.set_xlabel("class (logit)")
+                meaning = (
+                    f"the start of the backward pass: the score of {class_name} is its logit, so the gradient is 1 there and 0 elsewhere"
+                )
+            else:
+                meaning = (
+                    "how the class score would move if one value of this layer's output grew:\n"
+                    "red bars raise it, blue bars lower it, no bar: no effect"
+                )
+                ax.set_xlabel("unit" + (f" (first 512 of {len(values)})" if len(values) > 512 else ""))
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlim(-0.8, len(shown) - 0.2)
             ax.grid(True, axis="y", alpha=0.3)
-            fig.suptitle(f"{what}\n{meaning}; ‖gradient‖ = {np.linalg.norm(values):.3g}")
+            fig.suptitle(f"{what}; ‖gradient‖ = {np.linalg.norm(values):.3g}\n{meaning}")
         return path
     channels = grad.shape[0]
     shown = grad[:MAX_PANELS]
