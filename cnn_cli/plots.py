@@ -92,7 +92,7 @@ def _figure(kind: str, path: Path, grid_top: float | None = None) -> Iterator[Fi
     give ``grid_top`` instead and get fixed margins (:data:`GRID_MARGINS`):
     constrained layout measures every panel and is slow for dozens of them.
     """
-    with matplotlib.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]  # matplotlib types the keys as a Literal of every rc name
         fig = Figure(figsize=FIGURE_INCHES[kind], dpi=DPI, layout=None if grid_top else "constrained")
         if grid_top:
             fig.subplots_adjust(top=grid_top, **GRID_MARGINS)
@@ -735,7 +735,10 @@ def plot_backward_pass(
     for index, (step, grad) in enumerate(zip(view.forward, view.backward, strict=True), start=1):
         path = out_dir / BACKWARD_FILE.format(index=index, layer=step.layer.name)
         logits = names if index == len(model.layers) else None
-        written.append(plot_backward_maps(step.layer.name, step.layer.type_name, grad.grad_output[0], class_name, caption, path, logits))
+        cut_by_relu = index < len(model.layers) and model.layers[index].type_name == "relu"
+        written.append(
+            plot_backward_maps(step.layer.name, step.layer.type_name, grad.grad_output[0], class_name, caption, path, logits, cut_by_relu)
+        )
     for step in view.forward:
         layer = step.layer
         if layer.type_name == "relu":
@@ -768,13 +771,21 @@ def plot_backward_pass(
 
 
 def plot_backward_maps(
-    layer: str, type_name: str, grad: np.ndarray, class_name: str, caption: str, path: Path, class_names: list[str] | None = None
+    layer: str,
+    type_name: str,
+    grad: np.ndarray,
+    class_name: str,
+    caption: str,
+    path: Path,
+    class_names: list[str] | None = None,
+    cut_by_relu: bool = False,
 ) -> Path:
     """dScore/d(one layer's output) for one input: a grid of maps (C, H, W), or bars for a vector.
 
     Args:
         grad: (C, H, W) or (F,) / (F, 1, 1), the gradient of the class score with respect to the layer's output.
         class_names: marks the model's last layer, whose outputs are the logits (the start of the backward pass).
+        cut_by_relu: a ReLU follows, so the gradient is exactly 0 wherever that ReLU's input was ≤ 0.
     """
     what = f"d score({class_name}) / d {layer} output ({type_name}), {_shape_text(grad.shape)}, for {caption}"
     meaning = "how the class score would move if one value of this layer's output grew: red raises it, blue lowers it, white: no effect"
@@ -793,6 +804,12 @@ def plot_backward_maps(
                 meaning = (
                     f"the start of the backward pass: the score of {class_name} is its logit, so the gradient is 1 there and 0 elsewhere"
                 )
+            elif class_names is not None and len(shown) == 1:  # binary cross-entropy: one logit z for the second class
+                ax.set_xticks([0], [f"logit z (class {class_names[-1]})"])
+                meaning = (
+                    f"the start of the backward pass: one logit z; class {class_names[-1]} scores z and class {class_names[0]} scores −z,\n"
+                    f"so d score({class_name}) / dz is {'+1' if class_name == class_names[-1] else '−1'}"
+                )
             else:
                 meaning = (
                     "how the class score would move if one value of this layer's output grew:\n"
@@ -809,7 +826,10 @@ def plot_backward_maps(
     rows, cols = _grid_shape(len(shown))
     with _figure("backward_maps", path, grid_top=0.9) as fig:
         more = f"; first {MAX_PANELS} of {channels} channels" if channels > MAX_PANELS else ""
-        fig.suptitle(f"{what}{more}\n{meaning}\none panel per channel, one colour scale; ‖gradient‖ = {np.linalg.norm(grad):.3g}")
+        relu_note = "; exactly 0 where the ReLU that follows cut it (see its relu_mask picture)" if cut_by_relu else ""
+        fig.suptitle(
+            f"{what}{more}\n{meaning}\none panel per channel, one colour scale; ‖gradient‖ = {np.linalg.norm(grad):.3g}{relu_note}"
+        )
         axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
         image = None
         for channel, ax in enumerate(axes):
@@ -941,7 +961,11 @@ def plot_col2im_overlap(
             count_ax, grad_ax, per_window_ax = axes[row]
             top = max(int(overlap.max()), 1)
             counts = count_ax.imshow(overlap, cmap="Oranges", vmin=0, vmax=top)
+            interior = overlap[2:-2, 2:-2]
+            even = interior.size > 0 and np.unique(interior).size == 1
             count_ax.set_title(f"{name} ({geometry}):\nwindows reading each input pixel", fontsize=10)
+            if even:
+                count_ax.set_xlabel("the same count everywhere but the border:\nno checkerboard from this layer", fontsize=9)
             fig.colorbar(counts, ax=count_ax, shrink=0.85, ticks=sorted({0, *np.unique(overlap).tolist()}), label="windows")
             if overlap.shape[0] * overlap.shape[1] <= 196:  # small maps: write each count
                 for (i, j), value in np.ndenumerate(overlap):
