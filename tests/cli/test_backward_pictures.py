@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -119,3 +120,39 @@ def test_plot_with_a_broken_gradients_csv_is_one_error_line(runs, tmp_path):
     result = CliRunner().invoke(cli_group(), ["plot", str(run)])
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and result.output.startswith("error: ") and "gradients.csv" in result.output
+
+
+def test_backward_pictures_of_a_binary_model_without_training(tmp_path):
+    """A binary cross-entropy model (one logit, notes 004's net on 6x6) through every drawing path, no checkpoint needed."""
+    from cnn_cli.model import build_model
+    from cnn_cli.plots import plot_backward_pass
+
+    model = build_model(
+        {
+            "input_shape": [1, 6, 6],
+            "loss": "binary_cross_entropy",
+            "layers": [
+                {"type": "conv2d", "out_channels": 2, "kernel_size": 3},
+                {"type": "relu"},
+                {"type": "maxpool2d", "kernel_size": 2},
+                {"type": "flatten"},
+                {"type": "dense", "out_features": 1},
+            ],
+        },
+        seed=2,
+    )
+    x = np.random.default_rng(0).normal(size=(1, 1, 6, 6)).astype(np.float32)
+    written = plot_backward_pass(model, x, np.zeros((6, 6)), ["3", "8"], "a random 6x6 input", "header", tmp_path)
+    kinds = {
+        "backward_01_conv1.png": "backward_maps",
+        "backward_02_relu1.png": "backward_maps",
+        "backward_03_maxpool2d1.png": "backward_maps",
+        "backward_04_flatten1.png": "backward_vector",
+        "backward_05_fc1.png": "backward_vector",
+        "relu_mask_relu1.png": "relu_mask",
+        "maxpool_winners_maxpool2d1.png": "maxpool_winners",
+        COL2IM_OVERLAP_FILE: "col2im_overlap_1",
+    }
+    assert [p.name for p in written] == list(kinds)
+    for name, kind in kinds.items():
+        assert_picture(tmp_path / name, figure_pixels(kind))
