@@ -45,6 +45,14 @@ FIGURE_INCHES: dict[str, tuple[float, float]] = {
     "feature_maps": (12.0, 12.0),  # a grid of (H, W) maps
     "feature_vector": (12.0, 5.0),  # a layer whose maps are 1×1: one bar per channel
     "saliency": (13.0, 4.8),
+    "gradient_flow": (15.0, 11.0),
+    "backward_maps": (12.0, 12.0),  # a grid of dScore/d(layer output) maps
+    "backward_vector": (12.0, 5.0),  # a layer whose output is a vector: one bar per unit
+    "relu_mask": (12.0, 12.0),
+    "relu_mask_vector": (12.0, 3.6),  # a ReLU after a dense layer: one strip of units
+    "maxpool_winners": (12.0, 12.0),
+    # the saliency row, then one row per conv layer (1 to MAX_OVERLAP_ROWS of them)
+    **{f"col2im_overlap_{rows}": (15.0, 1.2 + 3.6 * (rows + 1)) for rows in range(1, 5)},
 }
 LEARNING_CURVES_FILE = "learning_curves.png"
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
@@ -52,6 +60,12 @@ MISCLASSIFIED_FILE = "misclassified.png"
 FILTERS_FILE = "filters.png"
 SALIENCY_FILE = "saliency.png"
 FEATURE_MAPS_FILE = "feature_maps_{layer}.png"
+GRADIENT_FLOW_FILE = "gradient_flow.png"
+BACKWARD_FILE = "backward_{index:02d}_{layer}.png"
+RELU_MASK_FILE = "relu_mask_{layer}.png"
+MAXPOOL_WINNERS_FILE = "maxpool_winners_{layer}.png"
+COL2IM_OVERLAP_FILE = "col2im_overlap.png"
+MAX_OVERLAP_ROWS = 4
 VIZ_DIR = "viz"
 TEST_IMAGE = re.compile(r"^test:(.*)$")
 
@@ -78,7 +92,7 @@ def _figure(kind: str, path: Path, grid_top: float | None = None) -> Iterator[Fi
     give ``grid_top`` instead and get fixed margins (:data:`GRID_MARGINS`):
     constrained layout measures every panel and is slow for dozens of them.
     """
-    with matplotlib.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]  # matplotlib types the keys as a Literal of every rc name
         fig = Figure(figsize=FIGURE_INCHES[kind], dpi=DPI, layout=None if grid_top else "constrained")
         if grid_top:
             fig.subplots_adjust(top=grid_top, **GRID_MARGINS)
@@ -150,19 +164,25 @@ def _run_status(paths: RunPaths) -> str:
 
 
 def plot_run(run_dir: str | Path) -> list[Path]:
-    """Draw a run's learning curves, test confusion matrix, misclassified digits and first-layer filters.
+    """Draw a run's learning curves, test confusion matrix, misclassified digits and first-layer filters,
+    and its gradient flow when the run logged ``gradients.csv``.
 
     Uses ``checkpoints/best.npz`` if present, else ``last.npz``. A run with no
     finished epoch (interrupted early) or a single one still gets every picture;
     the learning curves then say what is missing.
 
     Returns:
-        the four PNG paths, inside ``RUN_DIR/plots/``.
+        the four PNG paths (five with ``gradient_flow.png``), inside ``RUN_DIR/plots/``.
     Raises:
         CnnError: the folder is not a run, or it holds no checkpoint (one line).
     """
     paths = existing_run(run_dir)
     checkpoint = run_checkpoint(paths)
+    gradient_rows = None
+    if paths.gradients.is_file():  # read first: a broken file fails before the slow pictures
+        from cnn_cli.gradient_flow import read_gradients
+
+        gradient_rows = read_gradients(paths.gradients)
     ckpt, model = load_checkpoint(checkpoint)
     paths.plots.mkdir(parents=True, exist_ok=True)
     title = f"run {paths.root.resolve().name} ({_run_status(paths)}), {checkpoint.name}"
@@ -178,6 +198,8 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     written.append(plot_confusion_matrix(labels, predicted, names, paths.plots / CONFUSION_MATRIX_FILE, title))
     written.append(plot_misclassified(images, labels, probabilities, predicted, names, ckpt, paths.plots / MISCLASSIFIED_FILE, title))
     written.append(plot_filters(model, paths.plots / FILTERS_FILE, title))
+    if gradient_rows is not None:
+        written.append(plot_gradient_flow(gradient_rows, paths.plots / GRADIENT_FLOW_FILE, title))
     return written
 
 
@@ -406,16 +428,19 @@ def _load_input(ckpt: Checkpoint, model: Model, image: str) -> tuple[np.ndarray,
     return x, Path(image).name, None, prepared.warning
 
 
-def visualize_image(checkpoint: str | Path, image: str, out_dir: str | Path) -> list[Path]:
-    """Feature maps of every conv layer and a saliency map for one input.
+def visualize_image(checkpoint: str | Path, image: str, out_dir: str | Path, backward: bool = False) -> list[Path]:
+    """Feature maps of every conv layer and a saliency map for one input; with ``backward``, the backward pass too.
 
     Args:
         checkpoint: a ``.npz`` checkpoint.
         image: a PNG/JPEG path (prepared as ``cnn predict`` does) or ``test:INDEX``
             for an image of the checkpoint's test split.
         out_dir: created if needed; files in it with the same names are replaced.
+        backward: also draw the backward pass of the predicted class score
+            (:func:`plot_backward_pass`).
     Returns:
-        ``feature_maps_<layer>.png`` per conv layer, then ``saliency.png``.
+        ``feature_maps_<layer>.png`` per conv layer, then ``saliency.png``, then with
+        ``backward`` the files of :func:`plot_backward_pass`.
     Raises:
         CnnError: bad checkpoint, unreadable image, or a test index out of range (one line).
     """
@@ -446,6 +471,8 @@ def visualize_image(checkpoint: str | Path, image: str, out_dir: str | Path) -> 
     if warning:
         header += f"\nwarning: {warning}"
     written.append(plot_saliency(_pixels(x[0], ckpt), gradient, names[class_index], header, out_dir / SALIENCY_FILE))
+    if backward:
+        written.extend(plot_backward_pass(model, x, _pixels(x[0], ckpt), names, caption, header, out_dir))
     return written
 
 
@@ -531,6 +558,427 @@ def plot_saliency(pixels: np.ndarray, gradient: np.ndarray, class_name: str, hea
         overlay_ax.set_title("|gradient| over the input (grey)")
         fig.colorbar(heat, ax=overlay_ax, shrink=0.85, label="|gradient| / max")
         for ax in (input_ax, grad_ax, overlay_ax):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return path
+
+
+# ---------------------------------------------------------------- gradient flow (cnn plot)
+
+
+def _layer_colours(count: int) -> list[Any]:
+    """One colour per layer, dark (input side) to light (output side)."""
+    cmap = matplotlib.colormaps["viridis"]
+    return [cmap(0.9 * i / max(count - 1, 1)) for i in range(count)]
+
+
+def _moments(rows: list[dict[str, Any]]) -> tuple[str, list[int]]:
+    """Which logged event to draw over time (``step`` if any, else ``epoch``) and its steps in order."""
+    event = "step" if any(r["event"] == "step" for r in rows) else "epoch"
+    return event, sorted({r["step"] for r in rows if r["event"] == event})
+
+
+STEP_AXIS = {"step": "training step (logged every train.log_every steps)", "epoch": "training step (logged at each epoch end)"}
+
+
+def _profile_steps(steps: list[int]) -> list[int]:
+    """The first, middle and last logged step (fewer when fewer were logged)."""
+    return sorted({steps[0], steps[len(steps) // 2], steps[-1]}) if steps else []
+
+
+def plot_gradient_flow(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Per-layer gradient norms across training, from ``gradients.csv`` rows, on log scales.
+
+    Four panels: ‖dL/dW‖ of each layer over the logged steps; the same norms as a
+    profile across the layers (input side left, output side right) at the first,
+    middle and last logged step; ‖dL/d(layer input)‖, the backpropagated signal
+    reaching every layer, as a profile; and the update ratio ‖Δw‖/‖w‖ (how fast each
+    layer learns). Vanishing gradients show as profiles that fall toward the input.
+
+    Args:
+        rows: :func:`cnn_cli.gradient_flow.read_gradients` rows; may be empty.
+    """
+    from cnn_cli.gradient_flow import layer_order
+
+    layers = layer_order(rows)
+    event, steps = _moments(rows)
+    by_key = {(r["event"], r["step"], r["layer"]): r for r in rows}
+    weighted = [name for name, _ in layers if any(math.isfinite(r["weight_grad_norm"]) for r in rows if r["layer"] == name)]
+    colours = dict(zip(weighted, _layer_colours(len(weighted)), strict=True))
+    profile_steps = _profile_steps(steps)
+    profile_styles = dict(zip(profile_steps, ("o:", "s--", "D-"), strict=False))
+
+    def values(key: str, names: list[str], step: int) -> np.ndarray:
+        return np.array([by_key[(event, step, n)][key] if (event, step, n) in by_key else math.nan for n in names], dtype=float)
+
+    with _figure("gradient_flow", path) as fig:
+        (time_ax, profile_ax), (signal_ax, update_ax) = fig.subplots(2, 2)
+        ratio_line = ""
+        if steps and len(weighted) >= 2:
+            last = values("weight_grad_norm", weighted, steps[-1])
+            ratio_line = (
+                f"\nat step {steps[-1]}: ‖dL/dW‖ of the input-side layer {weighted[0]} is "
+                f"{last[0] / last[-1]:.2g}× that of the output-side layer {weighted[-1]}"
+            )
+        fig.suptitle((f"Gradient flow: {title}" if title else "Gradient flow") + ratio_line)
+        if not rows:
+            for ax in (time_ax, profile_ax, signal_ax, update_ax):
+                _note(ax, "gradients.csv has no complete row yet:\nthe run stopped before its first logged step")
+            return path
+
+        time_ax.set_title("‖dL/dW‖ of each layer during training")
+        for name in weighted:
+            norms = np.array([values("weight_grad_norm", [name], s)[0] for s in steps])
+            time_ax.plot(steps, norms, "-", color=colours[name], label=name, linewidth=1.6)
+        time_ax.set_xlabel(STEP_AXIS[event])
+        time_ax.set_ylabel("L2 norm of the weight gradient (log)")
+
+        profile_ax.set_title("‖dL/dW‖ across the layers: input side → output side")
+        positions = np.arange(len(weighted))
+        for step in profile_steps:
+            profile_ax.plot(
+                positions, values("weight_grad_norm", weighted, step), profile_styles[step], color="tab:red", label=f"step {step}"
+            )
+        profile_ax.set_xticks(positions, weighted, rotation=30 if len(weighted) > 6 else 0)
+        profile_ax.set_xlabel(
+            "layer with weights, input side on the left\n(dL/dW = δ·inputᵀ: a layer fed the raw image gets a larger one)", fontsize=10
+        )
+        profile_ax.set_ylabel("L2 norm of the weight gradient (log)")
+
+        names = [name for name, _ in layers]
+        types = dict(layers)
+        signal_ax.set_title("‖dL/d(layer input)‖: the gradient signal that reaches each layer")
+        positions_all = np.arange(len(names))
+        for step in profile_steps:
+            signal_ax.plot(
+                positions_all, values("input_grad_norm", names, step), profile_styles[step], color="tab:blue", label=f"step {step}"
+            )
+        if profile_steps:
+            dead = values("dead_fraction", names, profile_steps[-1])
+            top = values("input_grad_norm", names, profile_steps[-1])
+            for pos, (fraction, height) in enumerate(zip(dead, top, strict=True)):
+                if math.isfinite(fraction) and math.isfinite(height) and height > 0:
+                    signal_ax.annotate(
+                        f"dead {fraction:.0%}", (pos, height), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8
+                    )
+        signal_ax.set_xticks(
+            positions_all, [f"{n}\n{types[n]}" if len(names) <= 8 else n for n in names], rotation=0 if len(names) <= 8 else 60
+        )
+        has_relu = any(t == "relu" for t in types.values())
+        signal_ax.set_xlabel(
+            "every layer, input side on the left" + (" (dead: ReLU units that passed no gradient for the whole batch)" if has_relu else "")
+        )
+        signal_ax.set_ylabel("L2 norm over the batch (log)")
+
+        update_ax.set_title("update ratio ‖Δw‖ / ‖w‖: how fast each layer learns")
+        drawn = False
+        for name in weighted:
+            ratios = np.array([values("update_ratio", [name], s)[0] for s in steps])
+            if np.isfinite(ratios).any():
+                update_ax.plot(steps, ratios, "-", color=colours[name], label=name, linewidth=1.6)
+                drawn = True
+        if not drawn:
+            _note(update_ax, "no update ratios logged")
+        update_ax.set_xlabel(STEP_AXIS[event])
+        update_ax.set_ylabel("‖Δw‖ / ‖w‖ of that step's update (log)")
+
+        for ax in (time_ax, profile_ax, signal_ax, update_ax):
+            if ax.has_data():
+                finite = [line.get_ydata() for line in ax.get_lines()]
+                if any((np.asarray(y, dtype=float) > 0).any() for y in finite):
+                    ax.set_yscale("log")
+                ax.grid(True, which="both", alpha=0.25)
+                if ax in (time_ax, update_ax):  # one line per layer: the legend goes beside the lines
+                    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, title="layer")
+                else:
+                    ax.legend(loc="best", fontsize=9)
+    return path
+
+
+# ---------------------------------------------------------------- the backward pass (cnn viz --backward)
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "×".join(str(v) for v in shape)
+
+
+def _spatial(shape: tuple[int, ...]) -> bool:
+    """A (C, H, W) array with more than one pixel per channel: drawn as a grid of maps."""
+    return len(shape) == 3 and shape[1] * shape[2] > 1
+
+
+def _conv_geometry(layer: Any) -> str:
+    """``kernel 3×3, stride 2×2, padding 1×1`` of a conv layer."""
+    return f"kernel {_shape_text(layer.kernel_size)}, stride {_shape_text(layer.stride)}, padding {_shape_text(layer.padding)}"
+
+
+def plot_backward_pass(
+    model: Model, x: np.ndarray, pixels: np.ndarray, names: list[str], caption: str, header: str, out_dir: Path
+) -> list[Path]:
+    """Draw the backward pass of the predicted class score for one input.
+
+    Writes, in this order: ``backward_NN_<layer>.png`` for every layer (dScore/d(its
+    output), NN its position from the input side); ``relu_mask_<layer>.png`` for
+    every ReLU; ``maxpool_winners_<layer>.png`` for every max-pool; and
+    ``col2im_overlap.png`` (the saliency map beside every conv layer's overlap
+    count) when the model has a conv layer with a spatial input.
+
+    Args:
+        x: one input (1, *model.input_shape), normalised; pixels: (H, W) in [0, 1] for display.
+        names: class names by index; header: the first title line (what the input is, the prediction).
+    """
+    from cnn_cli.backward_views import backward_views, layer_overlap, maxpool_winners, relu_mask
+
+    view = backward_views(model, x)
+    class_name = names[view.class_index]
+    written: list[Path] = []
+    for index, (step, grad) in enumerate(zip(view.forward, view.backward, strict=True), start=1):
+        path = out_dir / BACKWARD_FILE.format(index=index, layer=step.layer.name)
+        logits = names if index == len(model.layers) else None
+        cut_by_relu = index < len(model.layers) and model.layers[index].type_name == "relu"
+        written.append(
+            plot_backward_maps(step.layer.name, step.layer.type_name, grad.grad_output[0], class_name, caption, path, logits, cut_by_relu)
+        )
+    for step in view.forward:
+        layer = step.layer
+        if layer.type_name == "relu":
+            mask = relu_mask(layer, step.output.shape)[0]
+            path = out_dir / RELU_MASK_FILE.format(layer=layer.name)
+            written.append(plot_relu_mask(layer.name, mask, step.input[0], caption, path))
+        elif layer.type_name == "maxpool2d":
+            winners = maxpool_winners(layer, step.output.shape)[0]
+            kernel, stride = getattr(layer, "kernel_size"), getattr(layer, "stride")  # noqa: B009 - pooling layers only
+            geometry = f"kernel {_shape_text(kernel)}, stride {_shape_text(stride)}"
+            path = out_dir / MAXPOOL_WINNERS_FILE.format(layer=layer.name)
+            written.append(plot_maxpool_winners(layer.name, geometry, winners, kernel, stride, caption, path))
+    convs = [
+        (step.layer, grad.grad_input[0])
+        for step, grad in zip(view.forward, view.backward, strict=True)
+        if step.layer.type_name == "conv2d" and _spatial(tuple(step.layer.input_shape))
+    ]
+    if convs:
+        rows = [
+            (
+                layer.name,
+                _conv_geometry(layer),
+                layer_overlap(layer),
+                np.abs(grad_input).mean(axis=0),
+            )
+            for layer, grad_input in convs
+        ]
+        written.append(plot_col2im_overlap(pixels, view.saliency.sum(axis=0), class_name, rows, header, out_dir / COL2IM_OVERLAP_FILE))
+    return written
+
+
+def plot_backward_maps(
+    layer: str,
+    type_name: str,
+    grad: np.ndarray,
+    class_name: str,
+    caption: str,
+    path: Path,
+    class_names: list[str] | None = None,
+    cut_by_relu: bool = False,
+) -> Path:
+    """dScore/d(one layer's output) for one input: a grid of maps (C, H, W), or bars for a vector.
+
+    Args:
+        grad: (C, H, W) or (F,) / (F, 1, 1), the gradient of the class score with respect to the layer's output.
+        class_names: marks the model's last layer, whose outputs are the logits (the start of the backward pass).
+        cut_by_relu: a ReLU follows, so the gradient is exactly 0 wherever that ReLU's input was ≤ 0.
+    """
+    what = f"d score({class_name}) / d {layer} output ({type_name}), {_shape_text(grad.shape)}, for {caption}"
+    meaning = "how the class score would move if one value of this layer's output grew: red raises it, blue lowers it, white: no effect"
+    limit = float(np.abs(grad).max()) or 1.0
+    if not _spatial(tuple(grad.shape)):
+        values = grad.reshape(-1)
+        with _figure("backward_vector", path) as fig:
+            ax = fig.subplots()
+            shown = values[:512]
+            ax.bar(np.arange(len(shown)), shown, color=np.where(shown >= 0, "tab:red", "tab:blue"), width=0.8)
+            ax.axhline(0, color="0.3", linewidth=0.8)
+            ax.set_ylabel(f"d score({class_name}) / d value")
+            if class_names is not None and len(class_names) == len(shown):
+                ax.set_xticks(np.arange(len(shown)), class_names)
+                ax.set_xlabel("class (logit)")
+                meaning = (
+                    f"the start of the backward pass: the score of {class_name} is its logit, so the gradient is 1 there and 0 elsewhere"
+                )
+            elif class_names is not None and len(shown) == 1:  # binary cross-entropy: one logit z for the second class
+                ax.set_xticks([0], [f"logit z (class {class_names[-1]})"])
+                meaning = (
+                    f"the start of the backward pass: one logit z; class {class_names[-1]} scores z and class {class_names[0]} scores −z,\n"
+                    f"so d score({class_name}) / dz is {'+1' if class_name == class_names[-1] else '−1'}"
+                )
+            else:
+                meaning = (
+                    "how the class score would move if one value of this layer's output grew:\n"
+                    "red bars raise it, blue bars lower it, no bar: no effect"
+                )
+                ax.set_xlabel("unit" + (f" (first 512 of {len(values)})" if len(values) > 512 else ""))
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlim(-0.8, len(shown) - 0.2)
+            ax.grid(True, axis="y", alpha=0.3)
+            fig.suptitle(f"{what}; ‖gradient‖ = {np.linalg.norm(values):.3g}\n{meaning}")
+        return path
+    channels = grad.shape[0]
+    shown = grad[:MAX_PANELS]
+    rows, cols = _grid_shape(len(shown))
+    with _figure("backward_maps", path, grid_top=0.9) as fig:
+        more = f"; first {MAX_PANELS} of {channels} channels" if channels > MAX_PANELS else ""
+        relu_note = "; exactly 0 where the ReLU that follows cut it (see its relu_mask picture)" if cut_by_relu else ""
+        fig.suptitle(
+            f"{what}{more}\n{meaning}\none panel per channel, one colour scale; ‖gradient‖ = {np.linalg.norm(grad):.3g}{relu_note}"
+        )
+        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+        image = None
+        for channel, ax in enumerate(axes):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if channel >= len(shown):
+                ax.set_axis_off()
+                continue
+            image = ax.imshow(shown[channel], cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
+            ax.set_title(f"ch {channel}", fontsize=10 if len(shown) <= 36 else 9, pad=2)
+        _grid_colorbar(fig, image, f"d score({class_name}) / d value")
+    return path
+
+
+def plot_relu_mask(layer: str, mask: np.ndarray, relu_input: np.ndarray, caption: str, path: Path) -> Path:
+    """Which units of a ReLU let the gradient through for one input: dark where its input was > 0.
+
+    Args:
+        mask: bool, the layer's output shape without the batch axis, (C, H, W) or (F,) / (F, 1, 1):
+            True where dL/dx = dL/dy (:func:`cnn_cli.backward_views.relu_mask`).
+        relu_input: the ReLU's input, same shape (counted in the title).
+    """
+    spatial = _spatial(tuple(mask.shape))
+    title = (
+        f"{layer} (ReLU) mask, {_shape_text(mask.shape)}, for {caption}: {mask.mean():.0%} of the units pass (notes 000 §2.8)\n"
+        "dark: input > 0, the gradient passes unchanged (dL/dx = dL/dy); white: input ≤ 0, the gradient is cut to 0"
+        f"\n{int((relu_input <= 0).sum()):,} of {relu_input.size:,} inputs were ≤ 0"
+    )
+    if not spatial:
+        units = mask.reshape(1, -1)
+        with _figure("relu_mask_vector", path) as fig:
+            ax = fig.subplots()
+            fig.suptitle(title)
+            ax.imshow(units, cmap="Greens", vmin=0, vmax=1.3, aspect="auto")
+            ax.set_yticks([])
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("unit")
+        return path
+    channels = mask.shape[0]
+    shown = mask[:MAX_PANELS]
+    rows, cols = _grid_shape(len(shown))
+    with _figure("relu_mask", path, grid_top=0.9) as fig:
+        more = f"; first {MAX_PANELS} of {channels} channels" if channels > MAX_PANELS else ""
+        fig.suptitle(title + more)
+        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+        for channel, ax in enumerate(axes):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if channel >= len(shown):
+                ax.set_axis_off()
+                continue
+            ax.imshow(shown[channel], cmap="Greens", vmin=0, vmax=1.3)
+            ax.set_title(f"ch {channel}: {shown[channel].mean():.0%} pass", fontsize=10 if len(shown) <= 36 else 9, pad=2)
+    return path
+
+
+def plot_maxpool_winners(
+    layer: str, geometry: str, winners: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], caption: str, path: Path
+) -> Path:
+    """Where a max-pool sends its gradient for one input: the inputs that won a window.
+
+    Args:
+        winners: (C, H, W) int, how many windows each input won (:func:`cnn_cli.backward_views.maxpool_winners`).
+    """
+    channels, height, width = winners.shape
+    shown = winners[:MAX_PANELS]
+    rows, cols = _grid_shape(len(shown))
+    top = max(int(shown.max()), 1)
+    with _figure("maxpool_winners", path, grid_top=0.9) as fig:
+        more = f"; first {MAX_PANELS} of {channels} channels" if channels > MAX_PANELS else ""
+        fig.suptitle(
+            f"{layer} (max-pool, {geometry}) winners over its {channels}×{height}×{width} input, for {caption}{more}\n"
+            "each window's gradient goes to its largest input only (dark); every other input gets 0 (notes 000 §2.7)\n"
+            + ("grey lines: the pooling windows" if kernel == stride else "windows overlap: one input can win several (darker)")
+        )
+        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+        image = None
+        for channel, ax in enumerate(axes):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if channel >= len(shown):
+                ax.set_axis_off()
+                continue
+            image = ax.imshow(shown[channel], cmap="Purples", vmin=0, vmax=top * 1.15)
+            if kernel == stride:
+                for r in range(kernel[0], height, kernel[0]):
+                    ax.axhline(r - 0.5, color="0.6", linewidth=0.4)
+                for c in range(kernel[1], width, kernel[1]):
+                    ax.axvline(c - 0.5, color="0.6", linewidth=0.4)
+            ax.set_title(f"ch {channel}", fontsize=10 if len(shown) <= 36 else 9, pad=2)
+        _grid_colorbar(fig, image, "windows won (0: gets no gradient)")
+    return path
+
+
+def plot_col2im_overlap(
+    pixels: np.ndarray,
+    saliency_map: np.ndarray,
+    class_name: str,
+    conv_rows: list[tuple[str, str, np.ndarray, np.ndarray]],
+    header: str,
+    path: Path,
+) -> Path:
+    """The saliency map beside each conv layer's col2im overlap count: why stride 2 draws a checkerboard.
+
+    Args:
+        pixels: (H, W) input in [0, 1]; saliency_map: (H, W) dScore/dinput.
+        conv_rows: per conv layer with a spatial input, input side first: (name, geometry text,
+            (H, W) overlap count on its input, (H, W) mean |dScore/d(its input)| over channels).
+            At most :data:`MAX_OVERLAP_ROWS` are drawn.
+    """
+    shown = conv_rows[:MAX_OVERLAP_ROWS]
+    more = f"; first {MAX_OVERLAP_ROWS} of {len(conv_rows)} conv layers" if len(conv_rows) > MAX_OVERLAP_ROWS else ""
+    with _figure(f"col2im_overlap_{len(shown)}", path) as fig:
+        fig.suptitle(
+            f"{header}\nWhy the saliency map can show a checkerboard: col2im adds each window's gradient (+=) "
+            f"onto every pixel it read,\nso a pixel read by 4 windows collects 4 terms and a pixel read by 1 collects 1{more}"
+        )
+        axes = fig.subplots(len(shown) + 1, 3)
+        limit = float(np.abs(saliency_map).max()) or 1.0
+        axes[0, 0].imshow(pixels, cmap=INK_CMAP, vmin=0, vmax=1)
+        axes[0, 0].set_title("input (as the network sees it)")
+        signed = axes[0, 1].imshow(saliency_map, cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
+        axes[0, 1].set_title(f"saliency: d score({class_name}) / d pixel")
+        fig.colorbar(signed, ax=axes[0, 1], shrink=0.85, label="gradient")
+        heat = axes[0, 2].imshow(np.abs(saliency_map), cmap="Reds", vmin=0, vmax=limit)
+        axes[0, 2].set_title("|saliency|: look for a regular grid")
+        fig.colorbar(heat, ax=axes[0, 2], shrink=0.85, label="|gradient|")
+        for row, (name, geometry, overlap, grad_abs) in enumerate(shown, start=1):
+            count_ax, grad_ax, per_window_ax = axes[row]
+            top = max(int(overlap.max()), 1)
+            counts = count_ax.imshow(overlap, cmap="Oranges", vmin=0, vmax=top)
+            interior = overlap[2:-2, 2:-2]
+            even = interior.size > 0 and np.unique(interior).size == 1
+            count_ax.set_title(f"{name} ({geometry}):\nwindows reading each input pixel", fontsize=10)
+            if even:
+                count_ax.set_xlabel("the same count everywhere but the border:\nno checkerboard from this layer", fontsize=9)
+            fig.colorbar(counts, ax=count_ax, shrink=0.85, ticks=sorted({0, *np.unique(overlap).tolist()}), label="windows")
+            if overlap.shape[0] * overlap.shape[1] <= 196:  # small maps: write each count
+                for (i, j), value in np.ndenumerate(overlap):
+                    count_ax.text(j, i, str(value), ha="center", va="center", fontsize=6, color="0.2")
+            magnitude = grad_ax.imshow(grad_abs, cmap="Reds", vmin=0)
+            grad_ax.set_title(f"mean |d score / d {name} input| over channels:\nthe gradient col2im gathered", fontsize=10)
+            fig.colorbar(magnitude, ax=grad_ax, shrink=0.85, label="|gradient|")
+            by_count = [f"{count}: {grad_abs[overlap == count].mean():.2g}" for count in np.unique(overlap) if count > 0]
+            grad_ax.set_xlabel("mean by windows read, " + ", ".join(by_count), fontsize=9)
+            per_window = per_window_ax.imshow(grad_abs / np.maximum(overlap, 1), cmap="Reds", vmin=0)
+            per_window_ax.set_title("the same divided by the count:\nthe gradient per window", fontsize=10)
+            fig.colorbar(per_window, ax=per_window_ax, shrink=0.85, label="|gradient| / windows")
+        for ax in axes.ravel():
             ax.set_xticks([])
             ax.set_yticks([])
     return path

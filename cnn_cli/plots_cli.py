@@ -20,6 +20,8 @@ def plot_command(run_dir: Path) -> None:
     marked), confusion_matrix.png (test split, with per-class accuracy),
     misclassified.png (the most confidently wrong test digits) and filters.png
     (the first conv layer's kernels). Uses checkpoints/best.npz, else last.npz.
+    A run that logged gradients.csv also gets gradient_flow.png: per-layer
+    gradient norms across training, input side to output side, log scale.
 
     \b
     Example:
@@ -41,7 +43,13 @@ def plot_command(run_dir: Path) -> None:
     metavar="DIR",
     help="Folder for the PNGs. Default: RUN/plots/viz/<image> for a checkpoint in RUN/checkpoints/, else ./viz/<image>.",
 )
-def viz_command(checkpoint: Path, image: str, out_dir: Path | None) -> None:
+@click.option(
+    "--backward",
+    is_flag=True,
+    help="Also draw the backward pass of the predicted class score: every layer's dScore/d(output), "
+    "the ReLU masks, the max-pool winners and each conv layer's col2im overlap count beside the saliency map.",
+)
+def viz_command(checkpoint: Path, image: str, out_dir: Path | None, backward: bool) -> None:
     """Show what the network computes for one digit: feature maps and a saliency map.
 
     IMAGE is a PNG/JPEG file (prepared as `cnn predict` does) or test:INDEX
@@ -50,13 +58,20 @@ def viz_command(checkpoint: Path, image: str, out_dir: Path | None) -> None:
     gradient of the predicted class score with respect to the input pixels,
     from the model's own backward pass.
 
+    With --backward also backward_NN_<layer>.png (dScore/d(output) of every
+    layer, input side first), relu_mask_<layer>.png (which units let the
+    gradient through), maxpool_winners_<layer>.png (where a max-pool sends
+    its gradient) and col2im_overlap.png (how many windows read each pixel:
+    the checkerboard of a stride-2 saliency map).
+
     \b
     Examples:
       cnn viz runs/latest/checkpoints/best.npz test:0
       cnn viz runs/latest/checkpoints/best.npz seven.png --out viz/seven
+      cnn viz runs/latest/checkpoints/best.npz test:0 --backward
     """
     from cnn_cli.plots import default_viz_dir, visualize_image
 
     target = out_dir if out_dir is not None else default_viz_dir(checkpoint, image)
-    for path in visualize_image(checkpoint, image, target):
+    for path in visualize_image(checkpoint, image, target, backward=backward):
         click.echo(str(path))

@@ -23,6 +23,7 @@ from cnn_cli.errors import CnnError
 CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.csv"
+GRADIENTS_FILE = "gradients.csv"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.npz"
@@ -61,6 +62,10 @@ class RunPaths:
     @property
     def metrics(self) -> Path:
         return self.root / METRICS_FILE
+
+    @property
+    def gradients(self) -> Path:
+        return self.root / GRADIENTS_FILE
 
     @property
     def summary(self) -> Path:

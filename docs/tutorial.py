@@ -1,0 +1,265 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Watch backpropagation work: the lecture notes 000 → 004 with `cnn`'s Python API
+#
+# Each section takes one set of lecture notes, computes its worked numbers with the
+# library's own functions (the ones `cnn train` uses), and checks them against the
+# numbers the notes print. Every check is an `assert`: if a value differed, this
+# notebook would stop with an error. At the end we break a backward pass on purpose
+# and watch a gradient check catch it.
+#
+# Run it after `pip install .` (or from the repository root). It needs no data download
+# and runs in a few seconds.
+
+# %%
+import math
+
+import numpy as np
+
+from cnn_cli import build_model
+from cnn_cli.nn.activations import relu_backward, relu_forward
+from cnn_cli.nn.conv import conv2d_backward, conv2d_forward
+from cnn_cli.nn.losses import softmax, softmax_cross_entropy
+from cnn_cli.nn.pool import maxpool2d_backward, maxpool2d_forward
+
+np.set_printoptions(precision=4, suppress=True)
+
+
+def nchw(matrix):
+    """A 2-D map as the (N, C, H, W) = (1, 1, H, W) array every layer takes (a kernel as (1, 1, kH, kW))."""
+    return np.asarray(matrix, dtype=float)[None, None]
+
+
+# %% [markdown]
+# ## Notes 000: a conv layer's forward and its three gradients
+#
+# §2.1: one output pixel is the sum of a window of the input times the kernel, plus the
+# bias. §2.5: ∂y₀₀/∂input is therefore the kernel itself, sitting in the window that
+# produced y₀₀, and zero elsewhere. We ask the library's backward for exactly that by
+# feeding it a one-hot output gradient.
+
+# %%
+kernel = np.arange(1.0, 10.0).reshape(3, 3)
+x = np.arange(16.0).reshape(4, 4)
+y, cache = conv2d_forward(nchw(x), nchw(kernel), np.array([0.0]))
+print("y =\n", y[0, 0])
+assert y[0, 0, 0, 0] == np.sum(x[0:3, 0:3] * kernel)  # §2.1, the top-left window
+
+for i, j in [(0, 0), (0, 1), (1, 1)]:
+    one_hot = np.zeros((1, 1, 2, 2))
+    one_hot[0, 0, i, j] = 1.0
+    grad_x, grad_w, grad_b = conv2d_backward(one_hot, cache)
+    expected = np.zeros((4, 4))
+    expected[i : i + 3, j : j + 3] = kernel  # §2.5: the kernel in the window of y_ij
+    assert np.array_equal(grad_x[0, 0], expected)
+    assert np.array_equal(grad_w[0, 0], x[i : i + 3, j : j + 3])  # §2.3: dL/dw is the window
+    assert grad_b[0] == 1.0  # §2.4: dL/db = Σ dL/dy
+print("dy01/dx =\n", conv2d_backward(nchw([[0.0, 1.0], [0.0, 0.0]]), cache)[0][0, 0])
+
+# %% [markdown]
+# §2.7 and §2.8: where max-pool and ReLU send the gradient. A max-pool output is a
+# copy of the largest input of its window, so its gradient goes to that input only.
+# ReLU passes the gradient where its input was positive and blocks it elsewhere.
+
+# %%
+x_pool = np.array([[0.9, 0.1, 0.2, 0.3], [0.4, 0.5, 0.8, 0.6], [0.11, 0.12, 0.13, 0.7], [0.14, 0.95, 0.15, 0.16]])
+pooled, pool_cache = maxpool2d_forward(nchw(x_pool), (2, 2), (2, 2))
+grad_pool = maxpool2d_backward(nchw([[1.5, -2.0], [3.0, 0.25]]), pool_cache)[0, 0]
+print("max-pool output:\n", pooled[0, 0], "\ngradient routed to the inputs:\n", grad_pool)
+assert np.array_equal(pooled[0, 0], [[0.9, 0.8], [0.95, 0.7]])
+assert np.count_nonzero(grad_pool) == 4  # one winner per window
+assert grad_pool[0, 0] == 1.5 and grad_pool[1, 2] == -2.0 and grad_pool[3, 1] == 3.0 and grad_pool[2, 3] == 0.25
+
+x_relu = np.array([[1.0, -2.0], [3.0, -4.0]])
+out, positive = relu_forward(x_relu)
+grad_relu = relu_backward(np.array([[10.0, 20.0], [30.0, 40.0]]), positive)
+print("ReLU gradient:\n", grad_relu)
+assert np.array_equal(grad_relu, [[10.0, 0.0], [30.0, 0.0]])
+
+# %% [markdown]
+# The network of notes 000 §3.1 ships as the `mnist` config. Build it and follow one
+# (random) digit-sized input through it: `trace` keeps every layer's output,
+# `backward_trace` every layer's gradient.
+
+# %%
+model = build_model("mnist", seed=0)
+for row in model.summary():
+    print(f"{row.name:10s} {row.type_name:8s} {str(row.output_shape):16s} {row.num_params:>8,} parameters")
+images = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
+steps = model.trace(images, training=True)
+loss, grad_logits = model.loss(steps[-1].output, np.array([3, 7]))
+grads = model.backward_trace(grad_logits)
+print(f"loss {loss:.4f} (≈ ln 10 = {math.log(10):.4f} for an untrained 10-class net)")
+assert grads[0].grad_input.shape == images.shape and grads[-1].grad_output.shape == (2, 10, 1, 1)
+
+# %% [markdown]
+# ## Notes 000, 001 and 002: the softmax cross-entropy gradient is p − y
+#
+# Notes 001's example: p = [0.3, 0.7], the target is class 2. ∂L/∂f is p for the other
+# class (0.3) and p − 1 for the target (0.7 − 1 = −0.3).
+
+# %%
+logits = np.log(np.array([[0.3, 0.7]]))
+loss, grad = softmax_cross_entropy(logits, np.array([1]))
+print("p =", softmax(logits), " dL/df =", grad, f" L = {loss:.4f}")
+assert np.allclose(softmax(logits), [[0.3, 0.7]]) and np.allclose(grad, [[0.3, -0.3]])
+assert math.isclose(loss, -math.log(0.7))
+
+# %% [markdown]
+# Notes 001 prints "Data loss = 0.29" for p_target = 0.51. That is −log₁₀ 0.51; the
+# cross-entropy uses the natural log, which gives 0.673 (a note erratum, not a bug here).
+
+# %%
+print(f"-log10(0.51) = {-math.log10(0.51):.2f}   -ln(0.51) = {-math.log(0.51):.3f}")
+assert round(-math.log10(0.51), 2) == 0.29 and round(-math.log(0.51), 3) == 0.673
+
+# %% [markdown]
+# ## Notes 001: the update w ← w − α(∂L/∂w + λw)
+#
+# With α = λ = 0.1, the output weight of the target class (w = 0.1, ∂L/∂w = −0.49 · 0.49):
+# Δw = −0.1 · (−0.49 · 0.49 + 0.1 · 0.1) = 0.023, as the notes print.
+
+# %%
+from cnn_cli.optim import SGD, add_l2_gradient
+
+params = {"fc.weight": np.array([[0.1]])}
+grads = {"fc.weight": np.array([[-0.49 * 0.49]])}
+add_l2_gradient(params, grads, 0.1)  # + λw
+SGD(0.1).step(params, grads)  # w ← w − α(...)
+delta = params["fc.weight"][0, 0] - 0.1
+print(f"Δw = {delta:.4f}")
+assert round(delta, 3) == 0.023
+
+# %% [markdown]
+# ## Notes 002: ∂z_kl/∂w_ij is the input under the tap
+#
+# For a 3×3 input and a 2×2 kernel, the output z_kl depends on w_ij through
+# x_(i+k−1)(j+l−1). With a one-hot output gradient at (k, l), ∂L/∂W is the window at (k, l).
+
+# %%
+x2 = np.array([[11.0, 12.0, 13.0], [21.0, 22.0, 23.0], [31.0, 32.0, 33.0]])  # x_rc holds the number "rc"
+_, cache2 = conv2d_forward(nchw(x2), np.zeros((1, 1, 2, 2)), None)
+_, grad_w, _ = conv2d_backward(nchw([[0.0, 0.0], [0.0, 1.0]]), cache2)
+print("dz_22/dW =\n", grad_w[0, 0])
+assert np.array_equal(grad_w[0, 0], [[22.0, 23.0], [32.0, 33.0]])
+
+# %% [markdown]
+# ## Notes 003: cross-correlation, convolution and the three conv gradients
+#
+# [[1,6,2],[5,3,1],[7,0,4]] ⋆ [[1,2],[−1,0]] = [[8,7],[4,5]]. Its first output is
+# 1·1 + 6·2 + 5·(−1) + 3·0 = 8. A true convolution rotates the kernel by 180° first and
+# gives [[7,5],[11,3]]; `cnn`, like PyTorch, computes the cross-correlation (the rotation
+# would only relabel the learned kernel).
+
+# %%
+X3 = np.array([[1.0, 6.0, 2.0], [5.0, 3.0, 1.0], [7.0, 0.0, 4.0]])
+K3 = np.array([[1.0, 2.0], [-1.0, 0.0]])
+correlation, cache3 = conv2d_forward(nchw(X3), nchw(K3), np.array([0.0]))
+convolution, _ = conv2d_forward(nchw(X3), nchw(K3[::-1, ::-1]), None)
+print("X ⋆ K =\n", correlation[0, 0], "\nX * K (rot180) =\n", convolution[0, 0])
+assert np.array_equal(correlation[0, 0], [[8.0, 7.0], [4.0, 5.0]])
+assert np.array_equal(convolution[0, 0], [[7.0, 5.0], [11.0, 3.0]])
+
+# %% [markdown]
+# Backward, for an output gradient dE/dY: dE/dK = X ⋆ dE/dY, dE/dB = Σ dE/dY, and
+# dE/dX = dE/dY full-convolved with K (pad dE/dY by k − 1, cross-correlate with rot180(K)).
+
+# %%
+dE_dY = np.array([[1.0, -1.0], [2.0, 0.5]])
+dE_dX, dE_dK, dE_dB = conv2d_backward(nchw(dE_dY), cache3)
+X_star_dY, _ = conv2d_forward(nchw(X3), nchw(dE_dY), None)
+full, _ = conv2d_forward(nchw(np.pad(dE_dY, 1)), nchw(K3[::-1, ::-1]), None)
+print("dE/dK =\n", dE_dK[0, 0], "\ndE/dB =", dE_dB, "\ndE/dX =\n", dE_dX[0, 0])
+assert np.array_equal(dE_dK[0, 0], X_star_dY[0, 0]) and dE_dB[0] == dE_dY.sum()
+assert np.array_equal(dE_dX[0, 0], full[0, 0])
+
+# %% [markdown]
+# ## Notes 004: the 15-parameter network, and ∂L/∂W₂ = (A₂ − Y)Fᵀ
+#
+# Conv 3×3 → ReLU → MaxPool 2×2 → Flatten → Dense(1) → sigmoid, with binary
+# cross-entropy, on a 6×6 input: W₁ (9) + b₁ (1) + W₂ (4) + b₂ (1) = 15 parameters.
+
+# %%
+SEED004 = {
+    "input_shape": [1, 6, 6],
+    "loss": "binary_cross_entropy",
+    "layers": [
+        {"type": "conv2d", "out_channels": 1, "kernel_size": 3},
+        {"type": "relu"},
+        {"type": "maxpool2d", "kernel_size": 2},
+        {"type": "flatten"},
+        {"type": "dense", "out_features": 1},
+    ],
+}
+net = build_model(SEED004, seed=4, dtype="float64")
+print({name: value.shape for name, value in net.params.items()}, "=", net.num_params(), "parameters")
+assert net.num_params() == 15
+
+net.params["conv1.bias"][...] = 0.3  # so that some of Z1 is positive
+X4 = np.random.default_rng(4).permutation(np.linspace(-1, 1, 36)).reshape(1, 1, 6, 6)
+Y4 = np.array([1])
+forward = net.trace(X4, training=True)
+F = forward[3].output.reshape(4, 1)  # the flattened P1, one column per image
+A2 = 1 / (1 + np.exp(-forward[4].output))  # σ(Z2)
+loss, grad_logits = net.loss(forward[4].output, Y4)
+net.backward(grad_logits)
+print(f"A2 = {A2[0, 0]:.4f}, L = {loss:.4f}")
+print("dL/dW2 by the library:", net.grads["fc1.weight"], "\n(A2 − Y) Fᵀ by hand:   ", (A2 - Y4) @ F.T)
+assert np.allclose(net.grads["fc1.weight"], (A2 - Y4) @ F.T, rtol=1e-12)
+assert np.allclose(net.grads["fc1.bias"], (A2 - Y4).ravel(), rtol=1e-12)
+
+# %% [markdown]
+# ## Break a backward pass, and watch the gradient check catch it
+#
+# A gradient check compares every hand-written gradient with a central difference
+# (L(θ + ε) − L(θ − ε)) / 2ε in float64. First the library as it is: every tensor passes.
+
+# %%
+from cnn_cli.gradcheck import format_gradcheck, gradcheck_model
+
+results = gradcheck_model(SEED004, seed=0, batch_size=2)
+print(format_gradcheck(results))
+assert all(result.passed for result in results)
+
+# %% [markdown]
+# Now a classic mistake: a ReLU backward that forgets its mask (notes 000 §2.8) and lets
+# every gradient through. We swap it in for the library's and run the same check.
+
+# %%
+import cnn_cli.nn.activations as activations
+
+correct_relu_backward = activations.relu_backward
+activations.relu_backward = lambda grad_out, positive: grad_out.copy()  # the bug: no mask
+try:
+    broken = gradcheck_model(SEED004, seed=0, batch_size=2)
+finally:
+    activations.relu_backward = correct_relu_backward
+print(format_gradcheck(broken))
+failed = [result.name for result in broken if not result.passed]
+print("failed:", failed)
+# The conv layer sits before the ReLU: its gradients and the input's are wrong; the dense layer after it is not.
+assert "conv1.weight" in failed and "input" in failed and "fc1.weight" not in failed
+
+# %% [markdown]
+# ## Where a saliency map's checkerboard comes from
+#
+# col2im adds each window's gradient back onto the pixels it read (`+=`, notes 000 §2.5).
+# With a 3×3 kernel and stride 2, neighbouring windows share one row or column, so pixels
+# are read by 1, 2 or 4 windows, and a gradient map collects 1, 2 or 4 terms per pixel.
+# `cnn viz CKPT IMAGE --backward` draws this beside the saliency map.
+
+# %%
+from cnn_cli.backward_views import col2im_overlap
+
+counts = col2im_overlap((9, 9), (3, 3), (2, 2), (1, 1))
+print(counts)
+assert set(np.unique(counts)) == {1, 2, 4}
