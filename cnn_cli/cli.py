@@ -13,6 +13,7 @@ from cnn_cli import __version__
 from cnn_cli.data.cli import data_group
 from cnn_cli.errors import CnnError, RuntimeFault
 from cnn_cli.plots_cli import plot_command, viz_command
+from cnn_cli.runs_cli import compare_command, export_command, lr_find_command
 
 EXIT_BAD_INPUT = 2
 EXIT_FAULT = 1
@@ -245,6 +246,9 @@ def gradcheck(config_name, seed, batch_size) -> None:
 cli.add_command(data_group, "data")
 cli.add_command(plot_command, "plot")
 cli.add_command(viz_command, "viz")
+cli.add_command(export_command, "export")
+cli.add_command(compare_command, "compare")
+cli.add_command(lr_find_command, "lr-find")
 
 
 def main() -> None:
