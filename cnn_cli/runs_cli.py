@@ -40,7 +40,7 @@ def export_command(checkpoint: Path, onnx_path: Path) -> None:
 
 @click.command("compare")
 @click.argument("runs", nargs=-1, required=True)
-@click.option("--out", "out_path", type=click.Path(path_type=Path), default=Path("compare.png"), show_default=True, help="The plot to write.")
+@click.option("--out", "out_path", type=click.Path(path_type=Path), default=Path("compare.png"), show_default=True, help="Plot file.")
 @click.option("--no-plot", is_flag=True, help="Print the table only.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (runs, differing keys, skipped folders).")
 def compare_command(runs: tuple[str, ...], out_path: Path, no_plot: bool, as_json: bool) -> None:

@@ -148,4 +148,3 @@ def test_export_onto_a_folder_is_one_line(tmp_path: Path) -> None:
     checkpoint, _ = saved_checkpoint(tmp_path)
     outcome = invoke_cli(["export", checkpoint, "--onnx", tmp_path])
     error_line(outcome, EXIT_BAD_INPUT, str(tmp_path), "is a folder")
-
