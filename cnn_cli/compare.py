@@ -281,9 +281,9 @@ def plot_comparison(comparison: Comparison, path: Path) -> Path:
         fig = Figure(figsize=(13.0, 5.5), dpi=100, layout="constrained")
         FigureCanvasAgg(fig)
         loss_ax, acc_ax = fig.subplots(1, 2)
-        colours = matplotlib.colormaps["tab10"].colors
+        palette = matplotlib.colormaps["tab10"]
         for index, run in enumerate(comparison.runs):
-            colour = colours[index % len(colours)]
+            colour = palette(index % 10)
             label = run.name if run.rows else f"{run.name} (no finished epoch)"
             epochs = np.array([r["epoch"] for r in run.rows])
             for ax, key in ((loss_ax, "loss"), (acc_ax, "acc")):

@@ -83,7 +83,8 @@ def lr_find_command(config_name, overrides, min_lr, max_lr, steps, out_path, as_
     Trains a fresh model from the config for --steps steps while the lr grows
     from --min-lr to --max-lr (lr_i = min·(max/min)^(i/(steps-1))), and stops
     early once the smoothed loss exceeds 4x its best. The loss is smoothed by an
-    exponential moving average (beta 0.98) with bias correction. The suggestion
+    exponential moving average (beta 0.9) with bias correction, run forwards
+    and then backwards so the curve does not lag to larger lr. The suggestion
     is the lr of the steepest descent of the smoothed curve before its minimum;
     read the plot, not just the number. Nothing is saved but the plot.
 
