@@ -170,7 +170,7 @@ def lr_range_test(
     )
     if model.loss.num_classes != splits.num_classes:
         raise ConfigError(f"model has {model.loss.num_classes} classes, but the data has {splits.num_classes} ({splits.classes})")
-    optimizer = make_optimizer(oc.name, min_lr, oc.momentum, tuple(oc.betas), oc.eps)
+    optimizer = make_optimizer(oc.name, min_lr, oc.momentum, (oc.betas[0], oc.betas[1]), oc.eps)
     schedule = lr_schedule(min_lr, max_lr, steps)
     losses: list[float] = []
     stopped = ""
@@ -178,7 +178,8 @@ def lr_range_test(
     tick = time.perf_counter()
     epoch = 0
     while len(losses) < steps and not stopped:
-        batches = iterate_batches(splits.train.images, splits.train.labels, tc.batch_size, seed=tc.seed, epoch=epoch, normalize=splits.table)
+        train = splits.train
+        batches = iterate_batches(train.images, train.labels, tc.batch_size, seed=tc.seed, epoch=epoch, normalize=splits.table)
         taken = len(losses)
         for x, y in batches:
             i = len(losses)
@@ -233,11 +234,13 @@ def plot_lr_find(result: LrFindResult, path: str | Path) -> Path:
         ax = fig.subplots()
         finite = np.isfinite(result.losses)
         ax.plot(result.lrs[finite], result.losses[finite], color="0.7", linewidth=0.8, label="loss per step (raw)")
-        ax.plot(result.lrs, result.smoothed, color="tab:blue", linewidth=2.2, label=f"smoothed (EMA β={BETA}, bias-corrected, forwards + backwards)")
+        smoothing = f"smoothed (EMA β={BETA}, bias-corrected, forwards + backwards)"
+        ax.plot(result.lrs, result.smoothed, color="tab:blue", linewidth=2.2, label=smoothing)
         if result.suggestion is not None:
             at = int(np.argmin(np.abs(result.lrs - result.suggestion)))
             ax.axvline(result.suggestion, color="tab:red", linestyle="--", linewidth=1.2)
-            ax.plot([result.suggestion], [result.smoothed[at]], "o", color="tab:red", markersize=10, label=f"suggested lr {result.suggestion:.2e}")
+            label = f"suggested lr {result.suggestion:.2e}"
+            ax.plot([result.suggestion], [result.smoothed[at]], "o", color="tab:red", markersize=10, label=label)
         ax.axvline(result.config_lr, color="tab:green", linestyle=":", linewidth=1.5, label=f"config's lr {result.config_lr:g}")
         ax.set_xscale("log")
         ax.set_xlabel("learning rate (log scale)")

@@ -84,7 +84,8 @@ def test_a_sweep_on_data_falls_then_stops_when_the_loss_explodes(config_file: Pa
 
 def test_cli_prints_the_suggestion_and_writes_the_plot(config_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "lr.png"
-    outcome = invoke_cli(["lr-find", "--config", config_file, "--steps", "80", "--min-lr", "1e-4", "--max-lr", "1e3", "--out", out], timeout=60)
+    args = ["lr-find", "--config", config_file, "--steps", "80", "--min-lr", "1e-4", "--max-lr", "1e3", "--out", out]
+    outcome = invoke_cli(args, timeout=60)
     assert outcome.code == 0, outcome.output
     lines = outcome.stdout.splitlines()
     assert lines[0].startswith("lr range test on tiny: ") and "suggested lr" in lines[2] and "the config uses 0.05" in lines[2]
