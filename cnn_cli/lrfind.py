@@ -24,7 +24,10 @@ The suggestion is the lr where the smoothed loss falls fastest per unit of
 log10(lr) (the most negative slope), searched only before the smoothed minimum
 and after the first :data:`SKIP_START` steps, where the average is still warming
 up. Early spikes fool a suggestion taken from the raw curve (Lightning #1767);
-the plot is the thing to read.
+the plot is the thing to read. A fresh model also learns fast in its first
+steps whatever the lr (with Adam especially), so the steepest descent can sit at
+the very start of the sweep; fastai's second rule, a tenth of the lr at the
+minimum (:data:`MIN_DIVISOR`), is printed and marked beside it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from cnn_cli.errors import CnnError, ConfigError
 BETA = 0.9
 DIVERGE_FACTOR = 4.0
 SKIP_START = 10
+MIN_DIVISOR = 10.0
 
 
 @dataclass
@@ -68,6 +72,7 @@ class LrFindResult:
             "suggested_lr": self.suggestion,
             "note": self.suggestion_note,
             "min_smoothed_loss_lr": self.min_loss_lr,
+            "min_lr_over_10": self.min_loss_lr / MIN_DIVISOR,
             "steps": len(self.lrs),
             "steps_planned": self.steps_planned,
             "stopped_early": self.stopped_early,
@@ -83,7 +88,8 @@ class LrFindResult:
             f"lr range test on {self.config_name}: {len(self.lrs)} of {self.steps_planned} steps, "
             f"lr {self.lrs[0]:.2g} to {self.lrs[-1]:.2g}, {self.seconds:.1f}s"
             + (f"; stopped early: {self.stopped_early}" if self.stopped_early else ""),
-            f"smoothed loss (EMA, beta {BETA}, bias-corrected, forwards then backwards) is lowest at lr {self.min_loss_lr:.2e}",
+            f"smoothed loss (EMA, beta {BETA}, bias-corrected, forwards then backwards) is lowest at lr {self.min_loss_lr:.2e}; "
+            f"a tenth of that: {self.min_loss_lr / MIN_DIVISOR:.2e}",
         ]
         if self.suggestion is None:
             lines.append(f"no suggestion: {self.suggestion_note}")
@@ -241,6 +247,9 @@ def plot_lr_find(result: LrFindResult, path: str | Path) -> Path:
             ax.axvline(result.suggestion, color="tab:red", linestyle="--", linewidth=1.2)
             label = f"suggested lr {result.suggestion:.2e}"
             ax.plot([result.suggestion], [result.smoothed[at]], "o", color="tab:red", markersize=10, label=label)
+        if math.isfinite(result.min_loss_lr):
+            tenth = result.min_loss_lr / MIN_DIVISOR
+            ax.axvline(tenth, color="tab:orange", linestyle="-.", linewidth=1.2, label=f"lr at the minimum / {MIN_DIVISOR:g}: {tenth:.2e}")
         ax.axvline(result.config_lr, color="tab:green", linestyle=":", linewidth=1.5, label=f"config's lr {result.config_lr:g}")
         ax.set_xscale("log")
         ax.set_xlabel("learning rate (log scale)")

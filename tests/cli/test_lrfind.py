@@ -102,6 +102,7 @@ def test_cli_json_holds_the_curve(config_file: Path, tmp_path: Path) -> None:
     report = json.loads(outcome.stdout)
     assert report["steps"] == len(report["lr"]) == len(report["loss"]) == len(report["smoothed_loss"]) == 40
     assert report["config_lr"] == 0.05 and "bias-corrected" in report["smoothing"] and report["plot"] == str(out)
+    assert report["min_lr_over_10"] == pytest.approx(report["min_smoothed_loss_lr"] / 10)
     assert not list(tmp_path.glob("runs")) and sorted(p.name for p in tmp_path.iterdir()) == ["lr.png"]  # nothing else written
 
 
