@@ -198,7 +198,7 @@ def predict(images, checkpoint, top_k, as_json) -> None:
         for r in results:
             if r.error:
                 continue
-            tops = "  ".join(f"{c}: {p:.3f}" for c, p in r.top_k)
+            tops = "  ".join(f"{c}: {p:.3f}" for c, p in r.top_k or [])
             click.echo(f"{r.path}: {r.prediction}   ({tops})")
     for r in results:
         if r.warning:

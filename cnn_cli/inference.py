@@ -75,7 +75,9 @@ def newest_completed_run(runs_root: str | Path = DEFAULT_RUNS_ROOT) -> Path:
         candidates = []
     completed = [(started, p.name, p) for p in candidates if (started := _run_started(p))]
     if not completed:
-        raise CnnError(f"no completed run with {CHECKPOINT_DIR}/{BEST_CHECKPOINT} under {root}/; train first (cnn train --config mnist) or name one")
+        raise CnnError(
+            f"no completed run with {CHECKPOINT_DIR}/{BEST_CHECKPOINT} under {root}/; train first (cnn train --config mnist) or name one"
+        )
     return max(completed)[2]
 
 
