@@ -94,7 +94,9 @@ def _decode(handle: IO[bytes], name: str) -> np.ndarray:
 def _upright(image: Image.Image) -> Image.Image:
     """Apply the EXIF orientation tag (phone photos are stored rotated); a broken tag leaves the image as stored."""
     try:
-        return ImageOps.exif_transpose(image) or image
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about corrupt EXIF blocks on stderr; the image is still good
+            return ImageOps.exif_transpose(image) or image
     except (SyntaxError, ValueError, KeyError, TypeError, struct.error, OSError):
         return image
 
