@@ -79,6 +79,7 @@ def read_grayscale_bytes(data: bytes, name: str = "-") -> np.ndarray:
 def _decode(handle: IO[bytes], name: str) -> np.ndarray:
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Corrupt EXIF data": Pillow reads on, so do we, without stderr noise
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(handle) as image:
                 image.load()
@@ -94,9 +95,7 @@ def _decode(handle: IO[bytes], name: str) -> np.ndarray:
 def _upright(image: Image.Image) -> Image.Image:
     """Apply the EXIF orientation tag (phone photos are stored rotated); a broken tag leaves the image as stored."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow warns about corrupt EXIF blocks on stderr; the image is still good
-            return ImageOps.exif_transpose(image) or image
+        return ImageOps.exif_transpose(image) or image
     except (SyntaxError, ValueError, KeyError, TypeError, struct.error, OSError):
         return image
 

@@ -16,7 +16,7 @@ from PIL import Image
 from cnn_cli.cli import cli
 from cnn_cli.images import preprocess
 
-COMMANDS = ["train", "eval", "predict", "summary", "gradcheck", "data"]
+COMMANDS = ["train", "eval", "predict", "summary", "gradcheck", "data", "export", "compare", "lr-find"]
 
 
 def run_cnn(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

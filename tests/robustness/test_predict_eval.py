@@ -30,7 +30,7 @@ from cnn_cli.errors import os_error_exit_code, os_error_message
 from cnn_cli.images import flatten_background, load_image
 from cnn_cli.inference import predict_images
 from cnn_cli.train import train
-from tests.support.cli import EXIT_BAD_INPUT, EXIT_FAULT, Outcome, cli_command, cli_environment, error_line, invoke_cli
+from tests.support.cli import EXIT_BAD_INPUT, EXIT_FAULT, Outcome, cli_command, cli_environment, error_line, invoke_cli, run_cli
 from tests.support.synthetic import make_idx_dataset, tiny_config
 
 EXIF_ORIENTATION = 0x0112
@@ -90,10 +90,12 @@ def test_exif_orientation_is_applied(tmp_path: Path, mnist_model: Path, sevens: 
     assert results[0]["prediction"] == 7, results
 
 
-def test_a_broken_exif_block_leaves_the_image_readable(tmp_path: Path) -> None:
+def test_a_broken_exif_block_leaves_the_image_readable(tmp_path: Path, mnist_model: Path) -> None:
     path = tmp_path / "odd-exif.jpg"
     Image.fromarray(paper_photo(np.eye(28))).save(path, exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff")
     assert load_image(path).pixels.max() > 0
+    outcome = run_cli(["predict", path, "--checkpoint", mnist_model])
+    assert outcome.code == 0 and "Corrupt EXIF" not in outcome.stderr and "UserWarning" not in outcome.stderr, outcome.stderr
 
 
 # ---------------------------------------------------------------- uneven lighting
