@@ -14,7 +14,7 @@ from cnn_cli.checkpoint import Checkpoint, load_checkpoint
 from cnn_cli.config import config_from_dict
 from cnn_cli.errors import CnnError, ImageError
 from cnn_cli.images import MAX_STDIN_BYTES, MNIST_SIZE, Prepared, ink_fraction, load_image, preprocess, read_grayscale_bytes
-from cnn_cli.runs import BEST_CHECKPOINT, CHECKPOINT_DIR, DEFAULT_RUNS_ROOT, LATEST_LINK, RUN_FILE
+from cnn_cli.runs import BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, DEFAULT_RUNS_ROOT, LATEST_LINK, RUN_FILE
 from cnn_cli.train import EvalResult, evaluate
 
 STDIN = "-"
@@ -86,10 +86,10 @@ def resolve_eval_checkpoint(target: str | Path | None, runs_root: str | Path = D
     if target is None:
         return newest_completed_run(runs_root) / CHECKPOINT_DIR / BEST_CHECKPOINT
     path = Path(target)
-    if path.is_dir():
+    if path.is_dir() and (path / CONFIG_FILE).is_file():  # a run folder; any other folder is refused as "not a file" by the loader
         best = path / CHECKPOINT_DIR / BEST_CHECKPOINT
         if not best.is_file():
-            raise CnnError(f"{path}: no {CHECKPOINT_DIR}/{BEST_CHECKPOINT} in this folder (not a run, or no epoch finished)")
+            raise CnnError(f"{path}: this run has no {CHECKPOINT_DIR}/{BEST_CHECKPOINT} yet (no epoch finished?)")
         return best
     return path
 

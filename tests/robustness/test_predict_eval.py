@@ -284,7 +284,8 @@ def runs(tmp_path_factory) -> Path:
         config = tiny_config(paths, epochs=2)
         config["data"]["val_size"] = val_size
         train(config_from_dict(config), run_dir=root / name, log=lambda _line: None, stop_after_steps=stop)
-    (root / "empty").mkdir()
+    (root / "empty").mkdir()  # a run that crashed before its first epoch ended: a config, no checkpoint
+    shutil.copy(root / "old" / "config.yaml", root / "empty" / "config.yaml")
     for name, started in (("old", "2026-01-01T10:00:00"), ("new", "2026-01-02T10:00:00"), ("cut", "2026-01-03T10:00:00")):
         info = json.loads((root / name / "run.json").read_text())
         (root / name / "run.json").write_text(json.dumps({**info, "started": started}))
@@ -315,8 +316,9 @@ def test_eval_with_no_completed_run_says_so(tmp_path: Path, monkeypatch: pytest.
     error_line(invoke_cli(["eval"]), EXIT_BAD_INPUT, "no completed run", "cnn train")
 
 
-def test_eval_of_a_folder_without_a_checkpoint_is_one_line(runs: Path) -> None:
-    error_line(invoke_cli(["eval", runs / "empty"]), EXIT_BAD_INPUT, str(runs / "empty"), "best.npz")
+def test_eval_of_a_folder_without_a_checkpoint_is_one_line(runs: Path, tmp_path: Path) -> None:
+    error_line(invoke_cli(["eval", runs / "empty"]), EXIT_BAD_INPUT, str(runs / "empty"), "no checkpoints/best.npz yet")
+    error_line(invoke_cli(["eval", tmp_path]), EXIT_BAD_INPUT, str(tmp_path), "not a file")  # not a run folder at all
 
 
 def test_eval_split_val_without_a_validation_split_is_one_line(runs: Path) -> None:
