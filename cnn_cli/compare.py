@@ -187,6 +187,8 @@ def read_run(path: Path) -> RunRecord:
     planned = config.get("train.epochs")
     val = [(r["val_acc"], int(r["epoch"])) for r in rows if math.isfinite(r["val_acc"])]
     best_val, best_epoch = max(val, key=lambda pair: pair[0]) if val else (_number(summary.get("best_val_accuracy")), None)
+    if best_val is not None and best_val < 0:  # training records -1 when there is no validation split
+        best_val = None
     seconds = sum(r["seconds"] for r in rows)
     images = sum(r["seconds"] * r["images_per_s"] for r in rows)
     return RunRecord(
