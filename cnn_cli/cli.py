@@ -11,9 +11,10 @@ import click
 
 from cnn_cli import __version__
 from cnn_cli.data.cli import data_group
-from cnn_cli.errors import CnnError, RuntimeFault
+from cnn_cli.errors import CnnError, RuntimeFault, os_error_exit_code, os_error_message
 from cnn_cli.explain.cli import DOCS_HINT, docs_command, explain_command
 from cnn_cli.plots_cli import plot_command, viz_command
+from cnn_cli.runs_cli import compare_command, export_command, lr_find_command
 
 EXIT_BAD_INPUT = 2
 EXIT_FAULT = 1
@@ -30,6 +31,8 @@ class CnnGroup(click.Group):
             self._fail(ctx, exc, EXIT_BAD_INPUT)
         except RuntimeFault as exc:
             self._fail(ctx, exc, EXIT_FAULT)
+        except OSError as exc:  # one policy for every path the OS refuses: one line naming it
+            self._fail(ctx, exc, os_error_exit_code(exc), os_error_message(exc))
         except KeyboardInterrupt:
             if _debug(ctx):
                 raise
@@ -37,10 +40,10 @@ class CnnGroup(click.Group):
             ctx.exit(EXIT_INTERRUPTED)
 
     @staticmethod
-    def _fail(ctx: click.Context, exc: Exception, code: int) -> None:
+    def _fail(ctx: click.Context, exc: Exception, code: int, message: str | None = None) -> None:
         if _debug(ctx):
             raise exc
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {message or exc}", err=True)
         ctx.exit(code)
 
 
@@ -133,22 +136,29 @@ def _maybe_plot(run_root: Path) -> None:
 
 
 @cli.command("eval")
-@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("target", required=False, type=click.Path(path_type=Path))
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def eval_command(checkpoint, split, as_json) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (with the split and the checkpoint).")
+def eval_command(target, split, as_json) -> None:
     """Evaluate a checkpoint: loss, accuracy, per-class accuracy, confusion matrix.
 
-    \b
-    Example:
-      cnn eval runs/latest/checkpoints/best.npz --split test
-    """
-    from cnn_cli.inference import evaluate_checkpoint
+    TARGET is a checkpoint file or a run folder (its checkpoints/best.npz);
+    without it, the newest completed run under runs/ is evaluated.
 
+    \b
+    Examples:
+      cnn eval
+      cnn eval runs/mnist-20261123-101500 --split val
+      cnn eval runs/latest/checkpoints/best.npz --json
+    """
+    from cnn_cli.inference import evaluate_checkpoint, resolve_eval_checkpoint
+
+    checkpoint = resolve_eval_checkpoint(target)
     result = evaluate_checkpoint(checkpoint, split)
     if as_json:
-        click.echo(json.dumps(result.as_dict()))
+        click.echo(json.dumps({"split": split, "checkpoint": str(checkpoint), **result.as_dict()}))
         return
+    click.echo(f"checkpoint {checkpoint}")
     click.echo(f"{split}: accuracy {result.accuracy:.4f}  loss {result.loss:.4f}  n {result.n}")
     k = len(result.per_class_accuracy)
     click.echo("\nper-class accuracy")
@@ -165,17 +175,23 @@ def eval_command(checkpoint, split, as_json) -> None:
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="Default: runs/latest/checkpoints/best.npz.")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {path, prediction, probabilities}.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {path, prediction, probabilities (the top k)}.")
 def predict(images, checkpoint, top_k, as_json) -> None:
     """Classify digit images (PNG/JPEG), MNIST-style preprocessed.
 
+    IMAGES are files, folders (every image inside, recursively, sorted) or -
+    for one image on stdin. A bad image is reported and the rest still
+    predicted (exit 2 if any failed).
+
     \b
-    Example:
+    Examples:
       cnn predict seven.png three.jpg --top-k 3
+      cnn predict photos/ --json
+      cat seven.png | cnn predict -
     """
     from cnn_cli.inference import predict_images
 
-    results = predict_images([str(p) for p in images], checkpoint, top_k)
+    results = predict_images([str(p) for p in images], checkpoint, top_k, stdin=getattr(sys.stdin, "buffer", None))
     failed = [r for r in results if r.error]
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results]))
@@ -183,7 +199,7 @@ def predict(images, checkpoint, top_k, as_json) -> None:
         for r in results:
             if r.error:
                 continue
-            tops = "  ".join(f"{c}: {p:.3f}" for c, p in r.top_k)
+            tops = "  ".join(f"{c}: {p:.3f}" for c, p in r.top_k or [])
             click.echo(f"{r.path}: {r.prediction}   ({tops})")
     for r in results:
         if r.warning:
@@ -267,6 +283,9 @@ cli.add_command(explain_command, "explain")
 cli.add_command(docs_command, "docs")
 cli.add_command(plot_command, "plot")
 cli.add_command(viz_command, "viz")
+cli.add_command(export_command, "export")
+cli.add_command(compare_command, "compare")
+cli.add_command(lr_find_command, "lr-find")
 
 # Every command's --help ends by naming the guide that ships with the package.
 for _command in [cli, *cli.commands.values()]:

@@ -7,6 +7,8 @@ running (exit 1). Both carry a one-line message that names what was wrong.
 
 from __future__ import annotations
 
+import errno
+
 
 class CnnError(Exception):
     """Bad input: a config, file, argument or image the user gave us. Exit code 2."""
@@ -38,3 +40,36 @@ class RuntimeFault(Exception):
     """A fault while running (diverged training, disk full). Exit code 1."""
 
     exit_code = 1
+
+
+# What to do about each kind of OS error, said once for every command (the CLI's error boundary uses these).
+_OS_ERROR_ADVICE = {
+    PermissionError: "permission denied; check the folder's permissions or choose another path",
+    NotADirectoryError: "a part of this path is a file, not a folder; choose another path",
+    IsADirectoryError: "is a folder; give a file name",
+    FileExistsError: "already exists; choose another name or remove it",
+    FileNotFoundError: "not found; check the path",
+}
+_OS_ERRNO_ADVICE = {
+    errno.EROFS: "read-only file system; write somewhere else (e.g. --run-dir or --out)",
+    errno.ENOSPC: "disk full; free some space",
+    errno.EDQUOT: "disk quota exceeded; free some space",
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an OS error: the path(s) it names, what happened, what to do."""
+    advice = _OS_ERRNO_ADVICE.get(exc.errno or 0) or next(
+        (text for kind, text in _OS_ERROR_ADVICE.items() if isinstance(exc, kind)), exc.strerror or str(exc)
+    )
+    where = exc.filename if exc.filename is not None else "(no path)"
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    return f"{where}: {advice}"
+
+
+def os_error_exit_code(exc: OSError) -> int:
+    """2 when the path the user gave cannot be used (permissions, a file where a folder should be); 1 for a fault (disk full, I/O)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+        return RuntimeFault.exit_code
+    return CnnError.exit_code

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from cnn_cli.checkpoint import Checkpoint, load_checkpoint
 from cnn_cli.config import config_from_dict
-from cnn_cli.errors import CnnError
-from cnn_cli.images import MNIST_SIZE, load_image
-from cnn_cli.runs import BEST_CHECKPOINT, CHECKPOINT_DIR, DEFAULT_RUNS_ROOT, LATEST_LINK
+from cnn_cli.errors import CnnError, ImageError
+from cnn_cli.images import MAX_STDIN_BYTES, MNIST_SIZE, Prepared, ink_fraction, load_image, preprocess, read_grayscale_bytes
+from cnn_cli.runs import BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, DEFAULT_RUNS_ROOT, LATEST_LINK, RUN_FILE
 from cnn_cli.train import EvalResult, evaluate
+
+STDIN = "-"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+LOW_CONFIDENCE = 0.6  # top-class probability below this gets a warning
+MNIST_INK_RANGE = (0.02, 0.40)  # ink fraction of MNIST digits lies in 3%..30% (0.1 and 99.9 percentiles), with margin
 
 DEFAULT_CHECKPOINT = Path(DEFAULT_RUNS_ROOT) / LATEST_LINK / CHECKPOINT_DIR / BEST_CHECKPOINT
 
@@ -46,7 +53,45 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", progress: b
     ckpt, model = load_checkpoint(checkpoint)
     splits = checkpoint_splits(ckpt, progress)
     part = {"test": splits.test, "val": splits.val}[split]
+    if len(part.labels) == 0:
+        raise CnnError(f"{checkpoint}: its run has no {split} split (data.val_size is 0); evaluate --split test instead")
     return evaluate(model, part.images, part.labels, config_from_dict(ckpt.config).train.eval_batch_size)
+
+
+def _run_started(run: Path) -> str:
+    try:
+        info = json.loads((run / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return str(info.get("started", "")) if isinstance(info, dict) and info.get("status") == "completed" else ""
+
+
+def newest_completed_run(runs_root: str | Path = DEFAULT_RUNS_ROOT) -> Path:
+    """The run folder under ``runs_root`` that completed last (by run.json's start time) and has a best checkpoint."""
+    root = Path(runs_root)
+    try:
+        candidates = [p for p in root.iterdir() if p.name != LATEST_LINK and (p / CHECKPOINT_DIR / BEST_CHECKPOINT).is_file()]
+    except OSError:
+        candidates = []
+    completed = [(started, p.name, p) for p in candidates if (started := _run_started(p))]
+    if not completed:
+        raise CnnError(
+            f"no completed run with {CHECKPOINT_DIR}/{BEST_CHECKPOINT} under {root}/; train first (cnn train --config mnist) or name one"
+        )
+    return max(completed)[2]
+
+
+def resolve_eval_checkpoint(target: str | Path | None, runs_root: str | Path = DEFAULT_RUNS_ROOT) -> Path:
+    """What ``cnn eval [TARGET]`` evaluates: a checkpoint file, a run folder's best one, or the newest completed run's."""
+    if target is None:
+        return newest_completed_run(runs_root) / CHECKPOINT_DIR / BEST_CHECKPOINT
+    path = Path(target)
+    if path.is_dir() and (path / CONFIG_FILE).is_file():  # a run folder; any other folder is refused as "not a file" by the loader
+        best = path / CHECKPOINT_DIR / BEST_CHECKPOINT
+        if not best.is_file():
+            raise CnnError(f"{path}: this run has no {CHECKPOINT_DIR}/{BEST_CHECKPOINT} yet (no epoch finished?)")
+        return best
+    return path
 
 
 @dataclass
@@ -55,13 +100,14 @@ class Prediction:
 
     path: str
     prediction: int | None = None
-    probabilities: dict[str, float] | None = None
     top_k: list[tuple[int, float]] | None = None
     warning: str = ""
     error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": self.path, "prediction": self.prediction, "probabilities": self.probabilities}
+        """JSON form: the top-k classes only (most probable first), as ``--top-k`` asks."""
+        probabilities = None if self.top_k is None else {str(c): round(p, 6) for c, p in self.top_k}
+        out: dict[str, Any] = {"path": self.path, "prediction": self.prediction, "probabilities": probabilities}
         if self.warning:
             out["warning"] = self.warning
         if self.error:
@@ -80,8 +126,64 @@ def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
     return DEFAULT_CHECKPOINT
 
 
-def predict_images(paths: list[str], checkpoint: str | Path | None = None, top_k: int = 3) -> list[Prediction]:
-    """Classify image files. A bad image gets ``error`` set; the others are still predicted."""
+def image_files(folder: Path) -> tuple[list[Path], list[str]]:
+    """Every image file (by suffix) under ``folder``, recursively, sorted; plus one error per folder that could not be listed."""
+    found: list[Path] = []
+    errors: list[str] = []
+
+    def unreadable(exc: OSError) -> None:
+        errors.append(f"{exc.filename}: cannot list the folder ({exc.strerror or exc})")
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
+        dirs.sort()
+        found.extend(Path(root) / name for name in files if name.lower().endswith(IMAGE_SUFFIXES))
+    return sorted(found), errors
+
+
+def _read_stdin(stream: IO[bytes]) -> bytes:
+    data = stream.read(MAX_STDIN_BYTES + 1)
+    if len(data) > MAX_STDIN_BYTES:
+        raise ImageError(f"{STDIN}: more than {MAX_STDIN_BYTES >> 20} MiB on stdin; refused")
+    return data
+
+
+def expand_sources(sources: list[str]) -> list[tuple[str, str]]:
+    """(path, error) per image to predict: stdin (``-``) and files as given, folders replaced by the images inside them."""
+    items: list[tuple[str, str]] = []
+    for source in sources:
+        path = Path(source)
+        if source != STDIN and path.is_dir():
+            files, errors = image_files(path)
+            items.extend(("", error) for error in errors)
+            if not files and not errors:
+                items.append((source, f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder"))
+            items.extend((str(f), "") for f in files)
+        else:
+            items.append((source, ""))
+    return items
+
+
+def doubt(prepared: Prepared, top_probability: float) -> str:
+    """A warning when the answer deserves doubt: low confidence, or an image unlike an MNIST digit."""
+    if prepared.warning:  # blank or no ink: already said to be meaningless
+        return prepared.warning
+    reasons = []
+    if top_probability < LOW_CONFIDENCE:
+        reasons.append(f"low confidence (top class p={top_probability:.2f}); this may not be a digit the model knows")
+    fraction = ink_fraction(prepared.pixels)
+    low, high = MNIST_INK_RANGE
+    if not low <= fraction <= high:
+        reasons.append(f"unlike an MNIST digit: {fraction:.0%} of the prepared 28x28 pixels are ink (MNIST digits: 3% to 30%)")
+    return "; ".join(reasons)
+
+
+def predict_images(
+    paths: list[str], checkpoint: str | Path | None = None, top_k: int = 3, stdin: IO[bytes] | None = None
+) -> list[Prediction]:
+    """Classify images: files, folders (every image inside, recursively, sorted) and ``-`` (one image read from ``stdin``).
+
+    A bad image gets ``error`` set; the others are still predicted.
+    """
     path = resolve_checkpoint(checkpoint)
     ckpt, model = load_checkpoint(path)
     if tuple(model.input_shape) != (1, MNIST_SIZE, MNIST_SIZE):
@@ -89,22 +191,29 @@ def predict_images(paths: list[str], checkpoint: str | Path | None = None, top_k
     mean, std = float(ckpt.data.get("mean", 0.0)), float(ckpt.data.get("std", 1.0))
     classes = ckpt.data.get("classes") or list(range(model.loss.num_classes))
     results = []
-    for path in paths:
+    for source, error in expand_sources(paths):
+        if error:
+            results.append(Prediction(path=source, error=error))
+            continue
         try:
-            prepared = load_image(path)
+            if source == STDIN:
+                if stdin is None:
+                    raise ImageError(f"{STDIN}: no standard input to read an image from")
+                prepared = preprocess(read_grayscale_bytes(_read_stdin(stdin), STDIN))
+            else:
+                prepared = load_image(source)
         except CnnError as exc:
-            results.append(Prediction(path=str(path), error=str(exc)))
+            results.append(Prediction(path=source, error=str(exc)))
             continue
         x = ((prepared.pixels - mean) / std).astype(model.dtype)[None, None]
         probs = model.predict_proba(x)[0]
         order = np.argsort(-probs, kind="stable")[:top_k]
         results.append(
             Prediction(
-                path=str(path),
+                path=source,
                 prediction=int(classes[int(order[0])]),
-                probabilities={str(c): round(float(p), 6) for c, p in zip(classes, probs, strict=True)},
                 top_k=[(int(classes[int(i)]), float(probs[i])) for i in order],
-                warning=prepared.warning,
+                warning=doubt(prepared, float(probs[order[0]])),
             )
         )
     return results

@@ -72,6 +72,14 @@ def check_clean(outcome: Outcome) -> None:
     assert "Traceback" not in outcome.output, outcome.output
 
 
+DOUBT = ("low confidence", "unlike an MNIST digit")  # doubt warnings: the tiny test model is unsure of a stroke, rightly
+
+
+def reported(outcome: Outcome) -> list[str]:
+    """stderr lines other than doubt warnings, which these tests of broken files do not look at."""
+    return [line for line in outcome.stderr.splitlines() if not (line.startswith("warning: ") and any(d in line for d in DOUBT))]
+
+
 @pytest.fixture
 def good_images(tmp_path: Path) -> list[Path]:
     first, second = tmp_path / "one.png", tmp_path / "one-photo.jpg"
@@ -97,7 +105,7 @@ def bad_images(folder: Path) -> dict[str, tuple[Path, str]]:
         out[name] = (folder / file_name, words)
     out["missing"] = (folder / "nowhere.png", "image not found")
     (folder / "a-folder.png").mkdir()
-    out["folder"] = (folder / "a-folder.png", "image not found")
+    out["folder"] = (folder / "a-folder.png", "no image files")  # a folder is searched for images; this one holds none
     return out
 
 
@@ -108,13 +116,13 @@ def bad_images(folder: Path) -> dict[str, tuple[Path, str]]:
 def test_a_broken_image_fails_alone(tmp_path: Path, checkpoint: Path, good_images: list[Path], case: str) -> None:
     bad, words = bad_images(tmp_path)[case]
     alone = invoke_cli(["predict", *good_images, "--checkpoint", checkpoint])
-    assert alone.code == 0 and alone.stderr == "", alone.output
+    assert alone.code == 0 and reported(alone) == [], alone.output
 
     mixed = invoke_cli(["predict", good_images[0], bad, good_images[1], "--checkpoint", checkpoint])
     check_clean(mixed)
     assert mixed.code == EXIT_BAD_INPUT, mixed.output
     assert predicted(mixed) == predicted(alone), "the good images are still predicted, the same way"
-    lines = mixed.stderr.splitlines()
+    lines = reported(mixed)
     assert len(lines) == 1, mixed.stderr
     assert lines[0].startswith(f"error: {bad}: "), lines[0]
     assert words in lines[0]
@@ -125,7 +133,7 @@ def test_every_broken_image_gets_its_own_line(tmp_path: Path, checkpoint: Path, 
     outcome = invoke_cli(["predict", good_images[0], *bad, good_images[1], "--checkpoint", checkpoint, "--json"])
     check_clean(outcome)
     assert outcome.code == EXIT_BAD_INPUT
-    lines = outcome.stderr.splitlines()
+    lines = reported(outcome)
     assert [line.split(": ")[1] for line in lines] == [str(p) for p in bad], lines
     results = json.loads(outcome.stdout)
     assert [r["path"] for r in results] == [str(p) for p in [good_images[0], *bad, good_images[1]]]
@@ -141,7 +149,7 @@ def test_broken_images_in_a_real_process(tmp_path: Path, checkpoint: Path, good_
     check_clean(outcome)
     assert outcome.code == EXIT_BAD_INPUT, outcome.output
     assert list(predicted(outcome)) == [str(good_images[0])]
-    assert [line.split(": ")[1] for line in outcome.stderr.splitlines()] == [str(truncated), str(empty)]
+    assert [line.split(": ")[1] for line in reported(outcome)] == [str(truncated), str(empty)]
 
 
 # ---------------------------------------------------------------- case 18: decompression bombs
@@ -159,7 +167,7 @@ def test_decompression_bomb_is_refused_without_decoding(
     check_clean(outcome)
     assert outcome.code == EXIT_BAD_INPUT
     assert list(predicted(outcome)) == [str(good_images[0])]
-    lines = outcome.stderr.splitlines()
+    lines = reported(outcome)
     assert len(lines) == 1 and lines[0].startswith(f"error: {bomb}: refused, too many pixels"), lines
 
 
@@ -234,7 +242,7 @@ def test_every_mode_is_predicted_in_one_call(tmp_path: Path, checkpoint: Path) -
     files = list(encodings(tmp_path).values())
     outcome = invoke_cli(["predict", *files, "--checkpoint", checkpoint, "--json"])
     check_clean(outcome)
-    assert outcome.code == 0 and outcome.stderr == "", outcome.output
+    assert outcome.code == 0 and reported(outcome) == [], outcome.output
     results = json.loads(outcome.stdout)
     assert len(results) == len(files)
     assert len({r["prediction"] for r in results}) == 1, "every encoding of the same digit gets the same answer"
@@ -280,7 +288,7 @@ def test_huge_but_legal_image_is_handled(tmp_path: Path, checkpoint: Path) -> No
     Image.fromarray(pixels[::200, ::200]).save(small)
     outcome = invoke_cli(["predict", path, small, "--checkpoint", checkpoint])
     check_clean(outcome)
-    assert outcome.code == 0 and outcome.stderr == "", outcome.output
+    assert outcome.code == 0 and reported(outcome) == [], outcome.output
     answers = predicted(outcome)
     assert answers[str(path)] == answers[str(small)]
 
@@ -296,7 +304,7 @@ def test_float_image_with_a_non_finite_pixel_never_crashes(tmp_path: Path, check
     assert outcome.code in (0, EXIT_BAD_INPUT), outcome.output
     assert str(good_images[0]) in predicted(outcome), "the good image is still predicted"
     if outcome.code == EXIT_BAD_INPUT:
-        assert outcome.stderr.startswith(f"error: {path}: ") and len(outcome.stderr.splitlines()) == 1
+        assert reported(outcome)[0].startswith(f"error: {path}: ") and len(reported(outcome)) == 1
     else:
         assert "blank" not in outcome.stderr, f"a digit with one odd pixel is not blank: {outcome.stderr}"
 
@@ -321,7 +329,7 @@ def test_blank_images_get_a_warning_not_a_crash(tmp_path: Path, checkpoint: Path
     check_clean(outcome)
     assert outcome.code == 0, outcome.output
     assert list(predicted(outcome)) == [str(good_images[0]), *map(str, blanks)]
-    lines = outcome.stderr.splitlines()
+    lines = reported(outcome)
     assert lines == [f"warning: {p}: image is blank (a single colour); the prediction is meaningless" for p in blanks]
 
 
