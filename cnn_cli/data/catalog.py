@@ -118,4 +118,3 @@ FASHION_MNIST = DatasetSpec(
 
 # The hash-checked datasets, by name. load_dataset also accepts IDX_DATASET.
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (MNIST, FASHION_MNIST)}
-DATASET_NAMES = (*DATASETS, IDX_DATASET)

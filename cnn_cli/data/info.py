@@ -9,15 +9,15 @@ import numpy as np
 from cnn_cli.data.cache import VERIFIED, DatasetCache
 from cnn_cli.data.catalog import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 from cnn_cli.data.idx import NUM_LABELS, read_count, read_labels
-from cnn_cli.data.sources import dataset_spec
+from cnn_cli.data.sources import dataset_spec, resolve_data_dir
 
 # Which label file each split's class balance is read from.
 _SPLIT_LABELS = {"train": TRAIN_LABELS, "test": TEST_LABELS}
 _SPLIT_IMAGES = {"train": TRAIN_IMAGES, "test": TEST_IMAGES}
 
 
-def dataset_info(dataset: str, data_dir: str | Path = "data") -> dict:
-    """Describe the cached copy of a dataset without fetching anything.
+def dataset_info(dataset: str, data_dir: str | Path | None = None) -> dict:
+    """Describe the cached copy of a dataset without fetching anything (``data_dir`` None: the default cache).
 
     Returns:
         A JSON-ready dict::
@@ -31,7 +31,7 @@ def dataset_info(dataset: str, data_dir: str | Path = "data") -> dict:
         mismatch"; counts and balances are given for verified files only.
     """
     spec = dataset_spec(dataset)
-    cache = DatasetCache(data_dir, spec, create=False)
+    cache = DatasetCache(resolve_data_dir(data_dir), spec, create=False)
     files = []
     statuses = {}
     for idx_file in spec.files:

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cnn_cli.data import catalog
-from cnn_cli.data.cli import data_group
+from cnn_cli.data_cli import data_group
 from cnn_cli.errors import DataError
 
 

