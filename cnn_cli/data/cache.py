@@ -124,7 +124,7 @@ class DatasetCache:
         """
 
         def copy_verified(out: BinaryIO) -> None:
-            reader: BinaryIO = gzip.GzipFile(fileobj=stream, mode="rb") if compressed else stream
+            reader: gzip.GzipFile | BinaryIO = gzip.GzipFile(fileobj=stream, mode="rb") if compressed else stream
             digest, size = hashlib.sha256(), 0
             while True:
                 try:

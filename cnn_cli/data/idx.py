@@ -50,7 +50,7 @@ def open_regular_file(path: Path) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def _read(stream: BinaryIO, size: int, path: Path, compressed: bool) -> bytes:
+def _read(stream: gzip.GzipFile | BinaryIO, size: int, path: Path, compressed: bool) -> bytes:
     """Read up to ``size`` bytes, turning read and gzip failures into DataError."""
     try:
         return stream.read(size)
@@ -73,7 +73,7 @@ def read_idx(path: str | Path, magic: int, kind: str) -> tuple[tuple[int, ...], 
         raw.seek(0)
         if path.suffix == ".gz" and not compressed:
             raise DataError(f"{path}: not gzip data (the file is named .gz but starts with {raw.read(8)!r})")
-        stream: BinaryIO = gzip.GzipFile(fileobj=raw) if compressed else raw
+        stream: gzip.GzipFile | BinaryIO = gzip.GzipFile(fileobj=raw) if compressed else raw
 
         def fail(message: str) -> DataError:
             if compressed:  # a corrupt gzip explains a bad header better: look a little further first

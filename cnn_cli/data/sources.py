@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from cnn_cli.data.cache import MISSING, VERIFIED, DatasetCache
 from cnn_cli.data.catalog import DATASETS, IDX_DATASET, DatasetSpec, IdxFile
