@@ -82,7 +82,8 @@ class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-_OPENER = urllib.request.build_opener(_HttpsOnlyRedirects)
+_OPENER = urllib.request.build_opener(_HttpsOnlyRedirects)  # honours https_proxy / no_proxy
+_LOOPBACK_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _HttpsOnlyRedirects)  # never via a proxy
 
 
 def _open(url: str, policy: HttpPolicy) -> http.client.HTTPResponse:
@@ -91,7 +92,7 @@ def _open(url: str, policy: HttpPolicy) -> http.client.HTTPResponse:
     host = urllib.parse.urlsplit(url).hostname
     request = urllib.request.Request(url, headers={"User-Agent": f"cnn/{__version__}", "Accept-Encoding": "identity"})
     try:
-        return _OPENER.open(request, timeout=policy.timeout_s)
+        return (_LOOPBACK_OPENER if is_loopback_host(host or "") else _OPENER).open(request, timeout=policy.timeout_s)
     except urllib.error.HTTPError as err:
         err.close()
         raise MirrorFailure(f"HTTP {err.code} {err.reason}".rstrip(), retryable=err.code >= 500) from None

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import http.server
+import shutil
 import socket
+import ssl
+import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +22,7 @@ from cnn_cli.errors import DataError
 from cnn_cli.io import TEMP_SUFFIX
 
 FAST_POLICY = HttpPolicy(timeout_s=0.3, retries=1, backoff_s=0.01)
+TLS_POLICY = HttpPolicy(timeout_s=5, retries=0)  # handshakes on a busy machine need more than FAST_POLICY's 0.3 s
 SLOW_SERVER_DELAY_S = 1.5
 
 
@@ -253,3 +260,64 @@ def test_a_redirect_loop_ends_with_a_clear_error(tmp_path: Path, synthetic, loop
 )
 def test_is_loopback_host(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+@pytest.fixture
+def https_mirror(tmp_path: Path, synthetic) -> Iterator[tuple[str, Path]]:
+    """A real TLS mirror on 127.0.0.1 with a fresh self-signed certificate; yields (base URL, certificate file)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    bodies = {f"/mnist/{f.gz_name}": gzip.compress(synthetic.raw[f.name]) for f in synthetic.spec.files}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = bodies.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/mnist/", cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_https_with_an_untrusted_certificate_is_refused(tmp_path: Path, synthetic, https_mirror, monkeypatch: pytest.MonkeyPatch) -> None:
+    base_url, _ = https_mirror
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    with pytest.raises(DataError, match="TLS error with 127.0.0.1: CERTIFICATE_VERIFY_FAILED") as caught:
+        MirrorSource(base_url, TLS_POLICY).fetch(list(synthetic.spec.files), cache, progress=False)
+    assert "skipped its other 3 files" in str(caught.value)
+    assert not any(cache.is_verified(f) for f in synthetic.spec.files)
+
+
+def test_https_with_a_trusted_certificate_fills_the_cache(tmp_path: Path, synthetic, https_mirror, monkeypatch: pytest.MonkeyPatch) -> None:
+    base_url, cert = https_mirror
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # OpenSSL's default verify paths read it: the system trust store, swapped
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    MirrorSource(base_url, TLS_POLICY).fetch(list(synthetic.spec.files), cache, progress=False)
+    assert all(cache.is_verified(f) for f in synthetic.spec.files)
