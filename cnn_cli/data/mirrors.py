@@ -37,7 +37,8 @@ class HttpPolicy:
 
     Attributes:
         timeout_s: limit on connecting and on any single wait for data.
-        retries: extra attempts after a 5xx, timeout or dropped connection.
+        retries: extra attempts after a 5xx, a read timeout or a dropped connection (a host that cannot
+            be reached at all is not retried, and its other files are skipped).
         backoff_s: wait before the first retry; doubled for each later one.
     """
 
@@ -100,8 +101,8 @@ def _open(url: str, policy: HttpPolicy) -> http.client.HTTPResponse:
         reason = err.reason
         if isinstance(reason, socket.gaierror):
             raise MirrorFailure(f"cannot resolve host {host}", host_down=True) from None
-        if isinstance(reason, TimeoutError):
-            raise MirrorFailure(f"no connection to {host} within {policy.timeout_s:g} s", retryable=True) from None
+        if isinstance(reason, TimeoutError):  # not retried: a host that is unreachable now stays so for seconds
+            raise MirrorFailure(f"no connection to {host} within {policy.timeout_s:g} s", host_down=True) from None
         if isinstance(reason, ssl.SSLError):
             raise MirrorFailure(f"TLS error with {host}: {reason.reason or reason}", host_down=True) from None
         words = reason.strerror if isinstance(reason, OSError) and reason.strerror else reason

@@ -321,3 +321,25 @@ def test_https_with_a_trusted_certificate_fills_the_cache(tmp_path: Path, synthe
     cache = DatasetCache(tmp_path / "data", synthetic.spec)
     MirrorSource(base_url, TLS_POLICY).fetch(list(synthetic.spec.files), cache, progress=False)
     assert all(cache.is_verified(f) for f in synthetic.spec.files)
+
+
+def test_a_host_that_never_answers_the_connect_costs_one_timeout(tmp_path: Path, synthetic) -> None:
+    """A listening socket whose backlog is full drops new connections, like a firewalled or offline host."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        fillers = [socket.socket() for _ in range(4)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        time.sleep(0.2)
+        cache = DatasetCache(tmp_path, synthetic.spec)
+        started = time.perf_counter()
+        with pytest.raises(DataError) as caught:
+            MirrorSource(f"http://127.0.0.1:{port}/", HttpPolicy(timeout_s=0.5, retries=2)).fetch(list(synthetic.spec.files), cache, False)
+        elapsed = time.perf_counter() - started
+        for filler in fillers:
+            filler.close()
+    assert str(caught.value) == f"{synthetic.spec.files[0].gz_name}: no connection to 127.0.0.1 within 0.5 s; skipped its other 3 files"
+    assert elapsed < 1.5, f"{elapsed:.2f} s: the connect was retried or the other files were tried"
