@@ -12,6 +12,7 @@ import click
 from cnn_cli import __version__
 from cnn_cli.data_cli import data_group
 from cnn_cli.errors import CnnError, RuntimeFault
+from cnn_cli.explain.cli import DOCS_HINT, docs_command, explain_command
 from cnn_cli.plots_cli import plot_command, viz_command
 
 EXIT_BAD_INPUT = 2
@@ -218,33 +219,58 @@ def summary(config_name, overrides) -> None:
     click.echo("-" * len(header))
     total_flops = sum(r.flops for r in rows)
     click.echo(f"{'total':<42}{model.num_params():>12,}{total_flops:>15,}")
-    click.echo(f"forward FLOPs per image {total_flops / 1e6:.1f} M; training (fwd + bwd) about {3 * total_flops / 1e6:.1f} M")
+    click.echo(f"forward FLOPs per image {_count(total_flops)}; training (fwd + bwd) about {_count(3 * total_flops)}")
 
 
-@cli.command()
-@click.option("--config", "-c", "config_name", required=True, metavar="CONFIG")
+def _count(flops: int) -> str:
+    """12,345 stays exact; millions and more get a unit (a tiny net must not print "0.0 M")."""
+    if flops < 1_000_000:
+        return f"{flops:,}"
+    return f"{flops / 1e6:.1f} M" if flops < 1_000_000_000 else f"{flops / 1e9:.2f} G"
+
+
+@cli.command(epilog="Docs: cnn docs gradcheck (how the check works), cnn docs conv2d (what a backward must compute).")
+@click.option("--config", "-c", "config_name", metavar="CONFIG", help="Config file or built-in name (mnist, smoke, ...).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=2, show_default=True)
-def gradcheck(config_name, seed, batch_size) -> None:
+@click.option("--break", "break_name", metavar="NAME", help="Swap in a deliberately wrong backward (`--break list` shows them).")
+@click.option(
+    "--show", type=click.IntRange(min=0), default=0, help="Print θ, L(θ±ε), numeric, analytic, rel. error for N entries per tensor."
+)
+@click.option(
+    "--impl",
+    type=click.Path(),
+    metavar="FILE.py",
+    help="Check your own *_backward(grad_out, cache); see `cnn docs gradcheck`, start from `cnn explain --exercise conv`.",
+)
+def gradcheck(config_name, seed, batch_size, break_name, show, impl) -> None:
     """Compare every hand-written gradient with a numeric one (float64); exit 1 on any failure.
 
     \b
-    Example:
-      cnn gradcheck --config configs/mnist.yaml
+    Examples:
+      cnn gradcheck --config mnist
+      cnn gradcheck --config smoke --show 3
+      cnn gradcheck --break list
+      cnn gradcheck --break col2im-assign
+      cnn gradcheck --impl conv_exercise.py
     """
-    from cnn_cli.config import load_config
-    from cnn_cli.gradcheck import format_gradcheck, gradcheck_model
+    from cnn_cli.bugzoo import gradcheck_report
 
-    config = load_config(config_name)
-    results = gradcheck_model(config, seed=seed, batch_size=batch_size)
-    click.echo(format_gradcheck(results))
-    if not all(r.passed for r in results):
+    text, passed = gradcheck_report(config_name, seed, batch_size, break_name, show, impl)
+    click.echo(text)
+    if not passed:
         sys.exit(EXIT_FAULT)
 
 
 cli.add_command(data_group, "data")
+cli.add_command(explain_command, "explain")
+cli.add_command(docs_command, "docs")
 cli.add_command(plot_command, "plot")
 cli.add_command(viz_command, "viz")
+
+# Every command's --help ends by naming the guide that ships with the package.
+for _command in [cli, *cli.commands.values()]:
+    _command.epilog = _command.epilog or DOCS_HINT
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ fixed function of the parameters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,23 @@ FLOOR_FRACTION = 1e-2
 # whose every step crosses a kink (it is then reported as failed, checked = 0).
 MAX_ATTEMPTS_PER_CHECK = 5
 INPUT_NAME = "input"
+
+
+@dataclass
+class EntryDetail:
+    """One sampled entry, as ``cnn gradcheck --show N`` prints it.
+
+    ``skipped`` names the unit whose kink a ±ε step crossed (then numeric/analytic are not judged).
+    """
+
+    index: tuple[int, ...]
+    theta: float
+    loss_plus: float
+    loss_minus: float
+    numeric: float
+    analytic: float
+    rel_error: float
+    skipped: str = ""
 
 
 @dataclass
@@ -69,6 +86,7 @@ class GradcheckResult:
     passed: bool
     checked: int
     skipped: int = 0
+    entries: list[EntryDetail] = field(default_factory=list)  # the first ``show`` entries, when asked
 
 
 def gradcheck_model(
@@ -78,6 +96,7 @@ def gradcheck_model(
     eps: float = 1e-5,
     tolerance: float = 1e-5,
     max_checks_per_param: int = 20,
+    show: int = 0,
 ) -> list[GradcheckResult]:
     """Compare hand-written and numeric gradients for every parameter and the input.
 
@@ -95,6 +114,8 @@ def gradcheck_model(
             ~1e-6 on the shipped configs; a broken backward is off by 1e-2 to 1.
         max_checks_per_param: entries sampled per tensor (all of them for smaller
             tensors), so a large weight such as conv5's stays cheap.
+        show: keep the details (θ, L(θ ± ε), numeric, analytic, error) of the first
+            ``show`` sampled entries of every tensor, skipped ones included, in ``entries``.
     Returns:
         One :class:`GradcheckResult` per parameter, in model order, then ``input``.
     """
@@ -121,7 +142,7 @@ def gradcheck_model(
     for name, tensor in [*model.params.items(), (INPUT_NAME, x)]:
         start = owner.get(name, 0)
         probe = _Probe(model, start, layer_inputs[start], labels)
-        results.append(_check_tensor(name, tensor, analytic[name], probe, rng, eps, tolerance, max_checks_per_param))
+        results.append(_check_tensor(name, tensor, analytic[name], probe, rng, eps, tolerance, max_checks_per_param, show))
     return results
 
 
@@ -206,9 +227,25 @@ class _Probe:
         loss, _ = self.model.loss(out, self.labels)
         return loss, pattern
 
+    def flipped_unit(self, pattern: list[np.ndarray | None]) -> str:
+        """Which unit left the base piece: the first ReLU input that changed sign or max-pool window that changed winner."""
+        for offset, (now, base) in enumerate(zip(pattern, self.base_pattern, strict=True)):
+            if now is None or base is None or np.array_equal(now, base):
+                continue
+            layer = self.model.layers[self.start + offset]
+            where = tuple(int(i) for i in np.argwhere(now != base)[0])
+            if isinstance(layer, MaxPool2D):  # argmax is (N, H_out, W_out, C): report as (n, c, i, j)
+                n, i, j, c = where
+                return f"{layer.name} window (n={n}, c={c}, i={i}, j={j}) changed its winner"
+            return f"{layer.name} unit {where} crossed 0"
+        return ""
+
     def on_base_piece(self, pattern: list[np.ndarray | None]) -> bool:
         """True when no ReLU input changed sign and no max-pool window changed its winner."""
-        return all((a is None and b is None) or np.array_equal(a, b) for a, b in zip(pattern, self.base_pattern, strict=True))
+        return all(
+            (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+            for a, b in zip(pattern, self.base_pattern, strict=True)
+        )
 
 
 def _check_tensor(
@@ -220,6 +257,7 @@ def _check_tensor(
     eps: float,
     tolerance: float,
     max_checks: int,
+    show: int = 0,
 ) -> GradcheckResult:
     """Central differences on up to ``max_checks`` sampled entries of ``tensor`` (perturbed in place, restored)."""
     wanted = min(max_checks, tensor.size)
@@ -227,6 +265,7 @@ def _check_tensor(
     hand_written: list[float] = []
     numeric: list[float] = []
     skipped = 0
+    details: list[EntryDetail] = []
     for flat_index in candidates:
         if len(numeric) == wanted:
             break
@@ -239,14 +278,56 @@ def _check_tensor(
             loss_minus, pattern_minus = probe.evaluate()
         finally:
             tensor[index] = original
+        estimate = (loss_plus - loss_minus) / (2 * eps)
         if not (probe.on_base_piece(pattern_plus) and probe.on_base_piece(pattern_minus)):
             skipped += 1
+            if len(details) < show:
+                unit = probe.flipped_unit(pattern_plus) or probe.flipped_unit(pattern_minus)
+                details.append(
+                    EntryDetail(_plain(index), float(original), loss_plus, loss_minus, estimate, float(analytic[index]), np.nan, unit)
+                )
             continue
         hand_written.append(float(analytic[index]))
-        numeric.append((loss_plus - loss_minus) / (2 * eps))
+        numeric.append(estimate)
+        if len(details) < show:
+            details.append(EntryDetail(_plain(index), float(original), loss_plus, loss_minus, estimate, float(analytic[index]), np.nan))
     worst = _max_relative_error(np.array(hand_written), np.array(numeric))
     passed = len(numeric) > 0 and worst <= tolerance  # False for NaN too
-    return GradcheckResult(name=name, max_rel_error=worst, passed=passed, checked=len(numeric), skipped=skipped)
+    if details:
+        # Each shown entry's error, judged with the same floor as the tensor's maximum.
+        floor = max(FLOOR_FRACTION * float(np.max(np.abs(numeric), initial=0.0)), np.finfo(np.float64).tiny)
+        for detail in details:
+            if not detail.skipped:
+                size = max(abs(detail.analytic) + abs(detail.numeric), floor)
+                detail.rel_error = abs(detail.analytic - detail.numeric) / size
+    return GradcheckResult(name=name, max_rel_error=worst, passed=passed, checked=len(numeric), skipped=skipped, entries=details)
+
+
+def _plain(index: tuple) -> tuple[int, ...]:
+    return tuple(int(i) for i in index)
+
+
+def format_entries(results: list[GradcheckResult]) -> str:
+    """Per tensor, one row per shown entry: index, θ, L(θ+ε), L(θ−ε), numeric, analytic, relative error."""
+    out = []
+    header = f"  {'entry':<16}{'θ':>12}{'L(θ+ε)':>20}{'L(θ−ε)':>20}{'numeric':>14}{'analytic':>14}{'rel err':>10}"
+    for result in results:
+        if not result.entries:
+            continue
+        out.append(f"{result.name}  ({'PASS' if result.passed else 'FAIL'}, max rel err {result.max_rel_error:.2e})")
+        out.append(header)
+        for e in result.entries:
+            index = str(e.index)
+            if e.skipped:
+                out.append(f"  {index:<16}{e.theta:>12.5g}{e.loss_plus:>20.12f}{e.loss_minus:>20.12f}  skipped: {e.skipped}")
+            else:
+                out.append(
+                    f"  {index:<16}{e.theta:>12.5g}{e.loss_plus:>20.12f}{e.loss_minus:>20.12f}"
+                    f"{e.numeric:>14.6e}{e.analytic:>14.6e}{e.rel_error:>10.1e}"
+                )
+        out.append("")
+    out.append("numeric = (L(θ+ε) − L(θ−ε)) / 2ε;  rel err = |a − n| / max(|a| + |n|, 1% of the tensor's largest |n|)")
+    return "\n".join(out)
 
 
 def _max_relative_error(hand_written: np.ndarray, numeric: np.ndarray) -> float:

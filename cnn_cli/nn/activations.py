@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn_cli.nn.threads import batch_ufunc
+from cnn_cli.nn.threads import batch_ufunc, for_each_slice
 
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -28,8 +28,18 @@ def relu(x: np.ndarray) -> np.ndarray:
 
 
 def relu_backward(grad_out: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """dL/dx = dL/dy where x > 0, else 0."""
-    return batch_ufunc(np.multiply, grad_out, positive, out=np.empty_like(positive, dtype=grad_out.dtype))
+    """dL/dx = dL/dy where x > 0, else 0.
+
+    The blocked entries are +0.0: multiplying by the mask would give −0.0 wherever dL/dy
+    was negative, which prints as "-0." and differs from PyTorch bit for bit.
+    """
+    grad_x = np.zeros_like(positive, dtype=grad_out.dtype)
+
+    def copy(batch: slice) -> None:
+        np.copyto(grad_x[batch], grad_out[batch], where=positive[batch])
+
+    for_each_slice(copy, grad_x.shape[0], grad_x.size)
+    return grad_x
 
 
 def leaky_relu_forward(x: np.ndarray, slope: float) -> tuple[np.ndarray, np.ndarray]:
