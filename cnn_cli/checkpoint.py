@@ -13,11 +13,7 @@ decompressing anything, and checks every key, shape, dtype and value.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from cnn_cli.errors import CheckpointError, CnnError, RuntimeFault
+from cnn_cli.errors import CheckpointError, CnnError
+from cnn_cli.io import atomic_write  # re-exported: runs and plots write through it too
 
 FORMAT_VERSION = 1
 OPTIMIZER_PREFIX = "optimizer/"
@@ -44,8 +41,6 @@ META_KEYS = (
 )
 MAX_META_BYTES = 1 << 20  # the config and other metadata are small; anything bigger is refused
 SIZE_SLACK_BYTES = 1 << 20
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 @dataclass
@@ -95,36 +90,6 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
     }
     arrays.update({META_PREFIX + k: v for k, v in meta.items()})
     atomic_write(path, lambda handle: np.savez(handle, **arrays))
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(file_object)`` on a temp file next to ``path``, then fsync and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; records get the usual permissions
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-        _fsync_dir(path.parent)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        if isinstance(exc, OSError):
-            reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-            raise RuntimeFault(f"{path}: could not save ({reason}); the previous file is kept") from exc
-        raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # ---------------------------------------------------------------- loading

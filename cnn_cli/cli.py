@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from cnn_cli import __version__
-from cnn_cli.data.cli import data_group
+from cnn_cli.data_cli import data_group
 from cnn_cli.errors import CnnError, RuntimeFault, os_error_exit_code, os_error_message
 from cnn_cli.explain.cli import DOCS_HINT, docs_command, explain_command
 from cnn_cli.plots_cli import plot_command, viz_command

@@ -56,7 +56,7 @@ class DataConfig:
     """Which dataset, how it is split, filtered and normalised."""
 
     dataset: Literal["mnist", "fashion-mnist", "idx"] = "mnist"
-    data_dir: str = "data"
+    data_dir: str | None = None  # None: ./data in a project folder, else $CNN_DATA_DIR or the per-user cache
     paths: dict[str, str] | None = None
     val_size: int = field(default=5000, metadata=_bounds(minimum=0))
     classes: list[int] | None = None
@@ -97,7 +97,7 @@ class TrainConfig:
     epochs: int = field(default=8, metadata=_bounds(minimum=1))
     batch_size: int = field(default=64, metadata=_bounds(minimum=1))
     eval_batch_size: int = field(default=100, metadata=_bounds(minimum=1))
-    seed: int = 0
+    seed: int = field(default=0, metadata=_bounds(minimum=0))
     drop_last: bool = False
     early_stopping_patience: int | None = field(default=None, metadata=_bounds(minimum=1))
     dtype: Literal["float32", "float64"] = "float32"
@@ -270,6 +270,7 @@ def _check_cross_field(config: Config, lines: _Lines) -> None:
     betas = config.optimizer.betas
     if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
         raise ConfigError(f"{lines.where('optimizer.betas')}optimizer.betas: expected two numbers in [0, 1), got {betas}")
+    _check_data(config, lines)
     if config.data.dataset == "idx":
         need = {"train_images", "train_labels", "test_images", "test_labels"}
         given = set(config.data.paths or {})
@@ -277,6 +278,26 @@ def _check_cross_field(config: Config, lines: _Lines) -> None:
             raise ConfigError(
                 f"{lines.where('data.paths')}data.paths: dataset 'idx' needs exactly the keys {sorted(need)}, got {sorted(given)}"
             )
+
+
+def _check_data(config: Config, lines: _Lines) -> None:
+    """The data checks one field's type cannot express; the data layer trusts them and checks nothing again."""
+    data = config.data
+
+    def refuse(path: str, expected: str, got: Any) -> ConfigError:
+        return ConfigError(f"{lines.where(path)}{path}: expected {expected}, got {got!r}")
+
+    if data.classes is not None and (
+        len(set(data.classes)) != len(data.classes) or len(data.classes) < 2 or not all(0 <= c <= 9 for c in data.classes)
+    ):
+        raise refuse("data.classes", "at least 2 different labels in 0..9", data.classes)
+    if data.paths and data.dataset != "idx":
+        raise refuse("data.paths", f"no paths for dataset {data.dataset!r} (paths are for dataset 'idx')", data.paths)
+    if data.augment.rotate > 180:
+        raise refuse("data.augment.rotate", "degrees between 0 and 180", data.augment.rotate)
+    side = min(config.model.input_shape[1:], default=0)
+    if side and data.augment.translate >= side:
+        raise refuse("data.augment.translate", f"fewer pixels than the {side}-pixel side of model.input_shape", data.augment.translate)
 
 
 # ---------------------------------------------------------------- files

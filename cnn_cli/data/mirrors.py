@@ -1,30 +1,31 @@
-"""Fetch dataset files from HTTPS mirrors.
+"""Fetch dataset files from HTTPS mirrors with the standard library's ``urllib.request``.
 
-Each file is streamed to a temp file in the cache folder (with a tqdm bar),
-then decompressed and verified by :meth:`DatasetCache.install`. Connections
-use a short connect timeout so an offline machine moves on quickly; 5xx
-answers, timeouts and dropped connections are retried a bounded number of
-times with exponential backoff. Only ``https`` URLs are fetched (plain
-``http`` is allowed for loopback addresses, which is what the tests serve
-from), and a redirect may not downgrade to ``http`` either.
+Each ``<file>.gz`` is streamed straight into :meth:`DatasetCache.install`, which
+decompresses, size-checks and hashes it on its way into a temp file. Every wait
+on the network is bounded by ``HttpPolicy.timeout_s`` and the body by a size cap;
+5xx answers, timeouts and dropped connections are retried a bounded number of
+times with exponential backoff. Only ``https`` is fetched (plain ``http`` only
+from loopback addresses, which the tests serve from), and a redirect may not
+leave ``https`` either. Certificates are checked by urllib's default TLS context.
 """
 
 from __future__ import annotations
 
 import http.client
 import ipaddress
-import os
 import socket
 import ssl
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from cnn_cli import __version__
-from cnn_cli.data.cache import CHUNK_BYTES, DatasetCache, create_temp_file, remove_quietly
+from cnn_cli.data.cache import DatasetCache
 from cnn_cli.data.catalog import IdxFile
 from cnn_cli.data.idx import GZIP_MAGIC
 from cnn_cli.errors import DataError
@@ -35,34 +36,25 @@ class HttpPolicy:
     """Timeouts and retry budget for mirror downloads.
 
     Attributes:
-        connect_timeout_s: limit on opening the TCP (and TLS) connection.
-        read_timeout_s: limit on any single wait for data once connected.
-        retries: extra attempts after a 5xx, timeout or dropped connection.
+        timeout_s: limit on connecting and on any single wait for data.
+        retries: extra attempts after a 5xx, a read timeout or a dropped connection (a host that cannot
+            be reached at all is not retried, and its other files are skipped).
         backoff_s: wait before the first retry; doubled for each later one.
-        max_redirects: redirects followed before giving up.
     """
 
-    connect_timeout_s: float = 3.0
-    read_timeout_s: float = 30.0
+    timeout_s: float = 10.0
     retries: int = 2
     backoff_s: float = 0.5
-    max_redirects: int = 5
 
 
 DEFAULT_HTTP_POLICY = HttpPolicy()
-_REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
 
-class _DownloadFailed(Exception):
-    """One attempt to download one URL failed.
+class MirrorFailure(DataError):
+    """A download from a mirror failed. ``retryable``: try the URL again; ``host_down``: skip the mirror's other files."""
 
-    ``retryable`` failures (5xx, timeouts, dropped connections) are tried
-    again; ``host_down`` means the mirror is unreachable, so its other files
-    are not tried either.
-    """
-
-    def __init__(self, reason: str, *, retryable: bool = False, host_down: bool = False) -> None:
-        super().__init__(reason)
+    def __init__(self, message: str, *, retryable: bool = False, host_down: bool = False) -> None:
+        super().__init__(message)
         self.retryable = retryable
         self.host_down = host_down
 
@@ -77,139 +69,83 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def _connect(url: str, policy: HttpPolicy) -> http.client.HTTPConnection:
-    """Open a connection for ``url``, refusing anything but https (or http to loopback)."""
+def _check_scheme(url: str) -> None:
     parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
+    if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname or ""))):
+        raise MirrorFailure(f"refusing {url}: only https URLs are fetched", host_down=True)
+
+
+class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects (urllib caps their number) but never to plain http."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        _check_scheme(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpsOnlyRedirects)  # honours https_proxy / no_proxy
+_LOOPBACK_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _HttpsOnlyRedirects)  # never via a proxy
+
+
+def _open(url: str, policy: HttpPolicy) -> http.client.HTTPResponse:
+    """GET ``url``; network failures become MirrorFailure (refused or unresolvable hosts are 'down')."""
+    _check_scheme(url)
+    host = urllib.parse.urlsplit(url).hostname
+    request = urllib.request.Request(url, headers={"User-Agent": f"cnn/{__version__}", "Accept-Encoding": "identity"})
     try:
-        port = parts.port
-    except ValueError:
-        raise _DownloadFailed(f"bad port in {url}", host_down=True) from None
-    if parts.scheme == "https":
-        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-            host, port, timeout=policy.connect_timeout_s, context=ssl.create_default_context()
-        )
-    elif parts.scheme == "http" and is_loopback_host(host):
-        connection = http.client.HTTPConnection(host, port, timeout=policy.connect_timeout_s)
-    else:
-        raise _DownloadFailed(f"refusing {url}: only https URLs are fetched", host_down=True)
-    try:
-        connection.connect()
-    except socket.gaierror:
-        raise _DownloadFailed(f"cannot resolve host {host}", host_down=True) from None
+        return (_LOOPBACK_OPENER if is_loopback_host(host or "") else _OPENER).open(request, timeout=policy.timeout_s)
+    except urllib.error.HTTPError as err:
+        err.close()
+        raise MirrorFailure(f"HTTP {err.code} {err.reason}".rstrip(), retryable=err.code >= 500) from None
+    except urllib.error.URLError as err:  # raised while connecting or sending the request
+        reason = err.reason
+        if isinstance(reason, socket.gaierror):
+            raise MirrorFailure(f"cannot resolve host {host}", host_down=True) from None
+        if isinstance(reason, TimeoutError):  # not retried: a host that is unreachable now stays so for seconds
+            raise MirrorFailure(f"no connection to {host} within {policy.timeout_s:g} s", host_down=True) from None
+        if isinstance(reason, ssl.SSLError):
+            raise MirrorFailure(f"TLS error with {host}: {reason.reason or reason}", host_down=True) from None
+        words = reason.strerror if isinstance(reason, OSError) and reason.strerror else reason
+        raise MirrorFailure(f"cannot connect to {host}: {words}", host_down=True) from None
     except TimeoutError:
-        raise _DownloadFailed(f"no connection to {host} within {policy.connect_timeout_s:g} s", retryable=True) from None
-    except ssl.SSLError as err:
-        raise _DownloadFailed(f"TLS error with {host}: {err.reason or err}", host_down=True) from None
-    except OSError as err:
-        raise _DownloadFailed(f"cannot connect to {host}: {err.strerror or err}", host_down=True) from None
-    # The connect timeout above is short; once connected, allow slower reads.
-    connection.sock.settimeout(policy.read_timeout_s)
-    return connection
-
-
-def _request(url: str, policy: HttpPolicy) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-    """GET ``url`` following redirects; return the open connection and its 200 response."""
-    for _ in range(policy.max_redirects + 1):
-        connection = _connect(url, policy)
-        parts = urllib.parse.urlsplit(url)
-        target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
-        try:
-            connection.request("GET", target, headers={"User-Agent": f"cnn/{__version__}", "Accept-Encoding": "identity"})
-            response = connection.getresponse()
-        except TimeoutError:
-            connection.close()
-            raise _DownloadFailed(f"no response within {policy.read_timeout_s:g} s", retryable=True) from None
-        except (http.client.HTTPException, OSError) as err:
-            connection.close()
-            raise _DownloadFailed(f"connection failed ({type(err).__name__})", retryable=True) from None
-        if response.status == 200:
-            return connection, response
-        location = response.getheader("Location")
-        connection.close()
-        if response.status in _REDIRECT_STATUSES and location:
-            url = urllib.parse.urljoin(url, location)
-            continue
-        reason = f"HTTP {response.status} {response.reason}".rstrip()
-        raise _DownloadFailed(reason, retryable=response.status >= 500)
-    raise _DownloadFailed(f"more than {policy.max_redirects} redirects")
-
-
-def _download_once(url: str, destination: Path, idx_file: IdxFile, policy: HttpPolicy, progress: bool) -> str:
-    """Stream ``url`` into ``destination``; return the response's Content-Type."""
-    # gzip never makes these files noticeably bigger; anything larger is not the file.
-    max_bytes = idx_file.size + idx_file.size // 100 + 4096
-    connection, response = _request(url, policy)
-    declared = response.getheader("Content-Length")
-    total = int(declared) if declared and declared.isdigit() else None
-    if total is not None and total > max_bytes:
-        connection.close()
-        raise _DownloadFailed(f"Content-Length {total} is too large for {idx_file.gz_name}")
-    received = 0
-    bar = tqdm(
-        total=total,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=idx_file.gz_name,
-        disable=not progress,
-        leave=False,
-    )
-    try:
-        with destination.open("wb") as out:
-            while chunk := _read_chunk(response, received, total, policy):
-                received += len(chunk)
-                if received > max_bytes:
-                    raise _DownloadFailed(f"more than {max_bytes} bytes; this is not {idx_file.gz_name}")
-                out.write(chunk)
-                bar.update(len(chunk))
-    finally:
-        bar.close()
-        connection.close()
-    if total is not None and received != total:
-        raise _DownloadFailed(f"connection closed after {received} of {total} bytes", retryable=True)
-    return response.getheader("Content-Type") or ""
-
-
-def _read_chunk(response: http.client.HTTPResponse, received: int, total: int | None, policy: HttpPolicy) -> bytes:
-    """The next chunk of the body (b"" at its end); network failures become retryable _DownloadFailed."""
-    try:
-        return response.read(CHUNK_BYTES)
-    except TimeoutError:
-        raise _DownloadFailed(f"read timed out after {received} bytes (no data for {policy.read_timeout_s:g} s)", retryable=True) from None
-    except http.client.IncompleteRead as err:
-        raise _DownloadFailed(f"connection closed after {received + len(err.partial)} of {total} bytes", retryable=True) from None
+        raise MirrorFailure(f"no response within {policy.timeout_s:g} s", retryable=True) from None
     except (http.client.HTTPException, OSError) as err:
-        raise _DownloadFailed(f"connection dropped after {received} bytes ({type(err).__name__})", retryable=True) from None
+        raise MirrorFailure(f"connection failed ({type(err).__name__})", retryable=True) from None
 
 
-def _download_with_retries(url: str, destination: Path, idx_file: IdxFile, policy: HttpPolicy, progress: bool) -> str:
-    """Download with bounded retries; a failure that outlasts them marks the mirror down."""
-    attempt = 0
-    while True:
+class _Body:
+    """A response body as a file object for gzip: counts and caps the bytes, drives the bar, names failures."""
+
+    def __init__(self, response: http.client.HTTPResponse, idx_file: IdxFile, policy: HttpPolicy, progress: bool) -> None:
+        self.response, self.policy = response, policy
+        # gzip never makes these files noticeably bigger; anything larger is not the file.
+        self.limit = idx_file.size + idx_file.size // 100 + 4096
+        self.name = idx_file.gz_name
+        declared = response.headers.get("Content-Length")
+        self.total = int(declared) if declared and declared.isdigit() else None
+        if self.total is not None and self.total > self.limit:
+            raise MirrorFailure(f"Content-Length {self.total} is too large for {self.name}")
+        self.received = 0
+        self.bar = tqdm(total=self.total, unit="B", unit_scale=True, unit_divisor=1024, desc=self.name, disable=not progress, leave=False)
+
+    def read(self, size: int = -1) -> bytes:
         try:
-            return _download_once(url, destination, idx_file, policy, progress)
-        except _DownloadFailed as failure:
-            if not failure.retryable:
-                raise
-            if attempt == policy.retries:
-                tries = "1 try" if attempt == 0 else f"{attempt + 1} tries"
-                raise _DownloadFailed(f"{failure} ({tries})", host_down=True) from None
-            time.sleep(policy.backoff_s * 2**attempt)
-            attempt += 1
-
-
-class _MirrorFailed(DataError):
-    """A download failure; ``host_down`` tells the caller to skip the mirror's other files."""
-
-    def __init__(self, message: str, *, host_down: bool) -> None:
-        super().__init__(message)
-        self.host_down = host_down
-
-
-def _gzip_url(base_url: str, idx_file: IdxFile) -> str:
-    """The URL of ``<file>.gz`` under a mirror's base URL."""
-    return base_url.rstrip("/") + "/" + idx_file.gz_name
+            chunk = self.response.read(size if size >= 0 else 1 << 20)
+        except TimeoutError:
+            waited = f"no data for {self.policy.timeout_s:g} s"
+            raise MirrorFailure(f"read timed out after {self.received} bytes ({waited})", retryable=True) from None
+        except (http.client.HTTPException, OSError) as err:
+            raise MirrorFailure(f"connection dropped after {self.received} bytes ({type(err).__name__})", retryable=True) from None
+        if not chunk and self.total is not None and self.received != self.total:
+            raise MirrorFailure(f"connection closed after {self.received} of {self.total} bytes", retryable=True)
+        if chunk and not self.received and chunk[:2] != GZIP_MAGIC[: len(chunk[:2])]:
+            content_type = self.response.headers.get("Content-Type") or "something"
+            raise MirrorFailure(f"the server sent {content_type}, not gzip data")
+        self.received += len(chunk)
+        if self.received > self.limit:
+            raise MirrorFailure(f"more than {self.limit} bytes; this is not {self.name}")
+        self.bar.update(len(chunk))
+        return chunk
 
 
 def fetch_from_mirror(
@@ -221,34 +157,30 @@ def fetch_from_mirror(
     progress: bool = True,
     label: str | None = None,
 ) -> Path:
-    """Download one ``.gz`` file, verify it and move it into the cache.
-
-    ``label`` names the download in errors (default: the URL).
+    """Download one ``.gz`` file, verify it and move it into the cache; ``label`` names it in errors (default: the URL).
 
     Raises:
-        DataError: the download failed or the file did not verify (the temp
-            file is deleted either way).
+        MirrorFailure: the download failed (``host_down`` once the retries are spent).
+        DataError: the bytes are not the file (bad gzip, size or checksum). Nothing is left behind either way.
     """
     label = label or url
-    try:
-        handle, temp_path = create_temp_file(cache.folder, f".{idx_file.gz_name}.")
-    except OSError as err:
-        raise DataError(f"{cache.folder}: cannot create a file ({err.strerror or err})") from None
-    os.close(handle)
-    try:
+    attempt = 0
+    while True:
         try:
-            content_type = _download_with_retries(url, temp_path, idx_file, policy, progress)
-        except _DownloadFailed as failure:
-            raise _MirrorFailed(f"{label}: {failure}", host_down=failure.host_down) from None
-        except OSError as err:  # writing the temp file, not the network (that is _DownloadFailed)
-            raise DataError(f"{temp_path}: cannot write the download ({err.strerror or err})") from None
-        with temp_path.open("rb") as stream:
-            if stream.read(len(GZIP_MAGIC)) != GZIP_MAGIC:
-                raise DataError(f"{label}: the server sent {content_type or 'something'}, not gzip data")
-            stream.seek(0)
-            return cache.install(stream, idx_file, compressed=True, origin=label)
-    finally:
-        remove_quietly(temp_path)
+            with _open(url, policy) as response:
+                body = _Body(response, idx_file, policy, progress)
+                try:
+                    return cache.install(body, idx_file, compressed=True, origin=label)  # type: ignore[arg-type]
+                finally:
+                    body.bar.close()
+        except MirrorFailure as failure:
+            if not failure.retryable:
+                raise MirrorFailure(f"{label}: {failure}", host_down=failure.host_down) from None
+            if attempt == policy.retries:
+                tries = "1 try" if attempt == 0 else f"{attempt + 1} tries"
+                raise MirrorFailure(f"{label}: {failure} ({tries})", host_down=True) from None
+            time.sleep(policy.backoff_s * 2**attempt)
+            attempt += 1
 
 
 class MirrorSource:
@@ -258,26 +190,20 @@ class MirrorSource:
         self.base_url = base_url
         self.policy = policy
         self.description = f"mirror {base_url}"
+        self.limits = f"timeout {policy.timeout_s:g} s per request, {policy.retries} retries"
 
     def fetch(self, files: list[IdxFile], cache: DatasetCache, progress: bool) -> None:
         """Fetch each of ``files`` into the cache; raise DataError naming what failed."""
         problems = []
         for position, idx_file in enumerate(files):
+            url = self.base_url.rstrip("/") + "/" + idx_file.gz_name
             try:
-                fetch_from_mirror(
-                    _gzip_url(self.base_url, idx_file),
-                    idx_file,
-                    cache,
-                    policy=self.policy,
-                    progress=progress,
-                    label=idx_file.gz_name,
-                )
-            except _MirrorFailed as failure:
+                fetch_from_mirror(url, idx_file, cache, policy=self.policy, progress=progress, label=idx_file.gz_name)
+            except MirrorFailure as failure:
                 problems.append(str(failure))
                 if failure.host_down:
-                    skipped = len(files) - position - 1
-                    if skipped:
-                        problems.append(f"skipped its other {skipped} files")
+                    if position + 1 < len(files):
+                        problems.append(f"skipped its other {len(files) - position - 1} files")
                     break
             except DataError as err:
                 problems.append(str(err))

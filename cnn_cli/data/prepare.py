@@ -20,8 +20,6 @@ Images come out float32 (N, 1, 28, 28), labels int64 (N,).
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +28,7 @@ import numpy as np
 from cnn_cli.data import streams
 from cnn_cli.data.catalog import FILE_ROLES, IDX_DATASET, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 from cnn_cli.data.idx import NUM_LABELS, read_image_label_pair
-from cnn_cli.data.sources import dataset_spec, ensure_dataset
+from cnn_cli.data.sources import ensure_dataset
 from cnn_cli.errors import DataError
 
 PIXEL_LEVELS = 256  # uint8 pixels
@@ -155,62 +153,20 @@ def normalise(images: np.ndarray, mean: float, std: float) -> np.ndarray:
     return out
 
 
-def _check_classes(classes: list[int] | None) -> list[int]:
-    """The class list to use: all labels when None, else a validated copy."""
-    if classes is None:
-        return list(range(NUM_LABELS))
-    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
-        raise DataError(f"classes: expected a list of labels, got {classes!r}")
-    checked = [streams.non_negative_int(label, "classes") for label in classes]
-    if any(label >= NUM_LABELS for label in checked):
-        raise DataError(f"classes: labels must be in 0..{NUM_LABELS - 1}, got {list(classes)}")
-    if len(set(checked)) != len(checked):
-        raise DataError(f"classes: each label may appear once, got {list(classes)}")
-    if len(checked) < 2:
-        raise DataError(f"classes: need at least 2 labels to classify, got {list(classes)}")
-    return checked
-
-
-def _check_optional_positive_int(value: object, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise DataError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_optional_float(value: object, name: str, *, positive: bool) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise DataError(f"{name}: expected a finite number, got {value!r}")
-    if positive and value <= 0:
-        raise DataError(f"{name}: expected a positive number, got {value!r}")
-    return float(value)
-
-
-def _resolve_files(dataset: str, data_dir: str | Path, paths: dict[str, str] | None, progress: bool) -> tuple[dict[str, Path], str]:
+def _resolve_files(dataset: str, data_dir: str | Path | None, paths: dict[str, str] | None, progress: bool) -> tuple[dict[str, Path], str]:
     """The four IDX file paths to read and a description of where they are."""
     if dataset == IDX_DATASET:
-        if not isinstance(paths, dict):
-            raise DataError(f"dataset 'idx' needs paths for {', '.join(FILE_ROLES)}")
-        missing = [role for role in FILE_ROLES if role not in paths]
-        unknown = sorted(set(paths) - set(FILE_ROLES))
-        if missing or unknown:
-            problem = f"missing {', '.join(missing)}" if missing else f"unknown keys {', '.join(unknown)}"
-            raise DataError(f"paths: {problem}; expected exactly {', '.join(FILE_ROLES)}")
-        files = {role: Path(paths[role]) for role in FILE_ROLES}
+        if sorted(paths or {}) != sorted(FILE_ROLES):
+            raise ValueError(f"dataset 'idx' needs paths for exactly {', '.join(FILE_ROLES)}")
+        files = {role: Path(paths[role]) for role in FILE_ROLES}  # type: ignore[index]
         return files, "idx files " + ", ".join(f"{role}={path}" for role, path in files.items())
-    spec = dataset_spec(dataset)
-    if paths:
-        raise DataError(f"paths: only used with dataset 'idx', not {dataset!r}")
-    files = ensure_dataset(spec.name, data_dir, progress=progress)
-    return files, f"{spec.name} in {Path(data_dir) / spec.name} (SHA-256 verified)"
+    files = ensure_dataset(dataset, data_dir, progress=progress)
+    return files, f"{dataset} in {files[TRAIN_IMAGES].parent} (SHA-256 verified)"
 
 
 def load_dataset(
     dataset: str = "mnist",
-    data_dir: str | Path = "data",
+    data_dir: str | Path | None = None,
     paths: dict[str, str] | None = None,
     val_size: int = 5000,
     seed: int = 0,
@@ -223,10 +179,14 @@ def load_dataset(
 ) -> DataSplits:
     """Fetch (if needed), validate, split, filter and normalise a dataset.
 
+    The options are checked once, by the config schema (:class:`cnn_cli.config.DataConfig`);
+    called from Python with values it would refuse, this may raise a plain ValueError.
+
     Args:
         dataset: ``"mnist"``, ``"fashion-mnist"`` (fetched and SHA-256 checked)
             or ``"idx"`` (your own four files, validated but not hash-checked).
-        data_dir: cache root for downloaded datasets (files under ``data_dir/<dataset>/``).
+        data_dir: cache root for downloaded datasets (files under ``data_dir/<dataset>/``);
+            None: ``./data`` in a project folder, else the per-user cache (see ``resolve_data_dir``).
         paths: for ``"idx"`` only: train_images, train_labels, test_images,
             test_labels paths (raw or .gz).
         val_size: images of the training file held out for validation, before
@@ -243,15 +203,9 @@ def load_dataset(
         DataSplits with float32 (N, 1, 28, 28) images and int64 (N,) labels per split.
 
     Raises:
-        DataError: any bad argument, unreadable/invalid file or failed download.
+        DataError: an unreadable or invalid file, a failed download, or options the files cannot satisfy.
     """
-    # Check the arguments before any file is fetched or read.
-    seed = streams.non_negative_int(seed, "seed")
-    val_size = streams.non_negative_int(val_size, "val_size")
-    kept_classes = _check_classes(classes)
-    limit = _check_optional_positive_int(limit, "limit")
-    mean = _check_optional_float(mean, "mean", positive=False)
-    std = _check_optional_float(std, "std", positive=True)
+    kept_classes = list(range(NUM_LABELS)) if classes is None else list(classes)
 
     files, source = _resolve_files(dataset, data_dir, paths, progress)
     train_file_images, train_file_labels = read_image_label_pair(files[TRAIN_IMAGES], files[TRAIN_LABELS])

@@ -11,23 +11,12 @@ the same stream); with a fixed number of keys per tag that cannot collide.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
-
-from cnn_cli.errors import DataError
 
 SPLIT = 1  # which training images are held out for validation
 LIMIT = 2  # which training images a --limit subset keeps
 SHUFFLE = 3  # the order of one epoch's batches
 AUGMENT = 4  # the random shifts/rotations of one batch
-
-
-def non_negative_int(value: object, name: str) -> int:
-    """Return ``value`` as an int if it is a non-negative integer, else raise DataError naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise DataError(f"{name}: expected a non-negative integer, got {value!r}")
-    return int(value)
 
 
 def rng_for(stream: int, *keys: int) -> np.random.Generator:

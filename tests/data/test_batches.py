@@ -147,34 +147,13 @@ def test_rotation_quarter_turn_and_value_range() -> None:
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        ({"translate": -1}, "augment.translate: expected a non-negative number of pixels, got -1"),
-        ({"translate": 1.5}, "augment.translate"),
-        ({"rotate": -5}, "augment.rotate: expected degrees between 0 and 180, got -5"),
-        ({"rotate": float("inf")}, "augment.rotate"),
-    ],
-)
-def test_bad_augment_settings(options: dict, expected: str) -> None:
-    with pytest.raises(DataError, match=expected):
-        Augment(**options)
-
-
-def test_translate_larger_than_the_image_is_an_error(dataset) -> None:
-    images, labels = dataset
-    batches = iterate_batches(images, labels, 8, 0, 0, augment=Augment(translate=28))
-    with pytest.raises(DataError, match="augment.translate: 28 px is not smaller than the 28x28 image"):
-        next(batches)
-
-
-@pytest.mark.parametrize(
-    ("options", "expected"),
-    [
-        ({"batch_size": 0}, "batch_size: expected a positive integer, got 0"),
-        ({"seed": -3}, "seed: expected a non-negative integer, got -3"),
-        ({"start_batch": 14}, "start_batch: 14 is past the 13 batches of an epoch"),
+        ({"start_batch": 14}, r"start_batch: 14 is not in 0..13, the batches of an epoch"),
+        ({"start_batch": -1}, r"start_batch: -1 is not in 0..13"),
         ({"labels": np.zeros(5, np.int64)}, r"expected images \(N, C, H, W\) and labels \(N,\)"),
     ],
 )
-def test_bad_arguments_fail_at_the_call(dataset, options: dict, expected: str) -> None:
+def test_arrays_or_start_that_do_not_fit_fail_at_the_call(dataset, options: dict, expected: str) -> None:
+    """Settings (batch size, seed, augmentation) are checked by the config schema (test_data_options.py); these are not settings."""
     images, labels = dataset
     arguments = {"images": images, "labels": labels, "batch_size": 8, "seed": 0, "epoch": 0, **options}
     with pytest.raises(DataError, match=expected):

@@ -5,14 +5,18 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from cnn_cli.data import catalog
-from cnn_cli.data.cli import data_group
+from cnn_cli.data_cli import data_group
 from cnn_cli.errors import DataError
+from tests.support import REPO_ROOT
 
 
 @pytest.fixture
@@ -96,3 +100,12 @@ def test_help_shows_an_example(command: str) -> None:
 def test_unknown_dataset_is_a_usage_error() -> None:
     result = CliRunner().invoke(data_group, ["download", "cifar"])
     assert result.exit_code == 2 and "'cifar' is not one of 'mnist', 'fashion-mnist'" in result.output
+
+
+def test_the_data_layer_has_no_click() -> None:
+    """The commands live in cnn_cli.data_cli; the data layer is a plain library."""
+    script = "import sys, cnn_cli.data, cnn_cli.data.info, cnn_cli.data.sources; print('click' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from cnn_cli.data.idx import (
     IMAGE_MAGIC,
     LABEL_MAGIC,
+    MAX_DATA_BYTES,
     read_count,
     read_image_label_pair,
     read_images,
@@ -173,3 +175,29 @@ def test_validation_holds_under_python_dash_o(tmp_path: Path, idx_encode, labels
     result = subprocess.run([sys.executable, "-O", "-c", script], capture_output=True, text=True, env=env, timeout=60, check=False)
     assert result.returncode == 3, result.stderr
     assert "label 42 at index 1 is out of range" in result.stdout
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_non_regular_files_are_refused_without_blocking(tmp_path: Path, kind: str) -> None:
+    path = {"fifo": tmp_path / "fifo-idx3-ubyte", "device": Path("/dev/zero"), "folder": tmp_path}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)  # a plain open() would wait here for a writer, forever
+    with pytest.raises(DataError, match="not a regular file"):
+        read_images(path)
+
+
+def test_a_header_declaring_gigabytes_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "huge-idx3-ubyte"
+    path.write_bytes(struct.pack(">IIII", IMAGE_MAGIC, 2_000_000, 28, 28) + bytes(100))
+    with pytest.raises(DataError, match=f"declares 2000000x28x28 = 1568000000 data bytes, more than the {MAX_DATA_BYTES} allowed"):
+        read_images(path)
+
+
+def test_gzip_data_past_the_declared_end_is_refused_after_a_bounded_look(tmp_path: Path, idx_encode, labels) -> None:
+    path = tmp_path / "labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_encode(labels, LABEL_MAGIC) + bytes(5)))
+    with pytest.raises(DataError, match=r"5 trailing bytes after the 6 data$"):
+        read_labels(path)
+    path.write_bytes(gzip.compress(idx_encode(labels, LABEL_MAGIC) + bytes(3 << 20)))
+    with pytest.raises(DataError, match=r"at least 1048576 trailing bytes after the 6 data$"):
+        read_labels(path)

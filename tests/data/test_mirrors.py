@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import http.server
+import shutil
 import socket
+import ssl
+import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,8 +19,10 @@ from cnn_cli.data.cache import DatasetCache
 from cnn_cli.data.mirrors import HttpPolicy, MirrorSource, fetch_from_mirror, is_loopback_host
 from cnn_cli.data.sources import fetch_dataset
 from cnn_cli.errors import DataError
+from cnn_cli.io import TEMP_SUFFIX
 
-FAST_POLICY = HttpPolicy(connect_timeout_s=2.0, read_timeout_s=0.3, retries=1, backoff_s=0.01)
+FAST_POLICY = HttpPolicy(timeout_s=0.3, retries=1, backoff_s=0.01)
+TLS_POLICY = HttpPolicy(timeout_s=5, retries=0)  # handshakes on a busy machine need more than FAST_POLICY's 0.3 s
 SLOW_SERVER_DELAY_S = 1.5
 
 
@@ -77,7 +85,7 @@ def serve_dataset(server, prefix: str, synthetic, make_handler=None) -> str:
 
 
 def leftover_temp_files(folder: Path) -> list[Path]:
-    return [path for path in folder.iterdir() if path.name.endswith(".part")]
+    return [path for path in folder.iterdir() if path.name.endswith(TEMP_SUFFIX)]
 
 
 def test_good_mirror_fills_the_cache(tmp_path: Path, synthetic, loopback_server) -> None:
@@ -134,7 +142,8 @@ def test_bad_downloads_fail_cleanly(tmp_path: Path, synthetic, loopback_server, 
         "html error page": respond(b"<!DOCTYPE html><html>Access denied</html>", content_type="text/html; charset=utf-8"),
         "slow": stall_midway(compressed),
         "always 503": fail_first(99, respond(compressed)),
-        "endless": respond(b"\x1f\x8b" + b"\x00" * (idx_file.size + 100_000), send_length=False),
+        # Stored (level 0) gzip: the body is as big as the data it holds, so the size caps, not the gzip check, stop it.
+        "endless": respond(gzip.compress(bytes(idx_file.size + 100_000), compresslevel=0), send_length=False),
         "huge length": respond(compressed, declared_length=idx_file.size + 10**9),
     }
     path = f"/{case.replace(' ', '-')}/{idx_file.gz_name}"
@@ -223,6 +232,20 @@ def test_redirects_are_followed_but_never_to_plain_http(tmp_path: Path, syntheti
     assert cache.is_verified(idx_file)
 
 
+def test_a_redirect_loop_ends_with_a_clear_error(tmp_path: Path, synthetic, loopback_server) -> None:
+    def loop(request) -> None:
+        request.send_response(302)
+        request.send_header("Location", "/loop.gz")
+        request.send_header("Content-Length", "0")
+        request.end_headers()
+
+    loopback_server.routes["/loop.gz"] = loop
+    cache = DatasetCache(tmp_path, synthetic.spec)
+    with pytest.raises(DataError, match=r"/loop.gz: HTTP 302 .*redirect"):
+        fetch_from_mirror(loopback_server.base_url + "/loop.gz", synthetic.spec.files[1], cache, policy=FAST_POLICY, progress=False)
+    assert loopback_server.hits["/loop.gz"] <= 11
+
+
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [
@@ -237,3 +260,86 @@ def test_redirects_are_followed_but_never_to_plain_http(tmp_path: Path, syntheti
 )
 def test_is_loopback_host(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+@pytest.fixture
+def https_mirror(tmp_path: Path, synthetic) -> Iterator[tuple[str, Path]]:
+    """A real TLS mirror on 127.0.0.1 with a fresh self-signed certificate; yields (base URL, certificate file)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    bodies = {f"/mnist/{f.gz_name}": gzip.compress(synthetic.raw[f.name]) for f in synthetic.spec.files}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = bodies.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/mnist/", cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_https_with_an_untrusted_certificate_is_refused(tmp_path: Path, synthetic, https_mirror, monkeypatch: pytest.MonkeyPatch) -> None:
+    base_url, _ = https_mirror
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    with pytest.raises(DataError, match="TLS error with 127.0.0.1: CERTIFICATE_VERIFY_FAILED") as caught:
+        MirrorSource(base_url, TLS_POLICY).fetch(list(synthetic.spec.files), cache, progress=False)
+    assert "skipped its other 3 files" in str(caught.value)
+    assert not any(cache.is_verified(f) for f in synthetic.spec.files)
+
+
+def test_https_with_a_trusted_certificate_fills_the_cache(tmp_path: Path, synthetic, https_mirror, monkeypatch: pytest.MonkeyPatch) -> None:
+    base_url, cert = https_mirror
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # OpenSSL's default verify paths read it: the system trust store, swapped
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    MirrorSource(base_url, TLS_POLICY).fetch(list(synthetic.spec.files), cache, progress=False)
+    assert all(cache.is_verified(f) for f in synthetic.spec.files)
+
+
+def test_a_host_that_never_answers_the_connect_costs_one_timeout(tmp_path: Path, synthetic) -> None:
+    """A listening socket whose backlog is full drops new connections, like a firewalled or offline host."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        fillers = [socket.socket() for _ in range(4)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        time.sleep(0.2)
+        cache = DatasetCache(tmp_path, synthetic.spec)
+        started = time.perf_counter()
+        with pytest.raises(DataError) as caught:
+            MirrorSource(f"http://127.0.0.1:{port}/", HttpPolicy(timeout_s=0.5, retries=2)).fetch(list(synthetic.spec.files), cache, False)
+        elapsed = time.perf_counter() - started
+        for filler in fillers:
+            filler.close()
+    assert str(caught.value) == f"{synthetic.spec.files[0].gz_name}: no connection to 127.0.0.1 within 0.5 s; skipped its other 3 files"
+    assert elapsed < 1.5, f"{elapsed:.2f} s: the connect was retried or the other files were tried"

