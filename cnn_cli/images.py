@@ -9,6 +9,7 @@ is already 28×28 light-on-dark passes through unchanged (apart from normalisati
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,18 +46,29 @@ def read_grayscale(path: str | Path) -> np.ndarray:
         raise ImageError(f"{path}: image not found")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file")
+    return _decode_gray(path, str(path))
+
+
+def read_grayscale_bytes(data: bytes, name: str = "upload") -> np.ndarray:
+    """:func:`read_grayscale` for an image held in memory (an upload), with the same checks; ``name`` labels errors."""
+    if not data:
+        raise ImageError(f"{name}: empty file")
+    return _decode_gray(io.BytesIO(data), name)
+
+
+def _decode_gray(source: Path | io.BytesIO, name: str) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 image.load()
                 return _to_gray(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{path}: refused, too many pixels for an image to classify ({exc})") from None
+        raise ImageError(f"{name}: refused, too many pixels for an image to classify ({exc})") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image Pillow can read (PNG, JPEG, ...)") from None
+        raise ImageError(f"{name}: not an image Pillow can read (PNG, JPEG, ...)") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: cannot decode image ({exc})") from None
+        raise ImageError(f"{name}: cannot decode image ({exc})") from None
 
 
 def _to_gray(image: Image.Image) -> np.ndarray:

@@ -1,0 +1,96 @@
+"""``cnn serve``: a local web app to draw a digit and watch the network answer, and to watch runs train.
+
+Flask is an optional dependency (the ``serve`` extra); :func:`require_web_framework`
+says how to install it. The app itself lives in :mod:`cnn_cli.serve.app`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from cnn_cli.errors import CnnError
+
+INSTALL_COMMAND = 'pip install ".[serve]"'
+LOOPBACK_HOSTS = ("localhost",)
+
+
+def require_web_framework() -> None:
+    """Raise a one-line error naming the install command when Flask is missing."""
+    try:
+        found = importlib.util.find_spec("flask") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise CnnError(f"cnn serve needs Flask, which is not installed; install it with: {INSTALL_COMMAND}")
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.1, ::1, localhost: addresses no other machine can reach."""
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Server:
+    """A threaded HTTP server for the app, bound but not yet serving (so the real port is known, also for port 0)."""
+
+    def __init__(self, runs_root: str | Path, checkpoint: str | Path | None, host: str, port: int) -> None:
+        from werkzeug.serving import make_server
+
+        from cnn_cli.serve.app import create_app
+
+        if checkpoint is not None and not Path(checkpoint).is_file():
+            raise CnnError(f"--checkpoint {checkpoint}: file not found")
+        try:
+            self._server = make_server(host, port, create_app(runs_root, checkpoint), threaded=True)
+        except OSError as exc:
+            raise CnnError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        self._server.daemon_threads = True
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        shown = f"[{host}]" if ":" in str(host) else host
+        return f"http://{shown}:{port}/"
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever(poll_interval=0.2)
+
+    def start_thread(self) -> threading.Thread:
+        """Serve in a daemon thread (tests); stop with :meth:`shutdown`."""
+        thread = threading.Thread(target=self.serve_forever, daemon=True)
+        thread.start()
+        return thread
+
+    def shutdown(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def serve(
+    runs_root: str | Path,
+    checkpoint: str | Path | None,
+    host: str,
+    port: int,
+    log: Callable[[str], None] = print,
+    warn: Callable[[str], None] = print,
+) -> None:
+    """Serve until Ctrl-C (which ends it cleanly); ``log`` gets the URL, ``warn`` the warning for a non-loopback host."""
+    require_web_framework()
+    if not is_loopback(host):
+        warn(f"warning: listening on {host}: anyone who can reach this machine on port {port} can see the runs in {runs_root}")
+    server = Server(runs_root, checkpoint, host, port)
+    log(f"cnn serve: {server.url}  (runs: {runs_root}; Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        log("stopped")
+    finally:
+        server.shutdown()
