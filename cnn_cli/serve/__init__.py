@@ -52,12 +52,11 @@ class Server:
             self._server = make_server(host, port, create_app(runs_root, checkpoint), threaded=True)
         except OSError as exc:
             raise CnnError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
-        self._server.daemon_threads = True
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else host
+        host, port = str(self._server.server_address[0]), int(self._server.server_address[1])
+        shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/"
 
     def serve_forever(self) -> None:

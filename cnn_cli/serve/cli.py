@@ -21,7 +21,7 @@ from cnn_cli.runs import DEFAULT_RUNS_ROOT
 @click.option(
     "--checkpoint", type=click.Path(path_type=Path, dir_okay=False), help="Draw-pad model (default: the newest completed run's best)."
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (not loopback: the runs are visible on the network).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; not loopback: runs visible on the network.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0 picks a free one).")
 def serve_command(runs_root: Path, checkpoint: Path | None, host: str, port: int) -> None:
     """Open a local web app: draw a digit and watch the network answer; watch runs train live.
