@@ -52,6 +52,7 @@ class Server:
             self._server = make_server(host, port, create_app(runs_root, checkpoint), threaded=True)
         except OSError as exc:
             raise CnnError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -64,12 +65,15 @@ class Server:
 
     def start_thread(self) -> threading.Thread:
         """Serve in a daemon thread (tests); stop with :meth:`shutdown`."""
-        thread = threading.Thread(target=self.serve_forever, daemon=True)
-        thread.start()
-        return thread
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self._thread
 
     def shutdown(self) -> None:
-        self._server.shutdown()
+        """Stop :meth:`serve_forever` (from another thread) and close the socket; harmless when already stopped."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=10)
         self._server.server_close()
 
 
@@ -88,8 +92,9 @@ def serve(
     server = Server(runs_root, checkpoint, host, port)
     log(f"cnn serve: {server.url}  (runs: {runs_root}; Ctrl-C stops)")
     try:
-        server.serve_forever()
+        server.serve_forever()  # werkzeug's loop returns on Ctrl-C; a KeyboardInterrupt outside it ends here too
     except KeyboardInterrupt:
-        log("stopped")
+        pass
     finally:
         server.shutdown()
+    log("stopped")
