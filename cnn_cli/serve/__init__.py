@@ -1,7 +1,7 @@
 """``cnn serve``: a local web app to draw a digit and watch the network answer, and to watch runs train.
 
-Flask is an optional dependency (the ``serve`` extra); :func:`require_web_framework`
-says how to install it. The app itself lives in :mod:`cnn_cli.serve.app`.
+Flask and threadpoolctl are optional dependencies (the ``serve`` extra);
+:func:`require_web_framework` says how to install them. The app itself lives in :mod:`cnn_cli.serve.app`.
 """
 
 from __future__ import annotations
@@ -16,16 +16,22 @@ from cnn_cli.errors import CnnError
 
 INSTALL_COMMAND = 'pip install ".[serve]"'
 LOOPBACK_HOSTS = ("localhost",)
+SERVE_PACKAGES = {"flask": "Flask", "threadpoolctl": "threadpoolctl"}  # module -> package, the serve extra
 
 
 def require_web_framework() -> None:
-    """Raise a one-line error naming the install command when Flask is missing."""
+    """Raise a one-line error naming the install command when the serve extra (Flask, threadpoolctl) is missing."""
+    missing = [name for name in SERVE_PACKAGES if not _importable(name)]
+    if missing:
+        names = " and ".join(SERVE_PACKAGES[m] for m in missing)
+        raise CnnError(f"cnn serve needs {names}, not installed; install the serve extra with: {INSTALL_COMMAND}")
+
+
+def _importable(module: str) -> bool:
     try:
-        found = importlib.util.find_spec("flask") is not None
+        return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
-        found = False
-    if not found:
-        raise CnnError(f"cnn serve needs Flask, which is not installed; install it with: {INSTALL_COMMAND}")
+        return False
 
 
 def is_loopback(host: str) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cnn_cli.serve import INSTALL_COMMAND, is_loopback
+from cnn_cli.serve import INSTALL_COMMAND, SERVE_PACKAGES, is_loopback
 from tests.serve.conftest import TRAINED_RUN
 from tests.support.cli import EXIT_BAD_INPUT, cli_command, cli_environment, error_line, invoke_cli
 
@@ -24,10 +24,11 @@ def test_help_has_an_example() -> None:
     assert "127.0.0.1" in outcome.stdout
 
 
-def test_without_flask_it_prints_the_install_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setitem(sys.modules, "flask", None)  # import flask now fails, as on an install without the extra
+@pytest.mark.parametrize("module", ["flask", "threadpoolctl"])
+def test_without_the_serve_extra_it_prints_the_install_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, module: str) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # importing it now fails, as on an install without the extra
     outcome = invoke_cli(["serve", "--runs", tmp_path])
-    message = error_line(outcome, EXIT_BAD_INPUT, "Flask", INSTALL_COMMAND)
+    message = error_line(outcome, EXIT_BAD_INPUT, SERVE_PACKAGES[module], INSTALL_COMMAND)
     assert message.endswith('pip install ".[serve]"')
 
 

@@ -142,7 +142,7 @@ cnn.lineChart = function (canvas, spec) {
   ctx.fillText(spec.title || "", pad.left, 16);
   if (!points.length) {
     ctx.fillStyle = "#777";
-    ctx.fillText(spec.empty || "no data yet", pad.left + 10, pad.top + h / 2);
+    ctx.fillText(spec.empty || "no data yet", pad.left + 10, Math.min(pad.top + h / 2, cssHeight - 8));
     return;
   }
   let [x0, x1] = [Math.min(...points.map((p) => p[0])), Math.max(...points.map((p) => p[0]))];
@@ -200,7 +200,7 @@ cnn.lineChart = function (canvas, spec) {
     ctx.setLineDash([]);
     ctx.fillStyle = "#2a9d4b";
     ctx.textAlign = "left";
-    ctx.fillText(spec.marker.label || "", px(spec.marker.x) + 4, pad.top + 12);
+    ctx.fillText(spec.marker.label || "", px(spec.marker.x) + 4, pad.top + h - 6);
   }
   // series
   let legendX = pad.left + w;

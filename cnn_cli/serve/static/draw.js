@@ -122,6 +122,7 @@ async function sendUpdate() {
   }
 }
 window.cnnUpdate = sendUpdate;
+window.cnnIdle = () => !state.inFlight && !state.dirty;
 
 function setMessage(text, isError) {
   const node = document.getElementById("message");
@@ -171,7 +172,7 @@ function showResult(result) {
     const [c, h, w] = layer.shape;
     const shown = layer.maps.shape[0];
     const canvas = cnn.el("canvas", { class: "feature-map", "data-layer": layer.layer });
-    cnn.drawGrid(canvas, layer.maps, h * w > 1 ? 40 : 14);
+    cnn.drawGrid(canvas, layer.maps, h * w > 1 ? 60 : 14);
     const note = `${layer.layer}: ${c}×${h}×${w}` + (shown < c ? `, first ${shown}` : "") + (layer.next ? ` → ${layer.next}` : "");
     maps.append(cnn.el("figure", {}, canvas, cnn.el("figcaption", { text: note })));
   }
@@ -180,7 +181,7 @@ function showResult(result) {
   gradients.replaceChildren();
   for (const layer of result.layer_gradients) {
     if (!layer.map) continue;
-    const canvas = cnn.el("canvas", { width: 84, height: 84, class: "grad-map", "data-layer": layer.layer });
+    const canvas = cnn.el("canvas", { width: 112, height: 112, class: "grad-map", "data-layer": layer.layer });
     cnn.drawArray(canvas, layer.map, cnn.heatColour);
     gradients.append(cnn.el("figure", {}, canvas, cnn.el("figcaption", { text: `${layer.layer} (${layer.type}) ${layer.shape.join("×")}` })));
   }

@@ -65,16 +65,16 @@ function gradientFlow(run) {
   const g = run.gradients;
   const canvas = document.getElementById("gradient-chart");
   const note = document.getElementById("gradient-note");
+  canvas.hidden = !g.present;
   if (!g.present) {
-    cnn.lineChart(canvas, { title: "Gradient flow", series: [], empty: "this run has no gradients.csv (it was trained without gradient logging)" });
-    note.textContent = "";
+    note.textContent = "This run has no gradients.csv: it was trained without gradient logging.";
     return;
   }
   const weighted = g.layers.filter((l) => (l.weight_grad_norm || []).some((v) => v !== null));
   const shown = weighted.length ? weighted : g.layers;
   const key = weighted.length ? "weight_grad_norm" : "input_grad_norm";
   cnn.lineChart(canvas, {
-    title: `Gradient flow: ‖∂L/∂W‖ per layer (${g.event} rows of gradients.csv)`,
+    title: `${g.event} rows`,
     xLabel: "step",
     yLabel: weighted.length ? "‖∂L/∂weight‖ (log)" : "‖∂L/∂input‖ (log)",
     log: true,
