@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,8 @@ class Server:
 
         if checkpoint is not None and not Path(checkpoint).is_file():
             raise CnnError(f"--checkpoint {checkpoint}: file not found")
+        # The pages poll every second: werkzeug's line per request would flood the terminal. Warnings still show.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         try:
             self._server = make_server(host, port, create_app(runs_root, checkpoint), threaded=True)
         except OSError as exc:

@@ -8,6 +8,7 @@ metrics yet, a ``gradients.csv`` whose last row is being appended, or a
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -222,16 +223,18 @@ def newest_completed_run(runs_root: Path) -> str | None:
     return None
 
 
+def _stat_text(path: Path) -> str:
+    try:
+        stat = path.stat()
+    except OSError:
+        return "-"
+    return f"{stat.st_mtime_ns}:{stat.st_size}"
+
+
 def file_stamp(paths: RunPaths) -> str:
-    """Changes whenever metrics.csv, gradients.csv, run.json or summary.json change (the page polls it)."""
-    parts = []
-    for path in (paths.metrics, paths.root / GRADIENTS_FILE, paths.run_info, paths.summary, paths.best):
-        try:
-            stat = path.stat()
-            parts.append(f"{stat.st_mtime_ns}:{stat.st_size}")
-        except OSError:
-            parts.append("-")
-    return "/".join(parts)
+    """Changes whenever metrics.csv, gradients.csv, run.json, summary.json or best.npz change (the page polls it)."""
+    parts = [_stat_text(path) for path in (paths.metrics, paths.root / GRADIENTS_FILE, paths.run_info, paths.summary, paths.best)]
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:16]
 
 
 def run_detail(paths: RunPaths, name: str) -> dict[str, Any]:
@@ -240,6 +243,7 @@ def run_detail(paths: RunPaths, name: str) -> dict[str, Any]:
     return {
         **run_summary(paths, name),
         "stamp": file_stamp(paths),
+        "checkpoint_stamp": _stat_text(paths.best),  # the page re-evaluates when best.npz changes
         "metrics": metrics_rows(paths),
         "gradients": gradient_series(paths),
         "config_text": config_text,

@@ -199,8 +199,9 @@ cnn.lineChart = function (canvas, spec) {
     ctx.stroke();
     ctx.setLineDash([]);
     ctx.fillStyle = "#2a9d4b";
-    ctx.textAlign = "left";
-    ctx.fillText(spec.marker.label || "", px(spec.marker.x) + 4, pad.top + h - 6);
+    const nearRight = px(spec.marker.x) > pad.left + w * 0.75;
+    ctx.textAlign = nearRight ? "right" : "left";
+    ctx.fillText(spec.marker.label || "", px(spec.marker.x) + (nearRight ? -4 : 4), pad.top + h - 6);
   }
   // series
   let legendX = pad.left + w;

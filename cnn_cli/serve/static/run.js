@@ -133,7 +133,7 @@ function mistakes(result) {
   for (const m of result.mistakes) {
     const canvas = cnn.el("canvas", { width: 56, height: 56 });
     cnn.drawArray(canvas, m.image, cnn.inkColour);
-    box.append(cnn.el("figure", {}, canvas, cnn.el("figcaption", { text: `${m.true} → ${m.predicted} (${(100 * m.probability).toFixed(0)}%)` })));
+    box.append(cnn.el("figure", {}, canvas, cnn.el("figcaption", { text: `${m.true} → ${m.predicted} (${(100 * m.probability).toFixed(1)}%)` })));
   }
   if (!result.mistakes.length) box.textContent = "no mistakes on the test split";
 }
@@ -161,7 +161,7 @@ async function refresh() {
       curves(run);
       gradientFlow(run);
       document.getElementById("config").textContent = run.config_text || "(no config.yaml)";
-      const best = run.stamp.split("/").pop();
+      const best = run.checkpoint_stamp;
       if (best !== lastBest) {
         lastBest = best;
         if (run.has_checkpoint) refreshEvaluation();
