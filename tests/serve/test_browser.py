@@ -230,6 +230,18 @@ def test_runs_list_links_to_each_run(server: str, page) -> None:
     row.locator("a").click()
     page.wait_for_url(f"**/runs/{TRAINED_RUN}")
     page.wait_for_function("document.getElementById('acc-chart').dataset.points === '2'")
+    assert page.locator("#gradient-chart").is_hidden()  # this run has no gradients.csv
+
+
+def test_a_run_page_draws_gradient_flow_from_gradients_csv(server: str, page, runs_root: Path) -> None:
+    from tests.serve.test_api import GRADIENTS_HEADER
+
+    rows = [f"1,{step},step,{layer},conv2d,{0.5 + step / 100},0.1,,0.001,\n" for step in (10, 20, 30) for layer in ("conv1", "conv2")]
+    (runs_root / TRAINED_RUN / "gradients.csv").write_text(GRADIENTS_HEADER + "".join(rows))
+    page.goto(server + f"runs/{TRAINED_RUN}")
+    page.wait_for_function("document.getElementById('gradient-chart').dataset.points === '3'")
+    assert canvas_colours(page, "#gradient-chart")[0] > 3
+    assert "update ratio" in page.locator("#gradient-note").inner_text()
 
 
 def test_a_run_page_gains_a_point_while_cnn_train_runs(
@@ -257,8 +269,12 @@ def test_a_run_page_gains_a_point_while_cnn_train_runs(
         shown = int(page.locator("#acc-chart").get_attribute("data-points"))
         assert shown < epochs, "the training finished before the page could watch it; make it longer"
         # A new row appears in metrics.csv; the page must draw it within 2 s of that (it polls every 0.7 s).
+        while len(read_metrics(run_dir / "metrics.csv")) <= shown:
+            assert training.poll() is None and time.monotonic() < deadline + 60, "no new epoch row appeared"
+            time.sleep(0.01)
+        row_written = time.monotonic()
         page.wait_for_function(f"+document.getElementById('acc-chart').dataset.points > {shown}", timeout=WAIT_MS)
-        assert len(read_metrics(run_dir / "metrics.csv")) > shown
+        assert time.monotonic() - row_written < 2.0, "the page took more than 2 s to show the new row"
         assert page.evaluate("window.__sameDocument") is True  # no reload happened
         assert training.wait(timeout=120) == 0, training.communicate()[0]
         page.wait_for_function(f"document.getElementById('acc-chart').dataset.points === '{epochs}'")
