@@ -20,6 +20,11 @@ LOOPBACK_HOSTS = ("localhost",)
 SERVE_PACKAGES = {"flask": "Flask", "threadpoolctl": "threadpoolctl"}  # module -> package, the serve extra
 
 
+def serve_extra_installed() -> bool:
+    """True when every package of the serve extra can be imported."""
+    return all(_importable(name) for name in SERVE_PACKAGES)
+
+
 def require_web_framework() -> None:
     """Raise a one-line error naming the install command when the serve extra (Flask, threadpoolctl) is missing."""
     missing = [name for name in SERVE_PACKAGES if not _importable(name)]

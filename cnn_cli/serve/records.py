@@ -209,7 +209,7 @@ def list_runs(runs_root: Path) -> list[dict[str, Any]]:
         if entry.name == LATEST_LINK or entry.name.startswith("."):
             continue
         paths = run_paths(runs_root, entry.name)
-        if paths is None or not (paths.root / CONFIG_FILE).exists() and not paths.run_info.exists():
+        if paths is None or not ((paths.root / CONFIG_FILE).exists() or paths.run_info.exists()):
             continue
         runs.append(run_summary(paths, entry.name))
     return sorted(runs, key=lambda r: (r["started"], r["name"]), reverse=True)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("flask", reason="cnn serve needs Flask: pip install '.[serve]'")
+from cnn_cli.config import load_config
+from cnn_cli.runs import RunPaths
+from cnn_cli.train import train
 
-from cnn_cli.config import load_config  # noqa: E402
-from cnn_cli.runs import RunPaths  # noqa: E402
-from cnn_cli.train import train  # noqa: E402
+NEEDS_SERVE_EXTRA = "cnn serve needs its extra (Flask, threadpoolctl): pip install '.[serve]'"
 
 TRAINED_RUN = "smoke-trained"
 

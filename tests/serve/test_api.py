@@ -14,6 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from tests.serve.conftest import NEEDS_SERVE_EXTRA, TRAINED_RUN, copy_run
+
+pytest.importorskip("flask", reason=NEEDS_SERVE_EXTRA)
+pytest.importorskip("threadpoolctl", reason=NEEDS_SERVE_EXTRA)
+
 from cnn_cli.checkpoint import load_checkpoint
 from cnn_cli.images import load_image
 from cnn_cli.inference import predict_images
@@ -21,7 +26,6 @@ from cnn_cli.runs import RunPaths
 from cnn_cli.serve.analysis import encode_signed
 from cnn_cli.serve.app import MAX_UPLOAD_BYTES
 from cnn_cli.visualize import feature_maps, saliency
-from tests.serve.conftest import TRAINED_RUN, copy_run
 
 
 def seven_png(size: int = 280, width: int = 22) -> bytes:

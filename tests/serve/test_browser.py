@@ -20,7 +20,7 @@ import pytest
 
 from cnn_cli.runs import read_metrics
 from cnn_cli.serve import Server
-from tests.serve.conftest import TRAINED_RUN
+from tests.serve.conftest import NEEDS_SERVE_EXTRA, TRAINED_RUN
 from tests.support.cli import cli_command, cli_environment
 
 CHROMIUM = Path(os.environ.get("CNN_CHROMIUM", "/usr/bin/chromium"))
@@ -28,9 +28,23 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 SCREENSHOT_DIR = os.environ.get("CNN_SERVE_SCREENSHOTS")  # set to docs/images to refresh the README pictures
 WAIT_MS = 20_000
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install '.[browser-test]'")
+REQUIRED = os.environ.get("CNN_REQUIRE_BROWSER_TESTS") == "1"  # CI sets it: a missing browser fails instead of skipping
+
+
+def _missing(reason: str) -> None:
+    if REQUIRED:
+        pytest.fail(f"{reason} (CNN_REQUIRE_BROWSER_TESTS=1)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+pytest.importorskip("flask", reason=NEEDS_SERVE_EXTRA)
+pytest.importorskip("threadpoolctl", reason=NEEDS_SERVE_EXTRA)
+try:
+    from playwright import sync_api
+except ImportError:
+    _missing("Playwright is not installed: pip install '.[browser-test]'")
 if not CHROMIUM.is_file():
-    pytest.skip(f"no Chromium at {CHROMIUM}: install it (apt-get install -y chromium) or set CNN_CHROMIUM", allow_module_level=True)
+    _missing(f"no Chromium at {CHROMIUM}: install it (apt-get install -y chromium) or set CNN_CHROMIUM")
 
 
 @pytest.fixture(scope="module")

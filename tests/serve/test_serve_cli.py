@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cnn_cli.serve import INSTALL_COMMAND, SERVE_PACKAGES, is_loopback
-from tests.serve.conftest import TRAINED_RUN
+from cnn_cli.serve import INSTALL_COMMAND, SERVE_PACKAGES, is_loopback, serve_extra_installed
+from tests.serve.conftest import NEEDS_SERVE_EXTRA, TRAINED_RUN
 from tests.support.cli import EXIT_BAD_INPUT, cli_command, cli_environment, error_line, invoke_cli
 
 
@@ -37,6 +37,7 @@ def test_loopback_hosts(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
 
 
+@pytest.mark.skipif(not serve_extra_installed(), reason=NEEDS_SERVE_EXTRA)
 def test_a_network_host_warns(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """--host 0.0.0.0 prints the warning; the server is replaced so that nothing listens beyond loopback in tests."""
     import cnn_cli.serve as serve_module
@@ -65,10 +66,12 @@ def test_a_network_host_warns(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     assert quiet.code == 0 and quiet.stderr == ""
 
 
+@pytest.mark.skipif(not serve_extra_installed(), reason=NEEDS_SERVE_EXTRA)
 def test_a_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     error_line(invoke_cli(["serve", "--runs", tmp_path, "--checkpoint", tmp_path / "nope.npz", "--port", "0"]), EXIT_BAD_INPUT, "nope.npz")
 
 
+@pytest.mark.skipif(not serve_extra_installed(), reason=NEEDS_SERVE_EXTRA)
 def test_a_real_server_answers_and_stops_cleanly_on_ctrl_c(runs_root: Path) -> None:
     process = subprocess.Popen(
         cli_command(["serve", "--runs", runs_root, "--port", "0"]),
