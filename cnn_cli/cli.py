@@ -15,6 +15,7 @@ from cnn_cli.errors import CnnError, RuntimeFault, os_error_exit_code, os_error_
 from cnn_cli.explain.cli import DOCS_HINT, docs_command, explain_command
 from cnn_cli.plots_cli import plot_command, viz_command
 from cnn_cli.runs_cli import compare_command, export_command, lr_find_command
+from cnn_cli.serve.cli import serve_command
 
 EXIT_BAD_INPUT = 2
 EXIT_FAULT = 1
@@ -286,6 +287,7 @@ cli.add_command(viz_command, "viz")
 cli.add_command(export_command, "export")
 cli.add_command(compare_command, "compare")
 cli.add_command(lr_find_command, "lr-find")
+cli.add_command(serve_command, "serve")
 
 # Every command's --help ends by naming the guide that ships with the package.
 for _command in [cli, *cli.commands.values()]:

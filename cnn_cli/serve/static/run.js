@@ -1,0 +1,184 @@
+// One run's page: curves, gradient flow, confusion matrix, mistakes, config. Polls for new rows (no reload).
+"use strict";
+
+const runName = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
+const apiBase = "/api/runs/" + encodeURIComponent(runName);
+const palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const POLL_MS = 700;
+let lastStamp = null;
+let lastBest = null;
+let detail = null;
+
+document.getElementById("run-name").textContent = runName;
+document.title = "cnn · " + runName;
+
+function facts(run) {
+  const items = [
+    ["status", run.status],
+    ["config", run.config],
+    ["epochs", run.epochs_planned ? `${run.epochs} / ${run.epochs_planned}` : String(run.epochs)],
+    ["best val. acc.", cnn.percent(run.best_val_acc)],
+    ["test acc.", cnn.percent(run.test_acc)],
+    ["started", run.started.replace("T", " ")],
+    ["ended", (run.ended || "–").replace("T", " ")],
+  ];
+  const box = document.getElementById("facts");
+  box.replaceChildren();
+  for (const [label, value] of items) {
+    box.append(cnn.el("div", { class: "fact" }, cnn.el("span", { class: "label", text: label }), cnn.el("span", { class: "value" + (label === "status" ? " status " + value : ""), text: value })));
+  }
+}
+
+function curves(run) {
+  const rows = run.metrics;
+  const epochs = rows.map((r) => r.epoch);
+  const best = run.summary && run.summary.best_epoch ? { x: run.summary.best_epoch, label: "best epoch" } : null;
+  cnn.lineChart(document.getElementById("loss-chart"), {
+    title: "Loss per epoch",
+    xLabel: "epoch",
+    yLabel: "loss",
+    integerX: true,
+    xMin: 0,
+    empty: "no finished epoch yet",
+    series: [
+      { label: "train", colour: palette[0], xs: epochs, ys: rows.map((r) => r.train_loss) },
+      { label: "validation", colour: palette[1], xs: epochs, ys: rows.map((r) => r.val_loss), dashed: true },
+    ],
+    marker: best,
+  });
+  cnn.lineChart(document.getElementById("acc-chart"), {
+    title: "Accuracy per epoch",
+    xLabel: "epoch",
+    yLabel: "accuracy",
+    integerX: true,
+    xMin: 0,
+    empty: "no finished epoch yet",
+    series: [
+      { label: "train", colour: palette[0], xs: epochs, ys: rows.map((r) => r.train_acc) },
+      { label: "validation", colour: palette[1], xs: epochs, ys: rows.map((r) => r.val_acc), dashed: true },
+    ],
+    marker: best,
+  });
+}
+
+function gradientFlow(run) {
+  const g = run.gradients;
+  const canvas = document.getElementById("gradient-chart");
+  const note = document.getElementById("gradient-note");
+  canvas.hidden = !g.present;
+  if (!g.present) {
+    note.textContent = "This run has no gradients.csv: it was trained without gradient logging.";
+    return;
+  }
+  const weighted = g.layers.filter((l) => (l.weight_grad_norm || []).some((v) => v !== null));
+  const shown = weighted.length ? weighted : g.layers;
+  const key = weighted.length ? "weight_grad_norm" : "input_grad_norm";
+  cnn.lineChart(canvas, {
+    title: `${g.event} rows`,
+    xLabel: "step",
+    yLabel: weighted.length ? "‖∂L/∂weight‖ (log)" : "‖∂L/∂input‖ (log)",
+    log: true,
+    empty: "gradients.csv has no rows yet",
+    series: shown.map((l, i) => ({ label: l.layer, colour: palette[i % palette.length], xs: l.step, ys: l[key] })),
+  });
+  const parts = [];
+  for (const l of g.layers) {
+    const dead = (l.dead_fraction || []).filter((v) => v !== null);
+    const ratio = (l.update_ratio || []).filter((v) => v !== null);
+    if (dead.length) parts.push(`${l.layer}: ${(100 * dead[dead.length - 1]).toFixed(1)}% dead`);
+    if (ratio.length) parts.push(`${l.layer}: update ratio ${ratio[ratio.length - 1].toExponential(1)}`);
+  }
+  note.textContent = parts.length ? "latest row: " + parts.join(" · ") : "";
+}
+
+function confusion(result) {
+  const canvas = document.getElementById("confusion");
+  const ctx = canvas.getContext("2d");
+  const k = result.classes.length;
+  const matrix = result.confusion_matrix;
+  const pad = 44;
+  const cell = Math.floor((canvas.width - pad - 8) / k);
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.textAlign = "center";
+  canvas.dataset.cells = String(k * k);
+  for (let t = 0; t < k; t++) {
+    const total = matrix[t].reduce((a, b) => a + b, 0) || 1;
+    for (let p = 0; p < k; p++) {
+      const fraction = Math.sqrt(matrix[t][p] / total);
+      const x = pad + p * cell;
+      const y = pad + t * cell;
+      ctx.fillStyle = t === p ? `rgba(31,119,180,${0.12 + 0.88 * fraction})` : `rgba(214,39,40,${matrix[t][p] ? 0.1 + 0.9 * fraction : 0})`;
+      ctx.fillRect(x, y, cell - 1, cell - 1);
+      ctx.fillStyle = fraction > 0.6 ? "#fff" : "#222";
+      if (matrix[t][p]) ctx.fillText(String(matrix[t][p]), x + cell / 2, y + cell / 2 + 4);
+    }
+    ctx.fillStyle = "#333";
+    ctx.fillText(result.classes[t], pad - 10, pad + t * cell + cell / 2 + 4);
+    ctx.fillText(result.classes[t], pad + t * cell + cell / 2, pad - 8);
+  }
+  ctx.fillStyle = "#666";
+  ctx.fillText("predicted →", pad + (k * cell) / 2, 12);
+  ctx.save();
+  ctx.translate(10, pad + (k * cell) / 2);
+  ctx.rotate(-Math.PI / 2);
+  ctx.fillText("true →", 0, 0);
+  ctx.restore();
+  document.getElementById("evaluation-note").textContent = `${result.checkpoint}: test accuracy ${cnn.percent(result.accuracy)} on ${result.n.toLocaleString()} images`;
+}
+
+function mistakes(result) {
+  const box = document.getElementById("mistakes");
+  box.replaceChildren();
+  for (const m of result.mistakes) {
+    const canvas = cnn.el("canvas", { width: 56, height: 56 });
+    cnn.drawArray(canvas, m.image, cnn.inkColour);
+    box.append(cnn.el("figure", {}, canvas, cnn.el("figcaption", { text: `${m.true} → ${m.predicted} (${(100 * m.probability).toFixed(1)}%)` })));
+  }
+  if (!result.mistakes.length) box.textContent = "no mistakes on the test split";
+}
+
+async function refreshEvaluation() {
+  const note = document.getElementById("evaluation-note");
+  try {
+    note.textContent = "evaluating the best checkpoint on the test split…";
+    const result = await cnn.getJSON(apiBase + "/evaluation");
+    confusion(result);
+    mistakes(result);
+  } catch (error) {
+    note.textContent = error.message;
+  }
+}
+
+async function refresh() {
+  try {
+    const run = await cnn.getJSON(apiBase + (lastStamp ? "?since=" + encodeURIComponent(lastStamp) : ""));
+    document.getElementById("message").textContent = "";
+    if (!run.unchanged && run.stamp !== lastStamp) {
+      lastStamp = run.stamp;
+      detail = run;
+      facts(run);
+      curves(run);
+      gradientFlow(run);
+      document.getElementById("config").textContent = run.config_text || "(no config.yaml)";
+      const best = run.checkpoint_stamp;
+      if (best !== lastBest) {
+        lastBest = best;
+        if (run.has_checkpoint) refreshEvaluation();
+        else document.getElementById("evaluation-note").textContent = "no best checkpoint yet";
+      }
+    }
+  } catch (error) {
+    document.getElementById("message").textContent = "error: " + error.message;
+  } finally {
+    setTimeout(refresh, POLL_MS);
+  }
+}
+
+window.addEventListener("resize", () => {
+  if (detail) {
+    curves(detail);
+    gradientFlow(detail);
+  }
+});
+refresh();

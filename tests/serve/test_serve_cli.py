@@ -1,0 +1,100 @@
+"""``cnn serve`` as a command: the missing-extra message, the network warning, a real process that stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cnn_cli.serve import INSTALL_COMMAND, SERVE_PACKAGES, is_loopback, serve_extra_installed
+from tests.serve.conftest import NEEDS_SERVE_EXTRA, TRAINED_RUN
+from tests.support.cli import EXIT_BAD_INPUT, cli_command, cli_environment, error_line, invoke_cli
+
+
+def test_help_has_an_example() -> None:
+    outcome = invoke_cli(["serve", "--help"])
+    assert outcome.code == 0
+    assert "Examples:" in outcome.stdout and "cnn serve --runs runs --port 8080" in outcome.stdout
+    assert "127.0.0.1" in outcome.stdout
+
+
+@pytest.mark.parametrize("module", ["flask", "threadpoolctl"])
+def test_without_the_serve_extra_it_prints_the_install_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, module: str) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # importing it now fails, as on an install without the extra
+    outcome = invoke_cli(["serve", "--runs", tmp_path])
+    message = error_line(outcome, EXIT_BAD_INPUT, SERVE_PACKAGES[module], INSTALL_COMMAND)
+    assert message.endswith('pip install ".[serve]"')
+
+
+@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False), ("::", False)])
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+@pytest.mark.skipif(not serve_extra_installed(), reason=NEEDS_SERVE_EXTRA)
+def test_a_network_host_warns(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """--host 0.0.0.0 prints the warning; the server is replaced so that nothing listens beyond loopback in tests."""
+    import cnn_cli.serve as serve_module
+
+    started = []
+
+    class NoNetworkServer:
+        def __init__(self, runs_root, checkpoint, host, port) -> None:
+            started.append(host)
+            self.url = f"http://{host}:{port}/"
+
+        def serve_forever(self) -> None:
+            raise KeyboardInterrupt  # Ctrl-C at once
+
+        def shutdown(self) -> None:
+            started.append("shutdown")
+
+    monkeypatch.setattr(serve_module, "Server", NoNetworkServer)
+    outcome = invoke_cli(["serve", "--runs", tmp_path, "--host", "0.0.0.0", "--port", "8123"])
+    assert outcome.code == 0, outcome.output
+    assert started == ["0.0.0.0", "shutdown"]
+    (warning,) = outcome.stderr.splitlines()
+    assert warning.startswith("warning: listening on 0.0.0.0") and "see the runs" in warning
+    assert "stopped" in outcome.stdout
+    quiet = invoke_cli(["serve", "--runs", tmp_path])
+    assert quiet.code == 0 and quiet.stderr == ""
+
+
+@pytest.mark.skipif(not serve_extra_installed(), reason=NEEDS_SERVE_EXTRA)
+def test_a_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    error_line(invoke_cli(["serve", "--runs", tmp_path, "--checkpoint", tmp_path / "nope.npz", "--port", "0"]), EXIT_BAD_INPUT, "nope.npz")
+
+
+@pytest.mark.skipif(not serve_extra_installed(), reason=NEEDS_SERVE_EXTRA)
+def test_a_real_server_answers_and_stops_cleanly_on_ctrl_c(runs_root: Path) -> None:
+    process = subprocess.Popen(
+        cli_command(["serve", "--runs", runs_root, "--port", "0"]),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_environment(),
+    )
+    try:
+        line = process.stdout.readline()  # the URL line, printed once the socket is bound
+        assert line.startswith("cnn serve: http://127.0.0.1:"), line + process.stderr.read()
+        url = line.split()[2]
+        with urllib.request.urlopen(url + "api/runs", timeout=10) as response:
+            runs = json.load(response)["runs"]
+        assert [run["name"] for run in runs] == [TRAINED_RUN]
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert b'id="pad"' in response.read()
+        time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert "stopped" in stdout and "Traceback" not in stderr
