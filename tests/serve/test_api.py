@@ -57,9 +57,11 @@ def test_analyze_matches_cnn_predict_and_the_viz_functions(client, runs_root: Pa
     image_file = tmp_path / "seven.png"
     image_file.write_bytes(png)
     checkpoint = RunPaths(runs_root / TRAINED_RUN).best
-    predicted = predict_images([str(image_file)], checkpoint, top_k=3)[0]
+    predicted = predict_images([str(image_file)], checkpoint, top_k=10)[0]
     assert result["prediction"] == str(predicted.prediction) == "7"
-    assert result["probabilities"] == pytest.approx([predicted.probabilities[str(c)] for c in range(10)], abs=1e-5)
+    assert predicted.top_k is not None
+    by_class = dict(predicted.top_k)
+    assert result["probabilities"] == pytest.approx([by_class[c] for c in range(10)], abs=1e-5)
     assert abs(sum(result["probabilities"]) - 1) < 1e-4
     pixels = load_image(image_file).pixels
     assert np.array_equal(decode(result["input"]), np.round(255 * pixels).astype(np.uint8))
