@@ -11,12 +11,8 @@ import click
 
 from cnn_cli import __version__
 from cnn_cli.data.cli import data_group
-from cnn_cli.errors import CnnError, RuntimeFault
+from cnn_cli.errors import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED, CnnError, RuntimeFault
 from cnn_cli.plots_cli import plot_command, viz_command
-
-EXIT_BAD_INPUT = 2
-EXIT_FAULT = 1
-EXIT_INTERRUPTED = 130
 
 
 class CnnGroup(click.Group):
@@ -240,6 +236,19 @@ def gradcheck(config_name, seed, batch_size) -> None:
     click.echo(format_gradcheck(results))
     if not all(r.passed for r in results):
         sys.exit(EXIT_FAULT)
+
+
+@cli.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of a config file, generated from the same schema the loader checks.
+
+    \b
+    Example:
+      cnn schema > cnn-config.schema.json
+    """
+    from cnn_cli.config import config_json_schema
+
+    click.echo(json.dumps(config_json_schema(), indent=2))
 
 
 cli.add_command(data_group, "data")

@@ -160,13 +160,7 @@ def _analytic_gradients(model: Model, x: np.ndarray, labels: np.ndarray) -> dict
 
 def _layer_inputs(model: Model, x: np.ndarray) -> list[np.ndarray]:
     """[input of layer 0, input of layer 1, ...] for the batch x, in evaluation mode."""
-    inputs = []
-    out = x
-    for layer in model.layers:
-        layer.training = False
-        inputs.append(out)
-        out = layer.forward(out)
-    return inputs
+    return [step.input for step in model.trace(x, training=False)]
 
 
 def _kinks(layer: Layer, layer_input: np.ndarray) -> np.ndarray | None:
@@ -198,17 +192,15 @@ class _Probe:
 
     def evaluate(self) -> tuple[float, list[np.ndarray | None]]:
         """(loss, kink pattern of layers start..end) for the current parameter values."""
-        out = self.start_input
-        pattern = []
-        for layer in self.model.layers[self.start :]:
-            pattern.append(_kinks(layer, out))
-            out = layer.forward(out)
-        loss, _ = self.model.loss(out, self.labels)
-        return loss, pattern
+        steps = self.model.trace(self.start_input, training=False, start=self.start)
+        loss, _ = self.model.loss(steps[-1].output, self.labels)
+        return loss, [_kinks(step.layer, step.input) for step in steps]
 
     def on_base_piece(self, pattern: list[np.ndarray | None]) -> bool:
         """True when no ReLU input changed sign and no max-pool window changed its winner."""
-        return all((a is None and b is None) or np.array_equal(a, b) for a, b in zip(pattern, self.base_pattern, strict=True))
+        return all(
+            a is b or (a is not None and b is not None and np.array_equal(a, b)) for a, b in zip(pattern, self.base_pattern, strict=True)
+        )
 
 
 def _check_tensor(
