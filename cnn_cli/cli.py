@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -83,7 +84,7 @@ def train(config_name, overrides, run_dir, seed, resume, quiet, print_config) ->
       cnn train --config mnist --set train.epochs=3 --seed 1
       cnn train --resume runs/mnist-20261123-101500
     """
-    from cnn_cli.config import config_to_yaml, load_config
+    from cnn_cli.config import Config, config_to_yaml, load_config
     from cnn_cli.train import train as run_training
 
     if resume is None and config_name is None:
@@ -101,7 +102,7 @@ def train(config_name, overrides, run_dir, seed, resume, quiet, print_config) ->
             return
     progress = not quiet and sys.stdout.isatty()
     result = run_training(
-        config, run_dir=None if resume else run_dir, resume=resume, command_line=["cnn", *sys.argv[1:]], log=click.echo, progress=progress
+        cast(Config, config),  # None when resuming: train() then reads the run's own config run_dir=None if resume else run_dir, resume=resume, command_line=["cnn", *sys.argv[1:]], log=click.echo, progress=progress
     )
     if result.status == "completed" and result.summary:
         _maybe_plot(result.run.root)
@@ -178,7 +179,7 @@ def predict(images, checkpoint, top_k, as_json) -> None:
         for r in results:
             if r.error:
                 continue
-            tops = "  ".join(f"{c}: {p:.3f}" for c, p in r.top_k)
+            tops = "  ".join(f"{c}: {p:.3f}" for c, p in r.top_k or [])
             click.echo(f"{r.path}: {r.prediction}   ({tops})")
     for r in results:
         if r.warning:

@@ -376,7 +376,7 @@ class _BoundedLoader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark)
         node = super().compose_node(parent, index)
         self._depth -= 1
-        if id(node) not in self._sizes:
+        if node is not None and id(node) not in self._sizes:
             children: list[Any] = []
             if isinstance(node, yaml.MappingNode):
                 children = [part for pair in node.value for part in pair]

@@ -95,7 +95,7 @@ def preprocess(gray: np.ndarray) -> Prepared:
     h, w = digit.shape
     scale = DIGIT_BOX / max(h, w)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = np.asarray(Image.fromarray(digit.astype(np.float32), mode="F").resize((new_w, new_h), Image.BILINEAR))
+    resized = np.asarray(Image.fromarray(digit.astype(np.float32), mode="F").resize((new_w, new_h), Image.Resampling.BILINEAR))
     resized = np.clip(resized, 0.0, 1.0)
     return Prepared(_centre_by_mass(resized))
 
