@@ -101,8 +101,14 @@ def train(config_name, overrides, run_dir, seed, resume, quiet, print_config) ->
             click.echo(config_to_yaml(config), nl=False)
             return
     progress = not quiet and sys.stdout.isatty()
+    run_config = cast(Config, config)  # None when resuming: train() then reads the run's own config
     result = run_training(
-        cast(Config, config),  # None when resuming: train() then reads the run's own config run_dir=None if resume else run_dir, resume=resume, command_line=["cnn", *sys.argv[1:]], log=click.echo, progress=progress
+        run_config,
+        run_dir=None if resume else run_dir,
+        resume=resume,
+        command_line=["cnn", *sys.argv[1:]],
+        log=click.echo,
+        progress=progress,
     )
     if result.status == "completed" and result.summary:
         _maybe_plot(result.run.root)

@@ -287,14 +287,20 @@ def estimate_memory(model: ModelConfig, batch_size: int, dtype: str, training: b
 
 
 def _size_words(n: int) -> str:
+    if n >= 1e15:
+        return f"{float(n):.1e} bytes"
     for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
         if n >= scale:
-            return f"{n / scale:,.1f} {unit}" if n < 1e18 else f"{n:.2e} bytes"
+            return f"{n / scale:,.1f} {unit}"
     return f"{n / 1e3:,.1f} KB"
 
 
-def check_memory(model: ModelConfig, train: TrainConfig, batch_size: int | None = None, dtype: str | None = None) -> None:
+def check_memory(
+    model: ModelConfig, train: TrainConfig, batch_size: int | None = None, dtype: str | None = None, batch_hint: str = ""
+) -> None:
     """Refuse a model whose estimated memory (training at ``batch_size``, evaluating at eval_batch_size) is over the limit.
+
+    ``batch_hint`` names how the caller's batch can be made smaller (``--batch-size``).
 
     Raises:
         ModelBuildError: with the estimate, the biggest layer and the key that raises the limit.
@@ -311,12 +317,17 @@ def check_memory(model: ModelConfig, train: TrainConfig, batch_size: int | None 
         return
     index = fit.biggest_layer
     needed_gb = math.ceil(fit.total / 1e9)
+    if fit.total > 1e15:  # a petabyte: no machine; a size was mistyped
+        remedy = "that is more than any machine has; check the layer sizes"
+    else:
+        remedy = f"raise train.memory_limit_gb (e.g. --set train.memory_limit_gb={needed_gb}) if the machine has that much memory"
+    if batch_hint:
+        remedy = f"use a smaller {batch_hint}, or raise train.memory_limit_gb in the config"
     raise ModelBuildError(
         f"model.layers[{index}] ({model.layers[index].type}): the model needs about {_size_words(fit.total)} "
         f"({_size_words(fit.param_bytes)} for parameters, gradients and optimizer state, {_size_words(fit.activation_bytes)} "
         f"for the activations of a batch of {batch} in {dtype}; this layer is the largest), over the limit "
-        f"train.memory_limit_gb = {train.memory_limit_gb:g}; raise train.memory_limit_gb (e.g. --set train.memory_limit_gb={needed_gb}) "
-        f"if the machine has that much memory",
+        f"train.memory_limit_gb = {train.memory_limit_gb:g}; {remedy}",
         f"model.layers[{index}]",
     )
 

@@ -59,14 +59,10 @@ class Range:
 
     def words(self, kind: str) -> str:
         """``kind`` ("an int", "a number") with the bounds: "an int >= 1", "a number >= 0 and < 1"."""
-        if self.word:
-            return f"a {self.word} {kind.split(' ', 1)[1]}"
-        parts = [
-            f"{sign} {bound}"
-            for sign, bound in ((">=", self.minimum), (">", self.above), ("<", self.below), ("<=", self.maximum))
-            if bound is not None
-        ]
-        return f"{kind} {' and '.join(parts)}".strip()
+        lower = () if self.word else ((">=", self.minimum), (">", self.above))
+        parts = [f"{sign} {bound}" for sign, bound in (*lower, ("<", self.below), ("<=", self.maximum)) if bound is not None]
+        named = f"a {self.word} {kind.split(' ', 1)[1]}" if self.word else kind
+        return f"{named} {' and '.join(parts)}".strip()
 
 
 @dataclass(frozen=True)

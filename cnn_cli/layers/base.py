@@ -20,10 +20,12 @@ from cnn_cli.schema import PairOf, Pattern, Range
 
 Shape = tuple[int, ...]  # one sample's shape, without the batch axis: (C, H, W) or (F,)
 
-# Option types shared by the specs.
+# Option types shared by the specs. Window geometry (kernel, stride, padding, dilation) stays
+# below 2**16 pixels: far beyond any useful image, and safely inside NumPy's stride arithmetic.
+MAX_WINDOW = 1 << 16
 Size = Annotated[int, Range(minimum=1, word="positive")]
-PositivePair = Annotated[IntPair, PairOf(), Range(minimum=1, word="positive")]
-NonNegativePair = Annotated[IntPair, PairOf(), Range(minimum=0)]
+PositivePair = Annotated[IntPair, PairOf(), Range(minimum=1, maximum=MAX_WINDOW, word="positive")]
+NonNegativePair = Annotated[IntPair, PairOf(), Range(minimum=0, maximum=MAX_WINDOW)]
 LayerName = Annotated[str, Pattern(r"[A-Za-z_][A-Za-z0-9_]*", "letters, digits and _ (no dots)")]
 
 
