@@ -456,7 +456,7 @@ def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
 def parse_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
     """Safe-load YAML text within size, depth and alias limits; errors give the file, line and column."""
     if len(text) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{source}: {len(text):,} bytes, over the limit of {MAX_CONFIG_BYTES:,} for a config file (a config is a few KB)")
+        raise ConfigError(f"{source}: over the limit of {MAX_CONFIG_BYTES:,} bytes for a config file (a config is a few KB)")
     try:
         data, node = _load_yaml(text)
     except yaml.MarkedYAMLError as exc:
