@@ -168,6 +168,7 @@ class Dropout(Layer[DropoutSpec]):
         self.p = p
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self._scale_mask: np.ndarray | None = None
+        self._identity: bool | None = None  # the latest forward passed x through unchanged (None: no forward kept)
 
     @classmethod
     def build(cls, spec: DropoutSpec, input_shape: Shape, ctx: BuildContext) -> Dropout:
@@ -176,17 +177,25 @@ class Dropout(Layer[DropoutSpec]):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Any shape (N, ...) in, the same shape out; a fresh mask each training call."""
+        self._scale_mask = None
         if not self.training or self.p == 0.0:
-            self._scale_mask = None
+            self._identity = True
             return x
         keep = self.rng.random(x.shape) >= self.p
         scale_mask = keep.astype(x.dtype) / x.dtype.type(1.0 - self.p)
-        self._scale_mask = scale_mask if self.keep_cache else None
+        if self.keep_cache:
+            self._identity, self._scale_mask = False, scale_mask
+        else:
+            self._identity = None
         return x * scale_mask
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         """dL/dx = dL/dy · mask / (1 − p) in training, dL/dy in evaluation."""
-        return grad_out if self._scale_mask is None else grad_out * self._scale_mask
+        if self._identity:
+            return grad_out
+        if self._scale_mask is None:
+            raise self._missing_cache()
+        return grad_out * self._scale_mask
 
     def config(self) -> dict[str, Any]:
         return {"p": self.p}

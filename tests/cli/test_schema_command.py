@@ -16,7 +16,10 @@ from cnn_cli.errors import ConfigError
 from tests.support import REPO_ROOT
 from tests.support.cli import invoke_cli
 
-SHIPPED = [*(f"builtin:{name}" for name in builtin_configs()), *(str(p.relative_to(REPO_ROOT)) for p in sorted((REPO_ROOT / "configs").glob("*.yaml")))]
+SHIPPED = [
+    *(f"builtin:{name}" for name in builtin_configs()),
+    *(str(p.relative_to(REPO_ROOT)) for p in sorted((REPO_ROOT / "configs").glob("*.yaml"))),
+]
 
 
 @pytest.fixture(scope="module")

@@ -231,7 +231,9 @@ def test_negative_seed_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_gradcheck_negative_seed_is_one_line(tmp_path: Path) -> None:
-    error_line(invoke_cli(["gradcheck", "--config", write(tmp_path, SMALL), "--seed", "-1"]), EXIT_BAD_INPUT, "seed: expected an int >= 0, got -1")
+    error_line(
+        invoke_cli(["gradcheck", "--config", write(tmp_path, SMALL), "--seed", "-1"]), EXIT_BAD_INPUT, "seed: expected an int >= 0, got -1"
+    )
 
 
 # ---------------------------------------------------------------- absurd sizes: refused with an estimate, before allocating

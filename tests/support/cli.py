@@ -167,7 +167,9 @@ def npy_array(data: bytes) -> np.ndarray:
 CHILD_MEMORY_BYTES = 1 << 30  # a cnn process needs ~200 MB; a blow-up hits this instead of the machine
 
 
-def run_cli_bounded(args: Sequence[object], *, cwd: Path | None = None, timeout: float = 30, memory_bytes: int = CHILD_MEMORY_BYTES) -> Outcome:
+def run_cli_bounded(
+    args: Sequence[object], *, cwd: Path | None = None, timeout: float = 30, memory_bytes: int = CHILD_MEMORY_BYTES
+) -> Outcome:
     """Like :func:`run_cli`, with the child's address space capped (``RLIMIT_AS``), for inputs that probe limits.
 
     A child that tries to allocate past the cap gets MemoryError instead of eating the
