@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import numpy as np
 
-from cnn_cli.layers.base import BuildContext, Layer, LayerSpec, Shape
+from cnn_cli.layers.base import BuildContext, Layer, LayerSpec, Shape, SpecT
 from cnn_cli.nn import activations as act
 from cnn_cli.schema import Range
 
@@ -41,7 +41,7 @@ class TanhSpec(LayerSpec):
     type: str = "tanh"
 
 
-class _Elementwise(Layer[Any]):
+class _Elementwise(Layer[SpecT]):
     """An activation: output shape = input shape, no parameters, one cached array (kept only if ``keep_cache``)."""
 
     def __init__(self, name: str) -> None:
@@ -49,7 +49,7 @@ class _Elementwise(Layer[Any]):
         self._cache: np.ndarray | None = None
 
     @classmethod
-    def build(cls, spec: Any, input_shape: Shape, ctx: BuildContext) -> Any:
+    def build(cls, spec: SpecT, input_shape: Shape, ctx: BuildContext) -> Self:
         return cls(spec.name or cls.type_name)._placed(input_shape, spec)
 
     def _keep(self, out: np.ndarray, cache: np.ndarray) -> np.ndarray:
@@ -62,7 +62,7 @@ class _Elementwise(Layer[Any]):
         return self._cache
 
 
-class ReLU(_Elementwise):
+class ReLU(_Elementwise[ReLUSpec]):
     """y = max(0, x); dL/dx = dL/dy where x > 0 (notes 000 §2.8)."""
 
     type_name = "relu"
@@ -80,7 +80,7 @@ class ReLU(_Elementwise):
         return act.relu_backward(grad_out, self._checked_cache())
 
 
-class LeakyReLU(_Elementwise):
+class LeakyReLU(_Elementwise[LeakyReLUSpec]):
     """y = x for x > 0, negative_slope · x otherwise."""
 
     type_name = "leaky_relu"
@@ -91,7 +91,7 @@ class LeakyReLU(_Elementwise):
         self.negative_slope = negative_slope
 
     @classmethod
-    def build(cls, spec: LeakyReLUSpec, input_shape: Shape, ctx: BuildContext) -> LeakyReLU:
+    def build(cls, spec: LeakyReLUSpec, input_shape: Shape, ctx: BuildContext) -> Self:
         return cls(spec.name or cls.type_name, spec.negative_slope)._placed(input_shape, spec)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -106,7 +106,7 @@ class LeakyReLU(_Elementwise):
         return {"negative_slope": self.negative_slope}
 
 
-class Sigmoid(_Elementwise):
+class Sigmoid(_Elementwise[SigmoidSpec]):
     """y = σ(x); dL/dx = dL/dy · y(1 − y) (notes 001, 003, 004)."""
 
     type_name = "sigmoid"
@@ -121,7 +121,7 @@ class Sigmoid(_Elementwise):
         return act.sigmoid_backward(grad_out, self._checked_cache())
 
 
-class Tanh(_Elementwise):
+class Tanh(_Elementwise[TanhSpec]):
     """y = tanh(x); dL/dx = dL/dy · (1 − tanh²(x))."""
 
     type_name = "tanh"

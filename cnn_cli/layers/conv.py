@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import numpy as np
 
@@ -96,7 +96,7 @@ class Conv2D(Layer[Conv2DSpec]):
         self._cache: ConvCache | None = None
 
     @classmethod
-    def build(cls, spec: Conv2DSpec, input_shape: Shape, ctx: BuildContext) -> Conv2D:
+    def build(cls, spec: Conv2DSpec, input_shape: Shape, ctx: BuildContext) -> Self:
         """in_channels from ``input_shape``; the spec's own or the model's default init."""
         layer = cls(
             spec.name or cls.type_name,
@@ -174,7 +174,7 @@ class Padding(Layer[PaddingSpec]):
         self.padding = pair(padding)
 
     @classmethod
-    def build(cls, spec: PaddingSpec, input_shape: Shape, ctx: BuildContext) -> Padding:
+    def build(cls, spec: PaddingSpec, input_shape: Shape, ctx: BuildContext) -> Self:
         return cls(spec.name or cls.type_name, spec.padding)._placed(input_shape, spec)
 
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class Flatten(Layer[FlattenSpec]):
     spec_class = FlattenSpec
 
     @classmethod
-    def build(cls, spec: FlattenSpec, input_shape: Shape, ctx: BuildContext) -> Flatten:
+    def build(cls, spec: FlattenSpec, input_shape: Shape, ctx: BuildContext) -> Self:
         return cls(spec.name or cls.type_name)._placed(input_shape, spec)
 
     def __init__(self, name: str) -> None:
@@ -112,7 +112,7 @@ class Dense(Layer[DenseSpec]):
         self._input_shape: tuple[int, ...] = ()
 
     @classmethod
-    def build(cls, spec: DenseSpec, input_shape: Shape, ctx: BuildContext) -> Dense:
+    def build(cls, spec: DenseSpec, input_shape: Shape, ctx: BuildContext) -> Self:
         """in_features = the flattened size of ``input_shape``."""
         layer = cls(
             spec.name or cls.type_name,
@@ -171,7 +171,7 @@ class Dropout(Layer[DropoutSpec]):
         self._identity: bool | None = None  # the latest forward passed x through unchanged (None: no forward kept)
 
     @classmethod
-    def build(cls, spec: DropoutSpec, input_shape: Shape, ctx: BuildContext) -> Dropout:
+    def build(cls, spec: DropoutSpec, input_shape: Shape, ctx: BuildContext) -> Self:
         """The mask generator is seeded from the model's generator, so the same seed gives the same masks."""
         return cls(spec.name or cls.type_name, spec.p, np.random.default_rng(ctx.rng.integers(2**63)))._placed(input_shape, spec)
 

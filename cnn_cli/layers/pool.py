@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class _Pool2D(Layer[Pool2DSpec]):
         self._cache: PoolCache | None = None
 
     @classmethod
-    def build(cls, spec: Pool2DSpec, input_shape: Shape, ctx: BuildContext) -> _Pool2D:
+    def build(cls, spec: Pool2DSpec, input_shape: Shape, ctx: BuildContext) -> Self:
         return cls(spec.name or cls.type_name, spec.kernel_size, spec.stride, spec.padding)._placed(input_shape, spec)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
