@@ -257,46 +257,52 @@ def _convert(base: Any, meta: tuple[Any, ...], value: Any, key: Key) -> Any:
         if not isinstance(value, dict):
             raise key.fail("a mapping", value)
         return build(typing.cast(type, base), value, key)
-    bounds = _meta(meta, Range)
-    if _meta(meta, PairOf):
-        items = value if isinstance(value, list) and len(value) == 2 else [value, value]
-        if not all(_is_int(v) and (bounds is None or bounds.holds(v)) for v in items):
-            raise key.fail(describe(Annotated[(base, *meta)]), value)
-        return (items[0], items[1])
     if base is bool:
         if not isinstance(value, bool):
             raise key.fail("true or false", value)
         return value
-    if base is int:
-        if not _is_int(value) or (bounds is not None and not bounds.holds(value)):
-            raise key.fail((bounds or Range()).words("an int"), value)
-        return value
-    if base is float:
-        words = (bounds or Range()).words("a number")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise key.fail(words, value)
-        if not math.isfinite(value):
-            raise key.fail((bounds or Range()).words("a finite number"), value)
-        if bounds is not None and not bounds.holds(value):
-            raise key.fail(words, value)
-        return float(value)
     if base is str:
         return _convert_str(meta, value, key)
-    origin = typing.get_origin(base)
-    if origin is list:
-        length = _meta(meta, Length) or Length()
-        if not isinstance(value, list):
+    if _meta(meta, PairOf) or base in (int, float):
+        return _convert_number(base, meta, value, key)
+    if typing.get_origin(base) in (list, dict):
+        return _convert_container(base, meta, value, key)
+    raise TypeError(f"unsupported schema type {base!r} at {key.path}")
+
+
+def _convert_number(base: Any, meta: tuple[Any, ...], value: Any, key: Key) -> Any:
+    """An int, a number (ints become floats; NaN and infinities are refused) or a pair of ints, within bounds."""
+    bounds = _meta(meta, Range) or Range()
+    if _meta(meta, PairOf):
+        items = value if isinstance(value, list) and len(value) == 2 else [value, value]
+        if not all(_is_int(v) and bounds.holds(v) for v in items):
             raise key.fail(describe(Annotated[(base, *meta)]), value)
-        if len(value) < length.min_items or (length.max_items is not None and len(value) > length.max_items):
-            raise key.fail(describe(Annotated[(base, *meta)]), value)
-        item_type = typing.get_args(base)[0]
-        return [convert(item_type, v, key.item(i)) for i, v in enumerate(value)]
-    if origin is dict:
+        return (items[0], items[1])
+    if base is int:
+        if not _is_int(value) or not bounds.holds(value):
+            raise key.fail(bounds.words("an int"), value)
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise key.fail(bounds.words("a number"), value)
+    if not math.isfinite(value):
+        raise key.fail(bounds.words("a finite number"), value)
+    if not bounds.holds(value):
+        raise key.fail(bounds.words("a number"), value)
+    return float(value)
+
+
+def _convert_container(base: Any, meta: tuple[Any, ...], value: Any, key: Key) -> Any:
+    """A list (of the right length, each item converted) or a mapping of string keys."""
+    if typing.get_origin(base) is dict:
         if not isinstance(value, dict):
             raise key.fail("a mapping", value)
         _, value_type = typing.get_args(base)
         return {str(k): convert(value_type, v, key.child(str(k))) for k, v in value.items()}
-    raise TypeError(f"unsupported schema type {base!r} at {key.path}")
+    length = _meta(meta, Length) or Length()
+    if not isinstance(value, list) or len(value) < length.min_items or (length.max_items is not None and len(value) > length.max_items):
+        raise key.fail(describe(Annotated[(base, *meta)]), value)
+    item_type = typing.get_args(base)[0]
+    return [convert(item_type, v, key.item(i)) for i, v in enumerate(value)]
 
 
 def _is_int(value: Any) -> bool:
