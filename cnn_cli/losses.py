@@ -40,6 +40,9 @@ class Loss:
     def __init__(self, name: str, num_outputs: int) -> None:
         self.num_outputs = num_outputs
 
+    def __getnewargs__(self) -> tuple[str, int]:  # copy and pickle rebuild through __new__
+        return self.name, self.num_outputs
+
     @classmethod
     def output_problem(cls, output_shape: tuple[int, ...]) -> str | None:
         """Why a model with this per-sample output shape cannot use the loss, or None when it can."""
