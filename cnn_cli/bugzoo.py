@@ -168,15 +168,15 @@ def _maxpool_spread() -> contextlib.AbstractContextManager[None]:
 @contextlib.contextmanager
 def _loss_gradient(change: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> Iterator[None]:
     """Keep the loss value (the numeric side), replace its gradient (the analytic side)."""
-    from cnn_cli import model as model_module
+    from cnn_cli import losses as losses_module
 
-    right = model_module.softmax_cross_entropy
+    right = losses_module.softmax_cross_entropy
 
     def wrong(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         loss, grad = right(logits, labels)
         return loss, change(grad, logits, labels)
 
-    with _patched(model_module, "softmax_cross_entropy", wrong):
+    with _patched(losses_module, "softmax_cross_entropy", wrong):
         yield
 
 

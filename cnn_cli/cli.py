@@ -6,20 +6,17 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import cast
 
 import click
 
 from cnn_cli import __version__
 from cnn_cli.data_cli import data_group
-from cnn_cli.errors import CnnError, RuntimeFault, os_error_exit_code, os_error_message
+from cnn_cli.errors import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED, CnnError, RuntimeFault, os_error_exit_code, os_error_message
 from cnn_cli.explain.cli import DOCS_HINT, docs_command, explain_command
 from cnn_cli.plots_cli import plot_command, viz_command
 from cnn_cli.runs_cli import compare_command, export_command, lr_find_command
 from cnn_cli.serve.cli import serve_command
-
-EXIT_BAD_INPUT = 2
-EXIT_FAULT = 1
-EXIT_INTERRUPTED = 130
 
 
 class CnnGroup(click.Group):
@@ -92,7 +89,7 @@ def train(config_name, overrides, run_dir, seed, resume, quiet, print_config) ->
       cnn train --config mnist --set train.epochs=3 --seed 1
       cnn train --resume runs/mnist-20261123-101500
     """
-    from cnn_cli.config import config_to_yaml, load_config
+    from cnn_cli.config import Config, config_to_yaml, load_config
     from cnn_cli.train import train as run_training
 
     if resume is None and config_name is None:
@@ -109,8 +106,14 @@ def train(config_name, overrides, run_dir, seed, resume, quiet, print_config) ->
             click.echo(config_to_yaml(config), nl=False)
             return
     progress = not quiet and sys.stdout.isatty()
+    run_config = cast(Config, config)  # None when resuming: train() then reads the run's own config
     result = run_training(
-        config, run_dir=None if resume else run_dir, resume=resume, command_line=["cnn", *sys.argv[1:]], log=click.echo, progress=progress
+        run_config,
+        run_dir=None if resume else run_dir,
+        resume=resume,
+        command_line=["cnn", *sys.argv[1:]],
+        log=click.echo,
+        progress=progress,
     )
     if result.status == "completed" and result.summary:
         _maybe_plot(result.run.root)
@@ -277,6 +280,19 @@ def gradcheck(config_name, seed, batch_size, break_name, show, impl) -> None:
     click.echo(text)
     if not passed:
         sys.exit(EXIT_FAULT)
+
+
+@cli.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of a config file, generated from the same schema the loader checks.
+
+    \b
+    Example:
+      cnn schema > cnn-config.schema.json
+    """
+    from cnn_cli.config import config_json_schema
+
+    click.echo(json.dumps(config_json_schema(), indent=2))
 
 
 cli.add_command(data_group, "data")

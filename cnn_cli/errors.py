@@ -9,19 +9,33 @@ from __future__ import annotations
 
 import errno
 
+# The process exit codes of ``cnn``, defined once.
+EXIT_FAULT = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+
 
 class CnnError(Exception):
     """Bad input: a config, file, argument or image the user gave us. Exit code 2."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
 
 
 class ConfigError(CnnError):
-    """A config value is missing, mistyped or out of range."""
+    """A config value is missing, mistyped or out of range.
+
+    ``key_path`` is the canonical path of the offending key (``model.layers[0].kernel_size``,
+    ``train.batch_size``), or "" when the error is about the config as a whole; the loader
+    uses it to point at the YAML line.
+    """
+
+    def __init__(self, message: str, key_path: str = "") -> None:
+        super().__init__(message)
+        self.key_path = key_path
 
 
 class ModelBuildError(ConfigError):
-    """An architecture whose shapes or sizes cannot work."""
+    """An architecture whose shapes or sizes cannot work (its ``key_path`` names the layer or key)."""
 
 
 class CheckpointError(CnnError):
@@ -39,7 +53,7 @@ class ImageError(CnnError):
 class RuntimeFault(Exception):
     """A fault while running (diverged training, disk full). Exit code 1."""
 
-    exit_code = 1
+    exit_code = EXIT_FAULT
 
 
 # What to do about each kind of OS error, said once for every command (the CLI's error boundary uses these).

@@ -36,12 +36,15 @@ fixed function of the parameters.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cnn_cli.config import Config, TrainConfig, check_memory, load_config
+from cnn_cli.errors import ConfigError
 from cnn_cli.layers import Layer, LeakyReLU, MaxPool2D, ReLU
-from cnn_cli.model import Model, build_model
+from cnn_cli.model import Model, build_model, model_config_of
 from cnn_cli.nn.pool import maxpool2d_forward
 
 # Entries below 1% of the largest numeric gradient checked in their tensor are compared against that 1%.
@@ -119,6 +122,8 @@ def gradcheck_model(
     Returns:
         One :class:`GradcheckResult` per parameter, in model order, then ``input``.
     """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed: expected an int >= 0, got {seed!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not eps > 0:
@@ -126,6 +131,12 @@ def gradcheck_model(
     if max_checks_per_param < 1:
         raise ValueError(f"max_checks_per_param must be >= 1, got {max_checks_per_param}")
 
+    if isinstance(config, (str, Path)):
+        config = load_config(config)
+    # Refuse a batch whose float64 activations would not fit, before allocating anything.
+    check_memory(
+        model_config_of(config), config.train if isinstance(config, Config) else TrainConfig(), batch_size, "float64", "--batch-size"
+    )
     model = build_model(config, seed=seed, dtype="float64")
     # A stream of its own, so the batch does not repeat the numbers that drew the weights.
     rng = np.random.default_rng([seed, 1])
@@ -181,13 +192,7 @@ def _analytic_gradients(model: Model, x: np.ndarray, labels: np.ndarray) -> dict
 
 def _layer_inputs(model: Model, x: np.ndarray) -> list[np.ndarray]:
     """[input of layer 0, input of layer 1, ...] for the batch x, in evaluation mode."""
-    inputs = []
-    out = x
-    for layer in model.layers:
-        layer.training = False
-        inputs.append(out)
-        out = layer.forward(out)
-    return inputs
+    return [step.input for step in model.trace(x, training=False)]
 
 
 def _kinks(layer: Layer, layer_input: np.ndarray) -> np.ndarray | None:
@@ -219,13 +224,9 @@ class _Probe:
 
     def evaluate(self) -> tuple[float, list[np.ndarray | None]]:
         """(loss, kink pattern of layers start..end) for the current parameter values."""
-        out = self.start_input
-        pattern = []
-        for layer in self.model.layers[self.start :]:
-            pattern.append(_kinks(layer, out))
-            out = layer.forward(out)
-        loss, _ = self.model.loss(out, self.labels)
-        return loss, pattern
+        steps = self.model.trace(self.start_input, training=False, start=self.start)
+        loss, _ = self.model.loss(steps[-1].output, self.labels)
+        return loss, [_kinks(step.layer, step.input) for step in steps]
 
     def flipped_unit(self, pattern: list[np.ndarray | None]) -> str:
         """Which unit left the base piece: the first ReLU input that changed sign or max-pool window that changed winner."""

@@ -184,10 +184,12 @@ def predict_images(
 
     A bad image gets ``error`` set; the others are still predicted.
     """
-    path = resolve_checkpoint(checkpoint)
-    ckpt, model = load_checkpoint(path)
+    checkpoint_path = resolve_checkpoint(checkpoint)
+    ckpt, model = load_checkpoint(checkpoint_path)
     if tuple(model.input_shape) != (1, MNIST_SIZE, MNIST_SIZE):
-        raise CnnError(f"{path}: its model takes input {tuple(model.input_shape)}; predict feeds 1x{MNIST_SIZE}x{MNIST_SIZE} digit images")
+        raise CnnError(
+            f"{checkpoint_path}: its model takes input {tuple(model.input_shape)}; predict feeds 1x{MNIST_SIZE}x{MNIST_SIZE} digit images"
+        )
     mean, std = float(ckpt.data.get("mean", 0.0)), float(ckpt.data.get("std", 1.0))
     classes = ckpt.data.get("classes") or list(range(model.loss.num_classes))
     results = []

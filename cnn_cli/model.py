@@ -12,85 +12,17 @@ Notebook use::
 
 from __future__ import annotations
 
-import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from cnn_cli.errors import ModelBuildError
-from cnn_cli.init import INIT_SCHEMES
-from cnn_cli.layers import LAYER_TYPES, Layer
-from cnn_cli.layers.options import resolve_options
-from cnn_cli.nn.activations import sigmoid
-from cnn_cli.nn.losses import (
-    binary_cross_entropy_with_logits,
-    softmax,
-    softmax_cross_entropy,
-    sum_squared_error,
-)
+from cnn_cli.config import Config, ModelConfig, config_from_dict, load_config, model_config_from_dict
+from cnn_cli.layers import LAYER_TYPES, BuildContext, Layer
+from cnn_cli.losses import Loss
 
-LOSSES = ("softmax_cross_entropy", "binary_cross_entropy", "sum_squared_error")
-NAME_PREFIX = {"conv2d": "conv", "dense": "fc"}
-LAYER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class Loss:
-    """A loss on the model's logits, mean over the batch, plus how to read probabilities.
-
-    ``softmax_cross_entropy`` and ``sum_squared_error`` need one output per class;
-    ``binary_cross_entropy`` needs a single output (the logit of class 1).
-    """
-
-    def __init__(self, name: str, num_outputs: int) -> None:
-        self.name = name
-        self.num_outputs = num_outputs
-
-    @property
-    def num_classes(self) -> int:
-        """How many classes the outputs stand for."""
-        return 2 if self.name == "binary_cross_entropy" else self.num_outputs
-
-    def __call__(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-        """(loss, dLoss/dlogits) for logits of any shape (N, ...) and integer labels (N,)."""
-        flat = logits.reshape(logits.shape[0], -1)
-        if self.name == "softmax_cross_entropy":
-            loss, grad = softmax_cross_entropy(flat, labels)
-        elif self.name == "binary_cross_entropy":
-            loss, grad = binary_cross_entropy_with_logits(flat, labels)
-        else:
-            loss, grad = sum_squared_error(flat, np.eye(flat.shape[1], dtype=flat.dtype)[labels])
-        return loss, grad.reshape(logits.shape)
-
-    def predict(self, logits: np.ndarray) -> np.ndarray:
-        """(N, ...) logits -> (N,) predicted class indices (int64)."""
-        flat = logits.reshape(logits.shape[0], -1)
-        if self.name == "binary_cross_entropy":
-            return (flat[:, 0] > 0).astype(np.int64)
-        return flat.argmax(axis=1)
-
-    def class_score_gradient(self, logits: np.ndarray, class_index: int) -> np.ndarray:
-        """d(score of ``class_index``)/d(logits) for (N, ...) logits, same shape.
-
-        The score of class k is its logit ``z_k``: the gradient is 1 at k and 0
-        elsewhere. A ``binary_cross_entropy`` model has a single logit z for class 1;
-        class 1's score is z and class 0's is -z (its log-odds), so the gradient is +1 or -1.
-        """
-        grad = np.zeros_like(logits).reshape(logits.shape[0], -1)
-        if self.name == "binary_cross_entropy":
-            grad[:, 0] = 1.0 if class_index == 1 else -1.0
-        else:
-            grad[:, class_index] = 1.0
-        return grad.reshape(logits.shape)
-
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """(N, ...) logits -> (N, num_classes) class probabilities."""
-        flat = logits.reshape(logits.shape[0], -1)
-        if self.name == "binary_cross_entropy":
-            p1 = sigmoid(flat[:, 0])
-            return np.stack([1 - p1, p1], axis=1)
-        return softmax(flat)
+__all__ = ["LayerGradient", "LayerSummary", "LayerTrace", "Loss", "Model", "build_model"]
 
 
 @dataclass
@@ -100,6 +32,7 @@ class LayerTrace:
     layer: Layer
     input: np.ndarray
     output: np.ndarray
+    seconds: float = 0.0  # wall time of this layer's forward
 
 
 @dataclass
@@ -129,7 +62,7 @@ class Model:
     same names the checkpoints use and the optimizer sees.
     """
 
-    def __init__(self, layers: list[Layer], input_shape: tuple[int, ...], loss_name: str, dtype: np.dtype) -> None:
+    def __init__(self, layers: list[Layer], input_shape: tuple[int, ...], loss_name: str, dtype: str | np.dtype) -> None:
         self.layers = layers
         self.input_shape = input_shape
         self.output_shape = layers[-1].output_shape if layers else input_shape
@@ -159,21 +92,24 @@ class Model:
             out = layer.forward(out)
         return out
 
-    def trace(self, x: np.ndarray, training: bool = False) -> list[LayerTrace]:
-        """A forward pass that keeps every layer's input and output (for pictures and checks).
+    def trace(self, x: np.ndarray, training: bool = False, start: int = 0) -> list[LayerTrace]:
+        """A forward pass that keeps every layer's input and output (for pictures, checks and timings).
 
         Each layer keeps its backward cache, so :meth:`backward_trace` (or
         :meth:`backward`) may follow. The last entry's output is the logits.
+        ``start`` > 0 runs only ``layers[start:]``, with ``x`` the input of layer ``start``.
         """
-        if tuple(x.shape[1:]) != tuple(self.input_shape):
-            raise ValueError(f"model expects input (N, {', '.join(map(str, self.input_shape))}), got {x.shape}")
+        expected = self.layers[start].input_shape if start else self.input_shape
+        if tuple(x.shape[1:]) != tuple(expected):
+            raise ValueError(f"model expects input (N, {', '.join(map(str, expected))}), got {x.shape}")
         out = x.astype(self.dtype, copy=False)
         steps = []
-        for layer in self.layers:
+        for layer in self.layers[start:]:
             layer.training = training
             layer.keep_cache = True
+            began = time.perf_counter()
             layer_input, out = out, layer.forward(out)
-            steps.append(LayerTrace(layer, layer_input, out))
+            steps.append(LayerTrace(layer, layer_input, out, time.perf_counter() - began))
         return steps
 
     def backward_trace(self, grad_logits: np.ndarray) -> list[LayerGradient]:
@@ -200,9 +136,11 @@ class Model:
             need_input_grad: also return dLoss/dinput (N, *input_shape), e.g. for
                 saliency maps; training leaves it off and skips that work.
         """
-        grad = grad_logits
+        grad: np.ndarray | None = grad_logits
         stop = 0 if need_input_grad else self._first_param_layer
         for index in range(len(self.layers) - 1, stop - 1, -1):
+            if grad is None:  # pragma: no cover - only the last layer run may skip its input gradient
+                raise RuntimeError(f"{self.layers[index + 1].name}: backward returned no input gradient")
             grad = self.layers[index].backward(grad, need_input_grad=need_input_grad or index > stop)
         return grad if need_input_grad else None
 
@@ -244,79 +182,38 @@ class Model:
         return "Model(\n" + "\n".join(f"  {layer!r}" for layer in self.layers) + f"\n  loss={self.loss.name}\n)"
 
 
-def build_model(config: Any, seed: int = 0, dtype: str | np.dtype = "float32") -> Model:
-    """Build a :class:`Model` from a config, inferring every layer's input shape.
+def build_model(config: Config | ModelConfig | dict | str | Path, seed: int = 0, dtype: str | np.dtype = "float32") -> Model:
+    """Build a :class:`Model` from a config, each layer on the input shape its predecessor gives.
 
     Args:
-        config: a path or built-in config name (``"mnist"``), a full config dict
-            (with a ``model`` key), a model section dict (``input_shape``,
-            ``layers``, ``loss``, ``init``), or a :class:`cnn_cli.config.Config`.
+        config: a loaded :class:`cnn_cli.config.Config` (or its ``model``), a path or
+            built-in config name (``"mnist"``), a full config dict (with a ``model``
+            key) or a model section dict (``input_shape``, ``layers``, ``loss``, ``init``).
+            Paths and dicts are validated first; a loaded config is not checked again.
         seed: seeds the weight generator; the same seed gives bit-identical weights.
         dtype: float32 for training, float64 for gradient checks.
     Raises:
-        ModelBuildError: naming the layer index, its type and the shapes or values involved.
+        ModelBuildError: (paths and dicts) naming the layer index, its type and the shapes or values involved.
     """
-    section = _model_section(config)
-    input_shape = section.get("input_shape", [1, 28, 28])
-    if (
-        not isinstance(input_shape, (list, tuple))
-        or not input_shape
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_shape)
-    ):
-        raise ModelBuildError(f"model.input_shape: expected a list of positive ints like [1, 28, 28], got {input_shape!r}")
-    loss_name = section.get("loss", "softmax_cross_entropy")
-    if loss_name not in LOSSES:
-        raise ModelBuildError(f"model.loss: expected one of {', '.join(LOSSES)}, got {loss_name!r}")
-    default_init = section.get("init", "kaiming")
-    if default_init not in INIT_SCHEMES:
-        raise ModelBuildError(f"model.init: expected one of {', '.join(INIT_SCHEMES)}, got {default_init!r}")
-    specs = section.get("layers")
-    if not isinstance(specs, list) or not specs:
-        raise ModelBuildError("model.layers: expected a non-empty list of layers")
-
-    rng = np.random.default_rng(seed)
-    dtype = np.dtype(dtype)
-    shape = tuple(input_shape)
+    model_config = model_config_of(config)
+    ctx = BuildContext(np.random.default_rng(seed), np.dtype(dtype), model_config.init)
+    shape = tuple(model_config.input_shape)
     layers: list[Layer] = []
-    counts: dict[str, int] = {}
-    for index, spec in enumerate(specs):
-        layer = _build_layer(index, spec, shape, rng, dtype, default_init, counts, {lay.name for lay in layers})
+    for spec in model_config.layers:
+        layer = LAYER_TYPES[spec.type].build(spec, shape, ctx)
         layers.append(layer)
         shape = layer.output_shape
-    if loss_name == "binary_cross_entropy" and int(np.prod(shape)) != 1:
-        raise ModelBuildError(f"model.loss: binary_cross_entropy needs one output, the last layer gives {shape}")
-    return Model(layers, tuple(input_shape), loss_name, dtype)
+    return Model(layers, tuple(model_config.input_shape), model_config.loss, ctx.dtype)
 
 
-def _model_section(config: Any) -> dict[str, Any]:
-    from cnn_cli.config import Config, load_config  # config imports model's constants
-
+def model_config_of(config: Config | ModelConfig | dict | str | Path) -> ModelConfig:
+    """The validated model section of anything :func:`build_model` accepts."""
     if isinstance(config, (str, Path)):
         config = load_config(config)
     if isinstance(config, Config):
-        return config.model.as_dict()
+        return config.model
+    if isinstance(config, ModelConfig):
+        return config
     if isinstance(config, dict):
-        return config["model"] if "model" in config else config
+        return config_from_dict(config).model if "model" in config else model_config_from_dict(config)
     raise TypeError(f"cannot build a model from {type(config).__name__}")
-
-
-def _build_layer(index, spec, input_shape, rng, dtype, default_init, counts, taken) -> Layer:
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise ModelBuildError(f"model.layers[{index}]: expected a mapping with a 'type' key, got {spec!r}")
-    type_name = spec["type"]
-    where = f"model.layers[{index}] ({type_name})"
-    if type_name not in LAYER_TYPES:
-        import difflib
-
-        close = difflib.get_close_matches(str(type_name), list(LAYER_TYPES), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ModelBuildError(f"model.layers[{index}]: unknown layer type {type_name!r}{hint}; known: {', '.join(LAYER_TYPES)}")
-    cls = LAYER_TYPES[type_name]
-    counts[type_name] = counts.get(type_name, 0) + 1
-    name = spec.get("name") or f"{NAME_PREFIX.get(type_name, type_name)}{counts[type_name]}"
-    if not isinstance(name, str) or not LAYER_NAME.match(name):
-        raise ModelBuildError(f"{where}: name must be letters, digits and _ (no dots), got {name!r}")
-    if name in taken:
-        raise ModelBuildError(f"{where}: layer name {name!r} is used twice")
-    opts = resolve_options({k: v for k, v in spec.items() if k not in ("type", "name")}, cls.options, where)
-    return cls.build(name, opts, input_shape, rng, dtype, default_init, where)

@@ -14,6 +14,7 @@ import numpy as np
 from cnn_cli.nn.threads import for_each_slice
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+SCHEDULES = ("constant", "step", "cosine")  # the learning-rate schedules learning_rate() knows
 
 
 def is_weight(name: str) -> bool:
@@ -180,7 +181,7 @@ def make_optimizer(name: str, lr: float, momentum: float = 0.9, betas: tuple[flo
     if name in ("momentum", "nesterov"):
         return Momentum(lr, momentum, nesterov=name == "nesterov")
     if name == "adam":
-        return Adam(lr, tuple(betas), eps)
+        return Adam(lr, (betas[0], betas[1]), eps)
     raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
 
 

@@ -71,7 +71,7 @@ TEST_IMAGE = re.compile(r"^test:(.*)$")
 
 MISCLASSIFIED_ROWS, MISCLASSIFIED_COLS = 4, 6
 MAX_PANELS = 64  # kernels or feature maps per grid; more would be too small to see
-STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "figure.titlesize": 14}
+STYLE: dict[Any, Any] = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "figure.titlesize": 14}
 INK_CMAP = "gray_r"  # digits drawn dark on white
 SIGNED_CMAP = "RdBu_r"  # red > 0, blue < 0, white = 0
 GRID_MARGINS = {"left": 0.02, "right": 0.88, "bottom": 0.02, "wspace": 0.08, "hspace": 0.25}

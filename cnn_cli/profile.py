@@ -28,21 +28,22 @@ def profile_training_step(model: Model, batch_size: int = 64, rounds: int = 10, 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch_size, *model.input_shape)).astype(model.dtype)
     labels = rng.integers(0, model.loss.num_classes, batch_size)
-    forward = {layer.name: [] for layer in model.layers}
-    backward = {layer.name: [] for layer in model.layers}
+    forward: dict[str, list[float]] = {layer.name: [] for layer in model.layers}
+    backward: dict[str, list[float]] = {layer.name: [] for layer in model.layers}
     for round_index in range(rounds + 1):
-        out = x
-        for layer in model.layers:
-            layer.training = True
-            start = time.perf_counter()
-            out = layer.forward(out)
-            forward[layer.name].append(time.perf_counter() - start)
-        _, grad = model.loss(out, labels)
+        steps = model.trace(x, training=True)
+        for step in steps:
+            forward[step.layer.name].append(step.seconds)
+        _, grad = model.loss(steps[-1].output, labels)
+        # The backward runs layer by layer as Model.backward does, except that the first
+        # layer skips its input gradient (training never needs dL/dx of the images).
         for index in range(len(model.layers) - 1, -1, -1):
             layer = model.layers[index]
             start = time.perf_counter()
-            grad = layer.backward(grad, need_input_grad=index > 0)
+            grad_input = layer.backward(grad, need_input_grad=index > 0)
             backward[layer.name].append(time.perf_counter() - start)
+            if grad_input is not None:
+                grad = grad_input
         if round_index == 0:  # warm-up
             for times in (*forward.values(), *backward.values()):
                 times.clear()

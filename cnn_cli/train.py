@@ -23,7 +23,7 @@ import numpy as np
 
 from cnn_cli.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnn_cli.config import Config, config_from_dict, config_to_yaml
-from cnn_cli.errors import CheckpointError, CnnError, ConfigError, RuntimeFault
+from cnn_cli.errors import EXIT_INTERRUPTED, CheckpointError, CnnError, ConfigError, RuntimeFault
 from cnn_cli.model import Model, build_model
 from cnn_cli.optim import add_l2_gradient, clip_grad_norm, l2_penalty, learning_rate, make_optimizer
 from cnn_cli.runs import (
@@ -40,8 +40,6 @@ from cnn_cli.runs import (
     write_metrics,
     write_text,
 )
-
-EXIT_INTERRUPTED = 130
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 - :func:`feature_maps`: the output of every conv layer for one image.
 - :func:`saliency`: the gradient of one class score with respect to the input
-  pixels, computed by the model's own hand-written backward pass. This is seed
+  pixels, computed by the model's own hand-written backward pass. This is notes
   000 §2.5's dLoss/dinput, with the loss replaced by the class score: start the
   backward pass from a one-hot ``dScore/dlogits`` instead of ``dLoss/dlogits``
   and every layer's backward carries it down to the pixels unchanged in form.
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnn_cli.layers import Conv2D
 from cnn_cli.model import Model
-from cnn_cli.train import predictions
 
 
 def _check_single_input(model: Model, x: np.ndarray) -> np.ndarray:
@@ -35,14 +35,8 @@ def feature_maps(model: Model, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
     Returns:
         ``[(layer name, (C_out, H_out, W_out) output), ...]`` in layer order.
     """
-    out = _check_single_input(model, x)
-    maps = []
-    for layer in model.layers:
-        layer.training = False
-        out = layer.forward(out)
-        if layer.type_name == "conv2d":
-            maps.append((layer.name, out[0].copy()))
-    return maps
+    steps = model.trace(_check_single_input(model, x), training=False)
+    return [(step.layer.name, step.output[0].copy()) for step in steps if isinstance(step.layer, Conv2D)]
 
 
 def class_score_gradient(model: Model, logits: np.ndarray, class_index: int) -> np.ndarray:
@@ -55,7 +49,7 @@ def saliency(model: Model, x: np.ndarray, class_index: int | None = None) -> tup
 
     A forward pass in evaluation mode, then the model's backward pass from the
     one-hot score gradient (:func:`class_score_gradient`) down to the input,
-    ``model.backward(grad, need_input_grad=True)``. Large |gradient| marks pixels
+    ``model.backward_trace(grad)``. Large |gradient| marks pixels
     whose change would move the score most (Simonyan et al., 2014). The backward
     pass overwrites the model's ``grads``; the parameters are untouched.
 
@@ -72,10 +66,10 @@ def saliency(model: Model, x: np.ndarray, class_index: int | None = None) -> tup
     x = _check_single_input(model, x)
     logits = model.forward(x, training=False)
     if class_index is None:
-        class_index = int(predictions(model, logits)[0])
+        class_index = int(model.loss.predict(logits)[0])
     if not 0 <= class_index < model.loss.num_classes:
         raise ValueError(f"class_index must be in 0..{model.loss.num_classes - 1}, got {class_index}")
-    grad_input = model.backward(class_score_gradient(model, logits, class_index), need_input_grad=True)
+    grad_input = model.backward_trace(class_score_gradient(model, logits, class_index))[0].grad_input
     return grad_input[0].sum(axis=0), class_index
 
 
@@ -84,7 +78,7 @@ def confident_mistakes(probabilities: np.ndarray, predicted: np.ndarray, labels:
 
     Args:
         probabilities: (N, num_classes) class probabilities.
-        predicted: (N,) predicted classes (:func:`cnn_cli.train.predictions`).
+        predicted: (N,) predicted classes (``model.loss.predict``).
         labels: (N,) true classes.
     Returns:
         (M,) int indices, M ≤ count, sorted by the probability given to the wrong

@@ -1,38 +1,105 @@
-"""The layer interface: named parameters and gradients, forward, backward, shapes."""
+"""The layer contract: a typed spec (the options a config gives), and the layer built from it.
+
+Each layer type declares its options once, as a frozen :class:`LayerSpec`
+dataclass. The config loader validates ``model.layers`` against those specs
+(:mod:`cnn_cli.schema`), runs their shape inference (:meth:`LayerSpec.output_shape`,
+the layer's one geometry check) and estimates their memory; the model builder then
+calls :meth:`Layer.build` with a spec that is known to work and re-checks nothing.
+"""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 
-from cnn_cli.layers.options import Option
+from cnn_cli.nn.shapes import IntPair
+from cnn_cli.schema import PairOf, Pattern, Range
 
 Shape = tuple[int, ...]  # one sample's shape, without the batch axis: (C, H, W) or (F,)
 
+# Option types shared by the specs. Window geometry (kernel, stride, padding, dilation) stays
+# below 2**16 pixels: far beyond any useful image, and safely inside NumPy's stride arithmetic.
+MAX_WINDOW = 1 << 16
+Size = Annotated[int, Range(minimum=1, word="positive")]
+PositivePair = Annotated[IntPair, PairOf(), Range(minimum=1, maximum=MAX_WINDOW, word="positive")]
+NonNegativePair = Annotated[IntPair, PairOf(), Range(minimum=0, maximum=MAX_WINDOW)]
+LayerName = Annotated[str, Pattern(r"[A-Za-z_][A-Za-z0-9_]*", "letters, digits and _ (no dots)")]
 
-class Layer:
+
+@dataclass(frozen=True, kw_only=True)
+class LayerSpec:
+    """The options of one layer in ``model.layers``; subclasses add theirs.
+
+    ``type`` picks the layer class; ``name`` defaults to the type's prefix and a
+    per-type count (``conv1``, ``relu2``, ``fc1``), filled in by the config loader.
+    """
+
+    type: str = ""
+    name: LayerName | None = None
+    name_prefix: ClassVar[str] = ""  # "" means the type name
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """Shape inference: one sample's output shape, or GeometryError if the options cannot work there."""
+        return input_shape
+
+    def num_params(self, input_shape: Shape) -> int:
+        """How many trainable values the layer holds on this input."""
+        return 0
+
+    def workspace(self, input_shape: Shape) -> int:
+        """Values per sample a forward keeps beyond its output (e.g. the im2col matrix), for memory estimates."""
+        return 0
+
+
+SpecT = TypeVar("SpecT", bound=LayerSpec)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What every layer build shares: the seeded weight generator, the dtype and the model's default init."""
+
+    rng: np.random.Generator
+    dtype: np.dtype
+    default_init: str
+
+
+class Layer(Generic[SpecT]):
     """Base class. A layer keeps ``params`` and ``grads`` under the same names.
 
     ``forward`` keeps only what ``backward`` needs from the latest call (the
-    cache); ``backward`` reads only that cache, fills ``grads`` and returns the
-    gradient for the layer's input. The optimizer sees the dicts, never the layer.
+    cache), and keeps nothing when ``keep_cache`` is False (evaluation, prediction:
+    no backward will follow). ``backward`` reads only that cache, fills ``grads``
+    and returns the gradient for the layer's input. The optimizer sees the dicts,
+    never the layer.
     """
 
     type_name: ClassVar[str] = ""
-    options: ClassVar[dict[str, Option]] = {}
+    spec_class: ClassVar[type[LayerSpec]] = LayerSpec
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.training = False
-        self.keep_cache = True  # False: forward may drop what only backward needs
+        self.keep_cache = True  # False: forward keeps nothing for a backward
         self.input_shape: Shape = ()
         self.output_shape: Shape = ()
 
+    @classmethod
+    def build(cls, spec: SpecT, input_shape: Shape, ctx: BuildContext) -> Self:  # pragma: no cover - interface
+        """The layer for a validated spec on one sample's ``input_shape`` (shapes set, weights drawn from ``ctx.rng``)."""
+        raise NotImplementedError
+
+    def _placed(self, input_shape: Shape, spec: LayerSpec) -> Self:
+        """Set the layer's shapes from its spec's shape inference."""
+        self.input_shape, self.output_shape = input_shape, spec.output_shape(input_shape)
+        return self
+
     def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
-        """Compute the output for a batch; keep what backward needs."""
+        """Compute the output for a batch; keep what backward needs (if ``keep_cache``)."""
         raise NotImplementedError
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:  # pragma: no cover
@@ -47,6 +114,14 @@ class Layer:
         """Multiply-adds x2 of one forward pass for one sample (0 when negligible)."""
         return 0
 
+    def _missing_cache(self) -> RuntimeError:
+        return RuntimeError(f"{self.name}: backward called before forward")
+
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.config().items())
         return f"{type(self).__name__}({self.name}{', ' if opts else ''}{opts})"
+
+
+def elements(shape: Shape) -> int:
+    """Values in one sample of ``shape`` (exact for any size: Python ints do not overflow)."""
+    return math.prod(shape)

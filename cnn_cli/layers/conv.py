@@ -2,27 +2,56 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Self
 
 import numpy as np
 
-from cnn_cli.errors import ModelBuildError
 from cnn_cli.init import INIT_SCHEMES, init_weight
-from cnn_cli.layers.base import Layer, Shape
-from cnn_cli.layers.options import Option
+from cnn_cli.layers.base import BuildContext, Layer, LayerSpec, NonNegativePair, PositivePair, Shape, Size, elements
 from cnn_cli.nn.conv import ConvCache, conv2d_backward, conv2d_forward
 from cnn_cli.nn.padding import pad2d_backward, pad2d_forward
-from cnn_cli.nn.shapes import conv_output_size, pair
+from cnn_cli.nn.shapes import GeometryError, image_shape, pair, window_output_hw
+from cnn_cli.schema import OneOf
+
+InitName = Annotated[str, OneOf(INIT_SCHEMES)]
 
 
-def require_image_input(input_shape: Shape, where: str) -> tuple[int, int, int]:
-    """The (C, H, W) of an input, or an error naming the layer when it is not an image."""
-    if len(input_shape) != 3:
-        raise ModelBuildError(f"{where}: needs (C, H, W) input, got shape {input_shape}")
-    return input_shape  # type: ignore[return-value]
+@dataclass(frozen=True, kw_only=True)
+class Conv2DSpec(LayerSpec):
+    """Options of a ``conv2d`` layer; in_channels comes from the previous layer."""
+
+    type: str = "conv2d"
+    name_prefix = "conv"
+    out_channels: Size
+    kernel_size: PositivePair
+    stride: PositivePair = (1, 1)
+    padding: NonNegativePair = (0, 0)
+    dilation: PositivePair = (1, 1)
+    groups: Size = 1
+    bias: bool = True
+    init: InitName | None = None  # None: the model's default init
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        c, h, w = image_shape(input_shape)
+        if c % self.groups or self.out_channels % self.groups:
+            raise GeometryError(f"groups={self.groups} must divide in_channels={c} and out_channels={self.out_channels}")
+        try:
+            out_h, out_w = window_output_hw((h, w), self.kernel_size, self.stride, self.padding, self.dilation)
+        except GeometryError as exc:
+            raise GeometryError(f"{exc} (input {c}x{h}x{w}, padding {self.padding[0]}x{self.padding[1]})") from None
+        return (self.out_channels, out_h, out_w)
+
+    def num_params(self, input_shape: Shape) -> int:
+        per_filter = input_shape[0] // self.groups * self.kernel_size[0] * self.kernel_size[1]
+        return self.out_channels * per_filter + (self.out_channels if self.bias else 0)
+
+    def workspace(self, input_shape: Shape) -> int:
+        _, out_h, out_w = self.output_shape(input_shape)
+        return out_h * out_w * self.kernel_size[0] * self.kernel_size[1] * input_shape[0]  # im2col rows x columns
 
 
-class Conv2D(Layer):
+class Conv2D(Layer[Conv2DSpec]):
     """2-D cross-correlation layer, PyTorch's layout and semantics.
 
     forward: (N, C_in, H, W) -> (N, C_out, H_out, W_out)
@@ -30,16 +59,7 @@ class Conv2D(Layer):
     """
 
     type_name = "conv2d"
-    options = {
-        "out_channels": Option("int", required=True, minimum=1),
-        "kernel_size": Option("pair", required=True, minimum=1),
-        "stride": Option("pair", 1, minimum=1),
-        "padding": Option("pair", 0, minimum=0),
-        "dilation": Option("pair", 1, minimum=1),
-        "groups": Option("int", 1, minimum=1),
-        "bias": Option("bool", True),
-        "init": Option("str", None, choices=INIT_SCHEMES, nullable=True),
-    }
+    spec_class = Conv2DSpec
 
     def __init__(
         self,
@@ -65,7 +85,6 @@ class Conv2D(Layer):
         self.dilation = pair(dilation)
         self.groups = groups
         self.init = init
-        self.need_input_grad = True
         rng = rng if rng is not None else np.random.default_rng(0)
         k_h, k_w = self.kernel_size
         shape = (out_channels, in_channels // groups, k_h, k_w)
@@ -77,39 +96,23 @@ class Conv2D(Layer):
         self._cache: ConvCache | None = None
 
     @classmethod
-    def build(cls, name: str, opts: dict[str, Any], input_shape: Shape, rng, dtype, default_init: str, where: str):
-        """Infer in_channels from ``input_shape`` and check that the geometry works."""
-        c, h, w = require_image_input(input_shape, where)
-        groups = opts["groups"]
-        if c % groups or opts["out_channels"] % groups:
-            raise ModelBuildError(f"{where}: groups={groups} must divide in_channels={c} and out_channels={opts['out_channels']}")
-        k_h, k_w = pair(opts["kernel_size"])
-        p_h, p_w = pair(opts["padding"])
-        d_h, d_w = pair(opts["dilation"])
-        s_h, s_w = pair(opts["stride"])
-        out_h = conv_output_size(h, k_h, s_h, p_h, d_h)
-        out_w = conv_output_size(w, k_w, s_w, p_w, d_w)
-        if out_h < 1 or out_w < 1:
-            raise ModelBuildError(
-                f"{where}: kernel {k_h}x{k_w} (dilation {d_h}x{d_w}) is larger than its padded input "
-                f"{h + 2 * p_h}x{w + 2 * p_w} (input {c}x{h}x{w}, padding {p_h}x{p_w})"
-            )
+    def build(cls, spec: Conv2DSpec, input_shape: Shape, ctx: BuildContext) -> Self:
+        """in_channels from ``input_shape``; the spec's own or the model's default init."""
         layer = cls(
-            name,
-            c,
-            opts["out_channels"],
-            (k_h, k_w),
-            (s_h, s_w),
-            (p_h, p_w),
-            (d_h, d_w),
-            groups,
-            opts["bias"],
-            rng,
-            dtype,
-            opts["init"] or default_init,
+            spec.name or cls.type_name,
+            input_shape[0],
+            spec.out_channels,
+            spec.kernel_size,
+            spec.stride,
+            spec.padding,
+            spec.dilation,
+            spec.groups,
+            spec.bias,
+            ctx.rng,
+            ctx.dtype,
+            spec.init or ctx.default_init,
         )
-        layer.input_shape, layer.output_shape = input_shape, (opts["out_channels"], out_h, out_w)
-        return layer
+        return layer._placed(input_shape, spec)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """(N, C_in, H, W) -> (N, C_out, H_out, W_out)."""
@@ -122,7 +125,7 @@ class Conv2D(Layer):
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         """(N, C_out, H_out, W_out) -> (N, C_in, H, W); fills grads['weight'] and grads['bias']."""
         if self._cache is None:
-            raise RuntimeError(f"{self.name}: backward called before forward")
+            raise self._missing_cache()
         grad_x, grad_w, grad_b = conv2d_backward(grad_out, self._cache, need_input_grad)
         self.grads["weight"] = grad_w
         if grad_b is not None:
@@ -142,30 +145,37 @@ class Conv2D(Layer):
         }
 
     def flops(self) -> int:
-        out_pixels = int(np.prod(self.output_shape))
-        return 2 * out_pixels * self.params["weight"][0].size
+        return 2 * elements(self.output_shape) * self.params["weight"][0].size
 
 
-class Padding(Layer):
+@dataclass(frozen=True, kw_only=True)
+class PaddingSpec(LayerSpec):
+    """Options of an explicit ``padding`` layer."""
+
+    type: str = "padding"
+    padding: NonNegativePair
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        c, h, w = image_shape(input_shape)
+        return (c, h + 2 * self.padding[0], w + 2 * self.padding[1])
+
+
+class Padding(Layer[PaddingSpec]):
     """Explicit zero padding of the spatial axes (notes 000 §2.6).
 
     forward: (N, C, H, W) -> (N, C, H + 2pH, W + 2pW); no parameters.
     """
 
     type_name = "padding"
-    options = {"padding": Option("pair", required=True, minimum=0)}
+    spec_class = PaddingSpec
 
     def __init__(self, name: str, padding: int | tuple[int, int]) -> None:
         super().__init__(name)
         self.padding = pair(padding)
 
     @classmethod
-    def build(cls, name, opts, input_shape, rng, dtype, default_init, where):
-        c, h, w = require_image_input(input_shape, where)
-        layer = cls(name, opts["padding"])
-        p_h, p_w = layer.padding
-        layer.input_shape, layer.output_shape = input_shape, (c, h + 2 * p_h, w + 2 * p_w)
-        return layer
+    def build(cls, spec: PaddingSpec, input_shape: Shape, ctx: BuildContext) -> Self:
+        return cls(spec.name or cls.type_name, spec.padding)._placed(input_shape, spec)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """(N, C, H, W) -> (N, C, H + 2pH, W + 2pW)."""

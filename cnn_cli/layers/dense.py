@@ -2,17 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Self
 
 import numpy as np
 
-from cnn_cli.errors import ModelBuildError
-from cnn_cli.init import INIT_SCHEMES, init_weight
-from cnn_cli.layers.base import Layer
-from cnn_cli.layers.options import Option
+from cnn_cli.init import init_weight
+from cnn_cli.layers.base import BuildContext, Layer, LayerSpec, Shape, Size, elements
+from cnn_cli.layers.conv import InitName
+from cnn_cli.schema import Range
 
 
-class Flatten(Layer):
+@dataclass(frozen=True, kw_only=True)
+class FlattenSpec(LayerSpec):
+    """A ``flatten`` layer (no options)."""
+
+    type: str = "flatten"
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (elements(input_shape), 1, 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DenseSpec(LayerSpec):
+    """Options of a ``dense`` layer; in_features is the previous layer's output size."""
+
+    type: str = "dense"
+    name_prefix = "fc"
+    out_features: Size
+    bias: bool = True
+    init: InitName | None = None  # None: the model's default init
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (self.out_features,)
+
+    def num_params(self, input_shape: Shape) -> int:
+        return self.out_features * elements(input_shape) + (self.out_features if self.bias else 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DropoutSpec(LayerSpec):
+    """Options of a ``dropout`` layer."""
+
+    type: str = "dropout"
+    p: Annotated[float, Range(minimum=0.0, below=1.0)] = 0.5
+
+
+class Flatten(Layer[FlattenSpec]):
     """(N, C, H, W) -> (N, C·H·W, 1, 1), in PyTorch's (C, H, W) order.
 
     The 1×1 spatial shape lets 1×1 convolutions act as fully connected layers,
@@ -22,12 +58,11 @@ class Flatten(Layer):
     """
 
     type_name = "flatten"
+    spec_class = FlattenSpec
 
     @classmethod
-    def build(cls, name, opts, input_shape, rng, dtype, default_init, where):
-        layer = cls(name)
-        layer.input_shape, layer.output_shape = input_shape, (int(np.prod(input_shape)), 1, 1)
-        return layer
+    def build(cls, spec: FlattenSpec, input_shape: Shape, ctx: BuildContext) -> Self:
+        return cls(spec.name or cls.type_name)._placed(input_shape, spec)
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -35,17 +70,17 @@ class Flatten(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """(N, C, H, W) -> (N, C·H·W, 1, 1)."""
-        self._input_shape = x.shape
+        self._input_shape = x.shape if self.keep_cache else None
         return x.reshape(x.shape[0], -1, 1, 1)
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         """(N, C·H·W, 1, 1) -> (N, C, H, W)."""
         if self._input_shape is None:
-            raise RuntimeError(f"{self.name}: backward called before forward")
+            raise self._missing_cache()
         return grad_out.reshape(self._input_shape)
 
 
-class Dense(Layer):
+class Dense(Layer[DenseSpec]):
     """Fully connected layer: y = x Wᵀ + b, PyTorch's ``nn.Linear`` layout.
 
     forward: (N, ...) flattened to (N, F_in) -> (N, F_out).
@@ -55,11 +90,7 @@ class Dense(Layer):
     """
 
     type_name = "dense"
-    options = {
-        "out_features": Option("int", required=True, minimum=1),
-        "bias": Option("bool", True),
-        "init": Option("str", None, choices=INIT_SCHEMES, nullable=True),
-    }
+    spec_class = DenseSpec
 
     def __init__(
         self,
@@ -68,7 +99,7 @@ class Dense(Layer):
         out_features: int,
         bias: bool = True,
         rng: np.random.Generator | None = None,
-        dtype=np.float32,
+        dtype: np.dtype | type = np.float32,
         init: str = "kaiming",
     ) -> None:
         super().__init__(name)
@@ -81,17 +112,25 @@ class Dense(Layer):
         self._input_shape: tuple[int, ...] = ()
 
     @classmethod
-    def build(cls, name, opts, input_shape, rng, dtype, default_init, where):
-        in_features = int(np.prod(input_shape))
-        layer = cls(name, in_features, opts["out_features"], opts["bias"], rng, dtype, opts["init"] or default_init)
-        layer.input_shape, layer.output_shape = input_shape, (opts["out_features"],)
-        return layer
+    def build(cls, spec: DenseSpec, input_shape: Shape, ctx: BuildContext) -> Self:
+        """in_features = the flattened size of ``input_shape``."""
+        layer = cls(
+            spec.name or cls.type_name,
+            elements(input_shape),
+            spec.out_features,
+            spec.bias,
+            ctx.rng,
+            ctx.dtype,
+            spec.init or ctx.default_init,
+        )
+        return layer._placed(input_shape, spec)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """(N, ...) -> (N, F_out)."""
+        flat = x.reshape(x.shape[0], -1)
         self._input_shape = x.shape
-        self._input = x.reshape(x.shape[0], -1)
-        out = self._input @ self.params["weight"].T
+        self._input = flat if self.keep_cache else None
+        out = flat @ self.params["weight"].T
         if "bias" in self.params:
             out += self.params["bias"]
         return out
@@ -99,7 +138,7 @@ class Dense(Layer):
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         """(N, F_out) -> input's shape; fills grads['weight'] (F_out, F_in) and grads['bias']."""
         if self._input is None:
-            raise RuntimeError(f"{self.name}: backward called before forward")
+            raise self._missing_cache()
         self.grads["weight"] = grad_out.T @ self._input
         if "bias" in self.params:
             self.grads["bias"] = grad_out.sum(axis=0)
@@ -114,7 +153,7 @@ class Dense(Layer):
         return 2 * self.params["weight"].size
 
 
-class Dropout(Layer):
+class Dropout(Layer[DropoutSpec]):
     """Inverted dropout: in training, zero each value with probability p and scale the rest by 1/(1 − p).
 
     In evaluation it is the identity, so no rescaling is needed at test time.
@@ -122,34 +161,41 @@ class Dropout(Layer):
     """
 
     type_name = "dropout"
-    options = {"p": Option("float", 0.5, minimum=0.0, below=1.0)}
+    spec_class = DropoutSpec
 
     def __init__(self, name: str, p: float = 0.5, rng: np.random.Generator | None = None) -> None:
         super().__init__(name)
-        if not 0.0 <= p < 1.0:
-            raise ModelBuildError(f"{name}: dropout p must be in [0, 1), got {p}")
         self.p = p
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self._scale_mask: np.ndarray | None = None
+        self._identity: bool | None = None  # the latest forward passed x through unchanged (None: no forward kept)
 
     @classmethod
-    def build(cls, name, opts, input_shape, rng, dtype, default_init, where):
-        layer = cls(name, opts["p"], np.random.default_rng(rng.integers(2**63)))
-        layer.input_shape = layer.output_shape = input_shape
-        return layer
+    def build(cls, spec: DropoutSpec, input_shape: Shape, ctx: BuildContext) -> Self:
+        """The mask generator is seeded from the model's generator, so the same seed gives the same masks."""
+        return cls(spec.name or cls.type_name, spec.p, np.random.default_rng(ctx.rng.integers(2**63)))._placed(input_shape, spec)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Any shape (N, ...) in, the same shape out; a fresh mask each training call."""
+        self._scale_mask = None
         if not self.training or self.p == 0.0:
-            self._scale_mask = None
+            self._identity = True
             return x
         keep = self.rng.random(x.shape) >= self.p
-        self._scale_mask = keep.astype(x.dtype) / x.dtype.type(1.0 - self.p)
-        return x * self._scale_mask
+        scale_mask = keep.astype(x.dtype) / x.dtype.type(1.0 - self.p)
+        if self.keep_cache:
+            self._identity, self._scale_mask = False, scale_mask
+        else:
+            self._identity = None
+        return x * scale_mask
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         """dL/dx = dL/dy · mask / (1 − p) in training, dL/dy in evaluation."""
-        return grad_out if self._scale_mask is None else grad_out * self._scale_mask
+        if self._identity:
+            return grad_out
+        if self._scale_mask is None:
+            raise self._missing_cache()
+        return grad_out * self._scale_mask
 
     def config(self) -> dict[str, Any]:
         return {"p": self.p}

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
 
 import numpy as np
 
-from cnn_cli.errors import ModelBuildError
-from cnn_cli.layers.base import Layer
-from cnn_cli.layers.conv import require_image_input
-from cnn_cli.layers.options import Option
+from cnn_cli.layers.base import BuildContext, Layer, LayerSpec, NonNegativePair, PositivePair, Shape
 from cnn_cli.nn.pool import (
     PoolCache,
     avgpool2d_backward,
@@ -17,21 +15,48 @@ from cnn_cli.nn.pool import (
     maxpool2d_backward,
     maxpool2d_forward,
 )
-from cnn_cli.nn.shapes import conv_output_size, pair
+from cnn_cli.nn.shapes import GeometryError, image_shape, pair, window_output_hw
 
 
-class _Pool2D(Layer):
+@dataclass(frozen=True, kw_only=True)
+class Pool2DSpec(LayerSpec):
+    """Options of a pooling layer: kernel, stride (default = kernel), padding (at most half the kernel)."""
+
+    kernel_size: PositivePair
+    stride: PositivePair | None = None
+    padding: NonNegativePair = (0, 0)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        c, h, w = image_shape(input_shape)
+        (k_h, k_w), (p_h, p_w) = self.kernel_size, self.padding
+        if p_h > k_h // 2 or p_w > k_w // 2:
+            raise GeometryError(f"padding {p_h}x{p_w} must be at most half the kernel {k_h}x{k_w}")
+        return (c, *window_output_hw((h, w), self.kernel_size, self.stride or self.kernel_size, self.padding))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaxPool2DSpec(Pool2DSpec):
+    """Options of a ``maxpool2d`` layer."""
+
+    type: str = "maxpool2d"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AvgPool2DSpec(Pool2DSpec):
+    """Options of an ``avgpool2d`` layer."""
+
+    type: str = "avgpool2d"
+
+
+class _Pool2D(Layer[Pool2DSpec]):
     """Shared geometry of the pooling layers: kernel, stride (default = kernel), padding."""
 
-    options = {
-        "kernel_size": Option("pair", required=True, minimum=1),
-        "stride": Option("pair", None, minimum=1, nullable=True),
-        "padding": Option("pair", 0, minimum=0),
-    }
     _forward = staticmethod(maxpool2d_forward)
     _backward = staticmethod(maxpool2d_backward)
 
-    def __init__(self, name: str, kernel_size, stride=None, padding=0) -> None:
+    def __init__(
+        self, name: str, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None, padding: int | tuple[int, int] = 0
+    ) -> None:
         super().__init__(name)
         self.kernel_size = pair(kernel_size)
         self.stride = pair(stride) if stride is not None else self.kernel_size
@@ -39,29 +64,19 @@ class _Pool2D(Layer):
         self._cache: PoolCache | None = None
 
     @classmethod
-    def build(cls, name, opts, input_shape, rng, dtype, default_init, where):
-        c, h, w = require_image_input(input_shape, where)
-        layer = cls(name, opts["kernel_size"], opts["stride"], opts["padding"])
-        k_h, k_w = layer.kernel_size
-        p_h, p_w = layer.padding
-        if p_h > k_h // 2 or p_w > k_w // 2:
-            raise ModelBuildError(f"{where}: padding {p_h}x{p_w} must be at most half the kernel {k_h}x{k_w}")
-        out_h = conv_output_size(h, k_h, layer.stride[0], p_h)
-        out_w = conv_output_size(w, k_w, layer.stride[1], p_w)
-        if out_h < 1 or out_w < 1:
-            raise ModelBuildError(f"{where}: kernel {k_h}x{k_w} is larger than its padded input {h + 2 * p_h}x{w + 2 * p_w}")
-        layer.input_shape, layer.output_shape = input_shape, (c, out_h, out_w)
-        return layer
+    def build(cls, spec: Pool2DSpec, input_shape: Shape, ctx: BuildContext) -> Self:
+        return cls(spec.name or cls.type_name, spec.kernel_size, spec.stride, spec.padding)._placed(input_shape, spec)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """(N, C, H, W) -> (N, C, H_out, W_out)."""
-        out, self._cache = type(self)._forward(x, self.kernel_size, self.stride, self.padding)
+        out, cache = type(self)._forward(x, self.kernel_size, self.stride, self.padding)
+        self._cache = cache if self.keep_cache else None
         return out
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         """(N, C, H_out, W_out) -> (N, C, H, W)."""
         if self._cache is None:
-            raise RuntimeError(f"{self.name}: backward called before forward")
+            raise self._missing_cache()
         return type(self)._backward(grad_out, self._cache)
 
     def config(self) -> dict[str, Any]:
@@ -72,11 +87,13 @@ class MaxPool2D(_Pool2D):
     """Max over each window; the gradient goes to the (first) maximum only."""
 
     type_name = "maxpool2d"
+    spec_class = MaxPool2DSpec
 
 
 class AvgPool2D(_Pool2D):
     """Mean over each window (zero padding counted); the gradient is shared equally."""
 
     type_name = "avgpool2d"
+    spec_class = AvgPool2DSpec
     _forward = staticmethod(avgpool2d_forward)
     _backward = staticmethod(avgpool2d_backward)

@@ -8,7 +8,7 @@ kernel; notes 003 writes this as a full convolution with rot180(K)).
 003 "Convolutional layer": Y_i = B_i + sum_j X_j ⋆ K_ij (cross-correlation).
 
 Shapes: x (N, C_in, H, W); weight (C_out, C_in/groups, kH, kW); bias (C_out,);
-output (N, C_out, H_out, W_out) with H_out from :func:`conv_output_size`.
+output (N, C_out, H_out, W_out) with H_out from :func:`cnn_cli.nn.shapes.window_output_hw`.
 
 The fast form is im2col: every window becomes a row of ``cols`` and the whole
 layer is one matrix product per group. The slow, obvious loop version that
@@ -21,11 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnn_cli.nn.shapes import conv_output_size
+from cnn_cli.nn.shapes import IntPair, window_output_hw
 from cnn_cli.nn.threads import for_each_slice
 from cnn_cli.nn.windows import pad_channels_last, sliding_windows, tap_slice
-
-IntPair = tuple[int, int]
 
 
 @dataclass
@@ -110,10 +108,7 @@ def conv2d_forward(
     """
     n, c_in, h, w = x.shape
     c_out, c_in_group, k_h, k_w = weight.shape
-    out_h = conv_output_size(h, k_h, stride[0], padding[0], dilation[0])
-    out_w = conv_output_size(w, k_w, stride[1], padding[1], dilation[1])
-    if out_h < 1 or out_w < 1:
-        raise ValueError(f"kernel {k_h}x{k_w} (dilation {dilation}) does not fit input {h}x{w} with padding {padding}")
+    out_h, out_w = window_output_hw((h, w), (k_h, k_w), stride, padding, dilation)
     if c_in != c_in_group * groups:
         raise ValueError(f"input has {c_in} channels, weight expects {c_in_group} x {groups} groups")
 
@@ -213,6 +208,8 @@ def conv2d_backward(
         if pointwise:
             return grad_cols.reshape(n, h, w, c_in).transpose(0, 3, 1, 2), grad_weight, grad_bias
         grad_cols = grad_cols.reshape(n, out_h, out_w, k_h, k_w, c_in_group)
+        if grad_x_padded is None:  # pragma: no cover - allocated above whenever an input gradient is wanted
+            raise RuntimeError("no input-gradient buffer")
         _col2im(grad_x_padded, grad_cols, cache, slice(g * c_in_group, (g + 1) * c_in_group))
 
     grad_x = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-IntPair = tuple[int, int]
+from cnn_cli.nn.shapes import IntPair
 
 
 def pad2d_forward(x: np.ndarray, padding: IntPair) -> np.ndarray:

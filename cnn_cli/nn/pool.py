@@ -7,7 +7,7 @@ in row-major window order (PyTorch does the same), never to every tied input.
 An average-pool output is the window mean, so each input of the window gets
 1/(kH*kW) of the output's gradient. Overlapping windows (stride < kernel) add.
 
-Shapes: x (N, C, H, W) -> (N, C, H_out, W_out), H_out from :func:`conv_output_size`
+Shapes: x (N, C, H, W) -> (N, C, H_out, W_out), H_out from :func:`cnn_cli.nn.shapes.window_output_hw`
 with dilation 1. Max-pool pads with -inf and average-pool with 0 (counted in the
 divisor, PyTorch's ``count_include_pad=True``).
 """
@@ -18,10 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnn_cli.nn.shapes import conv_output_size
+from cnn_cli.nn.shapes import IntPair, window_output_hw
 from cnn_cli.nn.windows import pad_channels_last, sliding_windows, tap_slice
 
-IntPair = tuple[int, int]
 NO_DILATION = (1, 1)
 
 
@@ -36,17 +35,9 @@ class PoolCache:
     argmax: np.ndarray | None = None  # (N, H_out, W_out, C): flat window index a*kW + b of the max
 
 
-def _output_hw(h: int, w: int, kernel: IntPair, stride: IntPair, padding: IntPair) -> IntPair:
-    out_h = conv_output_size(h, kernel[0], stride[0], padding[0])
-    out_w = conv_output_size(w, kernel[1], stride[1], padding[1])
-    if out_h < 1 or out_w < 1:
-        raise ValueError(f"pool kernel {kernel} does not fit input {h}x{w} with padding {padding}")
-    return out_h, out_w
-
-
 def _pool_windows(x: np.ndarray, kernel: IntPair, stride: IntPair, padding: IntPair, pad_value: float) -> tuple[np.ndarray, IntPair]:
     """The (N, H_out, W_out, kH, kW, C) window view of x padded with ``pad_value``, and (H_out, W_out)."""
-    out_hw = _output_hw(x.shape[2], x.shape[3], kernel, stride, padding)
+    out_hw = window_output_hw((x.shape[2], x.shape[3]), kernel, stride, padding)
     x_nhwc = x.transpose(0, 2, 3, 1)
     if padding != (0, 0):
         x_nhwc = pad_channels_last(x_nhwc, padding[0], padding[1], value=pad_value)
@@ -95,8 +86,8 @@ def _scatter_to_windows(cache: PoolCache, grad_for_tap) -> np.ndarray:
     """col2im for pooling: add ``grad_for_tap(a*kW + b)`` (N, H_out, W_out, C) at each tap's inputs."""
     n, c, h, w = cache.input_shape
     pad_h, pad_w = cache.padding
-    out_h, out_w = _output_hw(h, w, cache.kernel, cache.stride, cache.padding)
-    grad_padded = None
+    out_h, out_w = window_output_hw((h, w), cache.kernel, cache.stride, cache.padding)
+    grad_padded: np.ndarray | None = None
     for a in range(cache.kernel[0]):
         rows = tap_slice(a, 1, cache.stride[0], out_h)
         for b in range(cache.kernel[1]):
@@ -105,4 +96,6 @@ def _scatter_to_windows(cache: PoolCache, grad_for_tap) -> np.ndarray:
             if grad_padded is None:
                 grad_padded = np.zeros((n, h + 2 * pad_h, w + 2 * pad_w, c), dtype=contribution.dtype)
             grad_padded[:, rows, cols, :] += contribution
+    if grad_padded is None:  # pragma: no cover - a kernel has at least one tap
+        raise ValueError(f"empty pooling kernel {cache.kernel}")
     return grad_padded[:, pad_h : pad_h + h, pad_w : pad_w + w, :].transpose(0, 3, 1, 2)

@@ -1,9 +1,15 @@
-"""The one place that holds the output-size formula of convolution and pooling."""
+"""The one place that holds the geometry of convolution and pooling: the output-size formula and its check."""
 
 from __future__ import annotations
 
+IntPair = tuple[int, int]  # (height, width)
 
-def pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+
+class GeometryError(ValueError):
+    """A window sweep that cannot work: the (dilated) kernel does not fit its padded input."""
+
+
+def pair(value: int | tuple[int, int] | list[int]) -> IntPair:
     """Return ``value`` as a ``(height, width)`` pair; an int stands for both."""
     if isinstance(value, (tuple, list)):
         return int(value[0]), int(value[1])
@@ -14,7 +20,31 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, 
     """Length of one output axis of a convolution or pooling window sweep.
 
     ``H_out = (H + 2p - d(k-1) - 1) // s + 1`` (PyTorch's formula, floor mode).
-    Returns a value < 1 when the (dilated) kernel does not fit the padded input;
-    callers turn that into an error that names the layer.
+    Returns a value < 1 when the (dilated) kernel does not fit the padded input.
     """
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def window_output_hw(
+    size: IntPair, kernel: IntPair, stride: IntPair, padding: IntPair = (0, 0), dilation: IntPair | None = None
+) -> IntPair:
+    """(H_out, W_out) of a window sweep over an (H, W) input, or :class:`GeometryError` if the kernel does not fit.
+
+    ``dilation`` None is a pooling window (dilation 1, not mentioned in the message).
+    """
+    d_h, d_w = dilation or (1, 1)
+    out_h = conv_output_size(size[0], kernel[0], stride[0], padding[0], d_h)
+    out_w = conv_output_size(size[1], kernel[1], stride[1], padding[1], d_w)
+    if out_h < 1 or out_w < 1:
+        dilated = f" (dilation {d_h}x{d_w})" if dilation is not None else ""
+        raise GeometryError(
+            f"kernel {kernel[0]}x{kernel[1]}{dilated} is larger than its padded input {size[0] + 2 * padding[0]}x{size[1] + 2 * padding[1]}"
+        )
+    return out_h, out_w
+
+
+def image_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """``shape`` as (C, H, W), or :class:`GeometryError` when it is not an image."""
+    if len(shape) != 3:
+        raise GeometryError(f"needs (C, H, W) input, got shape {shape}")
+    return shape[0], shape[1], shape[2]

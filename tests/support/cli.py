@@ -160,3 +160,34 @@ def npy_bytes(array: np.ndarray, allow_pickle: bool = False) -> bytes:
 def npy_array(data: bytes) -> np.ndarray:
     """Parse one plain ``.npy`` member."""
     return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+
+
+# ---------------------------------------------------------------- bounded child processes
+
+CHILD_MEMORY_BYTES = 1 << 30  # a cnn process needs ~200 MB; a blow-up hits this instead of the machine
+
+
+def run_cli_bounded(
+    args: Sequence[object], *, cwd: Path | None = None, timeout: float = 30, memory_bytes: int = CHILD_MEMORY_BYTES
+) -> Outcome:
+    """Like :func:`run_cli`, with the child's address space capped (``RLIMIT_AS``), for inputs that probe limits.
+
+    A child that tries to allocate past the cap gets MemoryError instead of eating the
+    machine; one that hangs is killed after ``timeout`` seconds (``subprocess.TimeoutExpired``).
+    """
+    import resource
+
+    def cap_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+
+    completed = subprocess.run(
+        cli_command(args),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_environment(),
+        check=False,
+        preexec_fn=cap_memory,
+    )
+    return Outcome(completed.returncode, completed.stdout, completed.stderr)
