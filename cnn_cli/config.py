@@ -282,7 +282,7 @@ def estimate_memory(model: ModelConfig, batch_size: int, dtype: str, training: b
         params = spec.num_params(shape_in) * (4 if training else 1)
         activations = (elements(shape_out) + spec.workspace(shape_in)) * batch_size * (2 if training else 1)
         per_layer.append((params * itemsize, activations * itemsize))
-    biggest = max(range(len(per_layer)), key=lambda i: sum(per_layer[i]))
+    biggest = max(range(len(per_layer)), key=lambda i: sum(per_layer[i]), default=0)
     return MemoryEstimate(sum(p for p, _ in per_layer), sum(a for _, a in per_layer), biggest)
 
 

@@ -158,6 +158,11 @@ def _split(tp: Any) -> tuple[Any, tuple[Any, ...]]:
     return tp, ()
 
 
+def _join(base: Any, meta: tuple[Any, ...]) -> Any:
+    """The inverse of :func:`_split` (``Annotated`` needs at least one piece of metadata)."""
+    return Annotated[(base, *meta)] if meta else base
+
+
 def _meta(metadata: tuple[Any, ...], kind: type) -> Any:
     return next((m for m in metadata if isinstance(m, kind)), None)
 
@@ -276,7 +281,7 @@ def _convert_number(base: Any, meta: tuple[Any, ...], value: Any, key: Key) -> A
     if _meta(meta, PairOf):
         items = value if isinstance(value, list) and len(value) == 2 else [value, value]
         if not all(_is_int(v) and bounds.holds(v) for v in items):
-            raise key.fail(describe(Annotated[(base, *meta)]), value)
+            raise key.fail(describe(_join(base, meta)), value)
         return (items[0], items[1])
     if base is int:
         if not _is_int(value) or not bounds.holds(value):
@@ -300,7 +305,7 @@ def _convert_container(base: Any, meta: tuple[Any, ...], value: Any, key: Key) -
         return {str(k): convert(value_type, v, key.child(str(k))) for k, v in value.items()}
     length = _meta(meta, Length) or Length()
     if not isinstance(value, list) or len(value) < length.min_items or (length.max_items is not None and len(value) > length.max_items):
-        raise key.fail(describe(Annotated[(base, *meta)]), value)
+        raise key.fail(describe(_join(base, meta)), value)
     item_type = typing.get_args(base)[0]
     return [convert(item_type, v, key.item(i)) for i, v in enumerate(value)]
 

@@ -32,11 +32,11 @@ from cnn_cli.errors import ConfigError
         (
             "data",
             {"augment": {"translate": 28}},
-            "data.augment.translate: expected fewer pixels than the 28-pixel side of model.input_shape",
+            r"data.augment.translate: expected an int in \[0, 28\) pixels \(smaller than the 28x28 input\), got 28",
         ),
-        ("data", {"augment": {"rotate": -5}}, "data.augment.rotate: expected a number >= 0, got -5"),
-        ("data", {"augment": {"rotate": 181}}, "data.augment.rotate: expected degrees between 0 and 180, got 181.0"),
-        ("data", {"augment": {"rotate": float("inf")}}, "data.augment.rotate: expected a finite number >= 0, got inf"),
+        ("data", {"augment": {"rotate": -5}}, "data.augment.rotate: expected a number >= 0 and <= 180, got -5"),
+        ("data", {"augment": {"rotate": 181}}, "data.augment.rotate: expected a number >= 0 and <= 180, got 181"),
+        ("data", {"augment": {"rotate": float("inf")}}, "data.augment.rotate: expected a finite number >= 0 and <= 180, got inf"),
     ],
 )
 def test_bad_data_settings_are_refused_by_the_schema(section: str, values: dict, expected: str) -> None:
