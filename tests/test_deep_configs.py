@@ -32,7 +32,11 @@ def test_the_two_configs_differ_only_in_the_activation():
     layers = sigmoid["model"]["layers"]
     assert sum(layer["type"] == "dense" for layer in layers) >= 6
     assert [layer["type"] for layer in layers].count("sigmoid") >= 5
-    swapped = [{**layer, "type": "relu"} if layer["type"] == "sigmoid" else layer for layer in layers]
+    # The resolved config names every layer (sigmoid1 ... in one, relu1 ... in the other).
+    swapped = [
+        {**layer, "type": "relu", "name": layer["name"].replace("sigmoid", "relu")} if layer["type"] == "sigmoid" else layer
+        for layer in layers
+    ]
     assert {**sigmoid, "model": {**sigmoid["model"], "layers": swapped}} == relu
 
 
