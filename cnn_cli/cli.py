@@ -13,6 +13,7 @@ from cnn_cli import __version__
 from cnn_cli.data.cli import data_group
 from cnn_cli.errors import CnnError, RuntimeFault
 from cnn_cli.plots_cli import plot_command, viz_command
+from cnn_cli.sweep.cli import sweep_command
 
 EXIT_BAD_INPUT = 2
 EXIT_FAULT = 1
@@ -245,6 +246,7 @@ def gradcheck(config_name, seed, batch_size) -> None:
 cli.add_command(data_group, "data")
 cli.add_command(plot_command, "plot")
 cli.add_command(viz_command, "viz")
+cli.add_command(sweep_command, "sweep")
 
 
 def main() -> None:
