@@ -211,7 +211,13 @@ def _run_on_dask(
     topic, stop_name = f"cnn-sweep-{sweep_id}", f"cnn-sweep-stop-{sweep_id}"
     stop = Event(stop_name, client=client)
     events: queue.Queue = queue.Queue()
-    client.subscribe_topic(topic, lambda event: events.put(event[1]))
+
+    def on_event(event: tuple[float, dict[str, Any]]) -> None:  # runs on the client's event-loop thread
+        msg = event[1]
+        events.put(msg)
+        log(f"trial-{int(msg['trial']):03d} started on {msg['worker']} (pid {msg['pid']})")
+
+    client.subscribe_topic(topic, on_event)
     ship = options.ship_data if options.ship_data is not None else bool(options.scheduler)
     data_future = None
     if ship:
@@ -359,7 +365,13 @@ def _write_records(folder: Path, outcome: Any, root: Path, row: TrialRow) -> Non
     if RUN_FILE in outcome.files:
         record = json.loads(outcome.files[RUN_FILE])
         record["run_dir"] = str(folder)
-        record["sweep"] = {"folder": str(root), "trial": row.number, "params": row.params, "worker": outcome.worker}
+        record["sweep"] = {
+            "folder": str(root),
+            "trial": row.number,
+            "params": row.params,
+            "worker": outcome.worker,
+            "threads": outcome.threads,
+        }
         write_json(folder / RUN_FILE, record)
 
 

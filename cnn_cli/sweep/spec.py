@@ -4,7 +4,7 @@ A sweep file is YAML, validated like a config before anything starts; every erro
 names the file, the YAML line and the key path::
 
     name: lr                      # optional: the file name without .yaml
-    base: smoke                   # a config path or a built-in config name
+    base: smoke                   # a config path (next to this file, else from the current folder) or a built-in name
     overrides:                    # optional: applied to the base for every trial
       train.epochs: 2
     method: grid                  # grid (every combination) or random (draws)
@@ -209,8 +209,9 @@ def _base_config(data: dict, lines: _Lines, fail) -> dict[str, Any]:
     base_name = data["base"]
     if not isinstance(base_name, str):
         raise fail("base", f"expected a config path or built-in name, got {base_name!r}")
+    beside = Path(lines.source).parent / base_name  # a relative path is read next to the sweep file first
     try:
-        base_source, base_text = resolve_config_path(base_name)
+        base_source, base_text = resolve_config_path(beside if beside.is_file() else base_name)
     except ConfigError as exc:
         raise fail("base", str(exc)) from None
     base, base_lines = parse_yaml(base_text, base_source)

@@ -21,6 +21,7 @@ from cnn_cli.errors import CnnError, RuntimeFault
 
 # How often a running trial asks the scheduler whether the sweep was interrupted (a round trip each time).
 STOP_POLL_SECONDS = 0.5
+THREAD_SETTINGS = ("CNN_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 @dataclass
@@ -34,6 +35,7 @@ class TrialOutcome:
     files: dict[str, bytes] = field(default_factory=dict)  # path inside the run folder (posix) -> content
     seconds: float = 0.0
     worker: str = ""
+    threads: dict[str, str] = field(default_factory=dict)  # the thread settings the trial ran with
 
 
 def run_trial(
@@ -91,7 +93,11 @@ def run_trial(
             return TrialOutcome(
                 number, "failed", f"{type(exc).__name__}: {exc}", files=_read_tree(run_dir), seconds=_since(start), worker=worker
             )
-        return TrialOutcome(number, result.status, result.message, result.summary, _read_tree(run_dir), _since(start), worker)
+        return TrialOutcome(number, result.status, result.message, result.summary, _read_tree(run_dir), _since(start), worker, _threads())
+
+
+def _threads() -> dict[str, str]:
+    return {name: os.environ.get(name, "") for name in THREAD_SETTINGS}
 
 
 def _quiet(line: str) -> None:
