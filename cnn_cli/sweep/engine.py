@@ -25,6 +25,8 @@ import json
 import logging
 import os
 import queue
+import statistics
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -47,6 +49,7 @@ from cnn_cli.sweep.report import (
     write_sweep_csv,
 )
 from cnn_cli.sweep.spec import SweepSpec, Trial
+from cnn_cli.sweep.trial import THREAD_SETTINGS
 
 SWEEP_JSON = "sweep.json"
 SWEEP_FILE = "sweep.yaml"
@@ -151,7 +154,7 @@ def _dask_client(options: EngineOptions, spec: SweepSpec, n_trials: int) -> Iter
     n_workers = options.workers or max(1, min(cores, n_trials, spec.parallelism or cores))
     share = str(max(1, cores // n_workers))
     # Set in each worker process before NumPy loads there, so OpenBLAS starts with the worker's share of the cores.
-    env = {"CNN_NUM_THREADS": share, "OPENBLAS_NUM_THREADS": share, "OMP_NUM_THREADS": share}
+    env = dict.fromkeys(THREAD_SETTINGS, share)
     cluster = LocalCluster(
         n_workers=n_workers,
         threads_per_worker=1,
@@ -201,11 +204,17 @@ def _run_on_dask(
     options: EngineOptions,
     log: Callable[[str], None],
 ) -> bool:
-    """Submit the trials, a window at a time; store each result as it comes. Returns True if Ctrl-C stopped it."""
+    """Submit the trials, a window at a time; store each result as it comes. Returns True if Ctrl-C stopped it.
+
+    It also reports Dask's cost per trial: the time from submission to the result
+    being back, less the trial's own time on its worker (pickling, transfers, the
+    scheduler's round trips). With the default window a worker is free at each
+    submission, so no queueing is counted in it.
+    """
     from distributed import Event, as_completed
 
     from cnn_cli.sweep.data import files_to_ship
-    from cnn_cli.sweep.trial import run_trial
+    from cnn_cli.sweep.trial import run_trial  # imported by name on the workers
 
     sweep_id = uuid.uuid4().hex[:8]
     topic, stop_name = f"cnn-sweep-{sweep_id}", f"cnn-sweep-stop-{sweep_id}"
@@ -232,6 +241,8 @@ def _run_on_dask(
     futures: dict[Any, int] = {}
     started: dict[int, list[str]] = {}
     done = as_completed()
+    submitted: dict[int, float] = {}
+    overheads: list[float] = []
 
     def submit_next() -> None:
         number = waiting.popleft()
@@ -251,6 +262,7 @@ def _run_on_dask(
             pure=False,
         )
         futures[future] = number
+        submitted[number] = time.perf_counter()
         done.add(future)
 
     def note_events() -> None:
@@ -273,23 +285,27 @@ def _run_on_dask(
         for future in done:
             note_events()
             number = futures.pop(future)
-            _store_result(future, rows[number], root, spec, log)
+            seconds = _store_result(future, rows[number], root, spec, log)
+            if seconds is not None:
+                overheads.append(time.perf_counter() - submitted[number] - seconds)
             _save_progress(spec, root, rows)
             log(format_table(list(rows.values()), spec.parameters, spec.metric, spec.mode))
             if waiting:
                 submit_next()
+        if overheads:
+            log(f"Dask overhead per trial (submit to result, less the trial's own time): median {statistics.median(overheads):.3f} s")
         return False
     except KeyboardInterrupt:
         note_events()
         stop.set()
-        waiting.clear()
         running = {f: n for f, n in futures.items() if n in started}
         pending = [f for f in futures if f not in running]
         client.cancel(pending)
         log(
-            f"interrupted: cancelled {len(pending)} pending trial(s); waiting for {len(running)} running trial(s) "
+            f"interrupted: {len(pending) + len(waiting)} trial(s) not started stay pending; waiting for {len(running)} running trial(s) "
             "to save (Ctrl-C again to stop waiting)"
         )
+        waiting.clear()
         try:
             for future in as_completed(list(running), timeout=INTERRUPT_WAIT_S):
                 _store_result(future, rows[running[future]], root, spec, log)
@@ -312,8 +328,8 @@ def _resume_files(folder: Path) -> dict[str, bytes] | None:
     }
 
 
-def _store_result(future: Any, row: TrialRow, root: Path, spec: SweepSpec, log: Callable[[str], None]) -> None:
-    """Write one trial's records into its folder and update its row."""
+def _store_result(future: Any, row: TrialRow, root: Path, spec: SweepSpec, log: Callable[[str], None]) -> float | None:
+    """Write one trial's records into its folder and update its row; return the trial's own seconds (None if it never ran)."""
     from distributed.scheduler import KilledWorker
 
     try:
@@ -321,11 +337,11 @@ def _store_result(future: Any, row: TrialRow, root: Path, spec: SweepSpec, log: 
     except KilledWorker:
         _finish_row(row, "failed", f"its worker died {spec.retries + 1} time(s) while running it; not retried again")
         log(f"{row.name} failed: {row.message}")
-        return
+        return None
     except Exception as exc:  # the task itself errored on every retry
         _finish_row(row, "failed", f"{type(exc).__name__}: {exc}")
         log(f"{row.name} failed: {row.message}")
-        return
+        return None
     folder = root / row.name
     _write_records(folder, outcome, root, row)
     message = outcome.message
@@ -338,6 +354,7 @@ def _store_result(future: Any, row: TrialRow, root: Path, spec: SweepSpec, log: 
     score = row.score(spec.metric)
     shown = f"{spec.metric} {score:.4f}" if score is not None else (row.message or "no metric")
     log(f"{row.name} {row.status}: {shown} ({outcome.seconds:.1f} s on {outcome.worker or 'a worker'})")
+    return outcome.seconds
 
 
 def _finish_row(row: TrialRow, status: str, message: str, seconds: float | None = None) -> None:

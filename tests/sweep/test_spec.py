@@ -87,7 +87,9 @@ def test_dry_run_lists_the_trials(tmp_path: Path) -> None:
         ({"base": "no-such-config"}, {"optimizer.lr": [0.01]}, ["sweep.yaml:", "base:", "no-such-config: config file not found"]),
     ],
 )
-def test_a_bad_sweep_file_is_one_error_line_naming_key_and_line(tmp_path: Path, extra: dict, parameters: dict, fragments: list[str]) -> None:
+def test_a_bad_sweep_file_is_one_error_line_naming_key_and_line(
+    tmp_path: Path, extra: dict, parameters: dict, fragments: list[str]
+) -> None:
     path = make_sweep_folder(tmp_path, parameters, **extra)
     runs = tmp_path / "runs"
     outcome = invoke_cli(["sweep", path, "--runs-root", runs])
