@@ -73,13 +73,16 @@ def sweep_command(sweep_file, resume, scheduler, workers, dashboard, ship_data, 
       cnn sweep my-sweep.yaml --scheduler tcp://10.0.0.5:8786
       cnn sweep --resume runs/sweep-lr-20261201-101500
     """
-    from cnn_cli.sweep.engine import EngineOptions, create_sweep, open_sweep, require_dask, run_sweep
+    from cnn_cli.sweep.engine import EngineOptions, new_sweep, require_dask, resume_sweep
     from cnn_cli.sweep.spec import parse_sweep
 
     if (sweep_file is None) == (resume is None):
         raise CnnError("give a sweep file (e.g. cnn sweep sweep-lr) or --resume SWEEP_DIR, not both")
+    if scheduler and (workers or dashboard):
+        raise CnnError("--workers and --dashboard set up the local cluster; with --scheduler the cluster is yours to size and watch")
+    options = EngineOptions(scheduler=scheduler, workers=workers, dashboard=dashboard, ship_data=ship_data)
     if resume is not None:
-        root, spec, rows = open_sweep(resume)
+        result = resume_sweep(resume, options, log=click.echo)
     else:
         source, text = resolve_sweep_file(sweep_file)
         spec = parse_sweep(text, source)
@@ -89,11 +92,9 @@ def sweep_command(sweep_file, resume, scheduler, workers, dashboard, ship_data, 
                 click.echo(f"  {t.folder_name}  " + "  ".join(f"{k}={v}" for k, v in t.params.items()))
             return
         require_dask()
-        root, rows = create_sweep(spec, text, runs_root)
-    options = EngineOptions(scheduler=scheduler, workers=workers, dashboard=dashboard, ship_data=ship_data)
-    result = run_sweep(spec, root, rows, options, log=click.echo)
+        result = new_sweep(spec, text, options, runs_root, log=click.echo)
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     if not any(r.status == "completed" for r in result.rows):
-        click.echo("error: no trial completed; see the message column of " + str(root / "sweep.csv"), err=True)
+        click.echo(f"error: no trial completed; see the message column of {result.root / 'sweep.csv'}", err=True)
         sys.exit(1)

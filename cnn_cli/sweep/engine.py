@@ -67,6 +67,7 @@ class EngineOptions:
     workers: int | None = None
     dashboard: str | None = None  # an address such as 127.0.0.1:8787, or None for no dashboard
     ship_data: bool | None = None
+    connect_timeout: float = CONNECT_TIMEOUT_S
 
 
 @dataclass
@@ -88,14 +89,25 @@ def require_dask() -> None:
         raise CnnError(INSTALL_HINT) from None
 
 
-def create_sweep(spec: SweepSpec, sweep_text: str, runs_root: str | Path = DEFAULT_RUNS_ROOT) -> tuple[Path, dict[int, TrialRow]]:
-    """Make ``runs/sweep-<name>-<time>/`` with sweep.json, sweep.yaml and a sweep.csv of pending trials."""
-    root = new_run_dir(f"sweep-{spec.name}", runs_root).root
-    write_json(root / SWEEP_JSON, spec.as_dict())
-    write_text(root / SWEEP_FILE, sweep_text)
+def new_sweep(
+    spec: SweepSpec, sweep_text: str, options: EngineOptions, runs_root: str | Path = DEFAULT_RUNS_ROOT, log: Callable[[str], None] = print
+) -> SweepResult:
+    """Run a new sweep in ``<runs_root>/sweep-<name>-<time>/`` (made once the cluster is reachable)."""
     rows = {t.number: TrialRow(t.number, t.params) for t in spec.trials}
-    write_sweep_csv(root / SWEEP_CSV, list(rows.values()), spec.parameters)
-    return root, rows
+
+    def create() -> Path:
+        root = new_run_dir(f"sweep-{spec.name}", runs_root).root
+        write_json(root / SWEEP_JSON, spec.as_dict())
+        write_text(root / SWEEP_FILE, sweep_text)
+        return root
+
+    return _execute(spec, rows, options, log, create)
+
+
+def resume_sweep(root: str | Path, options: EngineOptions, log: Callable[[str], None] = print) -> SweepResult:
+    """Finish a sweep: run its pending and interrupted trials (interrupted ones continue from their last.npz)."""
+    root, spec, rows = open_sweep(root)
+    return _execute(spec, rows, options, log, lambda: root)
 
 
 def open_sweep(root: str | Path) -> tuple[Path, SweepSpec, dict[int, TrialRow]]:
@@ -114,25 +126,37 @@ def open_sweep(root: str | Path) -> tuple[Path, SweepSpec, dict[int, TrialRow]]:
     return root, spec, rows
 
 
-def run_sweep(
-    spec: SweepSpec, root: Path, rows: dict[int, TrialRow], options: EngineOptions, log: Callable[[str], None] = print
+def _execute(
+    spec: SweepSpec, rows: dict[int, TrialRow], options: EngineOptions, log: Callable[[str], None], make_root: Callable[[], Path]
 ) -> SweepResult:
-    """Run every trial of ``rows`` that is not completed or failed; write records, sweep.csv and sweep.png."""
+    """Run every trial that is not completed or failed; write records, sweep.csv and sweep.png.
+
+    ``make_root`` gives the sweep folder; for a new sweep it creates it, only once
+    the cluster is up, so a sweep that cannot start leaves nothing behind.
+    """
     require_dask()
     todo = [rows[n] for n in sorted(rows) if rows[n].status not in TERMINAL]
     configs: dict[int, dict[str, Any]] = {}
+    refused: list[str] = []
     for row in todo:
         try:
             configs[row.number] = spec.trial_config(Trial(row.number, row.params)).as_dict()
         except CnnError as exc:  # a combination of values that cannot work: this trial fails, the rest run
             _finish_row(row, "failed", str(exc))
-            log(f"{row.name} failed before it started: {exc}")
+            refused.append(f"{row.name} failed before it started: {exc}")
     runnable = [r.number for r in todo if r.number in configs]
-    interrupted = False
-    if runnable:
-        with _dask_client(options, spec, len(runnable)) as (client, where):
-            log(f"sweep {root}: {len(runnable)} trial(s) to run on {where}")
-            interrupted = _run_on_dask(client, spec, root, rows, runnable, configs, options, log)
+    if not runnable:
+        root = make_root()
+        for line in refused:
+            log(line)
+        return _conclude(spec, root, rows, False, log)
+    with _dask_client(options, spec, len(runnable)) as (client, where):
+        root = make_root()
+        _save_progress(spec, root, rows)
+        log(f"sweep {root}: {len(runnable)} trial(s) to run on {where}")
+        for line in refused:
+            log(line)
+        interrupted = _run_on_dask(client, spec, root, rows, runnable, configs, options, log)
     return _conclude(spec, root, rows, interrupted, log)
 
 
@@ -142,7 +166,7 @@ def _dask_client(options: EngineOptions, spec: SweepSpec, n_trials: int) -> Iter
 
     if options.scheduler:
         try:
-            client = Client(options.scheduler, timeout=CONNECT_TIMEOUT_S)
+            client = Client(options.scheduler, timeout=options.connect_timeout)
         except (OSError, TimeoutError, ValueError) as exc:
             raise CnnError(f"--scheduler {options.scheduler}: cannot connect ({exc})") from None
         try:

@@ -11,8 +11,9 @@ from PIL import Image
 
 pytest.importorskip("distributed")
 
+from cnn_cli.errors import CnnError  # noqa: E402
 from cnn_cli.runs import read_metrics  # noqa: E402
-from cnn_cli.sweep.engine import EngineOptions, create_sweep, run_sweep  # noqa: E402
+from cnn_cli.sweep.engine import EngineOptions, new_sweep  # noqa: E402
 from cnn_cli.sweep.spec import load_sweep  # noqa: E402
 from tests.support.cli import invoke_cli, run_cli  # noqa: E402
 from tests.sweep.support import make_sweep_folder, read_csv, sweep_folder  # noqa: E402
@@ -80,10 +81,10 @@ def test_failed_trials_are_recorded_and_the_rest_complete(tmp_path: Path, monkey
     path = make_sweep_folder(tmp_path, parameters, overrides={"optimizer.name": "sgd"})
     monkeypatch.chdir(tmp_path)
     spec = load_sweep(path.name)
-    root, rows = create_sweep(spec, path.read_text(), "runs")
     lines: list[str] = []
-    result = run_sweep(spec, root, rows, EngineOptions(workers=2), log=lines.append)
+    result = new_sweep(spec, path.read_text(), EngineOptions(workers=2), "runs", log=lines.append)
     assert not result.interrupted
+    root = result.root
     by_trial = {r["trial"]: r for r in read_csv(root / "sweep.csv")}
     assert by_trial["trial-001"]["status"] == "completed"
     assert by_trial["trial-003"]["status"] == "failed"
@@ -96,3 +97,17 @@ def test_failed_trials_are_recorded_and_the_rest_complete(tmp_path: Path, monkey
     # the diverged run left a normal run folder that says why
     run = json.loads((root / "trial-003" / "run.json").read_text())
     assert run["status"] == "failed" and "diverged" in run["message"]
+
+
+def test_an_unreachable_scheduler_is_one_error_and_leaves_no_sweep_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path = make_sweep_folder(tmp_path, {"optimizer.lr": [0.01]})
+    monkeypatch.chdir(tmp_path)
+    options = EngineOptions(scheduler=f"tcp://127.0.0.1:{port}", connect_timeout=1)
+    with pytest.raises(CnnError, match=f"--scheduler tcp://127.0.0.1:{port}: cannot connect"):
+        new_sweep(load_sweep(path.name), path.read_text(), options, "runs", log=lambda line: None)
+    assert not (tmp_path / "runs").exists()
