@@ -301,7 +301,7 @@ def _run_on_dask(
             rows[number].attempts = len(attempts)
             name = rows[number].name
             if len(attempts) > 1:
-                log(f"{name}: its worker was lost; retry {len(attempts) - 1} of at most {spec.retries} on {worker}")
+                log(f"{name}: its worker was lost; retry {len(attempts) - 1} on {worker}")
 
     for _ in range(min(window, len(waiting))):
         submit_next()
