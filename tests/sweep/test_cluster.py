@@ -152,10 +152,9 @@ def test_a_worker_killed_mid_trial_has_its_trial_retried(cluster: Cluster, tmp_p
         assert sweep.stdout is not None
         for line in sweep.stdout:
             lines.append(line)
-            if killed is None and " started on " in line:
+            if killed is None and " started on " in line:  # announced as the trial begins: kill it at once, mid-trial
                 trial, pid = line.split()[0], int(line.rsplit("pid ", 1)[1].rstrip(")\n"))
                 assert pid in ours, line  # only ever kill a process this test started
-                time.sleep(0.5)  # let it get into its training loop
                 ours[pid].kill()
                 ours[pid].wait(timeout=10)
                 killed = (trial, line.split(" started on ")[1].split()[0])

@@ -23,8 +23,8 @@ def _mtimes(folder: Path) -> dict[str, int]:
 
 
 def test_ctrl_c_saves_running_trials_and_resume_finishes_the_rest(tmp_path: Path) -> None:
-    # Trials 1-3 take one epoch; 4-6 take 20, so 4 and 5 are running and 6 is waiting when Ctrl-C comes.
-    path = make_sweep_folder(tmp_path, {"train.epochs": [1, 20], "train.seed": [0, 1, 2]})
+    # Trials 1-3 take one epoch; 4-6 take 30, so 4 and 5 are running and 6 is waiting when Ctrl-C comes.
+    path = make_sweep_folder(tmp_path, {"train.epochs": [1, 30], "train.seed": [0, 1, 2]})
     env = cli_environment({"PYTHONUNBUFFERED": "1"})
     # A terminal's Ctrl-C reaches the whole process group: the client and its local workers.
     sweep = subprocess.Popen(
@@ -45,7 +45,7 @@ def test_ctrl_c_saves_running_trials_and_resume_finishes_the_rest(tmp_path: Path
             lines.append(line)
             seen |= {word for word in ("trial-003 completed", "trial-004 started", "trial-005 started") if line.startswith(word)}
             if len(seen) == 3:
-                time.sleep(1.0)  # a few epochs into trials 4 and 5
+                time.sleep(0.3)  # into the training loops of trials 4 and 5 (30 epochs take seconds)
                 os.killpg(sweep.pid, signal.SIGINT)
                 break
             assert time.monotonic() < deadline, "".join(lines)
@@ -87,5 +87,5 @@ def test_ctrl_c_saves_running_trials_and_resume_finishes_the_rest(tmp_path: Path
         assert _mtimes(root / name) == mtimes, f"{name} was run again"
     # trial 4 continued from its checkpoint: the epochs it had finished are kept as they were (their timings too)
     epochs_after = (root / "trial-004" / "metrics.csv").read_text().splitlines()
-    assert len(epochs_after) == 21
+    assert len(epochs_after) == 31
     assert epochs_after[: len(epochs_before)] == epochs_before
