@@ -58,7 +58,7 @@ def sweep_command(sweep_file, resume, scheduler, workers, dashboard, ship_data, 
       overrides: {train.epochs: 2}
       method: grid                 # or random, with trials: N and seed: S
       parameters:
-        optimizer.lr: [0.0003, 0.001, 0.003, 0.01]
+        optimizer.lr: [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1]
         # random: optimizer.lr: {loguniform: [1.0e-4, 1.0e-1]}
         #         optimizer.momentum: {uniform: [0.8, 0.99]}
         #         train.batch_size: {choice: [32, 64, 128]}

@@ -21,6 +21,7 @@ step and save as interrupted, and pending ones are cancelled.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -174,6 +175,8 @@ def _dask_client(options: EngineOptions, spec: SweepSpec, n_trials: int) -> Iter
         finally:
             client.close()
         return
+    if options.dashboard and importlib.util.find_spec("bokeh") is None:
+        raise CnnError(f"--dashboard {options.dashboard}: Dask's dashboard needs Bokeh: pip install bokeh")
     cores = _usable_cpus()
     n_workers = options.workers or max(1, min(cores, n_trials, spec.parallelism or cores))
     share = str(max(1, cores // n_workers))

@@ -111,3 +111,15 @@ def test_an_unreachable_scheduler_is_one_error_and_leaves_no_sweep_folder(tmp_pa
     with pytest.raises(CnnError, match=f"--scheduler tcp://127.0.0.1:{port}: cannot connect"):
         new_sweep(load_sweep(path.name), path.read_text(), options, "runs", log=lambda line: None)
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_dashboard_without_bokeh_is_refused_before_anything_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "bokeh" else real_find_spec(name, *args))
+    path = make_sweep_folder(tmp_path, {"optimizer.lr": [0.01]})
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CnnError, match="--dashboard 127.0.0.1:8787: Dask's dashboard needs Bokeh"):
+        new_sweep(load_sweep(path.name), path.read_text(), EngineOptions(dashboard="127.0.0.1:8787"), "runs", log=lambda line: None)
+    assert not (tmp_path / "runs").exists()
