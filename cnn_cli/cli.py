@@ -17,6 +17,7 @@ from cnn_cli.explain.cli import DOCS_HINT, docs_command, explain_command
 from cnn_cli.plots_cli import plot_command, viz_command
 from cnn_cli.runs_cli import compare_command, export_command, lr_find_command
 from cnn_cli.serve.cli import serve_command
+from cnn_cli.sweep.cli import sweep_command
 
 
 class CnnGroup(click.Group):
@@ -304,6 +305,7 @@ cli.add_command(export_command, "export")
 cli.add_command(compare_command, "compare")
 cli.add_command(lr_find_command, "lr-find")
 cli.add_command(serve_command, "serve")
+cli.add_command(sweep_command, "sweep")
 
 # Every command's --help ends by naming the guide that ships with the package.
 for _command in [cli, *cli.commands.values()]:

@@ -172,6 +172,7 @@ def train(
     log: Callable[[str], None] = print,
     progress: bool = False,
     stop_after_steps: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train a model as the config says, recording everything in a run folder.
 
@@ -184,6 +185,7 @@ def train(
         log: receives one line per epoch and notices.
         progress: show a tqdm bar per epoch (for terminals).
         stop_after_steps: behave as if Ctrl-C came after this many steps (tests).
+        should_stop: asked after every step; True acts like Ctrl-C (a sweep's trial on a worker thread).
     Returns:
         a :class:`TrainResult`; exit_code is 0, 1 (failed) or 130 (interrupted).
     """
@@ -340,6 +342,8 @@ def train(
                         loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", img_s=f"{seen / max(elapsed, 1e-9):.0f}", refresh=False
                     )
                 if stop_after_steps is not None and step >= stop_after_steps:
+                    interrupt.requested = True
+                if should_stop is not None and should_stop():
                     interrupt.requested = True
                 if interrupt.requested:
                     break

@@ -1,0 +1,1 @@
+"""Sweep files shipped with cnn: `cnn sweep sweep-lr` finds them by name."""
