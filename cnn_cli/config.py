@@ -165,7 +165,7 @@ def config_json_schema() -> dict[str, Any]:
 # ---------------------------------------------------------------- where an error points
 
 
-class _Locator:
+class Locator:
     """Turns an error's key path into a place: the YAML line, or the ``--set`` that gave the value."""
 
     def __init__(self, source: str = "", lines: dict[str, int] | None = None, overrides: dict[str, str] | None = None) -> None:
@@ -208,7 +208,7 @@ def config_from_dict(
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{source or 'config'}: expected a mapping at the top level, got {type(data).__name__}")
-    locator = _Locator(source, line_numbers, overrides)
+    locator = Locator(source, line_numbers, overrides)
     try:
         config: Config = build(Config, data)
         config.model = _checked_model(config.model)

@@ -37,9 +37,8 @@ import numpy as np
 
 from cnn_cli.config import (
     Config,
-    _Lines,
+    Locator,
     apply_override,
-    check_architecture,
     config_from_dict,
     config_to_yaml,
     parse_yaml,
@@ -100,9 +99,7 @@ class SweepSpec:
         for key, value in trial.params.items():
             apply_override(data, f"{key}={_yaml_scalar(value)}")
         data["name"] = f"{self.base.get('name', 'run')}-{trial.folder_name}"
-        config = config_from_dict(data, trial.folder_name)
-        check_architecture(config)
-        return config
+        return config_from_dict(data, trial.folder_name)  # the architecture is checked with the rest
 
     def as_dict(self) -> dict[str, Any]:
         """What ``--resume`` needs to rebuild the sweep exactly (written to sweep.json)."""
@@ -153,7 +150,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
 def parse_sweep(text: str, source: str) -> SweepSpec:
     """Validate sweep-file text (see the module docstring for the format)."""
     data, line_numbers = parse_yaml(text, source)
-    lines = _Lines(source, line_numbers)
+    lines = Locator(source, line_numbers)
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping with keys base, parameters, ... at the top level")
     for key in data:
@@ -202,7 +199,7 @@ def parse_sweep(text: str, source: str) -> SweepSpec:
     return SweepSpec(name, source, base, list(parameters), trials, metric, parallelism, retries)  # type: ignore[arg-type]
 
 
-def _base_config(data: dict, lines: _Lines, fail) -> dict[str, Any]:
+def _base_config(data: dict, lines: Locator, fail) -> dict[str, Any]:
     """The base config with the sweep's overrides, validated; returned as a full plain dict."""
     if "base" not in data:
         raise fail("base", "missing; name the config every trial starts from, e.g. base: smoke")
@@ -229,9 +226,8 @@ def _base_config(data: dict, lines: _Lines, fail) -> dict[str, Any]:
             config_from_dict(copy.deepcopy(base))
         except ConfigError as exc:
             raise fail(where, str(exc).removeprefix("--set ")) from None
-    config = config_from_dict(copy.deepcopy(base))
     try:
-        check_architecture(config)
+        config = config_from_dict(copy.deepcopy(base))
     except ConfigError as exc:
         raise fail("base", str(exc)) from None
     # Relative data paths keep their meaning on each worker (see cnn_cli.sweep.data); the dict is the resolved config.
@@ -240,7 +236,7 @@ def _base_config(data: dict, lines: _Lines, fail) -> dict[str, Any]:
     return yaml.safe_load(config_to_yaml(config))
 
 
-def _check_value(key: str, value: Any, base: dict, lines: _Lines, where: str) -> None:
+def _check_value(key: str, value: Any, base: dict, lines: Locator, where: str) -> None:
     """One swept value must make a valid config on its own."""
     data = copy.deepcopy(base)
     try:
@@ -250,7 +246,7 @@ def _check_value(key: str, value: Any, base: dict, lines: _Lines, where: str) ->
         raise ConfigError(f"{lines.where(where)}{where}: {str(exc).removeprefix('--set ')}") from None
 
 
-def _grid_values(key: str, spec: Any, base: dict, lines: _Lines) -> list[Any]:
+def _grid_values(key: str, spec: Any, base: dict, lines: Locator) -> list[Any]:
     where = f"parameters.{key}"
     if not isinstance(spec, list) or not spec:
         raise ConfigError(
@@ -262,7 +258,7 @@ def _grid_values(key: str, spec: Any, base: dict, lines: _Lines) -> list[Any]:
     return list(spec)
 
 
-def _sampler(key: str, spec: Any, base: dict, lines: _Lines):
+def _sampler(key: str, spec: Any, base: dict, lines: Locator):
     """A function rng -> value for one random-search parameter, after checking its bounds."""
     where = f"parameters.{key}"
     if isinstance(spec, list):
@@ -295,7 +291,7 @@ def _sampler(key: str, spec: Any, base: dict, lines: _Lines):
 
 
 def _int_key(
-    data: dict, key: str, lines: _Lines, minimum: int, maximum: int | None = None, default: int | None = None, required: bool = False
+    data: dict, key: str, lines: Locator, minimum: int, maximum: int | None = None, default: int | None = None, required: bool = False
 ) -> int | None:
     if key not in data:
         if required:

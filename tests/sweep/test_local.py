@@ -76,8 +76,10 @@ def test_four_trial_sweep_on_two_local_workers(tmp_path: Path, monkeypatch: pyte
 
 
 def test_failed_trials_are_recorded_and_the_rest_complete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # lr 1e4 with plain SGD diverges on the worker; a 28-pixel kernel on a 14-pixel map cannot be built at all.
-    parameters = {"optimizer.lr": [0.05, 10000.0], "model.layers[3].kernel_size": [3, 28]}
+    # lr 1e4 with plain SGD diverges on the worker. A 16-pixel kernel fits layer 3's 14-pixel map with padding 1,
+    # and a 3-pixel one fits it without padding, but the two together cannot be built: each value is valid on its
+    # own (so the sweep file is accepted), the combination fails its trial before it is sent to a worker.
+    parameters = {"optimizer.lr": [0.05, 10000.0], "model.layers[3].kernel_size": [3, 16], "model.layers[3].padding": [1, 0]}
     path = make_sweep_folder(tmp_path, parameters, overrides={"optimizer.name": "sgd"})
     monkeypatch.chdir(tmp_path)
     spec = load_sweep(path.name)
@@ -86,16 +88,18 @@ def test_failed_trials_are_recorded_and_the_rest_complete(tmp_path: Path, monkey
     assert not result.interrupted
     root = result.root
     by_trial = {r["trial"]: r for r in read_csv(root / "sweep.csv")}
-    assert by_trial["trial-001"]["status"] == "completed"
-    assert by_trial["trial-003"]["status"] == "failed"
-    assert "diverged" in by_trial["trial-003"]["message"]
-    assert by_trial["trial-003"]["worker"].startswith("tcp://127.0.0.1:")  # it ran, and failed, on a worker
-    for name in ("trial-002", "trial-004"):  # refused before starting: never sent to a worker
+    for name in ("trial-001", "trial-002", "trial-003"):
+        assert by_trial[name]["status"] == "completed", by_trial[name]
+    for name in ("trial-005", "trial-006", "trial-007"):
+        assert by_trial[name]["status"] == "failed"
+        assert "diverged" in by_trial[name]["message"]
+        assert by_trial[name]["worker"].startswith("tcp://127.0.0.1:")  # it ran, and failed, on a worker
+    for name in ("trial-004", "trial-008"):  # refused before starting: never sent to a worker
         assert by_trial[name]["status"] == "failed"
         assert "kernel" in by_trial[name]["message"] and by_trial[name]["worker"] == ""
-    assert result.best is not None and result.best.name == "trial-001"
+    assert result.best is not None and result.best.name in ("trial-001", "trial-002", "trial-003")
     # the diverged run left a normal run folder that says why
-    run = json.loads((root / "trial-003" / "run.json").read_text())
+    run = json.loads((root / "trial-005" / "run.json").read_text())
     assert run["status"] == "failed" and "diverged" in run["message"]
 
 

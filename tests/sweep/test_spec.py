@@ -108,12 +108,13 @@ def test_the_error_line_points_at_the_bad_value(tmp_path: Path) -> None:
 
 
 def test_a_combination_that_cannot_work_fails_its_trial_not_the_file(tmp_path: Path) -> None:
-    # Each value is fine alone; a 28-pixel kernel after a stride-2 conv (14 pixels) is not.
-    path = make_sweep_folder(tmp_path, {"model.layers[3].kernel_size": [3, 28]})
+    # Each value is fine alone (layer 3 sees a 14-pixel map: a 16-pixel kernel fits it with padding 1, and any
+    # kernel up to 14 fits it without padding); a 16-pixel kernel without padding does not.
+    path = make_sweep_folder(tmp_path, {"model.layers[3].kernel_size": [3, 16], "model.layers[3].padding": [1, 0]})
     spec = load_sweep(path)
-    assert spec.trial_config(spec.trials[0]).model.layers[3]["kernel_size"] == 3
+    assert spec.trial_config(spec.trials[0]).model.layers[3].kernel_size == (3, 3)
     with pytest.raises(ConfigError, match="kernel"):
-        spec.trial_config(Trial(2, spec.trials[1].params))
+        spec.trial_config(Trial(4, spec.trials[3].params))
 
 
 def test_without_dask_the_error_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
