@@ -103,6 +103,8 @@ class TrainConfig:
     dtype: Literal["float32", "float64"] = "float32"
     plots: bool = True
     save_every_epoch: bool = False  # also keep checkpoints/epoch-NNN.npz
+    log_gradients: bool = True  # gradients.csv: per-layer gradient norms (cnn_cli.callbacks.GradientLogger)
+    log_every: int = field(default=100, metadata=_bounds(minimum=1))  # steps between gradient logs (and each epoch end)
 
 
 @dataclass

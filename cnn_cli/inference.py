@@ -11,9 +11,9 @@ import numpy as np
 from cnn_cli.checkpoint import Checkpoint, load_checkpoint
 from cnn_cli.config import config_from_dict
 from cnn_cli.errors import CnnError
+from cnn_cli.evaluation import EvalResult, evaluate
 from cnn_cli.images import MNIST_SIZE, load_image
 from cnn_cli.runs import BEST_CHECKPOINT, CHECKPOINT_DIR, DEFAULT_RUNS_ROOT, LATEST_LINK
-from cnn_cli.train import EvalResult, evaluate
 
 DEFAULT_CHECKPOINT = Path(DEFAULT_RUNS_ROOT) / LATEST_LINK / CHECKPOINT_DIR / BEST_CHECKPOINT
 

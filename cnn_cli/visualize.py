@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnn_cli.evaluation import predictions
 from cnn_cli.model import Model
-from cnn_cli.train import predictions
 
 
 def _check_single_input(model: Model, x: np.ndarray) -> np.ndarray:
