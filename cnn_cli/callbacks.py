@@ -9,10 +9,11 @@
 - ``on_interrupt(state)``: when Ctrl-C, SIGTERM, SIGHUP or a closed output stops the run;
 - ``on_finish(state)``: once at the very end, whatever the status.
 
-The order at an epoch end is the commit of that epoch: checkpoints first
-(``last.npz`` last of them: it is the commit point and holds the metrics history),
-then the files derived from it (``metrics.csv``, ``gradients.csv``). A crash anywhere
-in between resumes to exactly the records an uninterrupted run would have.
+The order at an epoch end is the commit of that epoch: ``gradients.csv`` (its rows
+after the checkpoint's step are dropped on resume), then the checkpoints, ``last.npz``
+last of them: it is the commit point and holds the metrics history, from which
+``metrics.csv`` is written next (and rewritten on resume). A crash anywhere in between
+resumes to exactly the records an uninterrupted run would have.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ class RunRecord(Callback):
 
 
 class Checkpointer(Callback):
-    """``checkpoints/``: epoch-NNN.npz and best.npz, then last.npz (the commit) at each epoch end; last.npz on interrupt."""
+    """``checkpoints/``: last.npz of the initial weights at the start of a new run; epoch-NNN.npz and best.npz,
+    then last.npz (the commit) at each epoch end; last.npz on interrupt."""
 
     def checkpoint(self, state: TrainState) -> Checkpoint:
         return Checkpoint(
@@ -118,6 +120,10 @@ class Checkpointer(Callback):
             data=state.data_info,
             history=state.history,
         )
+
+    def on_fit_start(self, state: TrainState) -> None:
+        if not state.paths.last.is_file():  # a new run: even a crash in its first epoch leaves something to resume
+            save_checkpoint(state.paths.last, self.checkpoint(state))
 
     def on_epoch_end(self, state: TrainState) -> None:
         ckpt = self.checkpoint(state)
@@ -174,7 +180,10 @@ class DivergenceGuard(Callback):
         if math.isfinite(state.loss):
             return
         last = state.paths.last
-        kept = f"the last good checkpoint is kept: {last}" if last.is_file() else "no checkpoint was written (no epoch had finished)"
+        if state.epoch == 0:
+            kept = f"no epoch had finished; {last} holds the run's starting point" if last.is_file() else "no checkpoint was written"
+        else:
+            kept = f"the last good checkpoint is kept: {last}"
         state.fail(
             f"training diverged at step {state.step + 1} (epoch {state.epoch + 1}, batch {state.batch_in_epoch + 1}): "
             f"loss is {state.loss}; {kept}"
@@ -270,6 +279,7 @@ class GradientLogger(Callback):
         self.log_every = log_every
         self.rows: list[dict[str, Any]] = []
         self._before: dict[str, np.ndarray] | None = None
+        self._unwritten = False
 
     # -------------------------------------------------------------- when
 
@@ -298,6 +308,7 @@ class GradientLogger(Callback):
             measured = self.measure(state, self._before)
             for event in events:
                 self.rows.extend({"epoch": state.epoch + 1, "step": state.step, "event": event, **row} for row in measured)
+            self._unwritten = True
         self._remember_weights_if_next_is_logged(state)
 
     # -------------------------------------------------------------- what
@@ -351,6 +362,7 @@ class GradientLogger(Callback):
         for row in self.rows:
             writer.writerow({key: repr(value) if isinstance(value, float) else value for key, value in row.items()})
         write_text(state.paths.gradients, buffer.getvalue())
+        self._unwritten = False
 
     def on_epoch_end(self, state: TrainState) -> None:
         self.write(state)
@@ -359,7 +371,8 @@ class GradientLogger(Callback):
         self.write(state)
 
     def on_finish(self, state: TrainState) -> None:
-        self.write(state)
+        if self._unwritten or not state.paths.gradients.is_file():  # e.g. the steps before a divergence
+            self.write(state)
 
 
 def _read_gradients(path: Path) -> list[dict[str, str]]:

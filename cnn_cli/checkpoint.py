@@ -258,8 +258,10 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
             raise CheckpointError(f"{path}: stored config is invalid: {exc}") from None
 
         param_bytes = sum(p.nbytes for p in model.params.values())
-        # Parameters + at most two optimizer arrays per parameter + small metadata.
-        allowed_total = 3 * param_bytes + SIZE_SLACK_BYTES
+        # Parameters + at most two optimizer arrays per parameter + the metadata, each member of which is
+        # capped when it is read (so a config near MAX_META_BYTES, which save_checkpoint accepts, loads too).
+        meta_bytes = sum(min(info.file_size, MAX_META_BYTES) for info in archive.infolist() if info.filename.startswith(META_PREFIX))
+        allowed_total = 3 * param_bytes + meta_bytes + SIZE_SLACK_BYTES
         declared_total = sum(info.file_size for info in archive.infolist())
         if declared_total > allowed_total or path.stat().st_size > allowed_total:
             raise CheckpointError(
