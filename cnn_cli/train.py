@@ -83,7 +83,7 @@ def _data_splits(config: Config, progress: bool):
 
 
 def train(
-    config: Config,
+    config: Config | None,
     run_dir: str | Path | None = None,
     resume: str | Path | None = None,
     runs_root: str | Path = DEFAULT_RUNS_ROOT,
@@ -96,7 +96,8 @@ def train(
     """Train a model as the config says, recording everything in a run folder.
 
     Args:
-        config: the resolved config (ignored when resuming: the run's own config is used).
+        config: the resolved config. When resuming, None continues with the run's own config; a config
+            extends the run (e.g. more epochs) and may differ from the run's only in :data:`EXTENDABLE_KEYS`.
         run_dir: an explicit new run folder (must not hold a run).
         resume: a run folder whose ``checkpoints/last.npz`` to continue from.
         runs_root: where new run folders are created.
@@ -111,8 +112,10 @@ def train(
     command_line = command_line or [Path(sys.argv[0]).name, *sys.argv[1:]]
     ckpt: Checkpoint | None = None
     if resume is not None:
-        paths, config, ckpt, model = _open_run_to_resume(resume)
+        paths, config, ckpt, model = _open_run_to_resume(resume, config)
     else:
+        if config is None:
+            raise CnnError("give a config to train, or a run folder to resume")
         _check_new_run(config, run_dir)  # fail before any slow work
         model = build_model(config, seed=config.train.seed, dtype=config.train.dtype)
 
@@ -198,7 +201,27 @@ def _check_new_run(config: Config, run_dir: str | Path | None) -> None:
         )
 
 
-def _open_run_to_resume(resume: str | Path) -> tuple[RunPaths, Config, Checkpoint, Model]:
+EXTENDABLE_KEYS = ("train.epochs", "train.early_stopping_patience", "train.log_gradients", "train.log_every")
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def _changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    first, second = _flat(before), _flat(after)
+    return sorted(key for key in first.keys() | second.keys() if first.get(key) != second.get(key))
+
+
+def _open_run_to_resume(resume: str | Path, extended: Config | None) -> tuple[RunPaths, Config, Checkpoint, Model]:
+    """The run's config (or its extension), checkpoint and model, with every difference between them checked.
+
+    The checkpoint may lag config.yaml by an extension whose first epoch has not finished yet,
+    so the two may differ in :data:`EXTENDABLE_KEYS` (config.yaml wins); nothing else may differ.
+    """
     from cnn_cli.config import parse_yaml
 
     paths = existing_run(resume)
@@ -207,8 +230,21 @@ def _open_run_to_resume(resume: str | Path) -> tuple[RunPaths, Config, Checkpoin
     if not paths.last.is_file():
         raise CheckpointError(f"{paths.last}: no checkpoint to resume from")
     ckpt, model = load_checkpoint(paths.last)
-    if ckpt.config != config.as_dict():
+    if any(key not in EXTENDABLE_KEYS for key in _changed_keys(ckpt.config, config.as_dict())):
         raise CheckpointError(f"{paths.last}: its config differs from {paths.config}; refusing to resume")
+    if extended is not None:
+        changed = _changed_keys(config.as_dict(), extended.as_dict())
+        refused = [key for key in changed if key not in EXTENDABLE_KEYS]
+        if refused:
+            raise ConfigError(
+                f"{refused[0]}: a resumed run keeps its config; only {', '.join(EXTENDABLE_KEYS)} may change "
+                f"(start a new run to change {refused[0]})"
+            )
+        if extended.train.epochs < ckpt.epoch:
+            raise ConfigError(f"train.epochs: {extended.train.epochs} is fewer than the {ckpt.epoch} epoch(s) {paths.root} has trained")
+        if changed:
+            write_text(paths.config, config_to_yaml(extended))
+            config = extended
     return paths, config, ckpt, model
 
 
