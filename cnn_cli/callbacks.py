@@ -66,8 +66,8 @@ def now_text() -> str:
 class RunRecord(Callback):
     """``run.json``: the status of the run and every invocation of it (the first command, then each resume)."""
 
-    def __init__(self, command_line: list[str], resumed: bool, runs_root: str | Path) -> None:
-        self.command_line, self.resumed, self.runs_root = command_line, resumed, runs_root
+    def __init__(self, command_line: list[str], resumed: bool) -> None:
+        self.command_line, self.resumed = command_line, resumed
         self.record: dict[str, Any] = {}
 
     def on_fit_start(self, state: TrainState) -> None:
@@ -87,9 +87,6 @@ class RunRecord(Callback):
                 self.command_line, state.config.train.seed, "running", started, run_dir=str(state.paths.root), invocations=[invocation]
             )
         write_json(state.paths.run_info, self.record)
-        blocked = point_latest(state.paths, self.runs_root)
-        if blocked is not None:
-            state.log(f"note: {blocked} is not a link made by cnn; left as it is")
 
     def on_finish(self, state: TrainState) -> None:
         ended = now_text()
@@ -99,6 +96,18 @@ class RunRecord(Callback):
         if self.record.get("invocations"):
             self.record["invocations"][-1].update(outcome)
         write_json(state.paths.run_info, self.record)
+
+
+class LatestLink(Callback):
+    """``<runs root>/latest`` points at this run (a ``latest`` that is not a link is the user's and is kept)."""
+
+    def __init__(self, runs_root: str | Path) -> None:
+        self.runs_root = runs_root
+
+    def on_fit_start(self, state: TrainState) -> None:
+        blocked = point_latest(state.paths, self.runs_root)
+        if blocked is not None:
+            state.log(f"note: {blocked} is not a link made by cnn; left as it is")
 
 
 class Checkpointer(Callback):

@@ -25,6 +25,7 @@ from cnn_cli.callbacks import (
     EarlyStopping,
     EpochLogger,
     GradientLogger,
+    LatestLink,
     MetricsWriter,
     ProgressBar,
     RunRecord,
@@ -121,11 +122,7 @@ def train(
 
     oc = config.optimizer
     splits = _data_splits(config, progress)
-    if model.loss.num_classes != splits.num_classes:
-        raise ConfigError(
-            f"model has {model.loss.num_outputs} output(s) for {model.loss.num_classes} classes, "
-            f"but the data has {splits.num_classes} classes ({splits.classes})"
-        )
+    _check_classes(model, splits)
     optimizer = make_optimizer(oc.name, oc.lr, oc.momentum, (oc.betas[0], oc.betas[1]), oc.eps)
     if ckpt is not None and ckpt.step > 0:
         missing = optimizer.missing_state(list(model.params), ckpt.optimizer_state)
@@ -148,12 +145,7 @@ def train(
     if ckpt is not None:
         _restore(state, ckpt)
     else:
-        tc = config.train
-        state.log(
-            f"run {paths.root}: {config.name}, {model.num_params():,} parameters; {len(splits.train.labels):,} training / "
-            f"{len(splits.val.labels):,} validation / {len(splits.test.labels):,} test images; "
-            f"{tc.epochs} epoch(s) of {data.steps_per_epoch} steps"
-        )
+        _describe_new_run(state, splits)
     hooks = CallbackList([*_builtin_callbacks(config, command_line, ckpt is not None, runs_root, progress), *(callbacks or [])])
     wall_start = time.perf_counter()
     try:
@@ -174,7 +166,8 @@ def _builtin_callbacks(config: Config, command_line: list[str], resumed: bool, r
     """The order matters at an epoch end: checkpoints (the commit), then the records derived from them, then the log."""
     tc = config.train
     return [
-        RunRecord(command_line, resumed, runs_root),
+        RunRecord(command_line, resumed),
+        LatestLink(runs_root),
         *([ProgressBar()] if progress else []),
         DivergenceGuard(),
         *([GradientLogger(tc.log_every)] if tc.log_gradients else []),
@@ -183,6 +176,23 @@ def _builtin_callbacks(config: Config, command_line: list[str], resumed: bool, r
         EpochLogger(),
         *([EarlyStopping(tc.early_stopping_patience)] if tc.early_stopping_patience is not None else []),
     ]
+
+
+def _check_classes(model: Model, splits) -> None:
+    if model.loss.num_classes != splits.num_classes:
+        raise ConfigError(
+            f"model has {model.loss.num_outputs} output(s) for {model.loss.num_classes} classes, "
+            f"but the data has {splits.num_classes} classes ({splits.classes})"
+        )
+
+
+def _describe_new_run(state: TrainState, splits) -> None:
+    config = state.config
+    state.log(
+        f"run {state.paths.root}: {config.name}, {state.model.num_params():,} parameters; {len(splits.train.labels):,} training / "
+        f"{len(splits.val.labels):,} validation / {len(splits.test.labels):,} test images; "
+        f"{config.train.epochs} epoch(s) of {state.steps_per_epoch} steps"
+    )
 
 
 def _check_new_run(config: Config, run_dir: str | Path | None) -> None:
