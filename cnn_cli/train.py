@@ -267,6 +267,9 @@ def _restore(state: TrainState, ckpt: Checkpoint) -> None:
     state.best_val_acc, state.best_epoch = ckpt.best_val_acc, ckpt.best_epoch
     state.history = _resumed_history(state, ckpt)
     root, epochs = state.paths.root, state.config.train.epochs
+    planned = ckpt.config.get("train", {}).get("epochs")
+    if state.config.schedule.name == "cosine" and planned != epochs:
+        state.log(f"note: the cosine schedule spans train.epochs; from here it follows {epochs} epochs instead of {planned}")
     if state.epoch >= epochs:
         state.log(f"resuming {root}: all {epochs} epoch(s) are trained; running the final test")
     else:

@@ -96,3 +96,13 @@ def test_fewer_epochs_than_trained_is_refused(config: dict, tmp_path: Path) -> N
     run = train(config_from_dict(with_epochs(config, 2)), run_dir=tmp_path / "run", log=quiet).run
     with pytest.raises(ConfigError, match="train.epochs: 1 is fewer than the 2 epoch"):
         train(config_from_dict(with_epochs(config, 1)), resume=run.root, log=quiet)
+
+
+def test_extending_a_cosine_schedule_says_the_curve_changes(config: dict, tmp_path: Path) -> None:
+    cosine = with_epochs(config, 1)
+    cosine["schedule"] = {"name": "cosine"}
+    run = train(config_from_dict(cosine), run_dir=tmp_path / "run", log=quiet).run
+    lines: list[str] = []
+    cosine["train"]["epochs"] = 2
+    assert train(config_from_dict(cosine), resume=run.root, log=lines.append).status == "completed"
+    assert any("cosine schedule spans train.epochs; from here it follows 2 epochs instead of 1" in line for line in lines), lines
