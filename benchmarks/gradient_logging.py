@@ -14,6 +14,7 @@ time of one step); an epoch also validates, so this overstates the share slightl
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import tempfile
 import time
@@ -38,7 +39,7 @@ def main() -> None:
     tc, oc = config.train, config.optimizer
     splits = _data_splits(config, progress=False)
     data = EpochData(config, splits)
-    batches = data.batches(0, 0)
+    batches = itertools.cycle(list(data.batches(0, 0)))  # small configs have fewer batches than iterations
     model = build_model(config, seed=tc.seed, dtype=tc.dtype)
     optimizer = make_optimizer(oc.name, oc.lr, oc.momentum, (oc.betas[0], oc.betas[1]), oc.eps)
     step_seconds, log_seconds = [], []
