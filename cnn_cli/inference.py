@@ -13,7 +13,7 @@ from cnn_cli.config import config_from_dict
 from cnn_cli.errors import CnnError
 from cnn_cli.evaluation import EvalResult, evaluate
 from cnn_cli.images import MNIST_SIZE, load_image
-from cnn_cli.runs import BEST_CHECKPOINT, CHECKPOINT_DIR, DEFAULT_RUNS_ROOT, LATEST_LINK
+from cnn_cli.runs import BEST_CHECKPOINT, CHECKPOINT_DIR, DEFAULT_RUNS_ROOT, LATEST_LINK, newest_completed_run
 
 DEFAULT_CHECKPOINT = Path(DEFAULT_RUNS_ROOT) / LATEST_LINK / CHECKPOINT_DIR / BEST_CHECKPOINT
 
@@ -73,6 +73,9 @@ def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
     """The given checkpoint, or the newest run's best one; a clear error when there is none."""
     if checkpoint is not None:
         return Path(checkpoint)
+    newest = newest_completed_run(DEFAULT_RUNS_ROOT)  # not runs/latest: that may be an interrupted or killed run
+    if newest is not None:
+        return newest.best
     if not DEFAULT_CHECKPOINT.is_file():
         raise CnnError(
             f"no checkpoint given and none at {DEFAULT_CHECKPOINT}; train first (cnn train --config mnist.yaml) or pass --checkpoint PATH"

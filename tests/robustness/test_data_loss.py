@@ -400,6 +400,26 @@ def test_newest_completed_run_skips_runs_without_a_best_checkpoint(tmp_path: Pat
     assert found is not None and found.root == newer
 
 
+def test_predict_without_a_checkpoint_uses_the_newest_finished_run_not_latest(
+    small: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    config = json.loads(json.dumps(small))
+    config["train"]["epochs"] = 1
+    finished = train(config_from_dict(config), log=quiet)
+    config["name"] = "later"
+    killed = train(config_from_dict(config), log=quiet, stop_after_steps=2)  # interrupted in epoch 1: no best.npz
+    assert (tmp_path / "runs" / LATEST_LINK).resolve() == killed.run.root.resolve() and not killed.run.best.exists()
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    Image.fromarray(digit).save(tmp_path / "one.png")
+    outcome = invoke_cli(["predict", "one.png", "--json"])
+    assert outcome.code == 0, outcome.output
+    assert finished.run.best.is_file() and len(json.loads(outcome.stdout)) == 1
+
+
 @pytest.mark.parametrize("name", ["../../escaped", "a/b", ".hidden", "..", "tab\there"])
 def test_a_run_name_that_is_a_path_is_refused(small: dict, tmp_path: Path, name: str) -> None:
     config = json.loads(json.dumps(small))
