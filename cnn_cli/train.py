@@ -8,7 +8,6 @@ epoch is in :mod:`cnn_cli.callbacks`. Nothing here prints except through the
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import sys
@@ -337,7 +336,7 @@ def _final_test(state: TrainState, splits, interrupt: InterruptFlag, hooks: Call
 
 
 class _PipeSafeLog:
-    """``log`` that survives the reader of stdout going away (``cnn train | head -2``).
+    """``log`` that survives the reader of stdout going away (``cnn train | head -2``, a closed terminal).
 
     The run then stops at the next step boundary as if interrupted: saved, marked
     interrupted, resumable. Stdout is pointed at /dev/null so that nothing later
@@ -352,12 +351,12 @@ class _PipeSafeLog:
             return
         try:
             self._log(line)
-        except OSError as exc:
-            if not isinstance(exc, BrokenPipeError) and exc.errno != errno.EPIPE:
-                raise
+        except (OSError, ValueError):  # EPIPE from a pipe, EIO from a closed terminal, ValueError from a closed file
             self._closed = True
             self._interrupt.request("output closed", EXIT_BROKEN_PIPE)
             with contextlib.suppress(OSError, ValueError, AttributeError):
+                if sys.stdout is not sys.__stdout__:  # a replaced stdout (a test's capture) is not the process's
+                    return
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
                 os.close(devnull)

@@ -285,6 +285,19 @@ def test_train_piped_into_head_stops_cleanly_as_interrupted(long_config: dict, l
     assert same_params(run.last, long_reference.last)
 
 
+def test_output_that_fails_like_a_closed_terminal_stops_the_run_as_interrupted(small: dict, reference: RunPaths, tmp_path: Path) -> None:
+    def closed_terminal(line: str) -> None:
+        if line.startswith("epoch 1/"):
+            raise OSError(errno.EIO, "Input/output error")
+
+    result = train(config_from_dict(small), run_dir=tmp_path / "run", log=closed_terminal)
+    assert result.status == "interrupted" and result.exit_code == 141
+    assert result.message.startswith("interrupted (output closed) after epoch 1; checkpoint saved. Resume with:")
+    assert json.loads(result.run.run_info.read_text())["status"] == "interrupted"
+    resumed = train(None, resume=result.run.root, log=quiet)
+    assert_same_records(resumed.run, reference)
+
+
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_a_signal_during_the_final_test_marks_the_run_and_says_how_to_resume(
     small: dict, reference: RunPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signame: str
