@@ -354,11 +354,12 @@ class _PipeSafeLog:
         except (OSError, ValueError):  # EPIPE from a pipe, EIO from a closed terminal, ValueError from a closed file
             self._closed = True
             self._interrupt.request("output closed", EXIT_BROKEN_PIPE)
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                if sys.stdout is not sys.__stdout__:  # a replaced stdout (a test's capture) is not the process's
-                    return
+            stdout = sys.stdout
+            if stdout is not sys.__stdout__ or stdout is None:  # a replaced stdout (a test's capture) is not the process's
+                return
+            with contextlib.suppress(OSError, ValueError):
                 devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
+                os.dup2(devnull, stdout.fileno())
                 os.close(devnull)
 
 
