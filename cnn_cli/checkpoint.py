@@ -5,7 +5,9 @@ A checkpoint is an ``.npz`` holding
 - the optimizer's state under ``optimizer/<name>`` (and ``optimizer/steps``),
 - metadata under ``meta/``: format version, epoch, step, position inside the
   epoch, running sums of a partial epoch, best validation accuracy, RNG states,
-  the data normalisation and the resolved config (JSON text).
+  the data normalisation and the resolved config (JSON text), and the metrics
+  history (one row per finished epoch, ``meta/history``, a float64 array with the
+  columns of ``metrics.csv``; optional, so older checkpoints still load).
 
 Loading never unpickles (``allow_pickle=False``), checks declared sizes before
 decompressing anything, and checks every key, shape, dtype and value.
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from cnn_cli.errors import CheckpointError, CnnError
+from cnn_cli.errors import CheckpointError, CnnError, RuntimeFault
 from cnn_cli.io import atomic_write  # re-exported: runs and plots write through it too
 
 FORMAT_VERSION = 1
@@ -39,6 +41,8 @@ META_KEYS = (
     "data",
     "config",
 )
+HISTORY_KEY = "history"
+HISTORY_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s")
 MAX_META_BYTES = 1 << 20  # the config and other metadata are small; anything bigger is refused
 SIZE_SLACK_BYTES = 1 << 20
 
@@ -58,10 +62,51 @@ class Checkpoint:
     best_epoch: int = 0
     rng: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # mean, std, classes
+    history: list[dict[str, Any]] | None = None  # metrics rows of the finished epochs (None: not stored)
 
 
 def _text(value: Any) -> np.ndarray:
     return np.array(json.dumps(value))  # a unicode scalar, never an object array
+
+
+def stored_meta_bytes(value: Any) -> int:
+    """Bytes a JSON metadata value takes inside a checkpoint (NumPy stores text as UTF-32: 4 bytes a character)."""
+    return _text(value).nbytes + 128  # + the .npy header
+
+
+def check_meta_fits(key: str, value: Any) -> None:
+    """What ``cnn`` writes, ``cnn`` must read: refuse metadata the loader would refuse.
+
+    Raises:
+        RuntimeFault: naming the key, its stored size and the limit.
+    """
+    size = stored_meta_bytes(value)
+    if size > MAX_META_BYTES:
+        raise RuntimeFault(f"meta/{key}: {size:,} bytes once stored, more than the {MAX_META_BYTES:,} a checkpoint may hold")
+
+
+def model_rng_state(model: Any) -> dict[str, Any]:
+    """The generator state of every layer that draws random numbers (dropout), by layer name."""
+    return {layer.name: layer.rng.bit_generator.state for layer in model.layers if hasattr(layer, "rng")}
+
+
+def restore_rng_state(model: Any, state: dict[str, Any]) -> None:
+    for layer in model.layers:
+        if hasattr(layer, "rng") and layer.name in state:
+            layer.rng.bit_generator.state = state[layer.name]
+
+
+def _history_array(history: list[dict[str, Any]]) -> np.ndarray:
+    return np.array([[float(row[column]) for column in HISTORY_COLUMNS] for row in history], dtype=np.float64).reshape(
+        len(history), len(HISTORY_COLUMNS)
+    )
+
+
+def _history_rows(array: np.ndarray) -> list[dict[str, Any]]:
+    return [
+        {column: (int(value) if column in ("epoch", "step") else float(value)) for column, value in zip(HISTORY_COLUMNS, row, strict=True)}
+        for row in array.tolist()
+    ]
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
@@ -88,8 +133,13 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
         "data": _text(ckpt.data),
         "config": _text(ckpt.config),
     }
+    for key in ("rng", "data", "config"):
+        if meta[key].nbytes + 128 > MAX_META_BYTES:
+            check_meta_fits(key, getattr(ckpt, key))
+    if ckpt.history is not None:
+        meta[HISTORY_KEY] = _history_array(ckpt.history)
     arrays.update({META_PREFIX + k: v for k, v in meta.items()})
-    atomic_write(path, lambda handle: np.savez(handle, **arrays))
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
 
 
 # ---------------------------------------------------------------- loading
@@ -173,8 +223,10 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
             raise CheckpointError(f"{path}: stored config is invalid: {exc}") from None
 
         param_bytes = sum(p.nbytes for p in model.params.values())
-        # Parameters + at most two optimizer arrays per parameter + small metadata.
-        allowed_total = 3 * param_bytes + SIZE_SLACK_BYTES
+        # Parameters + at most two optimizer arrays per parameter + the metadata, each member of which is
+        # capped when it is read (so a config near MAX_META_BYTES, which save_checkpoint accepts, loads too).
+        meta_bytes = sum(min(info.file_size, MAX_META_BYTES) for info in archive.infolist() if info.filename.startswith(META_PREFIX))
+        allowed_total = 3 * param_bytes + meta_bytes + SIZE_SLACK_BYTES
         declared_total = sum(info.file_size for info in archive.infolist())
         if declared_total > allowed_total or path.stat().st_size > allowed_total:
             raise CheckpointError(
@@ -187,7 +239,8 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
         missing = sorted((param_names | expected_meta) - keys)
         if missing:
             raise CheckpointError(f"{path}: missing key {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-        extra = sorted(k for k in keys - param_names - expected_meta if not k.startswith(OPTIMIZER_PREFIX))
+        optional_meta = {META_PREFIX + HISTORY_KEY}
+        extra = sorted(k for k in keys - param_names - expected_meta - optional_meta if not k.startswith(OPTIMIZER_PREFIX))
         if extra:
             raise CheckpointError(f"{path}: unexpected key {extra[0]!r}; it does not belong to the stored config's model")
 
@@ -223,9 +276,24 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
             rng=_read_json(archive, path, "rng"),
             data=_read_json(archive, path, "data"),
         )
+        if META_PREFIX + HISTORY_KEY in keys:
+            ckpt.history = _read_history(archive, path, ckpt.epoch)
     _check_meta(path, ckpt, model)
     model.load_params(params)
     return ckpt, model
+
+
+def _read_history(archive: zipfile.ZipFile, path: Path, epochs: int) -> list[dict[str, Any]]:
+    """meta/history: sized from what was written (one float64 row per finished epoch), checked before use."""
+    key = META_PREFIX + HISTORY_KEY
+    value = _read_member(archive, path, key, 8 * len(HISTORY_COLUMNS) * epochs + 4096)
+    if value.dtype != np.float64 or value.shape != (epochs, len(HISTORY_COLUMNS)):
+        shape = (epochs, len(HISTORY_COLUMNS))
+        raise CheckpointError(f"{path}: {key} must be a float64 array of shape {shape}, got {value.dtype} {value.shape}")
+    rows = _history_rows(value)
+    if [row["epoch"] for row in rows] != list(range(1, epochs + 1)):
+        raise CheckpointError(f"{path}: {key} must hold one row for each of the epochs 1..{epochs}")
+    return rows
 
 
 def _check_meta(path: Path, ckpt: Checkpoint, model: Any) -> None:

@@ -89,17 +89,19 @@ def train(config_name, overrides, run_dir, seed, resume, quiet, print_config) ->
       cnn train --config mnist.yaml
       cnn train --config mnist --set train.epochs=3 --seed 1
       cnn train --resume runs/mnist-20261123-101500
+      cnn train --resume runs/mnist-20261123-101500 --set train.epochs=12
     """
     from cnn_cli.config import Config, config_to_yaml, load_config
     from cnn_cli.train import train as run_training
 
     if resume is None and config_name is None:
         raise CnnError("give --config CONFIG (e.g. --config mnist.yaml) or --resume RUN_DIR")
-    if resume is not None and (config_name or overrides or seed is not None):
-        raise CnnError("--resume continues a run with its own config; drop --config/--set/--seed")
+    if resume is not None and (config_name or seed is not None):
+        raise CnnError("--resume continues a run with its own config; drop --config/--seed (--set may extend it: train.epochs=N)")
     if resume is not None and run_dir is not None and Path(run_dir).resolve() != Path(resume).resolve():
         raise CnnError("--run-dir and --resume name different folders")
-    config = None
+    extends = resume is not None and overrides and (Path(resume) / "config.yaml").is_file()  # else train() names what is missing
+    config = load_config(Path(resume) / "config.yaml", list(overrides)) if extends else None
     if resume is None:
         overrides = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
         config = load_config(config_name, overrides)

@@ -138,6 +138,8 @@ class TrainConfig:
     plots: bool = True
     save_every_epoch: bool = False  # also keep checkpoints/epoch-NNN.npz
     memory_limit_gb: PositiveNumber = DEFAULT_MEMORY_LIMIT_GB  # refuse models estimated to need more
+    log_gradients: bool = True  # gradients.csv: per-layer gradient norms (cnn_cli.callbacks.GradientLogger)
+    log_every: PositiveInt = 100  # steps between gradient logs (and each epoch end)
 
 
 @dataclass

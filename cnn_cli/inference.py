@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +12,9 @@ import numpy as np
 from cnn_cli.checkpoint import Checkpoint, load_checkpoint
 from cnn_cli.config import config_from_dict
 from cnn_cli.errors import CnnError, ImageError
+from cnn_cli.evaluation import EvalResult, evaluate
 from cnn_cli.images import MAX_STDIN_BYTES, MNIST_SIZE, Prepared, ink_fraction, load_image, preprocess, read_grayscale_bytes
-from cnn_cli.runs import BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, DEFAULT_RUNS_ROOT, LATEST_LINK, RUN_FILE
-from cnn_cli.train import EvalResult, evaluate
+from cnn_cli.runs import BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, DEFAULT_RUNS_ROOT, LATEST_LINK, newest_completed_run
 
 STDIN = "-"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
@@ -58,33 +57,16 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", progress: b
     return evaluate(model, part.images, part.labels, config_from_dict(ckpt.config).train.eval_batch_size)
 
 
-def _run_started(run: Path) -> str:
-    try:
-        info = json.loads((run / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return ""
-    return str(info.get("started", "")) if isinstance(info, dict) and info.get("status") == "completed" else ""
-
-
-def newest_completed_run(runs_root: str | Path = DEFAULT_RUNS_ROOT) -> Path:
-    """The run folder under ``runs_root`` that completed last (by run.json's start time) and has a best checkpoint."""
-    root = Path(runs_root)
-    try:
-        candidates = [p for p in root.iterdir() if p.name != LATEST_LINK and (p / CHECKPOINT_DIR / BEST_CHECKPOINT).is_file()]
-    except OSError:
-        candidates = []
-    completed = [(started, p.name, p) for p in candidates if (started := _run_started(p))]
-    if not completed:
-        raise CnnError(
-            f"no completed run with {CHECKPOINT_DIR}/{BEST_CHECKPOINT} under {root}/; train first (cnn train --config mnist) or name one"
-        )
-    return max(completed)[2]
-
-
 def resolve_eval_checkpoint(target: str | Path | None, runs_root: str | Path = DEFAULT_RUNS_ROOT) -> Path:
     """What ``cnn eval [TARGET]`` evaluates: a checkpoint file, a run folder's best one, or the newest completed run's."""
     if target is None:
-        return newest_completed_run(runs_root) / CHECKPOINT_DIR / BEST_CHECKPOINT
+        newest = newest_completed_run(runs_root)
+        if newest is None:
+            raise CnnError(
+                f"no completed run with {CHECKPOINT_DIR}/{BEST_CHECKPOINT} under {runs_root}/; "
+                "train first (cnn train --config mnist) or name one"
+            )
+        return newest.best
     path = Path(target)
     if path.is_dir() and (path / CONFIG_FILE).is_file():  # a run folder; any other folder is refused as "not a file" by the loader
         best = path / CHECKPOINT_DIR / BEST_CHECKPOINT
@@ -119,6 +101,10 @@ def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
     """The given checkpoint, or the newest run's best one; a clear error when there is none."""
     if checkpoint is not None:
         return Path(checkpoint)
+    # Not runs/latest, which may be an interrupted or killed run: the newest finished run, else any run's best epoch.
+    newest = newest_completed_run(DEFAULT_RUNS_ROOT) or newest_completed_run(DEFAULT_RUNS_ROOT, require_completed=False)
+    if newest is not None:
+        return newest.best
     if not DEFAULT_CHECKPOINT.is_file():
         raise CnnError(
             f"no checkpoint given and none at {DEFAULT_CHECKPOINT}; train first (cnn train --config mnist.yaml) or pass --checkpoint PATH"

@@ -59,3 +59,8 @@ def _fsync_folder(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """:func:`atomic_write` of bytes held in memory."""
+    atomic_write(path, lambda handle: handle.write(data))

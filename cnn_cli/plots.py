@@ -30,10 +30,10 @@ from matplotlib.ticker import MaxNLocator
 from cnn_cli.checkpoint import Checkpoint, atomic_write, load_checkpoint
 from cnn_cli.config import config_from_dict
 from cnn_cli.errors import CheckpointError, CnnError, ImageError
+from cnn_cli.evaluation import predictions
 from cnn_cli.images import MNIST_SIZE, load_image
 from cnn_cli.model import Model
 from cnn_cli.runs import CHECKPOINT_DIR, CONFIG_FILE, RunPaths, existing_run, read_metrics
-from cnn_cli.train import predictions
 from cnn_cli.visualize import confident_mistakes, feature_maps, saliency
 
 DPI = 100

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from cnn_cli import __version__
-from cnn_cli.checkpoint import atomic_write
-from cnn_cli.errors import CnnError
+from cnn_cli.checkpoint import HISTORY_COLUMNS, atomic_write
+from cnn_cli.errors import CnnError, ConfigError
 
 CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
@@ -32,17 +32,8 @@ EPOCH_CHECKPOINT = "epoch-{epoch:03d}.npz"
 PLOTS_DIR = "plots"
 LATEST_LINK = "latest"
 DEFAULT_RUNS_ROOT = "runs"
-METRIC_COLUMNS = (
-    "epoch",
-    "step",
-    "lr",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "seconds",
-    "images_per_s",
-)
+METRIC_COLUMNS = HISTORY_COLUMNS  # metrics.csv holds what a checkpoint's meta/history holds
+TIMING_COLUMNS = ("seconds", "images_per_s")  # the columns that differ between two otherwise identical runs
 
 
 @dataclass(frozen=True)
@@ -91,11 +82,27 @@ class RunPaths:
         return self.root / PLOTS_DIR
 
 
+def check_run_name(name: str) -> str:
+    """A config ``name`` becomes part of a folder name inside the runs root: it must not be a path.
+
+    Raises:
+        ConfigError: for separators, ``..``, a leading dot or control characters, naming the value.
+    """
+    bad = not name or any(sep in name for sep in ("/", "\\", os.sep)) or name.startswith(".") or any(ord(ch) < 32 for ch in name)
+    if bad:
+        raise ConfigError(
+            f"name: {name!r} is used in the run folder's name and must be a plain name "
+            "(no '/', '\\', leading '.' or control characters), e.g. 'mnist-wide'"
+        )
+    return name
+
+
 def new_run_dir(config_name: str, runs_root: str | Path = DEFAULT_RUNS_ROOT, now: datetime | None = None) -> RunPaths:
     """Create ``runs/<config>-<YYYYmmdd-HHMMSS>`` (with ``-2``, ``-3``… if taken). Never reuses a folder.
 
     ``os.mkdir`` is atomic, so two processes started in the same second get different folders.
     """
+    check_run_name(config_name)
     root = Path(runs_root)
     root.mkdir(parents=True, exist_ok=True)
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
@@ -142,20 +149,54 @@ def point_latest(paths: RunPaths, runs_root: str | Path = DEFAULT_RUNS_ROOT) -> 
     """Make ``<runs root>/latest`` a relative symlink to this run (replaced atomically).
 
     Only runs created directly inside the runs root move the link; a ``--run-dir``
-    elsewhere (e.g. a temp folder) leaves it alone.
+    elsewhere (e.g. a temp folder) leaves it alone, and so does a ``latest`` that
+    is not a symlink (a file or folder of the user's is never replaced).
+
+    Returns:
+        the path of such a foreign ``latest`` (the caller says so), else None.
     """
     root = Path(runs_root)
     if not root.is_dir() or paths.root.resolve().parent != root.resolve():
         return None
     link = root / LATEST_LINK
+    if link.exists() and not link.is_symlink():
+        return link
     tmp = root / f".{LATEST_LINK}.{os.getpid()}.tmp"
     with contextlib.suppress(OSError):
         if tmp.is_symlink() or tmp.exists():
             tmp.unlink()
         tmp.symlink_to(paths.root.name, target_is_directory=True)
         os.replace(tmp, link)
-        return link
     return None
+
+
+def newest_completed_run(root: str | Path = DEFAULT_RUNS_ROOT, require_completed: bool = True) -> RunPaths | None:
+    """The newest completed run folder directly inside ``root`` that has a ``checkpoints/best.npz`` (None if there is none).
+
+    "Newest" is by the modification time of that best.npz (then by folder name), so an
+    interrupted or killed run started later does not hide a finished one. The
+    ``latest`` link itself and folders that are not runs are skipped. ``require_completed=False``
+    also takes runs whose run.json does not say ``completed`` (interrupted, killed: their best.npz is a finished epoch).
+    """
+    folder = Path(root)
+    candidates = []
+    with contextlib.suppress(OSError):
+        for entry in folder.iterdir():
+            if entry.name == LATEST_LINK or entry.is_symlink() or not entry.is_dir():
+                continue
+            paths = RunPaths(entry)
+            with contextlib.suppress(OSError):
+                if paths.config.is_file() and paths.best.is_file() and (not require_completed or _completed(paths)):
+                    candidates.append((paths.best.stat().st_mtime_ns, entry.name, paths))
+    return max(candidates, key=lambda item: item[:2])[2] if candidates else None
+
+
+def _completed(paths: RunPaths) -> bool:
+    try:
+        info = json.loads(paths.run_info.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get("status") == "completed"
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -194,15 +235,37 @@ def _format_metric(value: Any) -> str:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """metrics.csv back as a list of rows with numbers parsed."""
+    """metrics.csv back as a list of rows with numbers parsed ([] when there is no file).
+
+    Raises:
+        CnnError: the file cannot be read, lacks a column or holds a value that is not a number, naming the line.
+    """
     if not path.is_file():
         return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    parsed = []
-    for row in rows:
-        parsed.append({k: (int(row[k]) if k in ("epoch", "step") else float(row[k])) for k in METRIC_COLUMNS})
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [k for k in METRIC_COLUMNS if k not in (reader.fieldnames or [])]
+            if missing:
+                raise CnnError(f"{path}: not a metrics file (no column {missing[0]!r})")
+            parsed = []
+            for row in reader:
+                try:
+                    parsed.append({k: (int(row[k]) if k in ("epoch", "step") else float(row[k])) for k in METRIC_COLUMNS})
+                except (TypeError, ValueError):
+                    raise CnnError(f"{path}: line {reader.line_num} is not a row of numbers") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CnnError(f"{path}: cannot be read ({exc})") from None
     return parsed
+
+
+def read_json_record(path: Path) -> dict[str, Any] | None:
+    """A JSON object written by :func:`write_json`, or None if it is missing or not a readable JSON object."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def run_record(command_line: list[str], seed: int, status: str, started: str, ended: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -1,119 +1,55 @@
-"""The training loop as a plain function: data, model, optimizer, run folder, resume.
+"""``cnn train`` as a plain function: set up the data, model, optimizer and run folder (or resume one), then fit.
 
-``cnn train`` parses its options and calls :func:`train`; nothing here prints
-except through the ``log`` callback and the progress bar.
+The loop itself is :func:`cnn_cli.loop.fit`; what happens around each step and
+epoch is in :mod:`cnn_cli.callbacks`. Nothing here prints except through the
+``log`` callback and the progress bar.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-import shlex
-import signal
+import json
+import os
 import sys
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from cnn_cli.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from cnn_cli.callbacks import (
+    Callback,
+    Checkpointer,
+    DivergenceGuard,
+    EarlyStopping,
+    EpochLogger,
+    GradientLogger,
+    LatestLink,
+    MetricsWriter,
+    ProgressBar,
+    RunRecord,
+)
+from cnn_cli.checkpoint import MAX_META_BYTES, Checkpoint, load_checkpoint, restore_rng_state, stored_meta_bytes
 from cnn_cli.config import Config, config_from_dict, config_to_yaml
-from cnn_cli.errors import EXIT_INTERRUPTED, CheckpointError, CnnError, ConfigError, RuntimeFault
+from cnn_cli.errors import CheckpointError, CnnError, ConfigError, RuntimeFault
+from cnn_cli.evaluation import EvalResult, evaluate, predictions
+from cnn_cli.loop import EXIT_INTERRUPTED, CallbackList, EpochData, InterruptFlag, RunningTotals, TrainState, fit, resume_hint
 from cnn_cli.model import Model, build_model
-from cnn_cli.optim import add_l2_gradient, clip_grad_norm, l2_penalty, learning_rate, make_optimizer
+from cnn_cli.optim import make_optimizer
 from cnn_cli.runs import (
     DEFAULT_RUNS_ROOT,
     RunPaths,
     check_run_dir_free,
+    check_run_name,
     claim_run_dir,
     existing_run,
     new_run_dir,
-    point_latest,
     read_metrics,
-    run_record,
     write_json,
-    write_metrics,
     write_text,
 )
 
-
-@dataclass
-class EvalResult:
-    """Loss, accuracy and the confusion matrix on one split."""
-
-    loss: float
-    accuracy: float
-    n: int
-    per_class_accuracy: list[float]
-    confusion_matrix: list[list[int]]  # rows: true class, columns: predicted class
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "accuracy": self.accuracy,
-            "loss": self.loss,
-            "n": self.n,
-            "per_class_accuracy": self.per_class_accuracy,
-            "confusion_matrix": self.confusion_matrix,
-        }
-
-
-def predictions(model: Model, logits: np.ndarray) -> np.ndarray:
-    """Predicted class per sample from (N, ...) logits."""
-    return model.loss.predict(logits)
-
-
-def evaluate(model: Model, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> EvalResult:
-    """Mean loss, accuracy, per-class accuracy and confusion matrix of ``model`` on a split (eval mode)."""
-    k = model.loss.num_classes
-    confusion = np.zeros((k, k), dtype=np.int64)
-    loss_sum = 0.0
-    for start in range(0, len(images), batch_size):
-        x, y = images[start : start + batch_size], labels[start : start + batch_size]
-        logits = model.forward(x, training=False, keep_cache=False)
-        loss, _ = model.loss(logits, y)
-        loss_sum += loss * len(y)
-        np.add.at(confusion, (y, predictions(model, logits)), 1)
-    n = int(len(labels))
-    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
-    return EvalResult(
-        loss=loss_sum / max(n, 1),
-        accuracy=float(confusion.diagonal().sum() / max(n, 1)),
-        n=n,
-        per_class_accuracy=[float(v) for v in per_class],
-        confusion_matrix=confusion.tolist(),
-    )
-
-
-class InterruptFlag:
-    """Turns Ctrl-C into a flag the loop checks between steps, so a step is never cut in half.
-
-    A second Ctrl-C while the checkpoint is being saved is noted and ignored: the
-    save finishes, then the run exits.
-    """
-
-    def __init__(self, log: Callable[[str], None]) -> None:
-        self.requested = False
-        self._log = log
-        self._previous = None
-
-    def __enter__(self) -> InterruptFlag:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            self._log("still saving; the run will stop as soon as its checkpoint is safe")
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away
 
 
 @dataclass
@@ -146,25 +82,8 @@ def _data_splits(config: Config, progress: bool):
     )
 
 
-def _augment(config: Config):
-    from cnn_cli.data import Augment
-
-    a = config.data.augment
-    return Augment(translate=a.translate, rotate=a.rotate) if (a.translate or a.rotate) else None
-
-
-def _rng_state(model: Model) -> dict[str, Any]:
-    return {layer.name: layer.rng.bit_generator.state for layer in model.layers if hasattr(layer, "rng")}
-
-
-def _set_rng_state(model: Model, state: dict[str, Any]) -> None:
-    for layer in model.layers:
-        if hasattr(layer, "rng") and layer.name in state:
-            layer.rng.bit_generator.state = state[layer.name]
-
-
 def train(
-    config: Config,
+    config: Config | None,
     run_dir: str | Path | None = None,
     resume: str | Path | None = None,
     runs_root: str | Path = DEFAULT_RUNS_ROOT,
@@ -172,12 +91,14 @@ def train(
     log: Callable[[str], None] = print,
     progress: bool = False,
     stop_after_steps: int | None = None,
+    callbacks: Sequence[Callback] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train a model as the config says, recording everything in a run folder.
 
     Args:
-        config: the resolved config (ignored when resuming: the run's own config is used).
+        config: the resolved config. When resuming, None continues with the run's own config; a config
+            extends the run (e.g. more epochs) and may differ from the run's only in :data:`EXTENDABLE_KEYS`.
         run_dir: an explicit new run folder (must not hold a run).
         resume: a run folder whose ``checkpoints/last.npz`` to continue from.
         runs_root: where new run folders are created.
@@ -185,36 +106,25 @@ def train(
         log: receives one line per epoch and notices.
         progress: show a tqdm bar per epoch (for terminals).
         stop_after_steps: behave as if Ctrl-C came after this many steps (tests).
+        callbacks: extra :class:`cnn_cli.callbacks.Callback` objects, called after the built-in ones.
         should_stop: asked after every step; True acts like Ctrl-C (a sweep's trial on a worker thread).
     Returns:
-        a :class:`TrainResult`; exit_code is 0, 1 (failed) or 130 (interrupted).
+        a :class:`TrainResult`; exit_code is 0, 1 (failed) or 128 + the signal (interrupted: 130 for Ctrl-C).
     """
     command_line = command_line or [Path(sys.argv[0]).name, *sys.argv[1:]]
     ckpt: Checkpoint | None = None
     if resume is not None:
-        paths = existing_run(resume)
-        from cnn_cli.config import parse_yaml
-
-        data, lines = parse_yaml(paths.config.read_text(encoding="utf-8"), str(paths.config))
-        config = config_from_dict(data, str(paths.config), lines)
-        if not paths.last.is_file():
-            raise CheckpointError(f"{paths.last}: no checkpoint to resume from")
-        ckpt, model = load_checkpoint(paths.last)
-        if ckpt.config != config.as_dict():
-            raise CheckpointError(f"{paths.last}: its config differs from {paths.config}; refusing to resume")
+        paths, config, ckpt, model = _open_run_to_resume(resume, config)
     else:
-        if run_dir is not None:
-            check_run_dir_free(run_dir)  # fail before any slow work
+        if config is None:
+            raise CnnError("give a config to train, or a run folder to resume")
+        _check_new_run(config, run_dir)  # fail before any slow work
         model = build_model(config, seed=config.train.seed, dtype=config.train.dtype)
 
-    tc, oc, sc = config.train, config.optimizer, config.schedule
+    oc = config.optimizer
     splits = _data_splits(config, progress)
-    if model.loss.num_classes != splits.num_classes:
-        raise ConfigError(
-            f"model has {model.loss.num_outputs} output(s) for {model.loss.num_classes} classes, "
-            f"but the data has {splits.num_classes} classes ({splits.classes})"
-        )
-    optimizer = make_optimizer(oc.name, oc.lr, oc.momentum, tuple(oc.betas), oc.eps)
+    _check_classes(model, splits)
+    optimizer = make_optimizer(oc.name, oc.lr, oc.momentum, (oc.betas[0], oc.betas[1]), oc.eps)
     if ckpt is not None and ckpt.step > 0:
         missing = optimizer.missing_state(list(model.params), ckpt.optimizer_state)
         if missing:
@@ -222,209 +132,237 @@ def train(
     if ckpt is None:  # only now, with model and data ready, does the run folder appear
         paths = claim_run_dir(run_dir) if run_dir is not None else new_run_dir(config.name, runs_root)
         write_text(paths.config, config_to_yaml(config))
-    data_info = {"mean": splits.mean, "std": splits.std, "classes": list(map(int, splits.classes))}
-
-    from cnn_cli.data import iterate_batches, num_batches
-
-    steps_per_epoch = num_batches(len(splits.train.labels), tc.batch_size, tc.drop_last)
-    started = datetime.now().isoformat(timespec="seconds")
-    epoch, step, batch_in_epoch = 0, 0, 0
-    running = [0.0, 0.0, 0.0, 0.0]
-    best_val_acc, best_epoch = -1.0, 0
-    history: list[dict[str, Any]] = []
+    data = EpochData(config, splits)
+    interrupt = InterruptFlag(log)
+    state = TrainState(
+        config,
+        model,
+        optimizer,
+        paths,
+        steps_per_epoch=data.steps_per_epoch,
+        data_info={"mean": splits.mean, "std": splits.std, "classes": list(map(int, splits.classes))},
+        log=_PipeSafeLog(log, interrupt),
+    )
     if ckpt is not None:
-        optimizer.load_state_arrays(ckpt.optimizer_state)
-        _set_rng_state(model, ckpt.rng)
-        epoch, step, batch_in_epoch = ckpt.epoch, ckpt.step, ckpt.batch_in_epoch
-        running = list(ckpt.running)
-        best_val_acc, best_epoch = ckpt.best_val_acc, ckpt.best_epoch
-        history = [row for row in read_metrics(paths.metrics) if row["epoch"] <= epoch]
-        log(f"resuming {paths.root} at epoch {epoch + 1}, batch {batch_in_epoch + 1} (step {step})")
-    record = run_record(command_line, tc.seed, "running", started, run_dir=str(paths.root))
-    write_json(paths.run_info, record)
-    point_latest(paths, runs_root)
-    if ckpt is None:
-        n_params = sum(p.size for p in model.params.values())
-        log(
-            f"run {paths.root}: {config.name}, {n_params:,} parameters; {len(splits.train.labels):,} training / "
-            f"{len(splits.val.labels):,} validation / {len(splits.test.labels):,} test images; "
-            f"{tc.epochs} epoch(s) of {steps_per_epoch} steps"
-        )
-
-    def checkpoint_now(batch: int, run_sums: list[float]) -> Checkpoint:
-        return Checkpoint(
-            params=model.params,
-            config=config.as_dict(),
-            optimizer_state=optimizer.state_arrays(),
-            epoch=epoch,
-            step=step,
-            batch_in_epoch=batch,
-            running=run_sums,
-            best_val_acc=best_val_acc,
-            best_epoch=best_epoch,
-            rng=_rng_state(model),
-            data=data_info,
-        )
-
-    def save(path: Path, batch: int, run_sums: list[float]) -> None:
-        """Save a checkpoint; if that fails (disk full), mark the run failed before reporting it."""
-        try:
-            save_checkpoint(path, checkpoint_now(batch, run_sums))
-        except RuntimeFault as exc:
-            with contextlib.suppress(RuntimeFault, OSError):
-                finish("failed", RuntimeFault.exit_code, str(exc))
-            raise
-
-    def finish(status: str, exit_code: int, message: str = "", summary: dict | None = None) -> TrainResult:
-        write_metrics(paths.metrics, history)
-        write_json(
-            paths.run_info,
-            {
-                **record,
-                "status": status,
-                "ended": datetime.now().isoformat(timespec="seconds"),
-                **({"message": message} if message else {}),
-            },
-        )
-        return TrainResult(paths, status, exit_code, summary or {}, message)
-
-    augment = _augment(config)
+        _restore(state, ckpt)
+    else:
+        _describe_new_run(state, splits)
+    hooks = CallbackList([*_builtin_callbacks(config, command_line, ckpt is not None, runs_root, progress), *(callbacks or [])])
     wall_start = time.perf_counter()
-    with InterruptFlag(log) as interrupt:
-        while epoch < tc.epochs:
-            loss_sum, correct, seen, seconds = running
-            bar = _progress_bar(progress, epoch, tc.epochs, steps_per_epoch, batch_in_epoch)
-            batches = iterate_batches(
-                splits.train.images,
-                splits.train.labels,
-                tc.batch_size,
-                seed=tc.seed,
-                epoch=epoch,
-                shuffle=True,
-                drop_last=tc.drop_last,
-                augment=augment,
-                start_batch=batch_in_epoch,
-                normalize=splits.table,
+    try:
+        with interrupt:
+            fit(state, data, hooks, interrupt, stop_after_steps, should_stop)
+            if state.status == "running":
+                _final_test(state, splits, interrupt, hooks, wall_start)
+    except RuntimeFault as exc:  # e.g. a full disk: mark the run failed before reporting it
+        state.fail(str(exc), RuntimeFault.exit_code)
+        with contextlib.suppress(RuntimeFault, OSError):
+            hooks.on_finish(state)
+        raise
+    hooks.on_finish(state)
+    return TrainResult(paths, state.status, state.exit_code, state.summary, state.message)
+
+
+def _builtin_callbacks(config: Config, command_line: list[str], resumed: bool, runs_root: str | Path, progress: bool) -> list[Callback]:
+    """The order matters at an epoch end: checkpoints (the commit), then the records derived from them, then the log."""
+    tc = config.train
+    return [
+        RunRecord(command_line, resumed),
+        LatestLink(runs_root),
+        *([ProgressBar()] if progress else []),
+        DivergenceGuard(),
+        *([GradientLogger(tc.log_every)] if tc.log_gradients else []),
+        Checkpointer(),
+        MetricsWriter(),
+        EpochLogger(),
+        *([EarlyStopping(tc.early_stopping_patience)] if tc.early_stopping_patience is not None else []),
+    ]
+
+
+def _check_classes(model: Model, splits) -> None:
+    if model.loss.num_classes != splits.num_classes:
+        raise ConfigError(
+            f"model has {model.loss.num_outputs} output(s) for {model.loss.num_classes} classes, "
+            f"but the data has {splits.num_classes} classes ({splits.classes})"
+        )
+
+
+def _describe_new_run(state: TrainState, splits) -> None:
+    config = state.config
+    state.log(
+        f"run {state.paths.root}: {config.name}, {state.model.num_params():,} parameters; {len(splits.train.labels):,} training / "
+        f"{len(splits.val.labels):,} validation / {len(splits.test.labels):,} test images; "
+        f"{config.train.epochs} epoch(s) of {state.steps_per_epoch} steps"
+    )
+
+
+def _check_new_run(config: Config, run_dir: str | Path | None) -> None:
+    """Everything about a new run that can be refused before anything is built or created."""
+    if run_dir is not None:
+        check_run_dir_free(run_dir)
+    else:
+        check_run_name(config.name)
+    stored = config.as_dict()
+    size = stored_meta_bytes(stored)
+    if size > MAX_META_BYTES:
+        largest = max(((key, stored_meta_bytes(value)) for key, value in stored.items()), key=lambda item: item[1])[0]
+        raise ConfigError(
+            f"config: {size:,} bytes once stored in a checkpoint, more than the {MAX_META_BYTES:,} a checkpoint may hold; "
+            f"shorten {largest!r}"
+        )
+
+
+EXTENDABLE_KEYS = ("train.epochs", "train.early_stopping_patience", "train.log_gradients", "train.log_every")
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def _changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    first, second = _flat(before), _flat(after)
+    return sorted(key for key in first.keys() | second.keys() if first.get(key) != second.get(key))
+
+
+def _open_run_to_resume(resume: str | Path, extended: Config | None) -> tuple[RunPaths, Config, Checkpoint, Model]:
+    """The run's config (or its extension), checkpoint and model, with every difference between them checked.
+
+    The checkpoint may lag config.yaml by an extension whose first epoch has not finished yet,
+    so the two may differ in :data:`EXTENDABLE_KEYS` (config.yaml wins); nothing else may differ.
+    """
+    from cnn_cli.config import parse_yaml
+
+    paths = existing_run(resume)
+    data, lines = parse_yaml(paths.config.read_text(encoding="utf-8"), str(paths.config))
+    config = config_from_dict(data, str(paths.config), lines)
+    if not paths.last.is_file():
+        raise CheckpointError(f"{paths.last}: no checkpoint to resume from")
+    ckpt, model = load_checkpoint(paths.last)
+    if any(key not in EXTENDABLE_KEYS for key in _changed_keys(ckpt.config, config.as_dict())):
+        raise CheckpointError(f"{paths.last}: its config differs from {paths.config}; refusing to resume")
+    if extended is not None:
+        changed = _changed_keys(config.as_dict(), extended.as_dict())
+        refused = [key for key in changed if key not in EXTENDABLE_KEYS]
+        if refused:
+            raise ConfigError(
+                f"{refused[0]}: a resumed run keeps its config; only {', '.join(EXTENDABLE_KEYS)} may change "
+                f"(start a new run to change {refused[0]})"
             )
-            tick = time.perf_counter()
-            lr = oc.lr
-            for x, y in batches:
-                lr = learning_rate(oc.lr, step, steps_per_epoch, tc.epochs, sc.name, sc.step_size, sc.gamma, sc.min_lr, sc.warmup_epochs)
-                optimizer.lr = lr
-                with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
-                    loss, logits = model.loss_and_backward(x, y)
-                if not math.isfinite(loss):
-                    kept = (
-                        f"the last good checkpoint is kept: {paths.last}"
-                        if paths.last.is_file()
-                        else "no checkpoint was written (no epoch had finished)"
-                    )
-                    message = (
-                        f"training diverged at step {step + 1} (epoch {epoch + 1}, batch {batch_in_epoch + 1}): loss is {loss}; {kept}"
-                    )
-                    if bar is not None:
-                        bar.close()
-                    return finish("failed", RuntimeFault.exit_code, message)
-                grads = model.grads
-                add_l2_gradient(model.params, grads, oc.weight_decay)
-                if oc.clip_grad_norm is not None:
-                    clip_grad_norm(grads, oc.clip_grad_norm)
-                optimizer.step(model.params, grads)
-                step += 1
-                batch_in_epoch += 1
-                loss_sum += loss * len(y)
-                correct += int((predictions(model, logits) == y).sum())
-                seen += len(y)
-                if bar is not None:
-                    elapsed = seconds + time.perf_counter() - tick
-                    bar.update(1)
-                    bar.set_postfix(
-                        loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", img_s=f"{seen / max(elapsed, 1e-9):.0f}", refresh=False
-                    )
-                if stop_after_steps is not None and step >= stop_after_steps:
-                    interrupt.requested = True
-                if should_stop is not None and should_stop():
-                    interrupt.requested = True
-                if interrupt.requested:
-                    break
-            seconds += time.perf_counter() - tick
-            if bar is not None:
-                bar.close()
-            if interrupt.requested and batch_in_epoch < steps_per_epoch:
-                save(paths.last, batch_in_epoch, [loss_sum, correct, seen, seconds])
-                resume_cmd = f"cnn train --resume {shlex.quote(str(paths.root))}"
-                message = f"interrupted at step {step}; checkpoint saved. Resume with: {resume_cmd}"
-                return finish("interrupted", EXIT_INTERRUPTED, message)
+        if extended.train.epochs < ckpt.epoch:
+            raise ConfigError(f"train.epochs: {extended.train.epochs} is fewer than the {ckpt.epoch} epoch(s) {paths.root} has trained")
+        if changed:
+            write_text(paths.config, config_to_yaml(extended))
+            config = extended
+    return paths, config, ckpt, model
 
-            val = evaluate(model, splits.val.images, splits.val.labels, tc.eval_batch_size) if len(splits.val.labels) else None
-            epoch += 1
-            row = {
-                "epoch": epoch,
-                "step": step,
-                "lr": lr,
-                "train_loss": loss_sum / max(seen, 1),
-                "train_acc": correct / max(seen, 1),
-                "val_loss": val.loss if val else float("nan"),
-                "val_acc": val.accuracy if val else float("nan"),
-                "seconds": round(seconds, 3),
-                "images_per_s": round(seen / max(seconds, 1e-9), 1),
-            }
-            improved = val is not None and val.accuracy > best_val_acc
-            if improved:
-                best_val_acc, best_epoch = val.accuracy, epoch
-            batch_in_epoch, running = 0, [0.0, 0.0, 0.0, 0.0]
-            save(paths.last, 0, running)
-            if improved or val is None:
-                save(paths.best, 0, running)
-            if tc.save_every_epoch:
-                save(paths.epoch_checkpoint(epoch), 0, running)
-            history.append(row)  # only once its checkpoint is safe: metrics never run ahead of last.npz
-            write_metrics(paths.metrics, history)
-            log(_epoch_line(row, tc.epochs, l2_penalty(model.params, oc.weight_decay)))
-            patience = tc.early_stopping_patience
-            if patience is not None and val is not None and epoch - best_epoch >= patience:
-                log(f"early stopping: no better validation accuracy for {patience} epoch(s)")
-                break
-            if interrupt.requested:
-                resume_cmd = f"cnn train --resume {shlex.quote(str(paths.root))}"
-                message = f"interrupted after epoch {epoch}; checkpoint saved. Resume with: {resume_cmd}"
-                return finish("interrupted", EXIT_INTERRUPTED, message)
 
-    best_path = paths.best if paths.best.is_file() else paths.last
-    _, best_model = load_checkpoint(best_path)
-    test = evaluate(best_model, splits.test.images, splits.test.labels, tc.eval_batch_size)
-    summary = {
+def _restore(state: TrainState, ckpt: Checkpoint) -> None:
+    """Put a resumed run back where its checkpoint left it, and say where that is."""
+    state.optimizer.load_state_arrays(ckpt.optimizer_state)
+    restore_rng_state(state.model, ckpt.rng)
+    state.epoch, state.step, state.batch_in_epoch = ckpt.epoch, ckpt.step, ckpt.batch_in_epoch
+    state.totals = RunningTotals.from_list(ckpt.running)
+    state.best_val_acc, state.best_epoch = ckpt.best_val_acc, ckpt.best_epoch
+    state.history = _resumed_history(state, ckpt)
+    root, epochs = state.paths.root, state.config.train.epochs
+    planned = ckpt.config.get("train", {}).get("epochs")
+    if state.config.schedule.name == "cosine" and planned != epochs:
+        state.log(f"note: the cosine schedule spans train.epochs; from here it follows {epochs} epochs instead of {planned}")
+    if state.epoch >= epochs:
+        state.log(f"resuming {root}: all {epochs} epoch(s) are trained; running the final test")
+    else:
+        state.log(f"resuming {root} at epoch {state.epoch + 1}, batch {state.batch_in_epoch + 1} (step {state.step})")
+
+
+def _resumed_history(state: TrainState, ckpt: Checkpoint) -> list[dict[str, Any]]:
+    """The metrics rows up to the checkpoint; metrics.csv is checked against the copy inside last.npz.
+
+    A metrics.csv that was deleted, edited or cut short is rewritten from the checkpoint,
+    with a warning naming it. An older checkpoint without a history falls back on the file.
+    """
+    path = state.paths.metrics
+    try:
+        on_disk: list[dict[str, Any]] | None = [row for row in read_metrics(path) if row["epoch"] <= ckpt.epoch]
+        problem = "is missing" if not path.is_file() else "differs from the history saved in the checkpoint"
+    except CnnError as exc:
+        on_disk, problem = None, f"is unreadable ({str(exc).removeprefix(f'{path}: ')})"
+    if ckpt.history is None:
+        rows = on_disk or []
+        lost = sorted(set(range(1, ckpt.epoch + 1)) - {row["epoch"] for row in rows})
+        if lost:
+            state.log(f"warning: {path}: no row for epoch(s) {', '.join(map(str, lost))}; those records are lost")
+        return rows
+    if on_disk is None or _as_text(on_disk) != _as_text(ckpt.history):
+        state.log(f"warning: {path} {problem}; rewritten from {state.paths.last} (epochs 1-{ckpt.epoch})")
+    return list(ckpt.history)
+
+
+def _as_text(rows: list[dict[str, Any]]) -> list[str]:
+    """Rows compared as JSON text, so that NaN (no validation split) equals NaN."""
+    return [json.dumps(row, sort_keys=True) for row in rows]
+
+
+def _final_test(state: TrainState, splits, interrupt: InterruptFlag, hooks: CallbackList, wall_start: float) -> None:
+    """Test the best checkpoint and write summary.json; a signal here stops at once (nothing to save) and says how to rerun."""
+    paths = state.paths
+    try:
+        interrupt.raise_now()
+        best_path = paths.best if paths.best.is_file() else paths.last
+        _, best_model = load_checkpoint(best_path)
+        test = evaluate(best_model, splits.test.images, splits.test.labels, state.config.train.eval_batch_size)
+    except KeyboardInterrupt:
+        state.status, state.exit_code = "interrupted", interrupt.exit_code
+        state.message = f"interrupted during the final test; every epoch is saved. {resume_hint(state)} (runs the test only)"
+        interrupt.immediate = False
+        hooks.on_interrupt(state)
+        return
+    interrupt.immediate = False
+    state.summary = {
         "test_accuracy": test.accuracy,
         "test_loss": test.loss,
         "test_n": test.n,
-        "best_epoch": best_epoch,
-        "best_val_accuracy": best_val_acc,
-        "epochs_trained": epoch,
-        "steps": step,
+        "best_epoch": state.best_epoch,
+        "best_val_accuracy": state.best_val_acc,
+        "epochs_trained": state.epoch,
+        "steps": state.step,
         "wall_seconds": round(time.perf_counter() - wall_start, 2),
         "checkpoint": str(best_path),
         "per_class_accuracy": test.per_class_accuracy,
     }
-    write_json(paths.summary, summary)
-    log(f"test accuracy {test.accuracy:.4f} (loss {test.loss:.4f}) with the best epoch ({best_epoch}); run: {paths.root}")
-    return finish("completed", 0, summary=summary)
+    write_json(paths.summary, state.summary)
+    state.status = "completed"
+    state.log(f"test accuracy {test.accuracy:.4f} (loss {test.loss:.4f}) with the best epoch ({state.best_epoch}); run: {paths.root}")
 
 
-def _epoch_line(row: dict[str, Any], epochs: int, penalty: float) -> str:
-    text = (
-        f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f}  acc {row['train_acc']:.4f}  "
-        f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}  lr {row['lr']:.2e}  "
-        f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s"
-    )
-    return text + (f"  l2 {penalty:.4f}" if penalty else "")
+class _PipeSafeLog:
+    """``log`` that survives the reader of stdout going away (``cnn train | head -2``, a closed terminal).
+
+    The run then stops at the next step boundary as if interrupted: saved, marked
+    interrupted, resumable. Stdout is pointed at /dev/null so that nothing later
+    (Python's own flush at exit included) fails on the closed pipe.
+    """
+
+    def __init__(self, log: Callable[[str], None], interrupt: InterruptFlag) -> None:
+        self._log, self._interrupt, self._closed = log, interrupt, False
+
+    def __call__(self, line: str) -> None:
+        if self._closed:
+            return
+        try:
+            self._log(line)
+        except (OSError, ValueError):  # EPIPE from a pipe, EIO from a closed terminal, ValueError from a closed file
+            self._closed = True
+            self._interrupt.request("output closed", EXIT_BROKEN_PIPE)
+            stdout = sys.stdout
+            if stdout is not sys.__stdout__ or stdout is None:  # a replaced stdout (a test's capture) is not the process's
+                return
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stdout.fileno())
+                os.close(devnull)
 
 
-def _progress_bar(enabled: bool, epoch: int, epochs: int, total: int, initial: int):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False, dynamic_ncols=True)
-
-
-__all__ = ["EvalResult", "TrainResult", "evaluate", "predictions", "train", "CnnError"]
+__all__ = ["EXIT_INTERRUPTED", "EvalResult", "TrainResult", "evaluate", "predictions", "train", "CnnError"]

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import click
 
-from cnn_cli.errors import CnnError
+from cnn_cli.errors import EXIT_INTERRUPTED, CnnError
 
 BUILTIN_SWEEP_PACKAGE = "cnn_cli.sweeps"
-EXIT_INTERRUPTED = 130
 
 
 def resolve_sweep_file(name_or_path: str) -> tuple[str, str]:

@@ -25,11 +25,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from cnn_cli.checkpoint import atomic_write
 from cnn_cli.config import Config
 from cnn_cli.data.cache import sha256_of_file
 from cnn_cli.data.catalog import FILE_ROLES, IDX_DATASET
 from cnn_cli.errors import DataError
+from cnn_cli.io import atomic_write_bytes
 
 # Shipped files: the path the config names (relative to the worker's folder, or absolute) -> the file's bytes.
 DataFiles = dict[str, bytes]
@@ -65,4 +65,4 @@ def place_files(files: DataFiles) -> None:
             if path.stat().st_size == len(content) and sha256_of_file(path) == hashlib.sha256(content).hexdigest():
                 continue
             raise DataError(f"{path}: this worker already has a different file there; not overwriting it")
-        atomic_write(path, lambda handle, data=content: handle.write(data))
+        atomic_write_bytes(path, content)

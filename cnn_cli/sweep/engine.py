@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from cnn_cli.checkpoint import atomic_write
 from cnn_cli.errors import CnnError, RuntimeFault
+from cnn_cli.io import atomic_write_bytes
 from cnn_cli.runs import DEFAULT_RUNS_ROOT, METRICS_FILE, RUN_FILE, SUMMARY_FILE, new_run_dir, read_metrics, write_json, write_text
 from cnn_cli.sweep.report import (
     SWEEP_CSV,
@@ -398,7 +398,7 @@ def _write_records(folder: Path, outcome: Any, root: Path, row: TrialRow) -> Non
             raise RuntimeFault(f"{row.name}: a worker sent a record with an unsafe path {name!r}")
         if name in (RUN_FILE, SUMMARY_FILE):
             continue
-        atomic_write(folder.joinpath(*relative.parts), lambda handle, data=content: handle.write(data))
+        atomic_write_bytes(folder.joinpath(*relative.parts), content)
     if SUMMARY_FILE in outcome.files:
         summary = json.loads(outcome.files[SUMMARY_FILE])
         if "checkpoint" in summary:  # the worker's temp path -> the same file here

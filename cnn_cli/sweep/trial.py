@@ -145,7 +145,7 @@ def _read_tree(root: Path) -> dict[str, bytes]:
 
 
 def _write_tree(root: Path, files: dict[str, bytes]) -> None:
-    from cnn_cli.checkpoint import atomic_write
+    from cnn_cli.io import atomic_write_bytes
 
     for name, content in files.items():
-        atomic_write(root / name, lambda handle, data=content: handle.write(data))
+        atomic_write_bytes(root / name, content)

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import cnn_cli.callbacks as callbacks_module
 import cnn_cli.io as checkpoint_module  # save_checkpoint writes through cnn_cli.io.atomic_write
-import cnn_cli.train as train_module
 from cnn_cli.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnn_cli.config import config_from_dict
 from cnn_cli.errors import RuntimeFault
@@ -178,13 +178,14 @@ def test_second_ctrl_c_during_the_save_is_noted_and_the_save_completes(
 ) -> None:
     """Deterministic version of the above: the second SIGINT arrives while last.npz is being written."""
     escaped: list[int] = []
-    real_save = train_module.save_checkpoint
+    real_save = callbacks_module.save_checkpoint
 
     def save_during_ctrl_c(path, ckpt):
-        os.kill(os.getpid(), signal.SIGINT)  # handled synchronously, before the save goes on
+        if ckpt.step > 0:  # not the save of the starting point, before the first step
+            os.kill(os.getpid(), signal.SIGINT)  # handled synchronously, before the save goes on
         real_save(path, ckpt)
 
-    monkeypatch.setattr(train_module, "save_checkpoint", save_during_ctrl_c)
+    monkeypatch.setattr(callbacks_module, "save_checkpoint", save_during_ctrl_c)
     previous = signal.signal(signal.SIGINT, lambda *_: escaped.append(1))  # catches a SIGINT the loop lets through
     lines: list[str] = []
     try:
@@ -198,7 +199,7 @@ def test_second_ctrl_c_during_the_save_is_noted_and_the_save_completes(
     assert (ckpt.epoch, ckpt.step, ckpt.batch_in_epoch) == (0, 5, 5)
     assert temp_files(result.run.root) == []
 
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    monkeypatch.setattr(callbacks_module, "save_checkpoint", real_save)
     resumed = train(None, resume=result.run.root, log=quiet)
     assert resumed.status == "completed"
     assert_same_params(result.run.last, RunPaths(long_reference).last)
@@ -261,7 +262,7 @@ def test_crash_before_the_rename_keeps_the_previous_file(
 def test_crash_while_saving_mid_training_loses_nothing(tmp_path: Path, small_config: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash during epoch 2's save of last.npz: epoch 1's checkpoint and metrics survive, and resume works."""
     full = train(config_from_dict(small_config), run_dir=tmp_path / "full", log=quiet)
-    real_save = train_module.save_checkpoint
+    real_save = callbacks_module.save_checkpoint
 
     def save(path, ckpt):
         if path.name == "last.npz" and ckpt.epoch == 2:
@@ -274,7 +275,7 @@ def test_crash_while_saving_mid_training_loses_nothing(tmp_path: Path, small_con
     def crash(src, dst):
         raise RuntimeError("the process died between write and rename")
 
-    monkeypatch.setattr(train_module, "save_checkpoint", save)
+    monkeypatch.setattr(callbacks_module, "save_checkpoint", save)
     with pytest.raises(RuntimeError, match="between write and rename"):
         train(config_from_dict(small_config), run_dir=tmp_path / "run", log=quiet)
     monkeypatch.undo()
@@ -359,7 +360,7 @@ def test_disk_full_keeps_the_previous_file_and_says_so(tmp_path: Path, monkeypat
 def test_disk_full_during_training_is_one_line_and_keeps_the_last_checkpoint(
     tmp_path: Path, small_config: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_save = train_module.save_checkpoint
+    real_save = callbacks_module.save_checkpoint
 
     def save(path, ckpt):
         if path.name == "last.npz" and ckpt.epoch == 2:
@@ -369,7 +370,7 @@ def test_disk_full_during_training_is_one_line_and_keeps_the_last_checkpoint(
         finally:
             monkeypatch.setattr(checkpoint_module, "os", os)
 
-    monkeypatch.setattr(train_module, "save_checkpoint", save)
+    monkeypatch.setattr(callbacks_module, "save_checkpoint", save)
     config = write_config(tmp_path / "tiny.yaml", small_config)
     run = RunPaths(tmp_path / "run")
     outcome = invoke_cli(["train", "--config", config, "--run-dir", run.root, "--quiet"])
