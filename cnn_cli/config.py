@@ -45,7 +45,9 @@ DTYPES = ("float32", "float64")
 
 # Bounds on what a config file may cost to read. A config is a few KB; these stop hostile
 # files (a multi-MB file, 100,000 nested brackets, a "billion laughs" alias bomb) early.
-MAX_CONFIG_BYTES = 256 * 1024
+# A config is a few KB. It is stored in every checkpoint, where NumPy keeps text as 4 bytes a character:
+# 128 KiB of JSON stays well below the checkpoint's metadata limit (checkpoint.MAX_META_BYTES, 1 MiB).
+MAX_CONFIG_BYTES = 128 * 1024
 MAX_YAML_DEPTH = 64
 MAX_YAML_NODES = 100_000  # after expanding aliases
 DEFAULT_MEMORY_LIMIT_GB = 4.0
@@ -359,11 +361,14 @@ def _check_cross_field(config: Config) -> None:
             "data.augment.translate",
         )
     check_memory(config.model, config.train)
-    stored = len(json.dumps(config.as_dict()))
+    # What cnn writes, cnn must read: the config is stored in every checkpoint, whose metadata is bounded.
+    as_stored = config.as_dict()
+    stored = len(json.dumps(as_stored))
     if stored > MAX_CONFIG_BYTES:
+        largest = max(as_stored, key=lambda key: len(json.dumps(as_stored[key])))
         raise ConfigError(
             f"the config takes {stored:,} bytes as stored with its run, over the limit of {MAX_CONFIG_BYTES:,} "
-            "(a config is a few KB; shorten the longest value, e.g. description)",
+            f"(a config is a few KB); shorten {largest!r}",
             "",
         )
 

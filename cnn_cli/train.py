@@ -29,7 +29,7 @@ from cnn_cli.callbacks import (
     ProgressBar,
     RunRecord,
 )
-from cnn_cli.checkpoint import MAX_META_BYTES, Checkpoint, load_checkpoint, restore_rng_state, stored_meta_bytes
+from cnn_cli.checkpoint import Checkpoint, load_checkpoint, restore_rng_state
 from cnn_cli.config import Config, config_from_dict, config_to_yaml
 from cnn_cli.errors import CheckpointError, CnnError, ConfigError, RuntimeFault
 from cnn_cli.evaluation import EvalResult, evaluate, predictions
@@ -202,14 +202,7 @@ def _check_new_run(config: Config, run_dir: str | Path | None) -> None:
         check_run_dir_free(run_dir)
     else:
         check_run_name(config.name)
-    stored = config.as_dict()
-    size = stored_meta_bytes(stored)
-    if size > MAX_META_BYTES:
-        largest = max(((key, stored_meta_bytes(value)) for key, value in stored.items()), key=lambda item: item[1])[0]
-        raise ConfigError(
-            f"config: {size:,} bytes once stored in a checkpoint, more than the {MAX_META_BYTES:,} a checkpoint may hold; "
-            f"shorten {largest!r}"
-        )
+    # The config's stored size was bounded when it was loaded (config.MAX_CONFIG_BYTES, below the checkpoint's limit).
 
 
 EXTENDABLE_KEYS = ("train.epochs", "train.early_stopping_patience", "train.log_gradients", "train.log_every")

@@ -102,7 +102,7 @@ def metrics_rows(paths: RunPaths) -> list[dict[str, Any]]:
         return []
     try:
         rows = read_metrics(safe)
-    except (ValueError, KeyError, TypeError, csv.Error, OSError, UnicodeDecodeError):
+    except (CnnError, ValueError, KeyError, TypeError, csv.Error, OSError, UnicodeDecodeError):  # half-written: read what parses
         rows = _tolerant_metrics(paths)
     return [{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()} for row in rows]
 

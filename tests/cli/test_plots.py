@@ -18,6 +18,7 @@ from cnn_cli.model import build_model
 from cnn_cli.plots import (
     CONFUSION_MATRIX_FILE,
     FILTERS_FILE,
+    GRADIENT_FLOW_FILE,
     LEARNING_CURVES_FILE,
     MISCLASSIFIED_FILE,
     SALIENCY_FILE,
@@ -98,7 +99,8 @@ def test_plot_command_on_a_single_epoch_run(smoke_runs):
     result = CliRunner().invoke(cli_group(), ["plot", str(run)])
     assert result.exit_code == 0, result.output
     printed = [Path(line) for line in result.output.splitlines()]
-    assert [p.name for p in printed] == list(RUN_PICTURES)
+    assert (run / "gradients.csv").is_file(), "train.log_gradients is on by default: every epoch end logs a row per layer"
+    assert [p.name for p in printed] == [*RUN_PICTURES, GRADIENT_FLOW_FILE]
     for name, kind in RUN_PICTURES.items():
         assert_png(run / "plots" / name, kind)
 
@@ -109,7 +111,8 @@ def test_plot_run_on_an_interrupted_run(smoke_runs):
     assert read_metrics(run / "metrics.csv") == []  # stopped inside epoch 1: no finished epoch
     assert not (run / "checkpoints" / "best.npz").exists()
     written = plot_run(run)
-    assert written == [run / "plots" / name for name in RUN_PICTURES]
+    logged = [GRADIENT_FLOW_FILE] if (run / "gradients.csv").is_file() else []  # no epoch end, no log_every step yet: no file
+    assert written == [run / "plots" / name for name in [*RUN_PICTURES, *logged]]
     for name, kind in RUN_PICTURES.items():
         assert_png(run / "plots" / name, kind)
 

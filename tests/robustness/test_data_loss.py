@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import cnn_cli.checkpoint as checkpoint_module
+import cnn_cli.io as checkpoint_module  # checkpoints write through cnn_cli.io.atomic_write
 import cnn_cli.train as train_module
 from cnn_cli.callbacks import Callback
 from cnn_cli.checkpoint import MAX_META_BYTES, Checkpoint, load_checkpoint, save_checkpoint
-from cnn_cli.config import config_from_dict
+from cnn_cli.config import MAX_CONFIG_BYTES, config_from_dict
 from cnn_cli.errors import ConfigError, RuntimeFault
 from cnn_cli.runs import LATEST_LINK, RunPaths, newest_completed_run, read_metrics
 from cnn_cli.train import train
@@ -191,14 +191,14 @@ def test_a_config_too_big_for_a_checkpoint_is_refused_before_anything_is_created
         train(config_from_dict(config), run_dir=tmp_path / "run", log=quiet)
     assert not (tmp_path / "run").exists()
     outcome = invoke_cli(["train", "--config", write_config(tmp_path / "big.yaml", config), "--run-dir", tmp_path / "run2"])
-    error_line(outcome, 2, "a checkpoint may hold")
+    error_line(outcome, 2, "over the limit")
     assert not (tmp_path / "run2").exists()
 
 
 def test_the_largest_config_that_is_accepted_gives_checkpoints_that_load(small: dict, tmp_path: Path) -> None:
     config = json.loads(json.dumps(small))
     config["train"]["epochs"] = 1
-    config["description"] = "y" * (MAX_META_BYTES // 4 - 2000)
+    config["description"] = "y" * (MAX_CONFIG_BYTES - 4000)  # just under the loader's limit
     result = train(config_from_dict(config), run_dir=tmp_path / "run", log=quiet)
     assert result.status == "completed"
     ckpt, _ = load_checkpoint(result.run.best)
@@ -393,6 +393,7 @@ def make_run(root: Path, name: str, best: bool, mtime: float) -> Path:
     folder = root / name
     (folder / "checkpoints").mkdir(parents=True)
     (folder / "config.yaml").write_text("name: x\n")
+    (folder / "run.json").write_text(json.dumps({"status": "completed" if best else "running"}))
     (folder / "checkpoints" / "last.npz").write_bytes(b"")
     if best:
         path = folder / "checkpoints" / "best.npz"
