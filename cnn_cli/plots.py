@@ -12,6 +12,7 @@ The arrays come from :mod:`cnn_cli.visualize`; this module only draws them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -72,6 +73,7 @@ TEST_IMAGE = re.compile(r"^test:(.*)$")
 MISCLASSIFIED_ROWS, MISCLASSIFIED_COLS = 4, 6
 MAX_PANELS = 64  # kernels or feature maps per grid; more would be too small to see
 STYLE: dict[Any, Any] = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "figure.titlesize": 14}
+OUT_STYLE: dict[Any, Any] = {"font.size": 11, "axes.titlesize": 12}  # the one-panel pictures of --out files
 INK_CMAP = "gray_r"  # digits drawn dark on white
 SIGNED_CMAP = "RdBu_r"  # red > 0, blue < 0, white = 0
 GRID_MARGINS = {"left": 0.02, "right": 0.88, "bottom": 0.02, "wspace": 0.08, "hspace": 0.25}
@@ -85,20 +87,36 @@ def figure_pixels(kind: str) -> tuple[int, int]:
 
 
 @contextmanager
-def _figure(kind: str, path: Path, grid_top: float | None = None) -> Iterator[Figure]:
-    """A fresh figure of a fixed size; saved atomically as PNG to ``path`` when the block ends.
+def _saved_figure(path: Path, inches: tuple[float, float], style: dict[Any, Any], grid_top: float | None = None) -> Iterator[Figure]:
+    """A fresh figure of ``inches`` at :data:`DPI`, drawn under ``style``; saved atomically as PNG to ``path`` when the block ends.
 
     Plots with a few axes use constrained layout. Grids of many small panels
     give ``grid_top`` instead and get fixed margins (:data:`GRID_MARGINS`):
     constrained layout measures every panel and is slow for dozens of them.
     """
-    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]  # matplotlib types the keys as a Literal of every rc name
-        fig = Figure(figsize=FIGURE_INCHES[kind], dpi=DPI, layout=None if grid_top else "constrained")
+    with matplotlib.rc_context(style):  # type: ignore[arg-type]  # matplotlib types the keys as a Literal of every rc name
+        fig = Figure(figsize=inches, dpi=DPI, layout=None if grid_top else "constrained")
         if grid_top:
             fig.subplots_adjust(top=grid_top, **GRID_MARGINS)
         FigureCanvasAgg(fig)
         yield fig
         atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=DPI))
+
+
+def _figure(kind: str, path: Path, grid_top: float | None = None) -> contextlib.AbstractContextManager[Figure]:
+    """The figure of one kind of picture (its size from :data:`FIGURE_INCHES`, the :data:`STYLE` fonts)."""
+    return _saved_figure(path, FIGURE_INCHES[kind], STYLE, grid_top)
+
+
+def out_figure(path: Path, inches: tuple[float, float], example: str) -> contextlib.AbstractContextManager[Figure]:
+    """The figure of a picture written to the file a user named with ``--out`` (``cnn compare``, ``cnn lr-find``).
+
+    Raises:
+        CnnError: ``path`` is a folder; ``example`` is the kind of file name to give instead.
+    """
+    if path.is_dir():
+        raise CnnError(f"--out {path}: is a folder; give a file name like {example}")
+    return _saved_figure(path, inches, OUT_STYLE)
 
 
 def _note(ax: Any, text: str) -> None:
