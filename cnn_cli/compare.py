@@ -270,18 +270,12 @@ def plot_comparison(comparison: Comparison, path: Path) -> Path:
     One colour per run; training curves solid, validation dashed; a star marks each run's best validation epoch.
     """
     import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    from cnn_cli.checkpoint import atomic_write
+    from cnn_cli.plots import out_figure
 
     path = Path(path)
-    if path.is_dir():
-        raise CnnError(f"--out {path}: is a folder; give a file name like compare.png")
-    with matplotlib.rc_context({"font.size": 11, "axes.titlesize": 12}):
-        fig = Figure(figsize=(13.0, 5.5), dpi=100, layout="constrained")
-        FigureCanvasAgg(fig)
+    with out_figure(path, (13.0, 5.5), "compare.png") as fig:
         loss_ax, acc_ax = fig.subplots(1, 2)
         palette = matplotlib.colormaps["tab10"]
         for index, run in enumerate(comparison.runs):
@@ -308,5 +302,4 @@ def plot_comparison(comparison: Comparison, path: Path) -> Path:
         differ = ", ".join(comparison.differing_keys)
         differ = differ if len(differ) <= 100 else differ[:97] + "..."
         fig.suptitle(f"{len(comparison.runs)} run(s)" + (f"; their configs differ in {differ}" if differ else ""))
-        atomic_write(path, lambda handle: fig.savefig(handle, format="png"))
     return path

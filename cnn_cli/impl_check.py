@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -124,80 +125,94 @@ def _forward_check(function: str, out, library_out: np.ndarray) -> ImplResult | 
     return None
 
 
+def _check_op(
+    op: str,
+    tensors: dict[str, np.ndarray],
+    forward: Callable[[], Any],
+    library_forward: Callable[[], tuple[np.ndarray, Any]],
+    backward: Callable[[np.ndarray, Any], tuple[Any, ...]],
+    library_backward: Callable[[np.ndarray, Any], tuple[np.ndarray | None, ...]],
+    rng: np.random.Generator,
+) -> list[ImplResult]:
+    """Check one op of the learner's file: its forward must match cnn's; then every gradient its backward returns
+    is compared with central differences of sum(upstream · forward) and with cnn's own backward.
+
+    Args:
+        tensors: the inputs the backward returns gradients for, in its order, by the gradient's name (``{"dx": x}``).
+        forward: the learner's forward on those inputs, ``(out, cache)``; library_forward: cnn's.
+        backward: ``(upstream, cache) ->`` the learner's gradients as a tuple; library_backward: cnn's.
+    """
+    try:
+        out, cache = forward()
+    except Exception as exc:
+        return _failed_call(f"{op}_forward", ("out",), exc)
+    library_out, library_cache = library_forward()
+    wrong = _forward_check(f"{op}_forward", out, library_out)
+    if wrong:
+        return [wrong]
+    upstream = rng.standard_normal(library_out.shape)
+    try:
+        grads = backward(upstream.copy(), cache)
+    except Exception as exc:
+        return _failed_call(f"{op}_backward", tuple(tensors), exc)
+    library_grads = library_backward(upstream, library_cache)
+
+    def loss() -> float:
+        return float(np.sum(upstream * np.asarray(forward()[0])))
+
+    return [
+        _compare(f"{op}_backward", name, grad, _numeric(loss, array), library_grad)
+        for (name, array), grad, library_grad in zip(tensors.items(), grads, library_grads, strict=True)
+    ]
+
+
 def _check_conv(module: ModuleType, rng: np.random.Generator) -> list[ImplResult]:
     x = rng.standard_normal((2, 2, 5, 5))
     w = rng.standard_normal((3, 2, 3, 3))
     b = rng.standard_normal(3)
     stride, pad = 2, 1
-    try:
-        out, cache = module.conv2d_forward(x, w, b, stride=stride, pad=pad)
-    except Exception as exc:
-        return _failed_call("conv2d_forward", ("out",), exc)
-    library_out, library_cache = nn_conv.conv2d_forward(x, w, b, (stride, stride), (pad, pad))
-    wrong = _forward_check("conv2d_forward", out, library_out)
-    if wrong:
-        return [wrong]
-    upstream = rng.standard_normal(library_out.shape)
-    try:
-        dx, dw, db = module.conv2d_backward(upstream.copy(), cache)
-    except Exception as exc:
-        return _failed_call("conv2d_backward", ("dx", "dw", "db"), exc)
-    lib_dx, lib_dw, lib_db = nn_conv.conv2d_backward(upstream, library_cache)
 
-    def loss() -> float:
-        return float(np.sum(upstream * np.asarray(module.conv2d_forward(x, w, b, stride=stride, pad=pad)[0])))
+    def backward(upstream: np.ndarray, cache: Any) -> tuple[Any, ...]:
+        dx, dw, db = module.conv2d_backward(upstream, cache)
+        return dx, dw, db
 
-    return [
-        _compare("conv2d_backward", "dx", dx, _numeric(loss, x), lib_dx),
-        _compare("conv2d_backward", "dw", dw, _numeric(loss, w), lib_dw),
-        _compare("conv2d_backward", "db", db, _numeric(loss, b), lib_db),
-    ]
+    return _check_op(
+        "conv2d",
+        {"dx": x, "dw": w, "db": b},
+        lambda: module.conv2d_forward(x, w, b, stride=stride, pad=pad),
+        lambda: nn_conv.conv2d_forward(x, w, b, (stride, stride), (pad, pad)),
+        backward,
+        nn_conv.conv2d_backward,
+        rng,
+    )
 
 
 def _check_relu(module: ModuleType, rng: np.random.Generator) -> list[ImplResult]:
     # |x| ≥ 0.1: no ±ε step crosses the kink at 0.
     x = rng.uniform(0.1, 1.0, (2, 3, 4, 4)) * rng.choice([-1.0, 1.0], (2, 3, 4, 4))
-    try:
-        out, cache = module.relu_forward(x)
-    except Exception as exc:
-        return _failed_call("relu_forward", ("out",), exc)
-    library_out, mask = nn_act.relu_forward(x)
-    wrong = _forward_check("relu_forward", out, library_out)
-    if wrong:
-        return [wrong]
-    upstream = rng.standard_normal(x.shape)
-    try:
-        dx = module.relu_backward(upstream.copy(), cache)
-    except Exception as exc:
-        return _failed_call("relu_backward", ("dx",), exc)
-
-    def loss() -> float:
-        return float(np.sum(upstream * np.asarray(module.relu_forward(x)[0])))
-
-    return [_compare("relu_backward", "dx", dx, _numeric(loss, x), nn_act.relu_backward(upstream, mask))]
+    return _check_op(
+        "relu",
+        {"dx": x},
+        lambda: module.relu_forward(x),
+        lambda: nn_act.relu_forward(x),
+        lambda upstream, cache: (module.relu_backward(upstream, cache),),
+        lambda upstream, mask: (nn_act.relu_backward(upstream, mask),),
+        rng,
+    )
 
 
 def _check_maxpool(module: ModuleType, rng: np.random.Generator) -> list[ImplResult]:
     # Distinct values 1/96 apart: one clear winner per window, far more than ε away from a tie.
     x = rng.permutation(np.linspace(-1.0, 1.0, 2 * 3 * 4 * 4)).reshape(2, 3, 4, 4)
-    try:
-        out, cache = module.maxpool2d_forward(x, size=2, stride=2)
-    except Exception as exc:
-        return _failed_call("maxpool2d_forward", ("out",), exc)
-    library_out, library_cache = nn_pool.maxpool2d_forward(x, (2, 2), (2, 2))
-    wrong = _forward_check("maxpool2d_forward", out, library_out)
-    if wrong:
-        return [wrong]
-    upstream = rng.standard_normal(library_out.shape)
-    try:
-        dx = module.maxpool2d_backward(upstream.copy(), cache)
-    except Exception as exc:
-        return _failed_call("maxpool2d_backward", ("dx",), exc)
-
-    def loss() -> float:
-        return float(np.sum(upstream * np.asarray(module.maxpool2d_forward(x, size=2, stride=2)[0])))
-
-    return [_compare("maxpool2d_backward", "dx", dx, _numeric(loss, x), nn_pool.maxpool2d_backward(upstream, library_cache))]
+    return _check_op(
+        "maxpool2d",
+        {"dx": x},
+        lambda: module.maxpool2d_forward(x, size=2, stride=2),
+        lambda: nn_pool.maxpool2d_forward(x, (2, 2), (2, 2)),
+        lambda upstream, cache: (module.maxpool2d_backward(upstream, cache),),
+        lambda upstream, cache: (nn_pool.maxpool2d_backward(upstream, cache),),
+        rng,
+    )
 
 
 CHECKS = {"conv2d": _check_conv, "relu": _check_relu, "maxpool2d": _check_maxpool}

@@ -29,22 +29,9 @@ def checkpoint_splits(ckpt: Checkpoint, progress: bool = False):
 
     Used by eval and the plots, so their numbers match what training reported.
     """
-    from cnn_cli.data import load_dataset
+    from cnn_cli.data import load_config_dataset
 
-    config = config_from_dict(ckpt.config)
-    d = config.data
-    return load_dataset(
-        dataset=d.dataset,
-        data_dir=d.data_dir,
-        paths=d.paths,
-        val_size=d.val_size,
-        seed=config.train.seed,
-        classes=d.classes,
-        limit=d.limit,
-        mean=ckpt.data.get("mean"),
-        std=ckpt.data.get("std"),
-        progress=progress,
-    )
+    return load_config_dataset(config_from_dict(ckpt.config), mean=ckpt.data.get("mean"), std=ckpt.data.get("std"), progress=progress)
 
 
 def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", progress: bool = False) -> EvalResult:

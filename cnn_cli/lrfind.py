@@ -225,18 +225,10 @@ def lr_range_test(
 
 def plot_lr_find(result: LrFindResult, path: str | Path) -> Path:
     """loss vs lr on a log axis: raw losses faint, the smoothed curve bold, the suggestion and the config's lr marked."""
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from cnn_cli.checkpoint import atomic_write
+    from cnn_cli.plots import out_figure
 
     path = Path(path)
-    if path.is_dir():
-        raise CnnError(f"--out {path}: is a folder; give a file name like lr_find.png")
-    with matplotlib.rc_context({"font.size": 11, "axes.titlesize": 12}):
-        fig = Figure(figsize=(10.0, 6.0), dpi=100, layout="constrained")
-        FigureCanvasAgg(fig)
+    with out_figure(path, (10.0, 6.0), "lr_find.png") as fig:
         ax = fig.subplots()
         finite = np.isfinite(result.losses)
         ax.plot(result.lrs[finite], result.losses[finite], color="0.7", linewidth=0.8, label="loss per step (raw)")
@@ -261,5 +253,4 @@ def plot_lr_find(result: LrFindResult, path: str | Path) -> Path:
         ax.legend(loc="upper left")
         title = f"LR range test: {result.config_name}, {len(result.lrs)} steps"
         ax.set_title(title + (f"\nstopped early: {result.stopped_early}" if result.stopped_early else ""))
-        atomic_write(path, lambda handle: fig.savefig(handle, format="png"))
     return path

@@ -12,6 +12,7 @@ The arrays come from :mod:`cnn_cli.visualize`; this module only draws them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -72,6 +73,7 @@ TEST_IMAGE = re.compile(r"^test:(.*)$")
 MISCLASSIFIED_ROWS, MISCLASSIFIED_COLS = 4, 6
 MAX_PANELS = 64  # kernels or feature maps per grid; more would be too small to see
 STYLE: dict[Any, Any] = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "figure.titlesize": 14}
+OUT_STYLE: dict[Any, Any] = {"font.size": 11, "axes.titlesize": 12}  # the one-panel pictures of --out files
 INK_CMAP = "gray_r"  # digits drawn dark on white
 SIGNED_CMAP = "RdBu_r"  # red > 0, blue < 0, white = 0
 GRID_MARGINS = {"left": 0.02, "right": 0.88, "bottom": 0.02, "wspace": 0.08, "hspace": 0.25}
@@ -85,20 +87,36 @@ def figure_pixels(kind: str) -> tuple[int, int]:
 
 
 @contextmanager
-def _figure(kind: str, path: Path, grid_top: float | None = None) -> Iterator[Figure]:
-    """A fresh figure of a fixed size; saved atomically as PNG to ``path`` when the block ends.
+def _saved_figure(path: Path, inches: tuple[float, float], style: dict[Any, Any], grid_top: float | None = None) -> Iterator[Figure]:
+    """A fresh figure of ``inches`` at :data:`DPI`, drawn under ``style``; saved atomically as PNG to ``path`` when the block ends.
 
     Plots with a few axes use constrained layout. Grids of many small panels
     give ``grid_top`` instead and get fixed margins (:data:`GRID_MARGINS`):
     constrained layout measures every panel and is slow for dozens of them.
     """
-    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]  # matplotlib types the keys as a Literal of every rc name
-        fig = Figure(figsize=FIGURE_INCHES[kind], dpi=DPI, layout=None if grid_top else "constrained")
+    with matplotlib.rc_context(style):  # type: ignore[arg-type]  # matplotlib types the keys as a Literal of every rc name
+        fig = Figure(figsize=inches, dpi=DPI, layout=None if grid_top else "constrained")
         if grid_top:
             fig.subplots_adjust(top=grid_top, **GRID_MARGINS)
         FigureCanvasAgg(fig)
         yield fig
         atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=DPI))
+
+
+def _figure(kind: str, path: Path, grid_top: float | None = None) -> contextlib.AbstractContextManager[Figure]:
+    """The figure of one kind of picture (its size from :data:`FIGURE_INCHES`, the :data:`STYLE` fonts)."""
+    return _saved_figure(path, FIGURE_INCHES[kind], STYLE, grid_top)
+
+
+def out_figure(path: Path, inches: tuple[float, float], example: str) -> contextlib.AbstractContextManager[Figure]:
+    """The figure of a picture written to the file a user named with ``--out`` (``cnn compare``, ``cnn lr-find``).
+
+    Raises:
+        CnnError: ``path`` is a folder; ``example`` is the kind of file name to give instead.
+    """
+    if path.is_dir():
+        raise CnnError(f"--out {path}: is a folder; give a file name like {example}")
+    return _saved_figure(path, inches, OUT_STYLE)
 
 
 def _note(ax: Any, text: str) -> None:
@@ -120,6 +138,61 @@ def _grid_shape(count: int) -> tuple[int, int]:
 def _grid_colorbar(fig: Figure, image: Any, label: str) -> None:
     """A colour bar at the right edge of a fixed-margin grid figure."""
     fig.colorbar(image, cax=fig.add_axes(COLORBAR_BOX), label=label)
+
+
+def _no_ticks(axes: Any) -> None:
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def _more_channels(channels: int) -> str:
+    """The title's note when a grid shows only the first :data:`MAX_PANELS` channels."""
+    return f"; first {MAX_PANELS} of {channels} channels" if channels > MAX_PANELS else ""
+
+
+def _panels(fig: Figure, count: int) -> Iterator[tuple[int, Any]]:
+    """``(index, ax)`` for the first ``count`` panels of a near-square grid without ticks; the spare panels are hidden."""
+    rows, cols = _grid_shape(count)
+    for index, ax in enumerate(np.atleast_1d(fig.subplots(rows, cols)).ravel()):
+        _no_ticks([ax])
+        if index >= count:
+            ax.set_axis_off()
+            continue
+        yield index, ax
+
+
+def _panel_title(ax: Any, text: str, count: int) -> None:
+    """A panel's title, smaller in a grid of more than 36 panels."""
+    ax.set_title(text, fontsize=10 if count <= 36 else 9, pad=2)
+
+
+def _signed_maps(fig: Figure, maps: np.ndarray, limit: float, label: str) -> None:
+    """One panel per (H, W) map of ``maps`` (C, H, W), on one colour scale from -limit to +limit, with a colour bar."""
+    image = None
+    for channel, ax in _panels(fig, len(maps)):
+        image = ax.imshow(maps[channel], cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
+        _panel_title(ax, f"ch {channel}", len(maps))
+    _grid_colorbar(fig, image, label)
+
+
+def _signed_bars(ax: Any, values: np.ndarray) -> None:
+    """One bar per value, red above 0 and blue below, on a zero line; the axis fits the bars."""
+    ax.bar(np.arange(len(values)), values, color=np.where(values >= 0, "tab:red", "tab:blue"), width=0.8)
+    ax.axhline(0, color="0.3", linewidth=0.8)
+    ax.set_xlim(-0.8, len(values) - 0.2)
+    ax.grid(True, axis="y", alpha=0.3)
+
+
+def _input_and_saliency(fig: Figure, input_ax: Any, grad_ax: Any, pixels: np.ndarray, gradient: np.ndarray, class_name: str) -> float:
+    """The input as the network sees it, and d score/d pixel beside it on a signed scale; returns that scale's limit."""
+    limit = float(np.abs(gradient).max()) or 1.0
+    input_ax.imshow(pixels, cmap=INK_CMAP, vmin=0, vmax=1)
+    input_ax.set_title("input (as the network sees it)")
+    signed = grad_ax.imshow(gradient, cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
+    grad_ax.set_title(f"saliency: d score({class_name}) / d pixel")
+    fig.colorbar(signed, ax=grad_ax, shrink=0.85, label="gradient")
+    return limit
 
 
 # ---------------------------------------------------------------- loading
@@ -369,19 +442,12 @@ def plot_filters(model: Model, path: Path, title: str = "") -> Path:
         kernels = weight.reshape(c_out * c_in, k_h, k_w)
         shown = kernels[:MAX_PANELS]
         limit = float(np.abs(shown).max()) or 1.0
-        rows, cols = _grid_shape(len(shown))
         fig.suptitle(
             f"First conv layer ({layer.name}) kernels, {c_out}×{c_in}×{k_h}×{k_w}: {title}"
             + (f"\nfirst {MAX_PANELS} of {len(kernels)} kernel slices" if len(kernels) > MAX_PANELS else "")
         )
-        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
         image = None
-        for panel, ax in enumerate(axes):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if panel >= len(shown):
-                ax.set_axis_off()
-                continue
+        for panel, ax in _panels(fig, len(shown)):
             image = ax.imshow(shown[panel], cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
             out_channel, in_channel = divmod(panel, c_in)
             ax.set_title(f"kernel {out_channel}" + (f", in {in_channel}" if c_in > 1 else ""), fontsize=10)
@@ -483,10 +549,8 @@ def plot_feature_maps(layer: str, maps: np.ndarray, path: Path, caption: str = "
     """
     channels, height, width = maps.shape
     shown = maps[:MAX_PANELS]
-    limit = float(np.abs(shown).max()) or 1.0
-    rows, cols = _grid_shape(len(shown))
     with _figure("feature_maps", path, grid_top=0.92) as fig:
-        more = f"; first {MAX_PANELS} of {channels} channels" if channels > MAX_PANELS else ""
+        more = _more_channels(channels)
         if next_layer == "relu":
             legend = "red > 0 passes the ReLU that follows, blue < 0 is cut"
         else:
@@ -495,17 +559,7 @@ def plot_feature_maps(layer: str, maps: np.ndarray, path: Path, caption: str = "
             f"{layer} output, {channels}×{height}×{width} (before activation), for {caption}{more}\n"
             f"one panel per channel, one colour scale; {legend}"
         )
-        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-        image = None
-        for channel, ax in enumerate(axes):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if channel >= len(shown):
-                ax.set_axis_off()
-                continue
-            image = ax.imshow(shown[channel], cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
-            ax.set_title(f"ch {channel}", fontsize=10 if len(shown) <= 36 else 9, pad=2)
-        _grid_colorbar(fig, image, "activation")
+        _signed_maps(fig, shown, float(np.abs(shown).max()) or 1.0, "activation")
     return path
 
 
@@ -517,9 +571,7 @@ def plot_feature_vector(layer: str, values: np.ndarray, path: Path, caption: str
     with _figure("feature_vector", path) as fig:
         ax = fig.subplots()
         positions = np.arange(len(values))
-        colors = np.where(values >= 0, "tab:red", "tab:blue")
-        ax.bar(positions, values, color=colors, width=0.8)
-        ax.axhline(0, color="0.3", linewidth=0.8)
+        _signed_bars(ax, values)
         ax.set_ylabel("activation" if class_names is None else "logit (class score)")
         if class_names is not None:
             ax.set_xticks(positions, class_names)
@@ -529,8 +581,6 @@ def plot_feature_vector(layer: str, values: np.ndarray, path: Path, caption: str
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("channel")
             kind = "one value per channel, shown as bars"
-        ax.set_xlim(-0.8, len(values) - 0.2)
-        ax.grid(True, axis="y", alpha=0.3)
         fig.suptitle(f"{layer} output, {len(values)}×1×1 (before activation), for {caption}: {kind}")
     return path
 
@@ -542,24 +592,16 @@ def plot_saliency(pixels: np.ndarray, gradient: np.ndarray, class_name: str, hea
         pixels: (H, W) input in [0, 1] for display.
         gradient: (H, W) dScore/dinput from :func:`cnn_cli.visualize.saliency`.
     """
-    limit = float(np.abs(gradient).max()) or 1.0
-    magnitude = np.abs(gradient) / limit
     with _figure("saliency", path) as fig:
         input_ax, grad_ax, overlay_ax = fig.subplots(1, 3)
         fig.suptitle(header)
-        input_ax.imshow(pixels, cmap=INK_CMAP, vmin=0, vmax=1)
-        input_ax.set_title("input (as the network sees it)")
-        signed = grad_ax.imshow(gradient, cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
-        grad_ax.set_title(f"saliency: d score({class_name}) / d pixel")
-        fig.colorbar(signed, ax=grad_ax, shrink=0.85, label="gradient")
+        magnitude = np.abs(gradient) / _input_and_saliency(fig, input_ax, grad_ax, pixels, gradient, class_name)
         # The digit in light grey under the |gradient| heat map, so both stay visible.
         overlay_ax.imshow(pixels, cmap=INK_CMAP, vmin=0, vmax=3)
         heat = overlay_ax.imshow(magnitude, cmap="Reds", vmin=0, vmax=1, alpha=np.clip(magnitude * 2, 0, 0.9))
         overlay_ax.set_title("|gradient| over the input (grey)")
         fig.colorbar(heat, ax=overlay_ax, shrink=0.85, label="|gradient| / max")
-        for ax in (input_ax, grad_ax, overlay_ax):
-            ax.set_xticks([])
-            ax.set_yticks([])
+        _no_ticks((input_ax, grad_ax, overlay_ax))
     return path
 
 
@@ -795,8 +837,7 @@ def plot_backward_maps(
         with _figure("backward_vector", path) as fig:
             ax = fig.subplots()
             shown = values[:512]
-            ax.bar(np.arange(len(shown)), shown, color=np.where(shown >= 0, "tab:red", "tab:blue"), width=0.8)
-            ax.axhline(0, color="0.3", linewidth=0.8)
+            _signed_bars(ax, shown)
             ax.set_ylabel(f"d score({class_name}) / d value")
             if class_names is not None and len(class_names) == len(shown):
                 ax.set_xticks(np.arange(len(shown)), class_names)
@@ -817,30 +858,15 @@ def plot_backward_maps(
                 )
                 ax.set_xlabel("unit" + (f" (first 512 of {len(values)})" if len(values) > 512 else ""))
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_xlim(-0.8, len(shown) - 0.2)
-            ax.grid(True, axis="y", alpha=0.3)
             fig.suptitle(f"{what}; ‖gradient‖ = {np.linalg.norm(values):.3g}\n{meaning}")
         return path
-    channels = grad.shape[0]
-    shown = grad[:MAX_PANELS]
-    rows, cols = _grid_shape(len(shown))
     with _figure("backward_maps", path, grid_top=0.9) as fig:
-        more = f"; first {MAX_PANELS} of {channels} channels" if channels > MAX_PANELS else ""
+        more = _more_channels(grad.shape[0])
         relu_note = "; exactly 0 where the ReLU that follows cut it (see its relu_mask picture)" if cut_by_relu else ""
         fig.suptitle(
             f"{what}{more}\n{meaning}\none panel per channel, one colour scale; ‖gradient‖ = {np.linalg.norm(grad):.3g}{relu_note}"
         )
-        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-        image = None
-        for channel, ax in enumerate(axes):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if channel >= len(shown):
-                ax.set_axis_off()
-                continue
-            image = ax.imshow(shown[channel], cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
-            ax.set_title(f"ch {channel}", fontsize=10 if len(shown) <= 36 else 9, pad=2)
-        _grid_colorbar(fig, image, f"d score({class_name}) / d value")
+        _signed_maps(fig, grad[:MAX_PANELS], limit, f"d score({class_name}) / d value")
     return path
 
 
@@ -868,21 +894,12 @@ def plot_relu_mask(layer: str, mask: np.ndarray, relu_input: np.ndarray, caption
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("unit")
         return path
-    channels = mask.shape[0]
     shown = mask[:MAX_PANELS]
-    rows, cols = _grid_shape(len(shown))
     with _figure("relu_mask", path, grid_top=0.9) as fig:
-        more = f"; first {MAX_PANELS} of {channels} channels" if channels > MAX_PANELS else ""
-        fig.suptitle(title + more)
-        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-        for channel, ax in enumerate(axes):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if channel >= len(shown):
-                ax.set_axis_off()
-                continue
+        fig.suptitle(title + _more_channels(mask.shape[0]))
+        for channel, ax in _panels(fig, len(shown)):
             ax.imshow(shown[channel], cmap="Greens", vmin=0, vmax=1.3)
-            ax.set_title(f"ch {channel}: {shown[channel].mean():.0%} pass", fontsize=10 if len(shown) <= 36 else 9, pad=2)
+            _panel_title(ax, f"ch {channel}: {shown[channel].mean():.0%} pass", len(shown))
     return path
 
 
@@ -896,30 +913,23 @@ def plot_maxpool_winners(
     """
     channels, height, width = winners.shape
     shown = winners[:MAX_PANELS]
-    rows, cols = _grid_shape(len(shown))
     top = max(int(shown.max()), 1)
     with _figure("maxpool_winners", path, grid_top=0.9) as fig:
-        more = f"; first {MAX_PANELS} of {channels} channels" if channels > MAX_PANELS else ""
+        more = _more_channels(channels)
         fig.suptitle(
             f"{layer} (max-pool, {geometry}) winners over its {channels}×{height}×{width} input, for {caption}{more}\n"
             "each window's gradient goes to its largest input only (dark); every other input gets 0 (notes 000 §2.7)\n"
             + ("grey lines: the pooling windows" if kernel == stride else "windows overlap: one input can win several (darker)")
         )
-        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
         image = None
-        for channel, ax in enumerate(axes):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if channel >= len(shown):
-                ax.set_axis_off()
-                continue
+        for channel, ax in _panels(fig, len(shown)):
             image = ax.imshow(shown[channel], cmap="Purples", vmin=0, vmax=top * 1.15)
             if kernel == stride:
                 for r in range(kernel[0], height, kernel[0]):
                     ax.axhline(r - 0.5, color="0.6", linewidth=0.4)
                 for c in range(kernel[1], width, kernel[1]):
                     ax.axvline(c - 0.5, color="0.6", linewidth=0.4)
-            ax.set_title(f"ch {channel}", fontsize=10 if len(shown) <= 36 else 9, pad=2)
+            _panel_title(ax, f"ch {channel}", len(shown))
         _grid_colorbar(fig, image, "windows won (0: gets no gradient)")
     return path
 
@@ -948,12 +958,7 @@ def plot_col2im_overlap(
             f"onto every pixel it read,\nso a pixel read by 4 windows collects 4 terms and a pixel read by 1 collects 1{more}"
         )
         axes = fig.subplots(len(shown) + 1, 3)
-        limit = float(np.abs(saliency_map).max()) or 1.0
-        axes[0, 0].imshow(pixels, cmap=INK_CMAP, vmin=0, vmax=1)
-        axes[0, 0].set_title("input (as the network sees it)")
-        signed = axes[0, 1].imshow(saliency_map, cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
-        axes[0, 1].set_title(f"saliency: d score({class_name}) / d pixel")
-        fig.colorbar(signed, ax=axes[0, 1], shrink=0.85, label="gradient")
+        limit = _input_and_saliency(fig, axes[0, 0], axes[0, 1], pixels, saliency_map, class_name)
         heat = axes[0, 2].imshow(np.abs(saliency_map), cmap="Reds", vmin=0, vmax=limit)
         axes[0, 2].set_title("|saliency|: look for a regular grid")
         fig.colorbar(heat, ax=axes[0, 2], shrink=0.85, label="|gradient|")
@@ -978,7 +983,5 @@ def plot_col2im_overlap(
             per_window = per_window_ax.imshow(grad_abs / np.maximum(overlap, 1), cmap="Reds", vmin=0)
             per_window_ax.set_title("the same divided by the count:\nthe gradient per window", fontsize=10)
             fig.colorbar(per_window, ax=per_window_ax, shrink=0.85, label="|gradient| / windows")
-        for ax in axes.ravel():
-            ax.set_xticks([])
-            ax.set_yticks([])
+        _no_ticks(axes.ravel())
     return path

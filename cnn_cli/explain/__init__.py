@@ -188,6 +188,32 @@ def _conv_operands(given: ExampleInput) -> tuple[np.ndarray, np.ndarray, bool]:
     return x, k, notes
 
 
+CONV_INTROS = {
+    "cross-correlation": (
+        "Cross-correlation Y = X ⋆ K (notes 003, 'Convolution walk through'; notes 000 §2.1).",
+        "The kernel slides over the input as it is; each output is the sum of",
+        "input × kernel over the window under it.",
+    ),
+    "convolution": (
+        "Convolution Conv(X, K) = X ⋆ rot180(K) (notes 003, 'Convolution').",
+        "A true convolution first turns the kernel by 180°, then slides it like a cross-correlation.",
+    ),
+    "conv-backward": ("Backward of Y = X ⋆ K + b (notes 000 §2.3–§2.5, notes 003 'Backward propagation').",),
+}
+
+
+def _conv_report(title: str, given: ExampleInput) -> tuple[Report, np.ndarray, np.ndarray, bool]:
+    """The report of one convolution topic, opened by its :data:`CONV_INTROS` lines and the operands X and K;
+    with X, K and whether they are notes 003's."""
+    x, k, notes = _conv_operands(given)
+    report = Report(title)
+    for line in CONV_INTROS[title]:
+        report.say(line)
+    report.matrix("X", x)
+    report.matrix("K", k)
+    return report, x, k, notes
+
+
 def _sums_of_products(report: Report, x: np.ndarray, k: np.ndarray, out: np.ndarray, name: str) -> None:
     """Each output pixel as its sum of products, checked against the library's output."""
     k_h, k_w = k.shape
@@ -199,13 +225,7 @@ def _sums_of_products(report: Report, x: np.ndarray, k: np.ndarray, out: np.ndar
 
 
 def cross_correlation(given: ExampleInput) -> Report:
-    x, k, notes = _conv_operands(given)
-    report = Report("cross-correlation")
-    report.say("Cross-correlation Y = X ⋆ K (notes 003, 'Convolution walk through'; notes 000 §2.1).")
-    report.say("The kernel slides over the input as it is; each output is the sum of")
-    report.say("input × kernel over the window under it.")
-    report.matrix("X", x)
-    report.matrix("K", k)
+    report, x, k, notes = _conv_report("cross-correlation", given)
     out, cache = nn_conv.conv2d_forward(as_nchw(x), as_nchw(k), None)
     y = out[0, 0]
     report.matrix("Y = cnn_cli.nn.conv.conv2d_forward(X, K)", y)
@@ -234,12 +254,7 @@ def cross_correlation(given: ExampleInput) -> Report:
 
 
 def convolution(given: ExampleInput) -> Report:
-    x, k, notes = _conv_operands(given)
-    report = Report("convolution")
-    report.say("Convolution Conv(X, K) = X ⋆ rot180(K) (notes 003, 'Convolution').")
-    report.say("A true convolution first turns the kernel by 180°, then slides it like a cross-correlation.")
-    report.matrix("X", x)
-    report.matrix("K", k)
+    report, x, k, notes = _conv_report("convolution", given)
     flipped = np.ascontiguousarray(k[::-1, ::-1])
     report.matrix("rot180(K)", flipped)
     if notes:
@@ -265,11 +280,7 @@ def convolution(given: ExampleInput) -> Report:
 
 
 def conv_backward(given: ExampleInput) -> Report:
-    x, k, notes = _conv_operands(given)
-    report = Report("conv-backward")
-    report.say("Backward of Y = X ⋆ K + b (notes 000 §2.3–§2.5, notes 003 'Backward propagation').")
-    report.matrix("X", x)
-    report.matrix("K", k)
+    report, x, k, notes = _conv_report("conv-backward", given)
     out, cache = nn_conv.conv2d_forward(as_nchw(x), as_nchw(k), np.zeros(1))
     out_h, out_w = out.shape[2:]
     if given.grad is None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 
+from cnn_cli.init import init_weight
 from cnn_cli.nn.shapes import IntPair
 from cnn_cli.schema import PairOf, Pattern, Range
 
@@ -65,6 +66,10 @@ class BuildContext:
     dtype: np.dtype
     default_init: str
 
+    def weight_options(self, spec: Any) -> dict[str, Any]:
+        """``bias``, ``rng``, ``dtype`` and ``init`` of a layer with weights: the spec's own init, else the model's default."""
+        return {"bias": spec.bias, "rng": self.rng, "dtype": self.dtype, "init": spec.init or self.default_init}
+
 
 class Layer(Generic[SpecT]):
     """Base class. A layer keeps ``params`` and ``grads`` under the same names.
@@ -92,6 +97,16 @@ class Layer(Generic[SpecT]):
     def build(cls, spec: SpecT, input_shape: Shape, ctx: BuildContext) -> Self:  # pragma: no cover - interface
         """The layer for a validated spec on one sample's ``input_shape`` (shapes set, weights drawn from ``ctx.rng``)."""
         raise NotImplementedError
+
+    def _init_weights(
+        self, init: str, shape: tuple[int, ...], fan_in: int, fan_out: int, bias: bool, rng: np.random.Generator | None, dtype: Any
+    ) -> None:
+        """``params['weight']`` of ``shape`` drawn by ``init`` from ``rng`` (a generator seeded 0 if None), and a zero
+        ``params['bias']`` of ``shape[0]`` values when ``bias``."""
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.params["weight"] = init_weight(init, shape, fan_in, fan_out, rng, np.dtype(dtype))
+        if bias:
+            self.params["bias"] = np.zeros(shape[0], dtype=dtype)
 
     def _placed(self, input_shape: Shape, spec: LayerSpec) -> Self:
         """Set the layer's shapes from its spec's shape inference."""

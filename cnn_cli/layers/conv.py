@@ -7,7 +7,7 @@ from typing import Annotated, Any, Self
 
 import numpy as np
 
-from cnn_cli.init import INIT_SCHEMES, init_weight
+from cnn_cli.init import INIT_SCHEMES
 from cnn_cli.layers.base import BuildContext, Layer, LayerSpec, NonNegativePair, PositivePair, Shape, Size, elements
 from cnn_cli.nn.conv import ConvCache, conv2d_backward, conv2d_forward
 from cnn_cli.nn.padding import pad2d_backward, pad2d_forward
@@ -85,14 +85,10 @@ class Conv2D(Layer[Conv2DSpec]):
         self.dilation = pair(dilation)
         self.groups = groups
         self.init = init
-        rng = rng if rng is not None else np.random.default_rng(0)
         k_h, k_w = self.kernel_size
         shape = (out_channels, in_channels // groups, k_h, k_w)
-        fan_in = shape[1] * k_h * k_w
         fan_out = out_channels * k_h * k_w  # as PyTorch counts it
-        self.params["weight"] = init_weight(init, shape, fan_in, fan_out, rng, np.dtype(dtype))
-        if bias:
-            self.params["bias"] = np.zeros(out_channels, dtype=dtype)
+        self._init_weights(init, shape, shape[1] * k_h * k_w, fan_out, bias, rng, dtype)
         self._cache: ConvCache | None = None
 
     @classmethod
@@ -107,10 +103,7 @@ class Conv2D(Layer[Conv2DSpec]):
             spec.padding,
             spec.dilation,
             spec.groups,
-            spec.bias,
-            ctx.rng,
-            ctx.dtype,
-            spec.init or ctx.default_init,
+            **ctx.weight_options(spec),
         )
         return layer._placed(input_shape, spec)
 

@@ -7,7 +7,6 @@ from typing import Annotated, Any, Self
 
 import numpy as np
 
-from cnn_cli.init import init_weight
 from cnn_cli.layers.base import BuildContext, Layer, LayerSpec, Shape, Size, elements
 from cnn_cli.layers.conv import InitName
 from cnn_cli.schema import Range
@@ -104,25 +103,14 @@ class Dense(Layer[DenseSpec]):
     ) -> None:
         super().__init__(name)
         self.in_features, self.out_features = in_features, out_features
-        rng = rng if rng is not None else np.random.default_rng(0)
-        self.params["weight"] = init_weight(init, (out_features, in_features), in_features, out_features, rng, np.dtype(dtype))
-        if bias:
-            self.params["bias"] = np.zeros(out_features, dtype=dtype)
+        self._init_weights(init, (out_features, in_features), in_features, out_features, bias, rng, dtype)
         self._input: np.ndarray | None = None
         self._input_shape: tuple[int, ...] = ()
 
     @classmethod
     def build(cls, spec: DenseSpec, input_shape: Shape, ctx: BuildContext) -> Self:
         """in_features = the flattened size of ``input_shape``."""
-        layer = cls(
-            spec.name or cls.type_name,
-            elements(input_shape),
-            spec.out_features,
-            spec.bias,
-            ctx.rng,
-            ctx.dtype,
-            spec.init or ctx.default_init,
-        )
+        layer = cls(spec.name or cls.type_name, elements(input_shape), spec.out_features, **ctx.weight_options(spec))
         return layer._placed(input_shape, spec)
 
     def forward(self, x: np.ndarray) -> np.ndarray:

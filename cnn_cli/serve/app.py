@@ -1,6 +1,7 @@
 """The ``cnn serve`` web app: thin Flask routes over :mod:`cnn_cli.serve.analysis` and :mod:`cnn_cli.serve.records`.
 
-Pages are static files shipped in the package (``static/``); they fetch JSON
+Pages are templates shipped in the package (``templates/``, one shared head and nav),
+scripts and styles static files (``static/``); the pages fetch JSON
 from ``/api/...``. Only GET requests read, and one POST (``/api/analyze``)
 computes without writing: no endpoint changes or deletes a file.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, jsonify, request, send_from_directory
+from flask import Flask, Response, abort, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from cnn_cli.errors import CnnError
@@ -18,6 +19,7 @@ from cnn_cli.serve import records
 from cnn_cli.serve.analysis import ModelCache, analyze_upload
 
 STATIC_DIR = Path(__file__).parent / "static"
+TEMPLATE_DIR = Path(__file__).parent / "templates"  # the pages: page.html (head, nav, scripts) and one child per page
 MAX_UPLOAD_BYTES = 4 << 20  # a digit photo needs far less; bigger bodies get 413
 CUSTOM_MODEL = "checkpoint"  # the model id of --checkpoint
 SECURITY_HEADERS = {
@@ -33,7 +35,7 @@ def create_app(runs_root: str | Path, checkpoint: str | Path | None = None) -> F
     """The web app for the runs in ``runs_root``; ``checkpoint`` adds a draw-pad model outside any run (and is the default)."""
     root = Path(runs_root)
     custom = Path(checkpoint) if checkpoint is not None else None
-    app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static", template_folder=str(TEMPLATE_DIR))
     app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES
     app.url_map.merge_slashes = False  # "//etc" is not quietly redirected to "/etc"; it is simply not found
     models = ModelCache()
@@ -75,16 +77,16 @@ def create_app(runs_root: str | Path, checkpoint: str | Path | None = None) -> F
 
     @app.get("/")
     def draw_page():
-        return send_from_directory(STATIC_DIR, "draw.html")
+        return render_template("draw.html")
 
     @app.get("/runs")
     def runs_page():
-        return send_from_directory(STATIC_DIR, "runs.html")
+        return render_template("runs.html")
 
     @app.get("/runs/<name>")
     def run_page(name: str):
         run_or_404(name)
-        return send_from_directory(STATIC_DIR, "run.html")
+        return render_template("run.html")
 
     @app.get("/api/models")
     def api_models():

@@ -26,6 +26,7 @@ changes that only clash together) is not: that trial fails and the sweep goes on
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import math
 import re
@@ -102,17 +103,8 @@ class SweepSpec:
         return config_from_dict(data, trial.folder_name)  # the architecture is checked with the rest
 
     def as_dict(self) -> dict[str, Any]:
-        """What ``--resume`` needs to rebuild the sweep exactly (written to sweep.json)."""
-        return {
-            "name": self.name,
-            "source": self.source,
-            "base": self.base,
-            "parameters": self.parameters,
-            "trials": [{"number": t.number, "params": t.params} for t in self.trials],
-            "metric": self.metric,
-            "parallelism": self.parallelism,
-            "retries": self.retries,
-        }
+        """What ``--resume`` needs to rebuild the sweep exactly (written to sweep.json): every field, trials as plain dicts."""
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SweepSpec:

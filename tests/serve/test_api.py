@@ -258,9 +258,11 @@ def test_pages_are_served_from_the_package(client) -> None:
 
 
 def test_html_links_only_local_assets() -> None:
-    from cnn_cli.serve.app import STATIC_DIR
+    from cnn_cli.serve.app import STATIC_DIR, TEMPLATE_DIR
 
-    for page in STATIC_DIR.glob("*.html"):
+    pages = [*STATIC_DIR.glob("*.html"), *TEMPLATE_DIR.glob("*.html")]
+    assert len(pages) >= 4  # the shared page.html and one per page
+    for page in pages:
         text = page.read_text()
         assert "http://" not in text and "https://" not in text and "//" not in text.replace("<!--", ""), page.name
 

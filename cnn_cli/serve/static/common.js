@@ -112,19 +112,27 @@ cnn.formatTick = function (v) {
   return +v.toPrecision(3) + "";
 };
 
+// A cleared 2-D context for a chart canvas, sharp on high-density screens: the canvas gets
+// devicePixelRatio pixels per CSS pixel and the context draws in CSS pixels.
+// width, height: the canvas's CSS size (the fallbacks while it is not laid out yet).
+cnn.chartContext = function (canvas, fallbackWidth, fallbackHeight) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth || fallbackWidth;
+  const height = canvas.clientHeight || fallbackHeight;
+  canvas.width = width * ratio;
+  canvas.height = height * ratio;
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  ctx.clearRect(0, 0, width, height);
+  ctx.font = "12px system-ui, sans-serif";
+  return { ctx, width, height };
+};
+
 // A line chart on a canvas.
 // spec: {title, xLabel, yLabel, log: bool, series: [{label, colour, xs, ys, dashed}], marker: {x, label}}
 // Sets canvas.dataset.points to the number of points of the first series (the tests read it).
 cnn.lineChart = function (canvas, spec) {
-  const ratio = window.devicePixelRatio || 1;
-  const cssWidth = canvas.clientWidth || 480;
-  const cssHeight = canvas.clientHeight || 260;
-  canvas.width = cssWidth * ratio;
-  canvas.height = cssHeight * ratio;
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-  ctx.clearRect(0, 0, cssWidth, cssHeight);
-  ctx.font = "12px system-ui, sans-serif";
+  const { ctx, width: cssWidth, height: cssHeight } = cnn.chartContext(canvas, 480, 260);
   const pad = { left: 58, right: 12, top: 26, bottom: 40 };
   const w = cssWidth - pad.left - pad.right;
   const h = cssHeight - pad.top - pad.bottom;

@@ -191,15 +191,7 @@ function showResult(result) {
 // Bar chart: ||∂score/∂activation|| of every layer's output, input side first, log scale.
 function drawNorms(result) {
   const canvas = document.getElementById("gradient-norms");
-  const ratio = window.devicePixelRatio || 1;
-  const width = canvas.clientWidth || 600;
-  const height = canvas.clientHeight || 200;
-  canvas.width = width * ratio;
-  canvas.height = height * ratio;
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-  ctx.clearRect(0, 0, width, height);
-  ctx.font = "12px system-ui, sans-serif";
+  const { ctx, width, height } = cnn.chartContext(canvas, 600, 200);
   const layers = result.layer_gradients;
   const logs = layers.map((l) => (l.norm > 0 ? Math.log10(l.norm) : null));
   const valid = logs.filter((v) => v !== null);

@@ -33,32 +33,25 @@ function curves(run) {
   const rows = run.metrics;
   const epochs = rows.map((r) => r.epoch);
   const best = run.summary && run.summary.best_epoch ? { x: run.summary.best_epoch, label: "best epoch" } : null;
-  cnn.lineChart(document.getElementById("loss-chart"), {
-    title: "Loss per epoch",
-    xLabel: "epoch",
-    yLabel: "loss",
-    integerX: true,
-    xMin: 0,
-    empty: "no finished epoch yet",
-    series: [
-      { label: "train", colour: palette[0], xs: epochs, ys: rows.map((r) => r.train_loss) },
-      { label: "validation", colour: palette[1], xs: epochs, ys: rows.map((r) => r.val_loss), dashed: true },
-    ],
-    marker: best,
-  });
-  cnn.lineChart(document.getElementById("acc-chart"), {
-    title: "Accuracy per epoch",
-    xLabel: "epoch",
-    yLabel: "accuracy",
-    integerX: true,
-    xMin: 0,
-    empty: "no finished epoch yet",
-    series: [
-      { label: "train", colour: palette[0], xs: epochs, ys: rows.map((r) => r.train_acc) },
-      { label: "validation", colour: palette[1], xs: epochs, ys: rows.map((r) => r.val_acc), dashed: true },
-    ],
-    marker: best,
-  });
+  // One chart per metric: canvas, title, y label, and the metrics.csv columns train_<key>, val_<key>.
+  for (const [id, title, yLabel, key] of [
+    ["loss-chart", "Loss per epoch", "loss", "loss"],
+    ["acc-chart", "Accuracy per epoch", "accuracy", "acc"],
+  ]) {
+    cnn.lineChart(document.getElementById(id), {
+      title,
+      xLabel: "epoch",
+      yLabel,
+      integerX: true,
+      xMin: 0,
+      empty: "no finished epoch yet",
+      series: [
+        { label: "train", colour: palette[0], xs: epochs, ys: rows.map((r) => r[`train_${key}`]) },
+        { label: "validation", colour: palette[1], xs: epochs, ys: rows.map((r) => r[`val_${key}`]), dashed: true },
+      ],
+      marker: best,
+    });
+  }
 }
 
 function gradientFlow(run) {
