@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnn_cli.checkpoint import Checkpoint, model_rng_state, save_checkpoint
+from cnn_cli.gradient_flow import GRADIENT_COLUMNS
 from cnn_cli.optim import l2_penalty
 from cnn_cli.runs import point_latest, read_json_record, run_record, write_json, write_metrics, write_text
 
@@ -37,8 +38,11 @@ if TYPE_CHECKING:
     from cnn_cli.loop import TrainState
 
 
+HOOKS = ("on_fit_start", "on_epoch_start", "on_step_end", "on_epoch_end", "on_interrupt", "on_finish")
+
+
 class Callback:
-    """A hook for each moment of training; every hook does nothing unless overridden."""
+    """A hook for each moment of training (:data:`HOOKS`); every hook does nothing unless overridden."""
 
     def on_fit_start(self, state: TrainState) -> None:
         pass
@@ -242,20 +246,6 @@ class ProgressBar(Callback):
             self.bar = None
 
     on_interrupt = on_finish = close
-
-
-GRADIENT_COLUMNS = (
-    "epoch",
-    "step",
-    "event",
-    "layer",
-    "type",
-    "weight_grad_norm",
-    "bias_grad_norm",
-    "input_grad_norm",
-    "update_ratio",
-    "dead_fraction",
-)
 
 
 def _norm(array: np.ndarray) -> float:

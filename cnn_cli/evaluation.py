@@ -5,6 +5,7 @@ Below training, inference and plots: each of them imports it, it imports none of
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,20 +18,14 @@ from cnn_cli.model import Model
 class EvalResult:
     """Loss, accuracy and the confusion matrix on one split."""
 
+    accuracy: float  # the fields' order is the JSON's (cnn eval --json)
     loss: float
-    accuracy: float
     n: int
     per_class_accuracy: list[float]
     confusion_matrix: list[list[int]]  # rows: true class, columns: predicted class
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "accuracy": self.accuracy,
-            "loss": self.loss,
-            "n": self.n,
-            "per_class_accuracy": self.per_class_accuracy,
-            "confusion_matrix": self.confusion_matrix,
-        }
+        return dataclasses.asdict(self)
 
 
 def predictions(model: Model, logits: np.ndarray) -> np.ndarray:

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cnn_cli.callbacks import HOOKS, Callback
 from cnn_cli.errors import EXIT_INTERRUPTED
 from cnn_cli.evaluation import EvalResult, evaluate, predictions
-from cnn_cli.optim import Optimizer, add_l2_gradient, clip_grad_norm, learning_rate
+from cnn_cli.optim import Optimizer, apply_update, learning_rate
 
 if TYPE_CHECKING:
-    from cnn_cli.callbacks import Callback
     from cnn_cli.config import Config
     from cnn_cli.data import DataSplits
     from cnn_cli.model import Model
@@ -180,35 +180,24 @@ class EpochData:
         return evaluate(model, val.images, val.labels, self.config.train.eval_batch_size) if len(val.labels) else None
 
 
-class CallbackList:
-    """Calls each hook on every callback, in order."""
+class CallbackList(Callback):
+    """Calls each hook on every callback, in order (its hook methods are made below, one per hook of :class:`Callback`)."""
 
     def __init__(self, callbacks: Sequence[Callback]) -> None:
         self.callbacks = list(callbacks)
 
-    def on_fit_start(self, state: TrainState) -> None:
-        for callback in self.callbacks:
-            callback.on_fit_start(state)
 
-    def on_epoch_start(self, state: TrainState) -> None:
+def _broadcast(hook: str) -> Callable[[CallbackList, TrainState], None]:
+    def call_every_callback(self: CallbackList, state: TrainState) -> None:
         for callback in self.callbacks:
-            callback.on_epoch_start(state)
+            getattr(callback, hook)(state)
 
-    def on_step_end(self, state: TrainState) -> None:
-        for callback in self.callbacks:
-            callback.on_step_end(state)
+    call_every_callback.__name__ = hook
+    return call_every_callback
 
-    def on_epoch_end(self, state: TrainState) -> None:
-        for callback in self.callbacks:
-            callback.on_epoch_end(state)
 
-    def on_interrupt(self, state: TrainState) -> None:
-        for callback in self.callbacks:
-            callback.on_interrupt(state)
-
-    def on_finish(self, state: TrainState) -> None:
-        for callback in self.callbacks:
-            callback.on_finish(state)
+for _hook in HOOKS:
+    setattr(CallbackList, _hook, _broadcast(_hook))
 
 
 def fit(
@@ -262,11 +251,7 @@ def train_step(state: TrainState, x: np.ndarray, y: np.ndarray) -> None:
     state.loss, state.inputs, state.labels, state.logits = loss, x, y, logits
     if not math.isfinite(loss):
         return
-    grads = model.grads
-    add_l2_gradient(model.params, grads, oc.weight_decay)
-    if oc.clip_grad_norm is not None:
-        clip_grad_norm(grads, oc.clip_grad_norm)
-    optimizer.step(model.params, grads)
+    apply_update(optimizer, model.params, model.grads, oc.weight_decay, oc.clip_grad_norm)
     state.step += 1
     state.batch_in_epoch += 1
     totals = state.totals

@@ -155,7 +155,7 @@ def lr_range_test(
     """
     from cnn_cli.data import iterate_batches, load_dataset
     from cnn_cli.model import build_model
-    from cnn_cli.optim import add_l2_gradient, clip_grad_norm, make_optimizer
+    from cnn_cli.optim import apply_update, make_optimizer
 
     if not (0 < min_lr < max_lr):
         raise CnnError(f"lr range: need 0 < min_lr < max_lr, got {min_lr:g} and {max_lr:g}")
@@ -202,11 +202,7 @@ def lr_range_test(
             if i >= SKIP_START and smoothed > diverge_factor * best:
                 stopped = f"smoothed loss {smoothed:.3g} > {diverge_factor:g}x its minimum {best:.3g} at lr {schedule[i]:.2e}"
                 break
-            grads = model.grads
-            add_l2_gradient(model.params, grads, oc.weight_decay)
-            if oc.clip_grad_norm is not None:
-                clip_grad_norm(grads, oc.clip_grad_norm)
-            optimizer.step(model.params, grads)
+            apply_update(optimizer, model.params, model.grads, oc.weight_decay, oc.clip_grad_norm)
             if len(losses) >= steps:
                 break
         if len(losses) == taken:

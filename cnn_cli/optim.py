@@ -48,6 +48,16 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
     return total
 
 
+def apply_update(
+    optimizer: Optimizer, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], weight_decay: float, max_norm: float | None
+) -> None:
+    """One training update after backward: add the L2 gradient (notes 001), clip, then the optimizer's step."""
+    add_l2_gradient(params, grads, weight_decay)
+    if max_norm is not None:
+        clip_grad_norm(grads, max_norm)
+    optimizer.step(params, grads)
+
+
 class Optimizer:
     """Base: holds per-parameter state as plain arrays (saved in checkpoints)."""
 

@@ -64,22 +64,9 @@ class TrainResult:
 
 
 def _data_splits(config: Config, progress: bool):
-    from cnn_cli.data import load_dataset
+    from cnn_cli.data import load_config_dataset
 
-    d = config.data
-    return load_dataset(
-        dataset=d.dataset,
-        data_dir=d.data_dir,
-        paths=d.paths,
-        val_size=d.val_size,
-        seed=config.train.seed,
-        classes=d.classes,
-        limit=d.limit,
-        mean=d.mean,
-        std=d.std,
-        progress=progress,
-        train_as_pixels=True,
-    )
+    return load_config_dataset(config, mean=config.data.mean, std=config.data.std, progress=progress, train_as_pixels=True)
 
 
 def train(
