@@ -105,6 +105,9 @@ class TrainConfig:
     save_every_epoch: bool = False  # also keep checkpoints/epoch-NNN.npz
     log_gradients: bool = True  # gradients.csv: per-layer gradient norms (cnn_cli.callbacks.GradientLogger)
     log_every: int = field(default=100, metadata=_bounds(minimum=1))  # steps between gradient logs (and each epoch end)
+    tensorboard: bool = False  # tensorboard/ event files (cnn_cli.tensorboard_log; needs the tensorboard extra)
+    overfit_batches: int | None = field(default=None, metadata=_bounds(minimum=1))  # train on these first N batches only
+    freeze: list[str] = field(default_factory=list)  # layers whose parameters training leaves as they are (cnn_cli.transfer)
 
 
 @dataclass
