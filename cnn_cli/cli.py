@@ -115,7 +115,7 @@ def train(
       cnn train --config mnist --tensorboard        # then: tensorboard --logdir runs
       cnn train --config mnist --init-from runs/mnist-20261123-101500 --freeze conv1,conv2
       cnn train --config mnist --fast-dev-run
-      cnn train --config mnist --overfit-batches 2 --set train.epochs=30
+      cnn train --config mnist --overfit-batches 2 --set train.epochs=30 --set schedule.name=constant
     """
     from cnn_cli.config import config_to_yaml, load_config
     from cnn_cli.train import train as run_training

@@ -75,7 +75,14 @@ def describe_batches(data: EpochData) -> list[str]:
     return [
         f"overfit-batches: training on the same {len(data.fixed)} batch(es) ({images} images) every epoch; "
         "validation is on those same batches, the final test on the whole test split"
-    ]
+    ] + (
+        [
+            f"note: the {data.config.schedule.name} schedule counts epochs, here of {len(data.fixed)} step(s) each; "
+            "--set schedule.name=constant keeps the lr"
+        ]
+        if data.config.schedule.name != "constant"
+        else []
+    )
 
 
 def one_batch_splits(config: Config, splits: DataSplits) -> DataSplits:

@@ -80,8 +80,11 @@ class TensorBoardLogger(Callback):
         from tensorboardX import SummaryWriter
 
         folder = tensorboard_dir(state.paths.root)
-        appending = folder.is_dir() and any(folder.glob("events.out.tfevents.*"))
-        self.writer = SummaryWriter(logdir=str(folder), purge_step=state.step + 1 if appending else None, flush_secs=30)
+        earlier = len(list(folder.glob("events.out.tfevents.*"))) if folder.is_dir() else 0
+        appending = earlier > 0
+        self.writer = SummaryWriter(  # the suffix keeps a resume in the same second from reusing the previous file's name
+            logdir=str(folder), purge_step=state.step + 1 if appending else None, flush_secs=30, filename_suffix=f".{earlier + 1:03d}"
+        )
         if self.gradients is not None:
             self._gradient_rows = len(self.gradients.rows)  # rows up to the checkpoint are logged already
         if state.step == 0 and not appending:
