@@ -57,7 +57,7 @@ def require_extras(config: Config | None) -> None:
     if config is None or not config.train.tensorboard:
         return
     try:
-        import tensorboardX  # noqa: F401
+        import tensorboardX  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         raise CnnError(INSTALL_HINT) from None
 
@@ -77,7 +77,7 @@ class TensorBoardLogger(Callback):
     # -------------------------------------------------------------- hooks
 
     def on_fit_start(self, state: TrainState) -> None:
-        from tensorboardX import SummaryWriter
+        from tensorboardX import SummaryWriter  # type: ignore[import-untyped]
 
         folder = tensorboard_dir(state.paths.root)
         earlier = len(list(folder.glob("events.out.tfevents.*"))) if folder.is_dir() else 0
@@ -187,7 +187,7 @@ class TensorBoardLogger(Callback):
                     self.writer.add_image(tag, np.asarray(picture.convert("RGB")), state.step, dataformats="HWC")
 
     def _hparams(self, state: TrainState) -> None:
-        from tensorboardX.summary import hparams
+        from tensorboardX.summary import hparams  # type: ignore[import-untyped]
 
         summary = state.summary
         metrics = {
