@@ -117,7 +117,8 @@ def main() -> None:
     print(f"config {args.config}: {steps} steps an epoch, {logged_steps} logged gradient steps an epoch (log_every {every})")
     print(f"{args.iterations} iterations: median step {step * 1000:.1f} ms, median TensorBoard logging of a step {extra * 1000:.3f} ms")
     print(
-        f"per logged gradient step {gradient_seconds * 1000:.2f} ms; per epoch end (histograms, filters, flush) {epoch_seconds * 1000:.0f} ms"
+        f"per logged gradient step {gradient_seconds * 1000:.2f} ms; "
+        f"per epoch end (histograms, filters, flush) {epoch_seconds * 1000:.0f} ms"
     )
     print(
         f"overhead: {100 * added / plain_epoch:.2f}% of an epoch's steps "
@@ -125,7 +126,8 @@ def main() -> None:
         f"epoch end {100 * epoch_seconds / plain_epoch:.2f}%)"
     )
     print(
-        f"once at the end of a completed run (test split, figures, hparams): {end_seconds:.1f} s = {100 * end_seconds / plain_epoch:.1f}% of one epoch"
+        f"once at the end of a completed run (test split, figures, hparams): {end_seconds:.1f} s "
+        f"= {100 * end_seconds / plain_epoch:.1f}% of one epoch"
     )
 
 
