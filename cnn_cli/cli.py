@@ -143,7 +143,7 @@ def train(
             click.echo(config_to_yaml(config), nl=False)
             return
         if fast_dev_run:
-            return _fast_dev_run(config, run_dir)
+            return _fast_dev_run(config, run_dir, init_from)
     progress = not quiet and sys.stdout.isatty()
     result = run_training(
         config,
@@ -162,11 +162,11 @@ def train(
     sys.exit(result.exit_code)
 
 
-def _fast_dev_run(config, run_dir: Path | None) -> None:
+def _fast_dev_run(config, run_dir: Path | None, init_from: Path | None) -> None:
     """``cnn train --fast-dev-run``: print what was checked; exit 1 if anything failed."""
     from cnn_cli.dry_run import fast_dev_run
 
-    outcome = fast_dev_run(config, run_dir, log=lambda line: None)
+    outcome = fast_dev_run(config, run_dir, log=click.echo, init_from=init_from)
     click.echo(f"fast dev run of {config.name}: one batch through each part of a run, in {outcome.run_dir}")
     for check in outcome.checks:
         click.echo("  " + check.line())

@@ -137,7 +137,9 @@ class FastDevRun:
         return all(check.passed for check in self.checks)
 
 
-def fast_dev_run(config: Config, run_dir: str | Path | None = None, log: Callable[[str], None] = print) -> FastDevRun:
+def fast_dev_run(
+    config: Config, run_dir: str | Path | None = None, log: Callable[[str], None] = print, init_from: str | Path | None = None
+) -> FastDevRun:
     """Run one batch through every part of training (see the module docstring) and check each part."""
     from cnn_cli.train import train
 
@@ -145,7 +147,15 @@ def fast_dev_run(config: Config, run_dir: str | Path | None = None, log: Callabl
     temporary = run_dir is None
     root = Path(tempfile.mkdtemp(prefix="cnn-fast-dev-run-")) / config.name if run_dir is None else Path(run_dir)
     keep = _KeepFinalModel()
-    result = train(config, run_dir=root, command_line=["cnn", "train", "--fast-dev-run"], log=log, callbacks=[keep], one_batch=True)
+    result = train(
+        config,
+        run_dir=root,
+        command_line=["cnn", "train", "--fast-dev-run"],
+        log=log,
+        callbacks=[keep],
+        one_batch=True,
+        init_from=init_from,
+    )
     checks = [Check("run", result.status == "completed", f"{result.status}" + (f" ({result.message})" if result.message else ""))]
     if result.status == "completed":
         checks += _checks(result.run, config, keep)
