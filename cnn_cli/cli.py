@@ -87,7 +87,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     "--init-from",
     type=click.Path(path_type=Path),
     metavar="CKPT",
-    help="Start from CKPT's (a checkpoint or run folder) parameters of same name and shape.",
+    help="New run starting from the parameters of CKPT (a .npz, or a run folder's best) that match in name and shape.",
 )
 @click.option("--freeze", metavar="LAYERS", help="Layers that training leaves unchanged, comma-separated, e.g. conv1,conv2 (train.freeze).")
 @click.option(
