@@ -155,3 +155,31 @@ def test_a_checkpoint_from_before_the_new_train_keys_still_resumes(source, tmp_p
         del ckpt.config["train"][key]
     save_checkpoint(run / "checkpoints" / "last.npz", ckpt)
     assert train(None, resume=run, log=quiet).status == "completed"
+
+
+def test_binary_01_from_mnist_loads_only_what_fits(tmp_path):
+    """The shipped configs: binary-01's conv1 has 5 kernels, mnist's 16, so nothing fits and each mismatch is named."""
+    from cnn_cli.checkpoint import Checkpoint, save_checkpoint
+    from cnn_cli.config import load_config
+    from cnn_cli.model import build_model
+    from cnn_cli.transfer import init_from_checkpoint
+
+    mnist = load_config("mnist")
+    source = tmp_path / "mnist.npz"
+    save_checkpoint(
+        source,
+        Checkpoint(
+            params=build_model(mnist, seed=1).params,
+            config=mnist.as_dict(),
+            data={"mean": 0.1307, "std": 0.3081, "classes": list(range(10))},
+        ),
+    )
+    binary = build_model(load_config("binary-01"), seed=0)
+    fresh = {name: value.copy() for name, value in binary.params.items()}
+    report = init_from_checkpoint(binary, source, ["conv1"])
+    assert report.loaded == []
+    assert report.skipped["conv1.weight"] == "shape (16, 1, 3, 3) in the checkpoint, (5, 1, 3, 3) here"
+    assert report.skipped["fc1.weight"] == "not in the checkpoint"
+    assert report.skipped["conv6.weight"] == "in the checkpoint only (no such parameter here)"
+    assert all(np.array_equal(fresh[name], value) for name, value in binary.params.items())
+    assert any("conv1 is frozen but nothing of it was loaded" in line for line in report.lines())
