@@ -70,8 +70,8 @@ def now_text() -> str:
 class RunRecord(Callback):
     """``run.json``: the status of the run and every invocation of it (the first command, then each resume)."""
 
-    def __init__(self, command_line: list[str], resumed: bool) -> None:
-        self.command_line, self.resumed = command_line, resumed
+    def __init__(self, command_line: list[str], resumed: bool, extra: dict[str, Any] | None = None) -> None:
+        self.command_line, self.resumed, self.extra = command_line, resumed, extra or {}  # extra: keys of a new run's record
         self.record: dict[str, Any] = {}
 
     def on_fit_start(self, state: TrainState) -> None:
@@ -88,7 +88,13 @@ class RunRecord(Callback):
             if self.resumed:
                 state.log(f"warning: {state.paths.run_info}: missing or unreadable; starting a new record of this run")
             self.record = run_record(
-                self.command_line, state.config.train.seed, "running", started, run_dir=str(state.paths.root), invocations=[invocation]
+                self.command_line,
+                state.config.train.seed,
+                "running",
+                started,
+                run_dir=str(state.paths.root),
+                invocations=[invocation],
+                **self.extra,
             )
         write_json(state.paths.run_info, self.record)
 

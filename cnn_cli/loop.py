@@ -84,6 +84,7 @@ class TrainState:
     # Set at each epoch end, before on_epoch_end.
     val: EvalResult | None = None
     improved: bool = False
+    frozen: frozenset[str] = frozenset()  # parameter names the optimizer and weight decay leave alone (train.freeze)
 
     @property
     def row(self) -> dict[str, Any]:
@@ -251,7 +252,11 @@ def train_step(state: TrainState, x: np.ndarray, y: np.ndarray) -> None:
     state.loss, state.inputs, state.labels, state.logits = loss, x, y, logits
     if not math.isfinite(loss):
         return
-    apply_update(optimizer, model.params, model.grads, oc.weight_decay, oc.clip_grad_norm)
+    params, grads = model.params, model.grads
+    if state.frozen:
+        params = {name: value for name, value in params.items() if name not in state.frozen}
+        grads = {name: grads[name] for name in params}
+    apply_update(optimizer, params, grads, oc.weight_decay, oc.clip_grad_norm)
     state.step += 1
     state.batch_in_epoch += 1
     totals = state.totals

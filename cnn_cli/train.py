@@ -31,9 +31,10 @@ from cnn_cli.callbacks import (
 )
 from cnn_cli.checkpoint import Checkpoint, load_checkpoint, restore_rng_state
 from cnn_cli.config import Config, config_from_dict, config_to_yaml
+from cnn_cli.dry_run import describe_batches, epoch_data, one_batch_splits
 from cnn_cli.errors import CheckpointError, CnnError, ConfigError, RuntimeFault
 from cnn_cli.evaluation import EvalResult, evaluate, predictions
-from cnn_cli.loop import EXIT_INTERRUPTED, CallbackList, EpochData, InterruptFlag, RunningTotals, TrainState, fit, resume_hint
+from cnn_cli.loop import EXIT_INTERRUPTED, CallbackList, InterruptFlag, RunningTotals, TrainState, fit, resume_hint
 from cnn_cli.model import Model, build_model
 from cnn_cli.optim import make_optimizer
 from cnn_cli.runs import (
@@ -48,6 +49,8 @@ from cnn_cli.runs import (
     write_json,
     write_text,
 )
+from cnn_cli.tensorboard_log import TensorBoardLogger, require_extras
+from cnn_cli.transfer import frozen_parameters, init_from_checkpoint
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away
 
@@ -80,6 +83,8 @@ def train(
     stop_after_steps: int | None = None,
     callbacks: Sequence[Callback] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    init_from: str | Path | None = None,
+    one_batch: bool = False,
 ) -> TrainResult:
     """Train a model as the config says, recording everything in a run folder.
 
@@ -95,31 +100,40 @@ def train(
         stop_after_steps: behave as if Ctrl-C came after this many steps (tests).
         callbacks: extra :class:`cnn_cli.callbacks.Callback` objects, called after the built-in ones.
         should_stop: asked after every step; True acts like Ctrl-C (a sweep's trial on a worker thread).
+        init_from: a checkpoint (or run folder) whose matching parameters a new run starts from (:mod:`cnn_cli.transfer`).
+        one_batch: one batch of each split only (``cnn train --fast-dev-run``, :mod:`cnn_cli.dry_run`).
     Returns:
         a :class:`TrainResult`; exit_code is 0, 1 (failed) or 128 + the signal (interrupted: 130 for Ctrl-C).
     """
     command_line = command_line or [Path(sys.argv[0]).name, *sys.argv[1:]]
     ckpt: Checkpoint | None = None
+    require_extras(config)
     if resume is not None:
+        if init_from is not None:
+            raise CnnError("--init-from starts a new run; it cannot be combined with --resume")
         paths, config, ckpt, model = _open_run_to_resume(resume, config)
+        require_extras(config)
     else:
         if config is None:
             raise CnnError("give a config to train, or a run folder to resume")
         _check_new_run(config, run_dir)  # fail before any slow work
         model = build_model(config, seed=config.train.seed, dtype=config.train.dtype)
+    frozen = frozen_parameters(model, config.train.freeze)
+    transfer = init_from_checkpoint(model, init_from, config.train.freeze) if init_from is not None else None
 
     oc = config.optimizer
     splits = _data_splits(config, progress)
+    splits = one_batch_splits(config, splits) if one_batch else splits
     _check_classes(model, splits)
     optimizer = make_optimizer(oc.name, oc.lr, oc.momentum, (oc.betas[0], oc.betas[1]), oc.eps)
     if ckpt is not None and ckpt.step > 0:
-        missing = optimizer.missing_state(list(model.params), ckpt.optimizer_state)
+        missing = optimizer.missing_state([name for name in model.params if name not in frozen], ckpt.optimizer_state)
         if missing:
             raise CheckpointError(f"{paths.last}: missing key 'optimizer/{missing}'; cannot resume exactly without it")
     if ckpt is None:  # only now, with model and data ready, does the run folder appear
         paths = claim_run_dir(run_dir) if run_dir is not None else new_run_dir(config.name, runs_root)
         write_text(paths.config, config_to_yaml(config))
-    data = EpochData(config, splits)
+    data = epoch_data(config, splits, one_batch)
     interrupt = InterruptFlag(log)
     state = TrainState(
         config,
@@ -129,12 +143,16 @@ def train(
         steps_per_epoch=data.steps_per_epoch,
         data_info={"mean": splits.mean, "std": splits.std, "classes": list(map(int, splits.classes))},
         log=_PipeSafeLog(log, interrupt),
+        frozen=frozen,
     )
     if ckpt is not None:
         _restore(state, ckpt)
     else:
         _describe_new_run(state, splits)
-    hooks = CallbackList([*_builtin_callbacks(config, command_line, ckpt is not None, runs_root, progress), *(callbacks or [])])
+        for line in [*(transfer.lines() if transfer else []), *describe_batches(data)]:
+            state.log(line)
+    extra = {"init_from": transfer.as_dict()} if transfer else {}
+    hooks = CallbackList([*_builtin_callbacks(config, command_line, ckpt is not None, runs_root, progress, extra), *(callbacks or [])])
     wall_start = time.perf_counter()
     try:
         with interrupt:
@@ -150,15 +168,19 @@ def train(
     return TrainResult(paths, state.status, state.exit_code, state.summary, state.message)
 
 
-def _builtin_callbacks(config: Config, command_line: list[str], resumed: bool, runs_root: str | Path, progress: bool) -> list[Callback]:
+def _builtin_callbacks(
+    config: Config, command_line: list[str], resumed: bool, runs_root: str | Path, progress: bool, extra: dict[str, Any] | None = None
+) -> list[Callback]:
     """The order matters at an epoch end: checkpoints (the commit), then the records derived from them, then the log."""
     tc = config.train
+    gradients = GradientLogger(tc.log_every) if tc.log_gradients else None
     return [
-        RunRecord(command_line, resumed),
+        RunRecord(command_line, resumed, extra),
         LatestLink(runs_root),
         *([ProgressBar()] if progress else []),
         DivergenceGuard(),
-        *([GradientLogger(tc.log_every)] if tc.log_gradients else []),
+        *([gradients] if gradients else []),
+        *([TensorBoardLogger(gradients)] if tc.tensorboard else []),  # before the commit: a resume purges its later steps
         Checkpointer(),
         MetricsWriter(),
         EpochLogger(),
@@ -192,7 +214,7 @@ def _check_new_run(config: Config, run_dir: str | Path | None) -> None:
     # The config's stored size was bounded when it was loaded (config.MAX_CONFIG_BYTES, below the checkpoint's limit).
 
 
-EXTENDABLE_KEYS = ("train.epochs", "train.early_stopping_patience", "train.log_gradients", "train.log_every")
+EXTENDABLE_KEYS = ("train.epochs", "train.early_stopping_patience", "train.log_gradients", "train.log_every", "train.tensorboard")
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

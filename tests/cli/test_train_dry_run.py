@@ -1,0 +1,164 @@
+"""cnn train --fast-dev-run (one batch through everything) and --overfit-batches N (the same N batches every epoch)."""
+
+from __future__ import annotations
+
+import tempfile
+
+import numpy as np
+import pytest
+
+from cnn_cli.callbacks import Callback
+from cnn_cli.checkpoint import load_checkpoint
+from cnn_cli.config import config_from_dict, load_config
+from cnn_cli.runs import read_metrics
+from cnn_cli.train import train
+from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, write_config
+from tests.support.synthetic import make_idx_dataset, tiny_config
+
+CHECKS = ("run", "train", "validation", "test", "checkpoints", "records", "plots")
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def config_dict(tmp_path_factory) -> dict:
+    return tiny_config(make_idx_dataset(tmp_path_factory.mktemp("dry")), epochs=3)
+
+
+class Batches(Callback):
+    """Every training batch, by step."""
+
+    def __init__(self) -> None:
+        self.inputs: dict[int, np.ndarray] = {}
+
+    def on_step_end(self, state) -> None:
+        self.inputs[state.step] = state.inputs.copy()
+
+
+# ---------------------------------------------------------------- --fast-dev-run
+
+
+def test_fast_dev_run_in_a_given_folder_checks_everything_and_keeps_it(config_dict, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_config(tmp_path / "tiny.yaml", config_dict)
+    outcome = invoke_cli(["train", "--config", path, "--fast-dev-run", "--run-dir", tmp_path / "dev"], timeout=120)
+    assert outcome.code == 0, outcome.output
+    lines = outcome.stdout.splitlines()
+    assert lines[0].startswith(f"run {tmp_path / 'dev'}: tiny") and lines[1].startswith("epoch 1/1")  # the run's own log first
+    lines = lines[lines.index(f"fast dev run of tiny: one batch through each part of a run, in {tmp_path / 'dev'}") :]
+    assert [line.split()[1].rstrip(":") for line in lines[1:-1]] == list(CHECKS)
+    assert all(line.split()[0] == "ok" for line in lines[1:-1])
+    assert lines[-1] == "all checks passed"
+    assert "bit-identical: True" in outcome.stdout and "100 images" in outcome.stdout  # test: one eval batch
+    rows = read_metrics(tmp_path / "dev" / "metrics.csv")
+    assert [(row["epoch"], row["step"]) for row in rows] == [(1, 1)]  # one epoch of one step, although the config says 3
+    assert sorted(p.name for p in (tmp_path / "dev" / "plots").iterdir()) == [
+        "confusion_matrix.png",
+        "filters.png",
+        "learning_curves.png",
+        "misclassified.png",
+    ]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_fast_dev_run_without_run_dir_uses_a_temporary_folder_and_removes_it(config_dict, tmp_path, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.chdir(tmp_path)
+    path = write_config(tmp_path / "tiny.yaml", config_dict)
+    outcome = invoke_cli(["train", "--config", path, "--fast-dev-run"], timeout=120)
+    assert outcome.code == 0, outcome.output
+    assert any(line.startswith("fast dev run of tiny") and f"in {scratch}" in line for line in outcome.stdout.splitlines())
+    assert outcome.stdout.splitlines()[-1] == "all checks passed; temporary folder removed"
+    assert list(scratch.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scratch", "tiny.yaml"]
+
+
+def test_fast_dev_run_says_which_check_failed(config_dict, tmp_path, monkeypatch):
+    """A run whose loss is not finite fails the fast dev run, and the folder is kept to look at."""
+    broken = {**config_dict, "optimizer": {"name": "sgd", "lr": 1e30}}
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    path = write_config(tmp_path / "tiny.yaml", broken)
+    outcome = invoke_cli(["train", "--config", path, "--fast-dev-run"], timeout=120)
+    assert outcome.code == 1, outcome.output
+    lines = outcome.stdout.splitlines()
+    assert "ok    train: 1 step" in outcome.stdout  # the first step's loss is finite; its update is not
+    assert any(line.startswith("  FAIL  validation: one batch, loss nan") for line in lines)
+    assert any(line.startswith("  FAIL  test: 100 images") for line in lines)
+    assert "ok    checkpoints" in outcome.stdout  # NaN weights still save and load back bit for bit
+    assert lines[-1] == "some checks FAILED"
+    assert list(scratch.iterdir()), "the folder of a failed fast dev run is kept"
+
+
+def test_fast_dev_run_with_resume_is_refused(tmp_path):
+    error_line(invoke_cli(["train", "--resume", tmp_path, "--fast-dev-run"]), EXIT_BAD_INPUT, "--fast-dev-run")
+
+
+# ---------------------------------------------------------------- --overfit-batches
+
+
+def test_overfit_batches_trains_on_the_same_batches_every_epoch(config_dict, tmp_path):
+    config = config_from_dict({**config_dict, "train": {**config_dict["train"], "overfit_batches": 3}})
+    batches, lines = Batches(), []
+    result = train(config, run_dir=tmp_path / "run", log=lines.append, callbacks=[batches])
+    assert result.status == "completed"
+    assert sorted(batches.inputs) == list(range(1, 10))  # 3 epochs of 3 steps
+    for step in range(4, 10):
+        assert np.array_equal(batches.inputs[step], batches.inputs[(step - 1) % 3 + 1])
+    assert len({batches.inputs[step].tobytes() for step in (1, 2, 3)}) == 3
+    assert any("overfit-batches: training on the same 3 batch(es) (96 images) every epoch" in line for line in lines)
+    assert any("note: the step schedule counts epochs" in line for line in lines)
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert [row["step"] for row in rows] == [3, 6, 9]
+    assert result.summary["test_n"] == 200  # the final test is on the whole test split
+
+
+def test_overfit_batches_resumes_bit_identically(config_dict, tmp_path):
+    config = config_from_dict({**config_dict, "train": {**config_dict["train"], "overfit_batches": 3}})
+    assert train(config, run_dir=tmp_path / "whole", log=quiet).status == "completed"
+    assert train(config, run_dir=tmp_path / "parts", log=quiet, stop_after_steps=4).status == "interrupted"
+    assert train(None, resume=tmp_path / "parts", log=quiet).status == "completed"
+    whole, _ = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.npz")
+    parts, _ = load_checkpoint(tmp_path / "parts" / "checkpoints" / "last.npz")
+    assert all(whole.params[name].tobytes() == parts.params[name].tobytes() for name in whole.params)
+
+
+OVERFIT_STEPS = 30  # 15 epochs of the same 2 batches (the loss passes 0.05 after about 20 steps)
+OVERFIT_LOSS = 0.05
+
+
+@pytest.mark.slow
+def test_the_default_mnist_model_overfits_two_real_batches(mnist_data_dir, tmp_path):
+    """The practitioner's first check: the mnist model drives the loss on 2 batches of real MNIST close to 0."""
+    config = load_config(
+        "mnist",
+        [
+            f"data.data_dir={mnist_data_dir}",
+            "data.limit=1000",  # only to load less; the 2 batches are drawn from these
+            "train.overfit_batches=2",
+            f"train.epochs={OVERFIT_STEPS // 2}",
+            "schedule.name=constant",
+            "train.plots=false",
+            "train.log_gradients=false",
+        ],
+    )
+    result = train(config, run_dir=tmp_path / "run", log=quiet)
+    assert result.status == "completed"
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert rows[-1]["step"] == OVERFIT_STEPS
+    assert rows[0]["train_loss"] > 1.0  # it starts far from 0
+    assert rows[-1]["train_loss"] < OVERFIT_LOSS and rows[-1]["train_acc"] == 1.0
+    assert rows[-1]["val_loss"] < OVERFIT_LOSS  # validation is on the same 2 batches
+
+
+def test_help_shows_the_dry_run_and_init_options_with_examples():
+    outcome = invoke_cli(["train", "--help"])
+    assert outcome.code == 0
+    for text in ("--fast-dev-run", "--overfit-batches", "--init-from", "--freeze", "cnn train --config mnist --fast-dev-run"):
+        assert text in outcome.stdout, text
+    assert "--freeze conv1,conv2" in outcome.stdout and "--overfit-batches 2" in outcome.stdout
