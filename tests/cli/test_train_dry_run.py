@@ -57,6 +57,7 @@ def test_fast_dev_run_in_a_given_folder_checks_everything_and_keeps_it(config_di
     assert sorted(p.name for p in (tmp_path / "dev" / "plots").iterdir()) == [
         "confusion_matrix.png",
         "filters.png",
+        "gradient_flow.png",
         "learning_curves.png",
         "misclassified.png",
     ]
