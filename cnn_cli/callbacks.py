@@ -44,23 +44,17 @@ HOOKS = ("on_fit_start", "on_epoch_start", "on_step_end", "on_epoch_end", "on_in
 class Callback:
     """A hook for each moment of training (:data:`HOOKS`); every hook does nothing unless overridden."""
 
-    def on_fit_start(self, state: TrainState) -> None:
-        pass
+    def on_fit_start(self, state: TrainState) -> None: ...
 
-    def on_epoch_start(self, state: TrainState) -> None:
-        pass
+    def on_epoch_start(self, state: TrainState) -> None: ...
 
-    def on_step_end(self, state: TrainState) -> None:
-        pass
+    def on_step_end(self, state: TrainState) -> None: ...
 
-    def on_epoch_end(self, state: TrainState) -> None:
-        pass
+    def on_epoch_end(self, state: TrainState) -> None: ...
 
-    def on_interrupt(self, state: TrainState) -> None:
-        pass
+    def on_interrupt(self, state: TrainState) -> None: ...
 
-    def on_finish(self, state: TrainState) -> None:
-        pass
+    def on_finish(self, state: TrainState) -> None: ...
 
 
 def now_text() -> str:
