@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import click
 
@@ -37,6 +37,31 @@ class CnnGroup(click.Group):
                 raise
             click.echo("interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """click's usage errors (an unknown option, a missing argument) as one ``error:`` line too, exit 2."""
+        standalone = kwargs.pop("standalone_mode", True)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]  # click's overloads
+        except click.UsageError as exc:
+            if not standalone:
+                raise
+            where = f"; see '{exc.ctx.command_path} --help'" if exc.ctx is not None else ""
+            click.echo(f"error: {exc.format_message().rstrip('.')}{where}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except click.ClickException as exc:
+            if not standalone:
+                raise
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            if not standalone:
+                raise
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        if not standalone:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
 
     @staticmethod
     def _fail(ctx: click.Context, exc: Exception, code: int, message: str | None = None) -> None:
