@@ -90,10 +90,18 @@ def model_rng_state(model: Any) -> dict[str, Any]:
     return {layer.name: layer.rng.bit_generator.state for layer in model.layers if hasattr(layer, "rng")}
 
 
-def restore_rng_state(model: Any, state: dict[str, Any]) -> None:
+def restore_rng_state(model: Any, state: dict[str, Any], source: str | Path = "checkpoint") -> None:
+    """Put back each random layer's generator state (the inverse of :func:`model_rng_state`).
+
+    Raises:
+        CheckpointError: a stored state NumPy refuses (a damaged or edited checkpoint), naming the layer.
+    """
     for layer in model.layers:
         if hasattr(layer, "rng") and layer.name in state:
-            layer.rng.bit_generator.state = state[layer.name]
+            try:
+                layer.rng.bit_generator.state = state[layer.name]
+            except (TypeError, ValueError, KeyError, OverflowError) as exc:
+                raise CheckpointError(f"{source}: meta/rng: not a random generator state for layer {layer.name} ({exc})") from None
 
 
 def _history_array(history: list[dict[str, Any]]) -> np.ndarray:

@@ -189,6 +189,13 @@ def _builtin_callbacks(
 
 
 def _check_classes(model: Model, splits) -> None:
+    """The model must fit the data: its input shape is one image's, its outputs the data's classes."""
+    image_shape = (1, *splits.train.images.shape[1:]) if splits.train.images.ndim == 3 else tuple(splits.train.images.shape[1:])
+    if tuple(model.input_shape) != image_shape:
+        raise ConfigError(
+            f"model.input_shape: the model takes {list(model.input_shape)}, but the data's images are {list(image_shape)}; "
+            f"set model.input_shape: {list(image_shape)}"
+        )
     if model.loss.num_classes != splits.num_classes:
         raise ConfigError(
             f"model has {model.loss.num_outputs} output(s) for {model.loss.num_classes} classes, "
@@ -264,7 +271,7 @@ def _open_run_to_resume(resume: str | Path, extended: Config | None) -> tuple[Ru
 def _restore(state: TrainState, ckpt: Checkpoint) -> None:
     """Put a resumed run back where its checkpoint left it, and say where that is."""
     state.optimizer.load_state_arrays(ckpt.optimizer_state)
-    restore_rng_state(state.model, ckpt.rng)
+    restore_rng_state(state.model, ckpt.rng, state.paths.last)
     state.epoch, state.step, state.batch_in_epoch = ckpt.epoch, ckpt.step, ckpt.batch_in_epoch
     state.totals = RunningTotals.from_list(ckpt.running)
     state.best_val_acc, state.best_epoch = ckpt.best_val_acc, ckpt.best_epoch
