@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, cast
@@ -393,6 +394,10 @@ for _command in [cli, *cli.commands.values()]:
 
 def main() -> None:
     """Console-script entry point."""
+    # A shell starts background jobs with SIGINT ignored, and Python then never raises KeyboardInterrupt.
+    # cnn's promise is that SIGINT stops a run (or a server, or a sweep) cleanly, however it was started.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     cli(prog_name="cnn")
 
 
