@@ -69,7 +69,7 @@ def sweep_command(sweep_file, resume, scheduler, workers, dashboard, ship_data, 
     Examples:
       cnn sweep sweep-lr
       cnn sweep my-sweep.yaml --workers 4
-      cnn sweep my-sweep.yaml --scheduler tcp://10.0.0.5:8786
+      cnn sweep my-sweep.yaml --scheduler tcp://scheduler-host:8786
       cnn sweep --resume runs/sweep-lr-20261201-101500
     """
     from cnn_cli.sweep.engine import EngineOptions, new_sweep, require_dask, resume_sweep
