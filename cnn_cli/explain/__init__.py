@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -491,19 +492,19 @@ def softmax_ce(given: ExampleInput) -> Report:
 
 # ---------------------------------------------------------------- notes 004's network
 
-SEED004_LAYERS = [
-    {"type": "conv2d", "out_channels": 1, "kernel_size": 3},
-    {"type": "relu"},
-    {"type": "maxpool2d", "kernel_size": 2},
-    {"type": "flatten"},
-    {"type": "dense", "out_features": 1},
-]
 SEED004_PARAMS = {
     "conv1.weight": np.array([[[[0.2, -0.1, 0.3], [0.1, 0.4, -0.2], [-0.3, 0.1, 0.2]]]]),
     "conv1.bias": np.array([-0.12]),
     "fc1.weight": np.array([[0.5, -0.4, 0.3, 0.2]]),
     "fc1.bias": np.array([-0.1]),
 }
+
+
+def seed004_model_section() -> dict[str, Any]:
+    """The shipped ``seed004`` config's model section (notes 004's layers and loss), the one place it is written."""
+    from cnn_cli.config import load_config
+
+    return load_config("seed004").as_dict()["model"]
 
 
 def seed004_input() -> np.ndarray:
@@ -519,7 +520,7 @@ def seed004_net(given: ExampleInput) -> Report:
     report = Report("seed004-net")
     report.say("Notes 004's network: Z1 = Conv(X, W1) + b1, A1 = relu(Z1), P1 = maxpool(A1), F = flatten(P1),")
     report.say("Z2 = W2 F + b2, A2 = σ(Z2), L = −y log A2 − (1 − y) log(1 − A2). Input 6x6 (the notes give no size).")
-    model = build_model({"input_shape": [1, 6, 6], "loss": "binary_cross_entropy", "layers": SEED004_LAYERS}, dtype="float64")
+    model = build_model({**seed004_model_section(), "input_shape": [1, 6, 6]}, dtype="float64")
     model.load_params(SEED004_PARAMS)
     for name, value in model.params.items():
         report.say(f"  {name:<13} shape {str(value.shape):<14} {value.size:>2} parameters")
