@@ -58,8 +58,8 @@ def worker_ours(mode: str, steps: int, warmup: int, batch: int) -> dict:
     import numpy as np
 
     from cnn_cli import build_model
+    from cnn_cli.nn.optim import make_optimizer
     from cnn_cli.nn.threads import thread_count
-    from cnn_cli.optim import make_optimizer
 
     model = build_model("mnist", seed=0)
     optimizer = make_optimizer("adam", 1e-3)
@@ -131,14 +131,14 @@ def worker_torch(mode: str, steps: int, warmup: int, batch: int, head: str = "co
 
 def worker_profile(rounds: int, batch: int) -> dict:
     from cnn_cli import build_model
-    from cnn_cli.profile import format_profile, profile_training_step
+    from cnn_cli.learn.profile import format_profile, profile_training_step
 
     return {"table": format_profile(profile_training_step(build_model("mnist"), batch_size=batch, rounds=rounds))}
 
 
 def worker_epoch(data_dir: str) -> dict:
-    from cnn_cli.config import load_config
-    from cnn_cli.train import train
+    from cnn_cli.config.load import load_config
+    from cnn_cli.training.train import train
 
     config = load_config("mnist", [f"data.data_dir={data_dir}", "train.epochs=1", "train.plots=false"])
     lines: list[str] = []

@@ -32,15 +32,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from cnn_cli.callbacks import Checkpointer, GradientLogger
-from cnn_cli.checkpoint import save_checkpoint
-from cnn_cli.config import load_config
-from cnn_cli.loop import EpochData, TrainState, train_step
-from cnn_cli.model import build_model
-from cnn_cli.optim import make_optimizer
-from cnn_cli.runs import RunPaths
-from cnn_cli.tensorboard_log import TensorBoardLogger
-from cnn_cli.train import _data_splits
+from cnn_cli.config.load import load_config
+from cnn_cli.model.network import build_model
+from cnn_cli.nn.optim import make_optimizer
+from cnn_cli.runs.checkpoint import save_checkpoint
+from cnn_cli.runs.folders import RunPaths
+from cnn_cli.training.callbacks import Checkpointer
+from cnn_cli.training.gradient_logger import GradientLogger
+from cnn_cli.training.loop import train_step
+from cnn_cli.training.state import EpochData, TrainState
+from cnn_cli.training.tensorboard import TensorBoardLogger
+from cnn_cli.training.train import _data_splits
 
 
 def _seconds(work, repeats: int) -> float:

@@ -6,10 +6,10 @@ The notebook API::
     model = build_model("mnist")          # a built-in config name, a path, or a dict
 """
 
-__version__ = "0.1.0"
-
-from cnn_cli import blas_env  # noqa: E402, F401 - must run before NumPy is imported
-from cnn_cli.config import Config, load_config  # noqa: E402
-from cnn_cli.model import Model, build_model  # noqa: E402
+from cnn_cli import blas_env  # noqa: F401 - must run before NumPy is imported
+from cnn_cli.config.load import load_config
+from cnn_cli.config.sections import Config
+from cnn_cli.model.network import Model, build_model
+from cnn_cli.version import __version__
 
 __all__ = ["Config", "Model", "__version__", "build_model", "load_config"]

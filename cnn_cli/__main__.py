@@ -1,5 +1,5 @@
 """``python -m cnn_cli`` runs the same CLI as ``cnn``."""
 
-from cnn_cli.cli import main
+from cnn_cli.cli.main import main
 
 main()

@@ -129,7 +129,7 @@ assert round(-math.log10(0.51), 2) == 0.29 and round(-math.log(0.51), 3) == 0.67
 # Δw = −0.1 · (−0.49 · 0.49 + 0.1 · 0.1) = 0.023, as the notes print.
 
 # %%
-from cnn_cli.optim import SGD, add_l2_gradient
+from cnn_cli.nn.optim import SGD, add_l2_gradient
 
 params = {"fc.weight": np.array([[0.1]])}
 grads = {"fc.weight": np.array([[-0.49 * 0.49]])}
@@ -224,7 +224,7 @@ assert np.allclose(net.grads["fc1.bias"], (A2 - Y4).ravel(), rtol=1e-12)
 # (L(θ + ε) − L(θ − ε)) / 2ε in float64. First the library as it is: every tensor passes.
 
 # %%
-from cnn_cli.gradcheck import format_gradcheck, gradcheck_model
+from cnn_cli.learn.gradcheck import format_gradcheck, gradcheck_model
 
 results = gradcheck_model(SEED004, seed=0, batch_size=2)
 print(format_gradcheck(results))
@@ -258,7 +258,7 @@ assert "conv1.weight" in failed and "input" in failed and "fc1.weight" not in fa
 # `cnn viz CKPT IMAGE --backward` draws this beside the saliency map.
 
 # %%
-from cnn_cli.backward_views import col2im_overlap
+from cnn_cli.learn.backward_views import col2im_overlap
 
 counts = col2im_overlap((9, 9), (3, 3), (2, 2), (1, 1))
 print(counts)

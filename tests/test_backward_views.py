@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnn_cli.backward_views import backward_views, col2im_overlap, layer_overlap, maxpool_winners, relu_mask
-from cnn_cli.model import build_model
+from cnn_cli.learn.backward_views import backward_views, col2im_overlap, layer_overlap, maxpool_winners, relu_mask
+from cnn_cli.model.network import build_model
 from tests.support.gradcheck import away_from_zero, numeric_gradient, relative_error, shuffled_linspace
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnn_cli.config import load_config
-from cnn_cli.gradient_flow import read_gradients
-from cnn_cli.plots import figure_pixels, plot_gradient_flow
+from cnn_cli.config.load import load_config
+from cnn_cli.pictures.common import figure_pixels
+from cnn_cli.pictures.gradient_flow import plot_gradient_flow
+from cnn_cli.runs.gradients import read_gradients
 from tests.support import REPO_ROOT
 from tests.support.gradients import assert_picture, short_run, write_gradients_csv
 

@@ -7,8 +7,9 @@ import math
 import pytest
 
 from cnn_cli.errors import CnnError
-from cnn_cli.gradient_flow import GRADIENT_COLUMNS, layer_order, read_gradients
-from cnn_cli.plots import figure_pixels, plot_gradient_flow
+from cnn_cli.pictures.common import figure_pixels
+from cnn_cli.pictures.gradient_flow import plot_gradient_flow
+from cnn_cli.runs.gradients import GRADIENT_COLUMNS, layer_order, read_gradients
 from tests.support import REPO_ROOT
 from tests.support.gradients import assert_picture, short_run, write_gradients_csv
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnn_cli.callbacks import GRADIENT_COLUMNS, Callback
-from cnn_cli.checkpoint import load_checkpoint
-from cnn_cli.config import config_from_dict
-from cnn_cli.model import build_model
-from cnn_cli.train import train
+from cnn_cli.config.build import config_from_dict
+from cnn_cli.model.network import build_model
+from cnn_cli.runs.checkpoint import load_checkpoint
+from cnn_cli.runs.gradients import GRADIENT_COLUMNS
+from cnn_cli.training.state import Callback
+from cnn_cli.training.train import train
 from tests.support.synthetic import make_idx_dataset, tiny_config
 
 HEADER = "epoch,step,event,layer,type,weight_grad_norm,bias_grad_norm,input_grad_norm,update_ratio,dead_fraction"

@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import pytest
 
-from cnn_cli.losses import LOSSES, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, SumSquaredError
+from cnn_cli.layers.losses import LOSSES, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, SumSquaredError
 
 
 def test_loss_by_name_is_the_registered_class() -> None:

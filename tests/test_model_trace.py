@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnn_cli.model import build_model
+from cnn_cli.model.network import build_model
 
 
 @pytest.mark.parametrize("config", ["smoke", "mnist", "seed004", "lenet5"])

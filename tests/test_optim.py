@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cnn_cli.optim import (
+from cnn_cli.nn.optim import (
     OPTIMIZERS,
     SGD,
     Adam,

@@ -12,7 +12,7 @@ report behind ``cnn data info``).
 from cnn_cli.data.batches import Augment, iterate_batches, num_batches
 from cnn_cli.data.catalog import DATASETS, FILE_ROLES, IDX_DATASET
 from cnn_cli.data.info import dataset_info
-from cnn_cli.data.prepare import DataSplits, Split, load_config_dataset, load_dataset
+from cnn_cli.data.prepare import DataSplits, Split, load_dataset
 from cnn_cli.data.sources import ensure_dataset, resolve_data_dir
 
 __all__ = [
@@ -25,7 +25,6 @@ __all__ = [
     "dataset_info",
     "ensure_dataset",
     "iterate_batches",
-    "load_config_dataset",
     "load_dataset",
     "num_batches",
     "resolve_data_dir",

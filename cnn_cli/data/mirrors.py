@@ -24,11 +24,11 @@ from pathlib import Path
 
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from cnn_cli import __version__
 from cnn_cli.data.cache import DatasetCache
 from cnn_cli.data.catalog import IdxFile
 from cnn_cli.data.idx import GZIP_MAGIC
 from cnn_cli.errors import DataError
+from cnn_cli.version import __version__
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from cnn_cli.data.sources import ensure_dataset
 from cnn_cli.errors import DataError
 
 if TYPE_CHECKING:  # the config module imports this package: the type only
-    from cnn_cli.config import Config
+    pass
 
 PIXEL_LEVELS = 256  # uint8 pixels
 # Images processed at a time when measuring or normalising, to bound temporary memory.
@@ -257,28 +257,4 @@ def load_dataset(
         std=std,
         classes=kept_classes,
         source=source,
-    )
-
-
-def load_config_dataset(
-    config: Config, *, mean: float | None, std: float | None, progress: bool, train_as_pixels: bool = False
-) -> DataSplits:
-    """:func:`load_dataset` with a config's ``data`` section and ``train.seed``: the splits that config trains on.
-
-    ``mean`` and ``std`` are given apart: training passes the config's (None: measured), evaluation
-    the ones a checkpoint stored, so that its numbers match what training reported.
-    """
-    d = config.data
-    return load_dataset(
-        dataset=d.dataset,
-        data_dir=d.data_dir,
-        paths=d.paths,
-        val_size=d.val_size,
-        seed=config.train.seed,
-        classes=d.classes,
-        limit=d.limit,
-        mean=mean,
-        std=std,
-        progress=progress,
-        train_as_pixels=train_as_pixels,
     )

@@ -9,7 +9,7 @@ import numpy as np
 
 from cnn_cli.layers.base import BuildContext, Layer, LayerSpec, Shape, SpecT
 from cnn_cli.nn import activations as act
-from cnn_cli.schema import Range
+from cnn_cli.schema.markers import Range
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,9 +15,9 @@ from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 
-from cnn_cli.init import init_weight
+from cnn_cli.nn.init import init_weight
 from cnn_cli.nn.shapes import IntPair
-from cnn_cli.schema import PairOf, Pattern, Range
+from cnn_cli.schema.markers import PairOf, Pattern, Range
 
 Shape = tuple[int, ...]  # one sample's shape, without the batch axis: (C, H, W) or (F,)
 

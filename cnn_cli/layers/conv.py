@@ -7,12 +7,12 @@ from typing import Annotated, Any, Self
 
 import numpy as np
 
-from cnn_cli.init import INIT_SCHEMES
 from cnn_cli.layers.base import BuildContext, Layer, LayerSpec, NonNegativePair, PositivePair, Shape, Size, elements
 from cnn_cli.nn.conv import ConvCache, conv2d_backward, conv2d_forward
+from cnn_cli.nn.init import INIT_SCHEMES
 from cnn_cli.nn.padding import pad2d_backward, pad2d_forward
 from cnn_cli.nn.shapes import GeometryError, image_shape, pair, window_output_hw
-from cnn_cli.schema import OneOf
+from cnn_cli.schema.markers import OneOf
 
 InitName = Annotated[str, OneOf(INIT_SCHEMES)]
 

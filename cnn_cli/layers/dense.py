@@ -9,7 +9,7 @@ import numpy as np
 
 from cnn_cli.layers.base import BuildContext, Layer, LayerSpec, Shape, Size, elements
 from cnn_cli.layers.conv import InitName
-from cnn_cli.schema import Range
+from cnn_cli.schema.markers import Range
 
 
 @dataclass(frozen=True, kw_only=True)

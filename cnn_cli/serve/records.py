@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from cnn_cli.errors import CnnError
-from cnn_cli.runs import CONFIG_FILE, LATEST_LINK, METRIC_COLUMNS, RunPaths, read_metrics
+from cnn_cli.runs.folders import CONFIG_FILE, LATEST_LINK, METRIC_COLUMNS, RunPaths, read_metrics
 
 GRADIENTS_FILE = "gradients.csv"  # the agreed name (RunPaths.gradients where present)
 GRADIENT_NUMBERS = ("weight_grad_norm", "bias_grad_norm", "input_grad_norm", "update_ratio", "dead_fraction")
@@ -276,12 +276,12 @@ def evaluate_run(checkpoint: Path, mistakes: int = 24) -> dict[str, Any]:
     Raises:
         CnnError: the checkpoint or its data cannot be loaded.
     """
-    from cnn_cli.checkpoint import load_checkpoint
-    from cnn_cli.config import config_from_dict
-    from cnn_cli.inference import checkpoint_splits
+    from cnn_cli.config.build import config_from_dict
+    from cnn_cli.learn.visualize import confident_mistakes
+    from cnn_cli.runs.checkpoint import load_checkpoint
+    from cnn_cli.runs.inference import checkpoint_splits
     from cnn_cli.serve.analysis import encode_unsigned
-    from cnn_cli.train import predictions
-    from cnn_cli.visualize import confident_mistakes
+    from cnn_cli.training.train import predictions
 
     ckpt, model = load_checkpoint(checkpoint)
     test = checkpoint_splits(ckpt).test

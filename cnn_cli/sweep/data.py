@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from cnn_cli.config import Config
+from cnn_cli.config.sections import Config
 from cnn_cli.data.cache import sha256_of_file
 from cnn_cli.data.catalog import FILE_ROLES, IDX_DATASET
 from cnn_cli.errors import DataError

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnn_cli.checkpoint import atomic_write
-from cnn_cli.runs import write_text
+from cnn_cli.runs.checkpoint import atomic_write
+from cnn_cli.runs.folders import write_text
 
 SWEEP_CSV = "sweep.csv"
 SWEEP_PNG = "sweep.png"

@@ -36,15 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from cnn_cli.config import (
-    Config,
-    Locator,
-    apply_override,
-    config_from_dict,
-    config_to_yaml,
-    parse_yaml,
-    resolve_config_path,
-)
+from cnn_cli.config.build import Locator, config_from_dict
+from cnn_cli.config.load import config_to_yaml, resolve_config_path
+from cnn_cli.config.overrides import apply_override
+from cnn_cli.config.sections import Config
+from cnn_cli.config.yaml_text import parse_yaml
 from cnn_cli.errors import ConfigError
 
 SWEEP_KEYS = ("name", "base", "overrides", "method", "parameters", "trials", "seed", "metric", "parallelism", "retries")

@@ -62,9 +62,9 @@ def run_trial(
         thread_shares: CNN_NUM_THREADS by worker address (each worker's share of its machine's cores);
             used unless the worker was started with CNN_NUM_THREADS set.
     """
-    from cnn_cli.config import config_from_dict
+    from cnn_cli.config.build import config_from_dict
     from cnn_cli.sweep.data import place_files
-    from cnn_cli.train import train
+    from cnn_cli.training.train import train
 
     worker, should_stop = _worker_hooks(number, stop_event, topic)
     if thread_shares and worker in thread_shares and not os.environ.get("CNN_NUM_THREADS"):

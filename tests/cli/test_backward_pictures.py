@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cnn_cli.cli import CnnGroup
-from cnn_cli.config import config_from_dict, load_config
-from cnn_cli.plots import COL2IM_OVERLAP_FILE, GRADIENT_FLOW_FILE, SALIENCY_FILE, figure_pixels
-from cnn_cli.plots_cli import plot_command, viz_command
-from cnn_cli.train import train
+from cnn_cli.cli.group import CnnGroup
+from cnn_cli.cli.pictures import plot_command, viz_command
+from cnn_cli.config.build import config_from_dict
+from cnn_cli.config.load import load_config
+from cnn_cli.pictures.common import COL2IM_OVERLAP_FILE, GRADIENT_FLOW_FILE, SALIENCY_FILE, figure_pixels
+from cnn_cli.training.train import train
 from tests.support import REPO_ROOT
 from tests.support.gradients import assert_picture, short_run, write_gradients_csv
 
@@ -124,8 +125,8 @@ def test_plot_with_a_broken_gradients_csv_is_one_error_line(runs, tmp_path):
 
 def test_backward_pictures_of_a_binary_model_without_training(tmp_path):
     """A binary cross-entropy model (one logit, notes 004's net on 6x6) through every drawing path, no checkpoint needed."""
-    from cnn_cli.model import build_model
-    from cnn_cli.plots import plot_backward_pass
+    from cnn_cli.model.network import build_model
+    from cnn_cli.pictures.backward import plot_backward_pass
 
     model = build_model(
         {

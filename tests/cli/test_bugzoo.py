@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnn_cli import bugzoo
-from cnn_cli.bugzoo import MUTATIONS, PATCHES
-from cnn_cli.gradcheck import gradcheck_model
+from cnn_cli.learn import bugzoo
+from cnn_cli.learn.bugzoo import MUTATIONS, PATCHES
+from cnn_cli.learn.gradcheck import gradcheck_model
 from cnn_cli.nn import conv as nn_conv
 from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli
 

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cnn_cli.cli import cli
-from cnn_cli.images import preprocess
+from cnn_cli.cli.main import cli
+from cnn_cli.runs.images import preprocess
 
 COMMANDS = ["train", "eval", "predict", "summary", "gradcheck", "data", "export", "compare", "lr-find"]
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn_cli.compare import compare_runs
-from cnn_cli.config import config_from_dict
-from cnn_cli.train import train
+from cnn_cli.config.build import config_from_dict
+from cnn_cli.runs.compare import compare_runs
+from cnn_cli.training.train import train
 from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli
 from tests.support.synthetic import make_idx_dataset, tiny_config
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cnn_cli.cli import cli
-from cnn_cli.docs import ALIASES, TOPICS, docs_section, guide_text, sections
+from cnn_cli.cli.main import cli
+from cnn_cli.learn.guide import ALIASES, TOPICS, docs_section, guide_text, sections
 from tests.support import REPO_ROOT
 from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli
 
@@ -51,9 +51,9 @@ def test_docs_lists_topics():
 def test_one_copy_of_the_guide():
     """docs/backprop.md only points into the package, so the two cannot drift apart."""
     pointer = (REPO_ROOT / "docs" / "backprop.md").read_text(encoding="utf-8")
-    assert "cnn_cli/docs/backprop.md" in pointer
+    assert "cnn_cli/learn/guide/backprop.md" in pointer
     assert len(pointer.splitlines()) < 15
-    assert guide_text() == (REPO_ROOT / "cnn_cli" / "docs" / "backprop.md").read_text(encoding="utf-8")
+    assert guide_text() == (REPO_ROOT / "cnn_cli" / "learn" / "guide" / "backprop.md").read_text(encoding="utf-8")
 
 
 def test_the_guide_fixes_of_issue_12():
@@ -71,7 +71,7 @@ def test_the_guide_fixes_of_issue_12():
 
 
 def test_relative_links_in_the_guide_point_at_files_that_exist():
-    guide_dir = REPO_ROOT / "cnn_cli" / "docs"
+    guide_dir = REPO_ROOT / "cnn_cli" / "learn" / "guide"
     import re
 
     for target in re.findall(r"\]\((\.\./[^)#]+)", guide_text()):
@@ -116,9 +116,9 @@ def test_the_wheel_carries_the_guide(tmp_path):
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "wheel").glob("cnn-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "cnn_cli/docs/backprop.md" in names
-    assert "cnn_cli/explain/conv_exercise.py" in names
-    assert "cnn_cli/docs/__init__.py" in names and "cnn_cli/bugzoo.py" in names
+    assert "cnn_cli/learn/guide/backprop.md" in names
+    assert "cnn_cli/learn/explain/conv_exercise.py" in names
+    assert "cnn_cli/learn/guide/__init__.py" in names and "cnn_cli/learn/bugzoo.py" in names
 
     # Installed into a fresh venv (the dependencies borrowed from this interpreter's site-packages)
     # and run from a folder outside the checkout, the docs and the examples still work.

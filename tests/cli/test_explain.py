@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnn_cli.explain import EXAMPLES, parse_matrix
+from cnn_cli.learn.explain import EXAMPLES
+from cnn_cli.learn.explain.report import parse_matrix
 from cnn_cli.nn import activations, conv, losses, pool
 from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, run_cli
 

@@ -12,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnn_cli.checkpoint import Checkpoint, save_checkpoint
-from cnn_cli.config import builtin_configs, load_config
+from cnn_cli.config.load import builtin_configs, load_config
 from cnn_cli.data.idx import read_images
-from cnn_cli.model import Model, build_model
+from cnn_cli.model.network import Model, build_model
+from cnn_cli.runs.checkpoint import Checkpoint, save_checkpoint
 from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from cnn_cli.export_onnx import model_to_onnx  # noqa: E402  (after the skip: needs onnx)
+from cnn_cli.runs.export_onnx import model_to_onnx  # noqa: E402
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 LOGIT_TOLERANCE = 1e-4

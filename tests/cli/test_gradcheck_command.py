@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 
 import cnn_cli.nn.activations as activations_module
-from cnn_cli.config import builtin_configs
-from cnn_cli.gradcheck import GradcheckResult, format_gradcheck, gradcheck_model
+from cnn_cli.config.load import builtin_configs
 from cnn_cli.layers import MaxPool2D
-from cnn_cli.model import build_model
+from cnn_cli.learn.gradcheck import GradcheckResult, format_gradcheck, gradcheck_model
+from cnn_cli.model.network import build_model
 from cnn_cli.nn.conv import conv2d_backward
 from cnn_cli.nn.pool import avgpool2d_backward
 from tests.support import REPO_ROOT

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cnn_cli.explain import write_exercise
-from cnn_cli.impl_check import check_learner_file
+from cnn_cli.learn.explain import write_exercise
+from cnn_cli.learn.impl_check import check_learner_file
 from tests.support.cli import EXIT_BAD_INPUT, EXIT_FAULT, error_line, invoke_cli, run_cli
 
 CONV_SOLUTION = """

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn_cli.config import config_from_dict
+from cnn_cli.config.build import config_from_dict
 from cnn_cli.data.idx import read_labels
-from cnn_cli.lrfind import BETA, ema, lr_range_test, lr_schedule, smooth, suggest_lr
+from cnn_cli.runs.lrfind import BETA
+from cnn_cli.training.lrfind import ema, lr_range_test, lr_schedule, smooth, suggest_lr
 from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, write_config
 from tests.support.synthetic import make_idx_dataset, tiny_config, write_idx_labels
 
@@ -71,7 +72,7 @@ def test_no_suggestion_when_the_loss_only_rises() -> None:
 
 
 def test_a_sweep_on_data_falls_then_stops_when_the_loss_explodes(config_file: Path) -> None:
-    from cnn_cli.config import load_config
+    from cnn_cli.config.load import load_config
 
     result = lr_range_test(load_config(config_file), min_lr=1e-3, max_lr=1e3, steps=150)
     assert result.stopped_early, "sgd at lr 1e3 must blow up before the sweep ends"

@@ -11,28 +11,27 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cnn_cli.cli import CnnGroup
-from cnn_cli.config import load_config
+from cnn_cli.cli.group import CnnGroup
+from cnn_cli.cli.pictures import plot_command, viz_command
+from cnn_cli.config.load import load_config
 from cnn_cli.errors import CheckpointError, CnnError, ImageError
-from cnn_cli.model import build_model
-from cnn_cli.plots import (
+from cnn_cli.learn.visualize import confident_mistakes, feature_maps, saliency
+from cnn_cli.model.network import build_model
+from cnn_cli.pictures.common import (
     CONFUSION_MATRIX_FILE,
     FILTERS_FILE,
     GRADIENT_FLOW_FILE,
     LEARNING_CURVES_FILE,
     MISCLASSIFIED_FILE,
     SALIENCY_FILE,
-    default_viz_dir,
     figure_pixels,
-    plot_feature_vector,
-    plot_learning_curves,
-    plot_run,
-    visualize_image,
 )
-from cnn_cli.plots_cli import plot_command, viz_command
-from cnn_cli.runs import read_metrics
-from cnn_cli.train import train
-from cnn_cli.visualize import confident_mistakes, feature_maps, saliency
+from cnn_cli.pictures.curves import plot_learning_curves
+from cnn_cli.pictures.filters import plot_feature_vector
+from cnn_cli.pictures.run import plot_run
+from cnn_cli.pictures.viz import default_viz_dir, visualize_image
+from cnn_cli.runs.folders import read_metrics
+from cnn_cli.training.train import train
 from tests.support import REPO_ROOT
 
 RUN_PICTURES = {

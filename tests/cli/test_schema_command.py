@@ -11,7 +11,8 @@ import jsonschema
 import pytest
 import yaml
 
-from cnn_cli.config import builtin_configs, config_from_dict, config_to_yaml, load_config, resolve_config_path
+from cnn_cli.config.build import config_from_dict
+from cnn_cli.config.load import builtin_configs, config_to_yaml, load_config, resolve_config_path
 from cnn_cli.errors import ConfigError
 from tests.support import REPO_ROOT
 from tests.support.cli import invoke_cli

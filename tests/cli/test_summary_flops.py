@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnn_cli.model import build_model
+from cnn_cli.model.network import build_model
 from tests.support.cli import invoke_cli, write_config
 
 TINY = {

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnn_cli.checkpoint import load_checkpoint
-from cnn_cli.config import config_from_dict
+from cnn_cli.config.build import config_from_dict
 from cnn_cli.errors import CnnError
-from cnn_cli.runs import METRIC_COLUMNS, read_metrics
-from cnn_cli.train import train
+from cnn_cli.runs.checkpoint import load_checkpoint
+from cnn_cli.runs.folders import METRIC_COLUMNS, read_metrics
+from cnn_cli.training.train import train
 from tests.support.synthetic import make_idx_dataset, tiny_config
 
 

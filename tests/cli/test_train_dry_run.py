@@ -7,11 +7,12 @@ import tempfile
 import numpy as np
 import pytest
 
-from cnn_cli.callbacks import Callback
-from cnn_cli.checkpoint import load_checkpoint
-from cnn_cli.config import config_from_dict, load_config
-from cnn_cli.runs import read_metrics
-from cnn_cli.train import train
+from cnn_cli.config.build import config_from_dict
+from cnn_cli.config.load import load_config
+from cnn_cli.runs.checkpoint import load_checkpoint
+from cnn_cli.runs.folders import read_metrics
+from cnn_cli.training.state import Callback
+from cnn_cli.training.train import train
 from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, write_config
 from tests.support.synthetic import make_idx_dataset, tiny_config
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnn_cli.checkpoint import load_checkpoint
-from cnn_cli.config import config_from_dict, load_config
+from cnn_cli.config.build import config_from_dict
+from cnn_cli.config.load import load_config
 from cnn_cli.errors import ConfigError
-from cnn_cli.runs import RunPaths, read_metrics
-from cnn_cli.train import EXTENDABLE_KEYS, train
+from cnn_cli.runs.checkpoint import load_checkpoint
+from cnn_cli.runs.folders import RunPaths, read_metrics
+from cnn_cli.training.train import EXTENDABLE_KEYS, train
 from tests.support.cli import error_line, invoke_cli, run_cli
 from tests.support.synthetic import make_idx_dataset, tiny_config
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnn_cli.callbacks import Callback
-from cnn_cli.checkpoint import load_checkpoint
-from cnn_cli.config import config_from_dict
-from cnn_cli.train import train
+from cnn_cli.config.build import config_from_dict
+from cnn_cli.runs.checkpoint import load_checkpoint
+from cnn_cli.training.state import Callback
+from cnn_cli.training.train import train
 from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, write_config
 from tests.support.synthetic import make_idx_dataset, tiny_config
 
@@ -145,7 +145,7 @@ def test_init_from_a_missing_checkpoint_or_with_resume_is_refused(source, tmp_pa
 
 def test_a_checkpoint_from_before_the_new_train_keys_still_resumes(source, tmp_path):
     """Checkpoints written before train.freeze, train.tensorboard and train.overfit_batches existed lack them."""
-    from cnn_cli.checkpoint import save_checkpoint
+    from cnn_cli.runs.checkpoint import save_checkpoint
 
     source_config, _ = source
     run = tmp_path / "old"
@@ -159,10 +159,10 @@ def test_a_checkpoint_from_before_the_new_train_keys_still_resumes(source, tmp_p
 
 def test_binary_01_from_mnist_loads_only_what_fits(tmp_path):
     """The shipped configs: binary-01's conv1 has 5 kernels, mnist's 16, so nothing fits and each mismatch is named."""
-    from cnn_cli.checkpoint import Checkpoint, save_checkpoint
-    from cnn_cli.config import load_config
-    from cnn_cli.model import build_model
-    from cnn_cli.transfer import init_from_checkpoint
+    from cnn_cli.config.load import load_config
+    from cnn_cli.model.network import build_model
+    from cnn_cli.runs.checkpoint import Checkpoint, save_checkpoint
+    from cnn_cli.training.transfer import init_from_checkpoint
 
     mnist = load_config("mnist")
     source = tmp_path / "mnist.npz"

@@ -14,9 +14,9 @@ import pytest
 pytest.importorskip("tensorboardX")
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
-from cnn_cli.config import config_from_dict  # noqa: E402
-from cnn_cli.runs import read_metrics  # noqa: E402
-from cnn_cli.train import train  # noqa: E402
+from cnn_cli.config.build import config_from_dict  # noqa: E402
+from cnn_cli.runs.folders import read_metrics  # noqa: E402
+from cnn_cli.training.train import train  # noqa: E402
 from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, write_config  # noqa: E402
 from tests.support.synthetic import make_idx_dataset, tiny_config  # noqa: E402
 
@@ -103,7 +103,7 @@ def test_histograms_of_every_weight_and_gradient_at_each_epoch_end(finished):
     accumulator = events(finished)
     names = ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.weight", "fc1.bias"]
     tags = accumulator.Tags()["histograms"]
-    from cnn_cli.checkpoint import load_checkpoint
+    from cnn_cli.runs.checkpoint import load_checkpoint
 
     ckpt, _ = load_checkpoint(finished / "checkpoints" / "last.npz")
     for name in names:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cnn_cli.cli.data import data_group
 from cnn_cli.data import catalog
-from cnn_cli.data_cli import data_group
 from cnn_cli.errors import DataError
 from tests.support import REPO_ROOT
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnn_cli.config import config_from_dict
+from cnn_cli.config.build import config_from_dict
 from cnn_cli.errors import ConfigError
 
 

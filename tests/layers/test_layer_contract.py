@@ -12,9 +12,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from cnn_cli.config import model_config_from_dict
+from cnn_cli.config.build import model_config_from_dict
 from cnn_cli.layers import LAYER_SPECS, LAYER_TYPES, BuildContext
-from cnn_cli.model import build_model
+from cnn_cli.model.network import build_model
 
 MINIMAL_OPTIONS = {
     "conv2d": {"out_channels": 3, "kernel_size": 3, "padding": 1},

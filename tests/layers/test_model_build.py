@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cnn_cli.errors import CnnError, ModelBuildError
-from cnn_cli.model import build_model
+from cnn_cli.model.network import build_model
 from tests.support import REPO_ROOT
 
 MNIST_YAML = REPO_ROOT / "configs" / "mnist.yaml"

@@ -14,12 +14,12 @@ import math
 import numpy as np
 import pytest
 
-from cnn_cli.model import build_model
+from cnn_cli.model.network import build_model
 from cnn_cli.nn.activations import relu_backward, relu_forward
 from cnn_cli.nn.conv import conv2d_backward, conv2d_forward
 from cnn_cli.nn.losses import softmax, softmax_cross_entropy
+from cnn_cli.nn.optim import SGD, add_l2_gradient, l2_penalty, make_optimizer
 from cnn_cli.nn.pool import maxpool2d_backward, maxpool2d_forward
-from cnn_cli.optim import SGD, add_l2_gradient, l2_penalty, make_optimizer
 from tests.support import reference as ref
 
 # Notes 003, "Convolution walk through".

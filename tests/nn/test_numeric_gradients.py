@@ -29,7 +29,7 @@ from cnn_cli.layers import (
     Sigmoid,
     Tanh,
 )
-from cnn_cli.model import Loss
+from cnn_cli.model.network import Loss
 from cnn_cli.nn.conv import _weight_matrix, conv2d_backward
 from cnn_cli.nn.losses import binary_cross_entropy_with_logits, softmax_cross_entropy, sum_squared_error
 from cnn_cli.nn.pool import avgpool2d_backward

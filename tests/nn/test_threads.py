@@ -7,12 +7,12 @@ import threading
 import numpy as np
 import pytest
 
-from cnn_cli.model import build_model
+from cnn_cli.model.network import build_model
 from cnn_cli.nn import threads
 from cnn_cli.nn.activations import relu, relu_backward, relu_forward
 from cnn_cli.nn.conv import conv2d_backward, conv2d_forward
+from cnn_cli.nn.optim import Adam
 from cnn_cli.nn.pool import maxpool2d_backward, maxpool2d_forward
-from cnn_cli.optim import Adam
 
 
 @pytest.mark.parametrize("n, parts", [(1, 2), (2, 2), (5, 2), (64, 3), (7, 16), (10, 1)])

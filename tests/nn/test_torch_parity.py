@@ -40,9 +40,9 @@ from cnn_cli.layers import (
     Sigmoid,
     Tanh,
 )
-from cnn_cli.model import Loss, Model, build_model
+from cnn_cli.model.network import Loss, Model, build_model
 from cnn_cli.nn.losses import binary_cross_entropy_with_logits, softmax_cross_entropy
-from cnn_cli.optim import add_l2_gradient, l2_penalty, make_optimizer
+from cnn_cli.nn.optim import add_l2_gradient, l2_penalty, make_optimizer
 from tests.support import reference as ref
 
 N_CONFIGS = 60

@@ -20,11 +20,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn_cli.checkpoint import load_checkpoint
-from cnn_cli.config import Config, config_from_dict, config_to_yaml
-from cnn_cli.model import Model
-from cnn_cli.runs import RunPaths
-from cnn_cli.train import train
+from cnn_cli.config.build import config_from_dict
+from cnn_cli.config.load import config_to_yaml
+from cnn_cli.config.sections import Config
+from cnn_cli.model.network import Model
+from cnn_cli.runs.checkpoint import load_checkpoint
+from cnn_cli.runs.folders import RunPaths
+from cnn_cli.training.train import train
 from tests.support.cli import (
     EXIT_BAD_INPUT,
     error_line,

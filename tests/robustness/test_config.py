@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cnn_cli.config import builtin_configs
-from cnn_cli.runs import DEFAULT_RUNS_ROOT
+from cnn_cli.config.load import builtin_configs
+from cnn_cli.runs.folders import DEFAULT_RUNS_ROOT
 from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, run_cli
 from tests.support.synthetic import make_idx_dataset
 

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnn_cli.config import MAX_CONFIG_BYTES, MAX_YAML_DEPTH, config_from_dict, load_config
+from cnn_cli.config.build import config_from_dict
+from cnn_cli.config.load import load_config
+from cnn_cli.config.yaml_text import MAX_CONFIG_BYTES, MAX_YAML_DEPTH
 from cnn_cli.errors import ConfigError, ModelBuildError
-from cnn_cli.runs import DEFAULT_RUNS_ROOT
+from cnn_cli.runs.folders import DEFAULT_RUNS_ROOT
 from tests.support import REPO_ROOT
 from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, run_cli_bounded
 

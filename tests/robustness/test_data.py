@@ -25,7 +25,7 @@ import pytest
 
 from cnn_cli.data import catalog, packages, sources
 from cnn_cli.data.mirrors import HttpPolicy
-from cnn_cli.runs import RunPaths
+from cnn_cli.runs.folders import RunPaths
 from tests.support.cli import EXIT_BAD_INPUT, Outcome, cli_command, cli_environment, error_line, invoke_cli, run_cli, write_config
 from tests.support.synthetic import IMAGE_MAGIC, LABEL_MAGIC, make_idx_dataset, tiny_config
 

@@ -18,13 +18,14 @@ import numpy as np
 import pytest
 
 import cnn_cli.io as checkpoint_module  # checkpoints write through cnn_cli.io.atomic_write
-import cnn_cli.train as train_module
-from cnn_cli.callbacks import Callback
-from cnn_cli.checkpoint import MAX_META_BYTES, Checkpoint, load_checkpoint, save_checkpoint
-from cnn_cli.config import MAX_CONFIG_BYTES, config_from_dict
+import cnn_cli.training.train as train_module
+from cnn_cli.config.build import config_from_dict
+from cnn_cli.config.yaml_text import MAX_CONFIG_BYTES
 from cnn_cli.errors import ConfigError, RuntimeFault
-from cnn_cli.runs import LATEST_LINK, RunPaths, newest_completed_run, read_metrics
-from cnn_cli.train import train
+from cnn_cli.runs.checkpoint import MAX_META_BYTES, Checkpoint, load_checkpoint, save_checkpoint
+from cnn_cli.runs.folders import LATEST_LINK, RunPaths, newest_completed_run, read_metrics
+from cnn_cli.training.state import Callback
+from cnn_cli.training.train import train
 from tests.support.cli import EXIT_INTERRUPTED, cli_command, cli_environment, error_line, invoke_cli, run_cli, write_config
 from tests.support.synthetic import make_idx_dataset, tiny_config
 

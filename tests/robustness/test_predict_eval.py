@@ -23,13 +23,14 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cnn_cli.cli import cli
-from cnn_cli.config import config_from_dict, load_config
+from cnn_cli.cli.main import cli
+from cnn_cli.config.build import config_from_dict
+from cnn_cli.config.load import load_config
 from cnn_cli.data.idx import read_images, read_labels
 from cnn_cli.errors import os_error_exit_code, os_error_message
-from cnn_cli.images import flatten_background, load_image
-from cnn_cli.inference import predict_images
-from cnn_cli.train import train
+from cnn_cli.runs.images import flatten_background, load_image
+from cnn_cli.runs.inference import predict_images
+from cnn_cli.training.train import train
 from tests.support.cli import EXIT_BAD_INPUT, EXIT_FAULT, Outcome, cli_command, cli_environment, error_line, invoke_cli, run_cli
 from tests.support.synthetic import make_idx_dataset, tiny_config
 

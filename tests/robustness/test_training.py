@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import cnn_cli.callbacks as callbacks_module
 import cnn_cli.io as checkpoint_module  # save_checkpoint writes through cnn_cli.io.atomic_write
-from cnn_cli.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from cnn_cli.config import config_from_dict
+import cnn_cli.training.callbacks as callbacks_module
+from cnn_cli.config.build import config_from_dict
 from cnn_cli.errors import RuntimeFault
-from cnn_cli.model import Model
-from cnn_cli.runs import DEFAULT_RUNS_ROOT, LATEST_LINK, METRIC_COLUMNS, RunPaths, new_run_dir, read_metrics
-from cnn_cli.train import train
+from cnn_cli.model.network import Model
+from cnn_cli.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from cnn_cli.runs.folders import DEFAULT_RUNS_ROOT, LATEST_LINK, METRIC_COLUMNS, RunPaths, new_run_dir, read_metrics
+from cnn_cli.training.train import train
 from tests.support.cli import (
     EXIT_BAD_INPUT,
     EXIT_FAULT,
@@ -532,15 +532,15 @@ def test_new_run_dir_from_many_threads_at_once(tmp_path: Path) -> None:
 
 FROZEN_CLOCK = """
 import datetime, sys
-import cnn_cli.runs
+import cnn_cli.runs.folders
 
 class Frozen(datetime.datetime):
     @classmethod
     def now(cls, tz=None):
         return cls(2030, 1, 2, 3, 4, 5)
 
-cnn_cli.runs.datetime = Frozen
-from cnn_cli.cli import main
+cnn_cli.runs.folders.datetime = Frozen
+from cnn_cli.cli.main import main
 main()
 """
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from cnn_cli.config import load_config
-from cnn_cli.runs import RunPaths
-from cnn_cli.train import train
+from cnn_cli.config.load import load_config
+from cnn_cli.runs.folders import RunPaths
+from cnn_cli.training.train import train
 
 NEEDS_SERVE_EXTRA = "cnn serve needs its extra (Flask, threadpoolctl): pip install '.[serve]'"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from cnn_cli.runs import read_metrics
+from cnn_cli.runs.folders import read_metrics
 from cnn_cli.serve import Server
 from tests.serve.conftest import NEEDS_SERVE_EXTRA, TRAINED_RUN
 from tests.support.cli import cli_command, cli_environment
@@ -194,9 +194,9 @@ def test_a_bad_upload_shows_the_error_and_the_pad_keeps_working(server: str, pag
 @pytest.fixture(scope="module")
 def default_model_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkpoint of the default ``mnist`` config's network (untrained: the latency does not depend on the weights)."""
-    from cnn_cli.checkpoint import Checkpoint, save_checkpoint
-    from cnn_cli.config import load_config
-    from cnn_cli.model import build_model
+    from cnn_cli.config.load import load_config
+    from cnn_cli.model.network import build_model
+    from cnn_cli.runs.checkpoint import Checkpoint, save_checkpoint
 
     config = load_config("mnist")
     model = build_model(config, seed=0, dtype=config.train.dtype)

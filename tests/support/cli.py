@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 from click.testing import CliRunner
 
-from cnn_cli.cli import cli
+from cnn_cli.cli.main import cli
 from tests.support import REPO_ROOT
 
 EXIT_BAD_INPUT = 2

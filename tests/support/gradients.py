@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cnn_cli.backward_views import relu_mask
-from cnn_cli.config import Config, load_config
+from cnn_cli.config.load import load_config
+from cnn_cli.config.sections import Config
 from cnn_cli.data import load_dataset
-from cnn_cli.gradient_flow import GRADIENT_COLUMNS
-from cnn_cli.model import LayerGradient, Model, build_model
-from cnn_cli.optim import make_optimizer
+from cnn_cli.learn.backward_views import relu_mask
+from cnn_cli.model.network import LayerGradient, Model, build_model
+from cnn_cli.nn.optim import make_optimizer
+from cnn_cli.runs.gradients import GRADIENT_COLUMNS
 
 
 def _norm(array: np.ndarray | None) -> float | str:

@@ -12,8 +12,9 @@ from PIL import Image
 pytest.importorskip("distributed")
 
 from cnn_cli.errors import CnnError  # noqa: E402
-from cnn_cli.runs import read_metrics  # noqa: E402
-from cnn_cli.sweep.engine import EngineOptions, new_sweep  # noqa: E402
+from cnn_cli.runs.folders import read_metrics
+from cnn_cli.sweep.engine import new_sweep
+from cnn_cli.sweep.options import EngineOptions
 from cnn_cli.sweep.spec import load_sweep  # noqa: E402
 from tests.support.cli import invoke_cli, run_cli  # noqa: E402
 from tests.sweep.support import make_sweep_folder, read_csv, sweep_folder  # noqa: E402

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cnn_cli.config import config_from_dict
+from cnn_cli.config.build import config_from_dict
 from cnn_cli.errors import DataError
 from cnn_cli.sweep.data import files_to_ship, place_files
 from cnn_cli.sweep.report import TrialRow, format_table, ranked, read_sweep_csv, write_sweep_csv

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from cnn_cli.cli.sweep import resolve_sweep_file
 from cnn_cli.errors import ConfigError
-from cnn_cli.sweep.cli import resolve_sweep_file
 from cnn_cli.sweep.spec import Trial, load_sweep, parse_sweep
 from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli
 from tests.sweep.support import make_sweep_folder

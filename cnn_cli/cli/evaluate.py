@@ -1,0 +1,87 @@
+"""``cnn eval`` and ``cnn predict``: parse, call the runs package, print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from cnn_cli.cli.group import cli
+from cnn_cli.errors import EXIT_BAD_INPUT
+
+
+@cli.command("eval")
+@click.argument("target", required=False, type=click.Path(path_type=Path))
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (with the split and the checkpoint).")
+def eval_command(target, split, as_json) -> None:
+    """Evaluate a checkpoint: loss, accuracy, per-class accuracy, confusion matrix.
+
+    TARGET is a checkpoint file or a run folder (its checkpoints/best.npz);
+    without it, the newest completed run under runs/ is evaluated.
+
+    \b
+    Examples:
+      cnn eval
+      cnn eval runs/mnist-20261123-101500 --split val
+      cnn eval runs/latest/checkpoints/best.npz --json
+    """
+    from cnn_cli.runs.inference import evaluate_checkpoint, resolve_eval_checkpoint
+
+    checkpoint = resolve_eval_checkpoint(target)
+    result = evaluate_checkpoint(checkpoint, split)
+    if as_json:
+        click.echo(json.dumps({"split": split, "checkpoint": str(checkpoint), **result.as_dict()}))
+        return
+    click.echo(f"checkpoint {checkpoint}")
+    click.echo(f"{split}: accuracy {result.accuracy:.4f}  loss {result.loss:.4f}  n {result.n}")
+    k = len(result.per_class_accuracy)
+    click.echo("\nper-class accuracy")
+    for c, acc in enumerate(result.per_class_accuracy):
+        click.echo(f"  class {c}: {acc:.4f}")
+    click.echo("\nconfusion matrix (rows: true class, columns: predicted)")
+    width = max(5, len(str(max(max(r) for r in result.confusion_matrix))) + 1)
+    click.echo("true\\pred" + "".join(f"{c:>{width}}" for c in range(k)))
+    for c, row in enumerate(result.confusion_matrix):
+        click.echo(f"{c:>9}" + "".join(f"{v:>{width}}" for v in row))
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="Default: runs/latest/checkpoints/best.npz.")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {path, prediction, probabilities (the top k)}.")
+def predict(images, checkpoint, top_k, as_json) -> None:
+    """Classify digit images (PNG/JPEG), MNIST-style preprocessed.
+
+    IMAGES are files, folders (every image inside, recursively, sorted) or -
+    for one image on stdin. A bad image is reported and the rest still
+    predicted (exit 2 if any failed).
+
+    \b
+    Examples:
+      cnn predict seven.png three.jpg --top-k 3
+      cnn predict photos/ --json
+      cat seven.png | cnn predict -
+    """
+    from cnn_cli.runs.inference import predict_images
+
+    results = predict_images([str(p) for p in images], checkpoint, top_k, stdin=getattr(sys.stdin, "buffer", None))
+    failed = [r for r in results if r.error]
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in results]))
+    else:
+        for r in results:
+            if r.error:
+                continue
+            tops = "  ".join(f"{c}: {p:.3f}" for c, p in r.top_k or [])
+            click.echo(f"{r.path}: {r.prediction}   ({tops})")
+    for r in results:
+        if r.warning:
+            click.echo(f"warning: {r.path}: {r.warning}", err=True)
+        if r.error:
+            click.echo(f"error: {r.error}", err=True)
+    if failed:
+        sys.exit(EXIT_BAD_INPUT)

@@ -1,0 +1,92 @@
+"""``cnn summary``, ``cnn gradcheck`` and ``cnn schema``: parse, call, print."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from cnn_cli.cli.group import cli
+from cnn_cli.errors import EXIT_FAULT
+
+
+@cli.command()
+@click.option("--config", "-c", "config_name", required=True, metavar="CONFIG")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+def summary(config_name, overrides) -> None:
+    """Layer table: output shapes, parameters and FLOPs (like Keras' model.summary()).
+
+    \b
+    Example:
+      cnn summary --config mnist.yaml
+    """
+    from cnn_cli.config.load import load_config
+    from cnn_cli.model.network import build_model
+
+    config = load_config(config_name, list(overrides))
+    model = build_model(config, dtype=config.train.dtype)
+    rows = model.summary()
+    click.echo(f"{config.name}: input {tuple(model.input_shape)}, loss {model.loss.name}")
+    header = f"{'layer':<12}{'type':<12}{'output shape':<18}{'params':>12}{'FLOPs':>15}"
+    click.echo(header)
+    click.echo("-" * len(header))
+    for r in rows:
+        click.echo(f"{r.name:<12}{r.type_name:<12}{str(r.output_shape):<18}{r.num_params:>12,}{r.flops:>15,}")
+    click.echo("-" * len(header))
+    total_flops = sum(r.flops for r in rows)
+    click.echo(f"{'total':<42}{model.num_params():>12,}{total_flops:>15,}")
+    click.echo(f"forward FLOPs per image {_count(total_flops)}; training (fwd + bwd) about {_count(3 * total_flops)}")
+
+
+def _count(flops: int) -> str:
+    """12,345 stays exact; millions and more get a unit (a tiny net must not print "0.0 M")."""
+    if flops < 1_000_000:
+        return f"{flops:,}"
+    return f"{flops / 1e6:.1f} M" if flops < 1_000_000_000 else f"{flops / 1e9:.2f} G"
+
+
+@cli.command(epilog="Docs: cnn docs gradcheck (how the check works), cnn docs conv2d (what a backward must compute).")
+@click.option("--config", "-c", "config_name", metavar="CONFIG", help="Config file or built-in name (mnist, smoke, ...).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--break", "break_name", metavar="NAME", help="Swap in a deliberately wrong backward (`--break list` shows them).")
+@click.option(
+    "--show", type=click.IntRange(min=0), default=0, help="Print θ, L(θ±ε), numeric, analytic, rel. error for N entries per tensor."
+)
+@click.option(
+    "--impl",
+    type=click.Path(),
+    metavar="FILE.py",
+    help="Check your own *_backward(grad_out, cache); see `cnn docs gradcheck`, start from `cnn explain --exercise conv`.",
+)
+def gradcheck(config_name, seed, batch_size, break_name, show, impl) -> None:
+    """Compare every hand-written gradient with a numeric one (float64); exit 1 on any failure.
+
+    \b
+    Examples:
+      cnn gradcheck --config mnist
+      cnn gradcheck --config smoke --show 3
+      cnn gradcheck --break list
+      cnn gradcheck --break col2im-assign
+      cnn gradcheck --impl conv_exercise.py
+    """
+    from cnn_cli.learn.bugzoo import gradcheck_report
+
+    text, passed = gradcheck_report(config_name, seed, batch_size, break_name, show, impl)
+    click.echo(text)
+    if not passed:
+        sys.exit(EXIT_FAULT)
+
+
+@cli.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of a config file, generated from the same schema the loader checks.
+
+    \b
+    Example:
+      cnn schema > cnn-config.schema.json
+    """
+    from cnn_cli.config.sections import config_json_schema
+
+    click.echo(json.dumps(config_json_schema(), indent=2))

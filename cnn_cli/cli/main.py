@@ -1,0 +1,44 @@
+"""``cnn``: every command registered on the root group, and the console-script entry point ``main``."""
+
+from __future__ import annotations
+
+import signal
+
+from cnn_cli.cli import evaluate, inspect, train  # noqa: F401 - their commands register on the group
+from cnn_cli.cli.data import data_group
+from cnn_cli.cli.explain import DOCS_HINT, docs_command, explain_command
+from cnn_cli.cli.group import cli
+from cnn_cli.cli.lrfind import lr_find_command
+from cnn_cli.cli.pictures import plot_command, viz_command
+from cnn_cli.cli.runs import compare_command, export_command
+from cnn_cli.cli.serve import serve_command
+from cnn_cli.cli.sweep import sweep_command
+
+cli.add_command(data_group, "data")
+cli.add_command(explain_command, "explain")
+cli.add_command(docs_command, "docs")
+cli.add_command(plot_command, "plot")
+cli.add_command(viz_command, "viz")
+cli.add_command(export_command, "export")
+cli.add_command(compare_command, "compare")
+cli.add_command(lr_find_command, "lr-find")
+cli.add_command(serve_command, "serve")
+cli.add_command(sweep_command, "sweep")
+
+
+# Every command's --help ends by naming the guide that ships with the package.
+for _command in [cli, *cli.commands.values()]:
+    _command.epilog = _command.epilog or DOCS_HINT
+
+
+def main() -> None:
+    """Console-script entry point."""
+    # A shell starts background jobs with SIGINT ignored, and Python then never raises KeyboardInterrupt.
+    # cnn's promise is that SIGINT stops a run (or a server, or a sweep) cleanly, however it was started.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    cli(prog_name="cnn")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""From a plain dict to a checked Config: the schema, the model's shapes, and the rules that span sections."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from cnn_cli.config.memory import check_memory, layer_shapes
+from cnn_cli.config.sections import Config, ModelConfig, TrainConfig
+from cnn_cli.config.yaml_text import MAX_CONFIG_BYTES
+from cnn_cli.errors import ConfigError, ModelBuildError
+from cnn_cli.layers import default_layer_names
+from cnn_cli.layers.losses import LOSSES
+from cnn_cli.schema.convert import build
+from cnn_cli.schema.markers import Key, parent_paths
+
+
+class Locator:
+    """Turns an error's key path into a place: the YAML line, or the ``--set`` that gave the value."""
+
+    def __init__(self, source: str = "", lines: dict[str, int] | None = None, overrides: dict[str, str] | None = None) -> None:
+        self.source = source
+        self.lines = lines or {}
+        self.overrides = overrides or {}  # canonical key path -> the --set assignment
+
+    def where(self, path: str) -> str:
+        for probe in parent_paths(path):
+            assignment = self.overrides.get(probe) or self._created_by_set(probe)
+            if assignment:
+                return f"{self.source}, --set {assignment}: " if self.source else f"--set {assignment}: "
+            if probe in self.lines:
+                return f"{self.source}:{self.lines[probe]}: "
+        return f"{self.source}: " if self.source else ""
+
+    def _created_by_set(self, path: str) -> str | None:
+        """The --set that made ``path`` (a key the file does not have, with a --set below it)."""
+        if path in self.lines:
+            return None
+        return next((a for p, a in self.overrides.items() if p.startswith((path + ".", path + "["))), None)
+
+    def located(self, exc: ConfigError) -> ConfigError:
+        """The error with its place in front; anything under ``model`` is a ModelBuildError."""
+        in_model = exc.key_path == "model" or exc.key_path.startswith(("model.", "model["))
+        kind = ModelBuildError if in_model else type(exc)
+        return kind(f"{self.where(exc.key_path)}{exc}", exc.key_path)
+
+
+def config_from_dict(
+    data: dict, source: str = "", line_numbers: dict[str, int] | None = None, overrides: dict[str, str] | None = None
+) -> Config:
+    """Validate a plain dict into a :class:`Config`, filling every default; check everything a run will need.
+
+    Raises:
+        ConfigError (ModelBuildError for the architecture): one line with the place, key path and bad value.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source or 'config'}: expected a mapping at the top level, got {type(data).__name__}")
+    locator = Locator(source, line_numbers, overrides)
+    try:
+        config: Config = build(Config, data)
+        config.model = _checked_model(config.model)
+        _check_cross_field(config)
+    except ConfigError as exc:
+        raise locator.located(exc) from None
+    return config
+
+
+def model_config_from_dict(section: dict) -> ModelConfig:
+    """Validate a ``model`` section on its own (for ``build_model({...})``); every problem is a ModelBuildError."""
+    if not isinstance(section, dict):
+        raise ModelBuildError(f"model: expected a mapping, got {type(section).__name__}", "model")
+    try:
+        model = _checked_model(build(ModelConfig, section, Key("model", "model")))
+        check_memory(model, TrainConfig())
+    except ModelBuildError:
+        raise
+    except ConfigError as exc:
+        raise ModelBuildError(str(exc), exc.key_path) from None
+    return model
+
+
+def _checked_model(model: ModelConfig) -> ModelConfig:
+    """Names filled in and unique, shapes inferred through every layer, the loss fitting the last layer."""
+    names = default_layer_names(model.layers)
+    seen: set[str] = set()
+    for index, (spec, name) in enumerate(zip(model.layers, names, strict=True)):
+        if name in seen:
+            raise ModelBuildError(f"model.layers[{index}] ({spec.type}): layer name {name!r} is used twice", f"model.layers[{index}]")
+        seen.add(name)
+    model.layers = [dataclasses.replace(spec, name=name) for spec, name in zip(model.layers, names, strict=True)]
+    shape = layer_shapes(model)[-1]
+    problem = LOSSES[model.loss].output_problem(shape)
+    if problem:
+        raise ModelBuildError(f"model.loss: {problem}", "model.loss")
+    return model
+
+
+def _check_cross_field(config: Config) -> None:
+    """Rules that involve more than one value."""
+    if config.data.dataset == "idx":
+        need = {"train_images", "train_labels", "test_images", "test_labels"}
+        given = set(config.data.paths or {})
+        if given != need:
+            raise ConfigError(f"data.paths: dataset 'idx' needs exactly the keys {sorted(need)}, got {sorted(given)}", "data.paths")
+    data = config.data
+    if data.classes is not None and (
+        len(set(data.classes)) != len(data.classes) or len(data.classes) < 2 or not all(0 <= c <= 9 for c in data.classes)
+    ):
+        raise ConfigError(f"data.classes: expected at least 2 different labels in 0..9, got {data.classes!r}", "data.classes")
+    if data.paths and data.dataset != "idx":
+        raise ConfigError(
+            f"data.paths: expected no paths for dataset {data.dataset!r} (paths are for dataset 'idx'), got {data.paths!r}", "data.paths"
+        )
+    translate = config.data.augment.translate
+    image = config.model.input_shape[1:]
+    if translate and len(image) == 2 and translate >= min(image):
+        raise ConfigError(
+            f"data.augment.translate: expected an int in [0, {min(image)}) pixels (smaller than the "
+            f"{image[0]}x{image[1]} input), got {translate}",
+            "data.augment.translate",
+        )
+    check_memory(config.model, config.train)
+    # What cnn writes, cnn must read: the config is stored in every checkpoint, whose metadata is bounded.
+    as_stored = config.as_dict()
+    stored = len(json.dumps(as_stored))
+    if stored > MAX_CONFIG_BYTES:
+        largest = max(as_stored, key=lambda key: len(json.dumps(as_stored[key])))
+        raise ConfigError(
+            f"the config takes {stored:,} bytes as stored with its run, over the limit of {MAX_CONFIG_BYTES:,} "
+            f"(a config is a few KB); shorten {largest!r}",
+            "",
+        )

@@ -1,0 +1,102 @@
+"""``cnn explain``: the lecture notes' worked examples, computed live by the library.
+
+Every number printed as "cnn" comes from a call into ``cnn_cli.nn`` (or a model
+built from ``cnn_cli.layers``) at the moment the example runs; nothing is
+re-typed. Beside it stands the value the notes print, or, for the learner's own
+matrices, the same quantity worked out by hand (a plain sum of products written
+out in the line). Each comparison is a ✓ or a ✗; any ✗ makes ``cnn explain``
+exit 1, so a broken library function shows up here as it would in a test.
+
+Where a note's own printed number is wrong, the example says so as a note
+erratum (not a ✗): the notes are quoted, not trusted.
+
+The library modules are looked up as module attributes at call time
+(``nn_conv.conv2d_forward``), so that a deliberately broken function swapped into
+the module is the one that runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnn_cli.errors import CnnError
+from cnn_cli.learn.explain.conv import conv_backward, convolution, cross_correlation
+from cnn_cli.learn.explain.network import l2_update, seed004_net
+from cnn_cli.learn.explain.report import ExampleInput, Report
+from cnn_cli.learn.explain.routing import maxpool, relu, softmax_ce
+
+
+@dataclass(frozen=True)
+class Example:
+    name: str
+    summary: str
+    run: Callable[[ExampleInput], Report]
+
+
+EXAMPLES = {
+    e.name: e
+    for e in [
+        Example("cross-correlation", "notes 003's 3x3 ⋆ 2x2 = [[8,7],[4,5]], as sums of products and im2col rows", cross_correlation),
+        Example("convolution", "the same with rot180(K) = [[7,5],[11,3]], and why cnn computes cross-correlation", convolution),
+        Example("conv-backward", "∂L/∂K = X ⋆ ∂L/∂Y, ∂L/∂b = Σ ∂L/∂Y, ∂L/∂X as col2im += and as full correlation", conv_backward),
+        Example("maxpool", "where a max-pool gradient goes (notes 000 §2.7)", maxpool),
+        Example("relu", "where a ReLU gradient goes (notes 000 §2.8)", relu),
+        Example("softmax-ce", "p − y with the numbers of notes 000, 001 and 002", softmax_ce),
+        Example("seed004-net", "notes 004's 15-parameter net: forward, every chain-rule factor, (A2 − Y)Fᵀ", seed004_net),
+        Example("l2-update", "notes 001's w ← w − α(∂L/∂w + λw) with its numbers", l2_update),
+    ]
+}
+
+
+# The examples that take the learner's own matrices (--input, --kernel, --grad).
+MATRIX_EXAMPLES = ("cross-correlation", "convolution", "conv-backward", "maxpool", "relu")
+
+
+def run_examples(names: list[str], given: ExampleInput | None = None) -> list[Report]:
+    """Run the named examples (all of them for an empty list) and return their reports."""
+    given = given or ExampleInput()
+    unknown = [name for name in names if name not in EXAMPLES]
+    if unknown:
+        raise CnnError(f"unknown example {unknown[0]!r}; known: {', '.join(EXAMPLES)}")
+    if not names:
+        names = list(MATRIX_EXAMPLES if given.custom else EXAMPLES)
+    return [EXAMPLES[name].run(given) for name in names]
+
+
+def format_reports(reports: list[Report]) -> str:
+    """Every report's text, then one summary line per report and in total."""
+    parts = []
+    for report in reports:
+        parts.append(f"== {report.name} " + "=" * max(0, 60 - len(report.name)))
+        parts.append(report.text)
+        parts.append("")
+    checks = sum(r.checks for r in reports)
+    failures = sum(r.failures for r in reports)
+    errata = sum(r.errata for r in reports)
+    verdict = "all agree" if failures == 0 else f"{failures} DIFFER (✗)"
+    parts.append(f"{checks} values checked, {verdict}; note errata: {errata}")
+    return "\n".join(parts)
+
+
+def list_examples() -> str:
+    width = max(len(name) for name in EXAMPLES)
+    return "\n".join(f"{e.name:<{width}}  {e.summary}" for e in EXAMPLES.values())
+
+
+EXERCISES = {"conv": "conv_exercise.py"}
+
+
+def write_exercise(name: str, path: Path | None) -> Path:
+    """Write the skeleton file of exercise ``name`` (to ``path``, default ./conv_exercise.py); refuse to overwrite."""
+    from cnn_cli.runs.folders import write_text
+
+    if name not in EXERCISES:
+        raise CnnError(f"--exercise: unknown exercise {name!r}; known: {', '.join(EXERCISES)}")
+    target = Path(path) if path is not None else Path(EXERCISES[name])
+    if target.exists():
+        raise CnnError(f"{target}: already exists; not overwriting your work (give another path with --output)")
+    template = (Path(__file__).parent / "conv_exercise.py").read_text(encoding="utf-8")
+    write_text(target, template)
+    return target

@@ -1,0 +1,50 @@
+"""compare.png: the validation curves of several runs on one set of axes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cnn_cli.runs.compare import Comparison
+
+
+def plot_comparison(comparison: Comparison, path: Path) -> Path:
+    """compare.png: every run's learning curves overlaid, loss on the left and accuracy on the right.
+
+    One colour per run; training curves solid, validation dashed; a star marks each run's best validation epoch.
+    """
+    import matplotlib
+    from matplotlib.ticker import MaxNLocator
+
+    from cnn_cli.pictures.common import out_figure
+
+    path = Path(path)
+    with out_figure(path, (13.0, 5.5), "compare.png") as fig:
+        loss_ax, acc_ax = fig.subplots(1, 2)
+        palette = matplotlib.colormaps["tab10"]
+        for index, run in enumerate(comparison.runs):
+            colour = palette(index % 10)
+            label = run.name if run.rows else f"{run.name} (no finished epoch)"
+            epochs = np.array([r["epoch"] for r in run.rows])
+            for ax, key in ((loss_ax, "loss"), (acc_ax, "acc")):
+                train = np.array([r[f"train_{key}"] for r in run.rows])
+                val = np.array([r[f"val_{key}"] for r in run.rows])
+                ax.plot(epochs, train, "-", marker="o", markersize=5, color=colour, label=f"{label} train" if run.rows else label)
+                has_val = np.isfinite(val)
+                if has_val.any():
+                    ax.plot(epochs[has_val], val[has_val], "--", marker="s", markersize=5, color=colour, label=f"{label} val")
+            if run.best_epoch:
+                acc_ax.plot([run.best_epoch], [run.best_val_acc], "*", color=colour, markersize=14)
+        loss_ax.set_title("Loss (train solid, validation dashed)")
+        acc_ax.set_title("Accuracy (★ best validation epoch)")
+        for ax, ylabel in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(ylabel)
+            ax.grid(True, alpha=0.3)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        acc_ax.legend(loc="best", fontsize=8)
+        differ = ", ".join(comparison.differing_keys)
+        differ = differ if len(differ) <= 100 else differ[:97] + "..."
+        fig.suptitle(f"{len(comparison.runs)} run(s)" + (f"; their configs differ in {differ}" if differ else ""))
+    return path

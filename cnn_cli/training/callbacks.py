@@ -1,0 +1,225 @@
+"""Callbacks of the training loop, one job each (Keras' callbacks, Lightning's hooks).
+
+:func:`cnn_cli.loop.fit` calls every callback's hooks in order:
+
+- ``on_fit_start(state)``: once, before the first step (also when resuming);
+- ``on_epoch_start(state)``: before the first batch of each epoch;
+- ``on_step_end(state)``: after each optimizer step (``state.loss``, ``state.logits`` hold that batch's);
+- ``on_epoch_end(state)``: after validation; ``state.row`` is the new metrics row;
+- ``on_interrupt(state)``: when Ctrl-C, SIGTERM, SIGHUP or a closed output stops the run;
+- ``on_finish(state)``: once at the very end, whatever the status.
+
+The order at an epoch end is the commit of that epoch: ``gradients.csv`` (its rows
+after the checkpoint's step are dropped on resume), then the checkpoints, ``last.npz``
+last of them: it is the commit point and holds the metrics history, from which
+``metrics.csv`` is written next (and rewritten on resume). A crash anywhere in between
+resumes to exactly the records an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from cnn_cli.nn.optim import l2_penalty
+from cnn_cli.runs.checkpoint import Checkpoint, model_rng_state, save_checkpoint
+from cnn_cli.runs.folders import point_latest, read_json_record, run_record, write_json, write_metrics
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from cnn_cli.training.state import TrainState
+from cnn_cli.training.state import Callback
+
+
+def now_text() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+class RunRecord(Callback):
+    """``run.json``: the status of the run and every invocation of it (the first command, then each resume)."""
+
+    def __init__(self, command_line: list[str], resumed: bool, extra: dict[str, Any] | None = None) -> None:
+        self.command_line, self.resumed, self.extra = command_line, resumed, extra or {}  # extra: keys of a new run's record
+        self.record: dict[str, Any] = {}
+
+    def on_fit_start(self, state: TrainState) -> None:
+        started = now_text()
+        invocation = {"command": self.command_line, "started": started, "ended": None, "status": "running"}
+        previous = read_json_record(state.paths.run_info) if self.resumed else None
+        if previous is not None and "command" in previous and "started" in previous:
+            earlier = previous.get("invocations") or [
+                {key: previous.get(key) for key in ("command", "started", "ended", "status", "message") if key in previous}
+            ]
+            self.record = {key: value for key, value in previous.items() if key != "message"}
+            self.record.update(status="running", ended=None, invocations=[*earlier, invocation])
+        else:
+            if self.resumed:
+                state.log(f"warning: {state.paths.run_info}: missing or unreadable; starting a new record of this run")
+            self.record = run_record(
+                self.command_line,
+                state.config.train.seed,
+                "running",
+                started,
+                run_dir=str(state.paths.root),
+                invocations=[invocation],
+                **self.extra,
+            )
+        write_json(state.paths.run_info, self.record)
+
+    def on_finish(self, state: TrainState) -> None:
+        ended = now_text()
+        outcome = {"status": state.status, "ended": ended, **({"message": state.message} if state.message else {})}
+        self.record = {key: value for key, value in self.record.items() if key != "message"}
+        self.record.update(outcome)
+        if self.record.get("invocations"):
+            self.record["invocations"][-1].update(outcome)
+        write_json(state.paths.run_info, self.record)
+
+
+class LatestLink(Callback):
+    """``<runs root>/latest`` points at this run (a ``latest`` that is not a link is the user's and is kept)."""
+
+    def __init__(self, runs_root: str | Path) -> None:
+        self.runs_root = runs_root
+
+    def on_fit_start(self, state: TrainState) -> None:
+        blocked = point_latest(state.paths, self.runs_root)
+        if blocked is not None:
+            state.log(f"note: {blocked} is not a link made by cnn; left as it is")
+
+
+class Checkpointer(Callback):
+    """``checkpoints/``: last.npz of the initial weights at the start of a new run; epoch-NNN.npz and best.npz,
+    then last.npz (the commit) at each epoch end; last.npz on interrupt."""
+
+    def checkpoint(self, state: TrainState) -> Checkpoint:
+        return Checkpoint(
+            params=state.model.params,
+            config=state.config.as_dict(),
+            optimizer_state=state.optimizer.state_arrays(),
+            epoch=state.epoch,
+            step=state.step,
+            batch_in_epoch=state.batch_in_epoch,
+            running=state.totals.as_list(),
+            best_val_acc=state.best_val_acc,
+            best_epoch=state.best_epoch,
+            rng=model_rng_state(state.model),
+            data=state.data_info,
+            history=state.history,
+        )
+
+    def on_fit_start(self, state: TrainState) -> None:
+        if not state.paths.last.is_file():  # a new run: even a crash in its first epoch leaves something to resume
+            save_checkpoint(state.paths.last, self.checkpoint(state))
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        ckpt = self.checkpoint(state)
+        if state.config.train.save_every_epoch:
+            save_checkpoint(state.paths.epoch_checkpoint(state.epoch), ckpt)
+        if state.improved or state.val is None:
+            save_checkpoint(state.paths.best, ckpt)
+        save_checkpoint(state.paths.last, ckpt)  # the commit point: a crash before it re-runs this epoch
+
+    def on_interrupt(self, state: TrainState) -> None:
+        if state.batch_in_epoch > 0:  # mid-epoch; at an epoch boundary last.npz is already current
+            save_checkpoint(state.paths.last, self.checkpoint(state))
+
+
+class MetricsWriter(Callback):
+    """``metrics.csv``: one row per finished epoch, rewritten from the history once its checkpoint is safe."""
+
+    def on_fit_start(self, state: TrainState) -> None:
+        write_metrics(state.paths.metrics, state.history)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        write_metrics(state.paths.metrics, state.history)
+
+
+class EpochLogger(Callback):
+    """One line per epoch through ``state.log``."""
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        row, penalty = state.row, l2_penalty(state.model.params, state.config.optimizer.weight_decay)
+        text = (
+            f"epoch {row['epoch']}/{state.config.train.epochs}  loss {row['train_loss']:.4f}  acc {row['train_acc']:.4f}  "
+            f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}  lr {row['lr']:.2e}  "
+            f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s"
+        )
+        state.log(text + (f"  l2 {penalty:.4f}" if penalty else ""))
+
+
+class EarlyStopping(Callback):
+    """Stop once validation accuracy has not improved for ``patience`` epochs."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if state.val is not None and state.epoch - state.best_epoch >= self.patience:
+            state.log(f"early stopping: no better validation accuracy for {self.patience} epoch(s)")
+            state.stop_training = True
+
+
+class DivergenceGuard(Callback):
+    """Fail the run at the first non-finite loss; the last good checkpoint stays as it is."""
+
+    def on_step_end(self, state: TrainState) -> None:
+        if math.isfinite(state.loss):
+            return
+        last = state.paths.last
+        if state.epoch == 0:
+            kept = f"no epoch had finished; {last} holds the run's starting point" if last.is_file() else "no checkpoint was written"
+        else:
+            kept = f"the last good checkpoint is kept: {last}"
+        state.fail(
+            f"training diverged at step {state.step + 1} (epoch {state.epoch + 1}, batch {state.batch_in_epoch + 1}): "
+            f"loss is {state.loss}; {kept}"
+        )
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch with the running loss, accuracy and speed (for terminals)."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self._tick = 0.0
+        self._seconds = 0.0
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        from tqdm import tqdm  # type: ignore[import-untyped]
+
+        epochs = state.config.train.epochs
+        self.bar = tqdm(
+            total=state.steps_per_epoch,
+            initial=state.batch_in_epoch,
+            desc=f"epoch {state.epoch + 1}/{epochs}",
+            unit="batch",
+            leave=False,
+            dynamic_ncols=True,
+        )
+        self._tick, self._seconds = time.perf_counter(), state.totals.seconds
+
+    def on_step_end(self, state: TrainState) -> None:
+        if self.bar is None or state.status != "running":
+            return self.close()
+        totals = state.totals
+        elapsed = self._seconds + time.perf_counter() - self._tick
+        self.bar.update(1)
+        self.bar.set_postfix(
+            loss=f"{totals.loss_sum / totals.seen:.4f}",
+            acc=f"{totals.correct / totals.seen:.4f}",
+            img_s=f"{totals.seen / max(elapsed, 1e-9):.0f}",
+            refresh=False,
+        )
+        if state.batch_in_epoch >= state.steps_per_epoch:
+            self.close()  # before validation, which has no bar
+
+    def close(self, state: TrainState | None = None) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    on_interrupt = on_finish = close

@@ -1,0 +1,169 @@
+"""Dry runs: ``cnn train --fast-dev-run`` and ``--overfit-batches N`` (Lightning's ``fast_dev_run`` and ``overfit_batches``).
+
+- ``--overfit-batches N`` (``train.overfit_batches: N``) trains on the same N
+  batches every epoch: the first N batches of epoch 0's shuffled order, drawn once
+  (augmented once, if augmentation is on). Validation is on those same N batches, so
+  ``val_loss`` shows how well the model fits them; the final test still runs on the
+  whole test split. A model and a backward pass that are right drive the training
+  loss close to 0: the practitioner's first check.
+- ``--fast-dev-run`` (:func:`fast_dev_run`) puts one batch through each part of a
+  run, using the real :func:`cnn_cli.train.train`: one training step, validation
+  and the final test on one batch each, the checkpoints saved and loaded back, the
+  records and the plots, then says what it checked. It works in a temporary folder
+  (removed afterwards when every check passed) unless a run folder is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cnn_cli.training.state import Callback
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from cnn_cli.config.sections import Config
+    from cnn_cli.training.state import TrainState
+
+
+@dataclass
+class Check:
+    """One thing the fast dev run checked."""
+
+    name: str
+    passed: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.passed else 'FAIL'}  {self.name}: {self.detail}"
+
+
+class _KeepFinalModel(Callback):
+    """Keeps the trained parameters as they were when the run ended, to compare with the saved checkpoint."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.model: Any = None
+
+    def on_finish(self, state: TrainState) -> None:
+        self.params = {name: value.copy() for name, value in state.model.params.items()}
+        self.model = state.model
+
+
+@dataclass
+class FastDevRun:
+    """The run folder, whether it was temporary (and removed), and every check."""
+
+    run_dir: Path
+    temporary: bool
+    removed: bool
+    checks: list[Check]
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+
+def fast_dev_run(
+    config: Config, run_dir: str | Path | None = None, log: Callable[[str], None] = print, init_from: str | Path | None = None
+) -> FastDevRun:
+    """Run one batch through every part of training (see the module docstring) and check each part."""
+    from cnn_cli.training.train import train
+
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=1, overfit_batches=None))
+    temporary = run_dir is None
+    root = Path(tempfile.mkdtemp(prefix="cnn-fast-dev-run-")) / config.name if run_dir is None else Path(run_dir)
+    keep = _KeepFinalModel()
+    result = train(
+        config,
+        run_dir=root,
+        command_line=["cnn", "train", "--fast-dev-run"],
+        log=log,
+        callbacks=[keep],
+        one_batch=True,
+        init_from=init_from,
+    )
+    checks = [Check("run", result.status == "completed", f"{result.status}" + (f" ({result.message})" if result.message else ""))]
+    if result.status == "completed":
+        checks += _checks(result.run, config, keep)
+    passed = all(check.passed for check in checks)
+    removed = temporary and passed
+    if removed:
+        shutil.rmtree(root.parent, ignore_errors=True)
+    return FastDevRun(root, temporary, removed, checks)
+
+
+def _checks(run, config: Config, keep: _KeepFinalModel) -> list[Check]:
+    from cnn_cli.pictures.run import plot_run
+    from cnn_cli.runs.checkpoint import load_checkpoint
+    from cnn_cli.runs.folders import read_json_record, read_metrics
+    from cnn_cli.runs.inference import checkpoint_splits
+
+    rows = read_metrics(run.metrics)
+    row = rows[0] if rows else {}
+    summary = read_json_record(run.summary) or {}
+    checks = [
+        Check(
+            "train",
+            len(rows) == 1 and row.get("step") == 1 and math.isfinite(row.get("train_loss", math.nan)),
+            f"1 step on {config.train.batch_size} images or fewer, loss {row.get('train_loss', math.nan):.4f}",
+        )
+    ]
+    if config.data.val_size:
+        checks.append(
+            Check(
+                "validation",
+                math.isfinite(row.get("val_loss", math.nan)),
+                f"one batch, loss {row.get('val_loss', math.nan):.4f}, accuracy {row.get('val_acc', math.nan):.4f}",
+            )
+        )
+    else:
+        checks.append(Check("validation", True, "skipped: data.val_size is 0"))
+    checks.append(
+        Check(
+            "test",
+            summary.get("test_n", 0) > 0 and math.isfinite(summary.get("test_loss", math.nan)),
+            f"{summary.get('test_n', 0)} images, accuracy {summary.get('test_accuracy', math.nan):.4f}",
+        )
+    )
+    ckpt, loaded = load_checkpoint(run.last)
+    same = set(ckpt.params) == set(keep.params) and all(np.array_equal(ckpt.params[name], keep.params[name]) for name in keep.params)
+    splits = checkpoint_splits(ckpt)
+    x = splits.test.images[: config.train.eval_batch_size]
+    same_logits = bool(np.array_equal(loaded.forward(x, keep_cache=False), keep.model.forward(x, keep_cache=False), equal_nan=True))
+    best_ok = run.best.is_file() and load_checkpoint(run.best)[0].epoch == 1
+    checks.append(
+        Check(
+            "checkpoints",
+            same and same_logits and best_ok,
+            f"{run.last.name} and {run.best.name} saved and loaded back; parameters bit-identical: {same}, "
+            f"same logits on {len(x)} test images: {same_logits}",
+        )
+    )
+    record = read_json_record(run.run_info) or {}
+    files = [run.config, run.metrics, run.run_info, run.summary] + ([run.gradients] if config.train.log_gradients else [])
+    missing = [path.name for path in files if not path.is_file()]
+    checks.append(
+        Check(
+            "records",
+            not missing and record.get("status") == "completed",
+            f"{', '.join(path.name for path in files)}"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + f"; run.json status {record.get('status')}",
+        )
+    )
+    if config.train.tensorboard:
+        events = list((run.root / "tensorboard").glob("events.out.tfevents.*"))
+        checks.append(Check("tensorboard", bool(events), f"{len(events)} event file(s) in {run.root / 'tensorboard'}"))
+    written = plot_run(run.root)
+    empty = [path.name for path in written if not path.is_file() or path.stat().st_size == 0]
+    checks.append(Check("plots", not empty, f"{len(written)} PNG(s): {', '.join(path.name for path in written)}"))
+    return checks

@@ -1,0 +1,76 @@
+"""What one epoch reads: the batches of every split, described before training starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cnn_cli.runs.evaluation import EvalResult, evaluate
+from cnn_cli.training.state import EpochData
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from cnn_cli.config.sections import Config
+    from cnn_cli.data import DataSplits
+
+
+class FixedBatches(EpochData):
+    """The same first ``count`` batches of epoch 0 in every epoch."""
+
+    def __init__(self, config: Config, splits: DataSplits, count: int, validate_on_batches: bool) -> None:
+        super().__init__(config, splits)
+        self.fixed = [(x, y) for x, y in itertools.islice(super().batches(0, 0), count)]
+        self.steps_per_epoch = len(self.fixed)
+        self.validate_on_batches = validate_on_batches
+
+    def batches(self, epoch: int, start_batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return iter([(x.copy(), y.copy()) for x, y in self.fixed[start_batch:]])
+
+    def validate(self, model) -> EvalResult | None:
+        if not self.validate_on_batches:
+            return super().validate(model)
+        images = np.concatenate([x for x, _ in self.fixed])
+        labels = np.concatenate([y for _, y in self.fixed])
+        return evaluate(model, images, labels, self.config.train.eval_batch_size)
+
+
+def epoch_data(config: Config, splits: DataSplits, one_batch: bool) -> EpochData:
+    """What each epoch trains on: everything, the ``train.overfit_batches`` first batches, or one batch (fast dev run)."""
+    if one_batch:
+        return FixedBatches(config, splits, 1, validate_on_batches=False)
+    if config.train.overfit_batches:
+        return FixedBatches(config, splits, config.train.overfit_batches, validate_on_batches=True)
+    return EpochData(config, splits)
+
+
+def describe_batches(data: EpochData) -> list[str]:
+    """A line saying that a run trains on a few fixed batches (nothing for a normal run)."""
+    if not isinstance(data, FixedBatches) or not data.validate_on_batches:
+        return []
+    images = sum(len(y) for _, y in data.fixed)
+    return [
+        f"overfit-batches: training on the same {len(data.fixed)} batch(es) ({images} images) every epoch; "
+        "validation is on those same batches, the final test on the whole test split"
+    ] + (
+        [
+            f"note: the {data.config.schedule.name} schedule counts epochs, here of {len(data.fixed)} step(s) each; "
+            "--set schedule.name=constant keeps the lr"
+        ]
+        if data.config.schedule.name != "constant"
+        else []
+    )
+
+
+def one_batch_splits(config: Config, splits: DataSplits) -> DataSplits:
+    """Validation and test cut to their first ``train.eval_batch_size`` images (one evaluation batch each)."""
+    size = config.train.eval_batch_size
+    val, test = splits.val, splits.test
+    return dataclasses.replace(
+        splits,
+        val=dataclasses.replace(val, images=val.images[:size], labels=val.labels[:size]),
+        test=dataclasses.replace(test, images=test.images[:size], labels=test.labels[:size]),
+    )

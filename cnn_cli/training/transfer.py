@@ -1,0 +1,92 @@
+"""Start a new run from another run's weights, and freeze layers (``cnn train --init-from CKPT --freeze conv1,conv2``).
+
+:func:`init_from_checkpoint` copies every parameter whose dotted name
+(``conv1.weight``) and shape match into a freshly built model; the rest keep
+their fresh initialisation. :func:`frozen_parameters` turns ``train.freeze``
+(layer names) into the parameter names that :func:`cnn_cli.loop.train_step`
+keeps away from the optimizer: a frozen parameter gets no update, no weight
+decay, no optimizer state, and does not count towards gradient clipping, so it
+stays bit-identical through training. Its gradient is still computed (the
+layers below need the gradient that flows through it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnn_cli.errors import CheckpointError, ConfigError
+from cnn_cli.model.network import Model
+
+
+@dataclass
+class TransferReport:
+    """Which parameters came from the source checkpoint, which were skipped and why, and which are frozen."""
+
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # parameter name -> reason
+    frozen: list[str] = field(default_factory=list)  # layer names
+
+    def lines(self) -> list[str]:
+        out = [f"init from {self.source}: loaded {len(self.loaded)} parameter(s): {', '.join(self.loaded) or 'none'}"]
+        out += [f"  skipped {name}: {reason}" for name, reason in self.skipped.items()]
+        if self.frozen:
+            out.append(f"  frozen (not trained): {', '.join(self.frozen)}")
+        for layer in self.frozen:
+            if not any(name.startswith(f"{layer}.") for name in self.loaded):
+                out.append(f"  warning: {layer} is frozen but nothing of it was loaded: it stays at its random initialisation")
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"checkpoint": self.source, "loaded": self.loaded, "skipped": self.skipped, "frozen": self.frozen}
+
+
+def frozen_parameters(model: Model, layers: list[str]) -> frozenset[str]:
+    """The dotted parameter names of the named layers; a name that is no layer with parameters is a ConfigError."""
+    with_params = [layer.name for layer in model.layers if layer.params]
+    for name in layers:
+        layer = next((candidate for candidate in model.layers if candidate.name == name), None)
+        if layer is None or not layer.params:
+            what = "is not a layer of this model" if layer is None else f"is a {layer.type_name} layer, which has no parameters"
+            raise ConfigError(f"train.freeze: {name!r} {what}; layers with parameters: {', '.join(with_params) or 'none'}")
+    return frozenset(f"{name}.{key}" for name in layers for key in next(lay for lay in model.layers if lay.name == name).params)
+
+
+def source_checkpoint(source: str | Path) -> Path:
+    """A checkpoint file, or a run folder's best checkpoint (else its last)."""
+    from cnn_cli.runs.folders import existing_run
+
+    path = Path(source)
+    if not path.is_dir():
+        return path
+    paths = existing_run(path)
+    for candidate in (paths.best, paths.last):
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(f"{paths.checkpoints}: no checkpoint ({paths.best.name} or {paths.last.name}) to start from")
+
+
+def init_from_checkpoint(model: Model, source: str | Path, frozen_layers: list[str] | None = None) -> TransferReport:
+    """Copy into ``model`` every parameter of the checkpoint with the same name and shape (cast to the model's dtype)."""
+    from cnn_cli.runs.checkpoint import load_checkpoint
+
+    path = source_checkpoint(source)
+    ckpt, _ = load_checkpoint(path)
+    report = TransferReport(str(path), frozen=list(frozen_layers or []))
+    for name, value in model.params.items():
+        stored = ckpt.params.get(name)
+        if stored is None:
+            report.skipped[name] = "not in the checkpoint"
+        elif stored.shape != value.shape:
+            report.skipped[name] = f"shape {tuple(stored.shape)} in the checkpoint, {tuple(value.shape)} here"
+        else:
+            value[...] = np.asarray(stored, dtype=value.dtype)
+            report.loaded.append(name)
+    unused = [name for name in ckpt.params if name not in model.params]
+    if unused:
+        report.skipped.update({name: "in the checkpoint only (no such parameter here)" for name in unused})
+    return report
