@@ -15,8 +15,8 @@ With ``groups`` g, output channel o only sees input channels
 ``(o // (C_out/g)) · C_in/g … + C_in/g − 1`` (notes 000 names groups among its generalisations).
 
 These are for tests only: tiny sizes, no vectorisation, no cleverness. The fast
-im2col versions in ``cnn_cli.nn`` are tested against them (tests/test_reference.py)
-and both are tested against PyTorch (tests/test_torch_parity.py).
+im2col versions in ``cnn_cli.nn`` are tested against them (tests/nn/test_loop_reference.py)
+and both are tested against PyTorch (tests/nn/test_torch_parity.py).
 
 Shapes: x (N, C_in, H, W); weight (C_out, C_in/groups, kH, kW); bias (C_out,);
 output (N, C_out, H_out, W_out) with H_out = (H + 2p − d(k−1) − 1) // s + 1.

@@ -1,6 +1,6 @@
 """``cnn explain``: the notes' worked examples, computed live, against stored expected output.
 
-The golden files in tests/cli/golden/ were generated once by ``cnn explain NAME`` and read
+The golden files in tests/learn/golden/ were generated once by ``cnn explain NAME`` and read
 line by line against the notes (notes 000 §2.7–§2.9, 001's seesaw numbers, 003's walk-through,
 004's chain rule). A change in any printed number, or in the wording, shows up as a diff here.
 """

@@ -105,7 +105,7 @@ def test_viz_help_names_the_backward_flag():
 
 @pytest.mark.slow
 def test_plot_draws_gradient_flow_when_the_run_has_gradients_csv(runs):
-    run = runs["pool"]  # tests/cli/test_plots.py checks that a run without gradients.csv gets no gradient_flow.png
+    run = runs["pool"]  # tests/pictures/test_plots.py checks that a run without gradients.csv gets no gradient_flow.png
     logged = short_run(runs["pool_config"], steps=10, limit=1000, log_every=2)
     write_gradients_csv(run / "gradients.csv", logged.rows)
     result = CliRunner().invoke(cli_group(), ["plot", str(run)])
