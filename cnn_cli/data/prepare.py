@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,9 +30,6 @@ from cnn_cli.data.catalog import FILE_ROLES, IDX_DATASET, TEST_IMAGES, TEST_LABE
 from cnn_cli.data.idx import NUM_LABELS, read_image_label_pair
 from cnn_cli.data.sources import ensure_dataset
 from cnn_cli.errors import DataError
-
-if TYPE_CHECKING:  # the config module imports this package: the type only
-    pass
 
 PIXEL_LEVELS = 256  # uint8 pixels
 # Images processed at a time when measuring or normalising, to bound temporary memory.
@@ -183,7 +179,7 @@ def load_dataset(
 ) -> DataSplits:
     """Fetch (if needed), validate, split, filter and normalise a dataset.
 
-    The options are checked once, by the config schema (:class:`cnn_cli.config.DataConfig`);
+    The options are checked once, by the config schema (:class:`cnn_cli.config.sections.DataConfig`);
     called from Python with values it would refuse, this may raise a plain ValueError.
 
     Args:
