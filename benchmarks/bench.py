@@ -9,7 +9,7 @@ other. Each child warms up, then times a fixed number of steps.
 
 Also reported: peak resident memory of each child, the per-layer profile of
 our training step, and the time of one real MNIST epoch through the normal
-training code (`cnn_cli.train.train`).
+training code (`cnn_cli.training.train.train`).
 
     python benchmarks/bench.py                 # 5 rounds, writes benchmarks/RESULTS.md
     python benchmarks/bench.py --rounds 7 --no-epoch
@@ -275,7 +275,7 @@ def main() -> None:
             "",
             "## One real MNIST epoch through the training code",
             "",
-            f"`cnn_cli.train.train` with configs/mnist.yaml, 1 epoch (55,000 training images, then 5,000 "
+            f"`cnn_cli.training.train.train` with configs/mnist.yaml, 1 epoch (55,000 training images, then 5,000 "
             f"validation and 10,000 test images evaluated): {epoch['epoch_wall_s']:.1f} s wall, "
             f"peak RSS {epoch['peak_rss_mb']:.0f} MB, test accuracy {epoch['test_accuracy']:.4f}.",
             "",

@@ -1,4 +1,4 @@
-"""``cnn plot`` and ``cnn viz``: parse, call :mod:`cnn_cli.plots`, print the files written.
+"""``cnn plot`` and ``cnn viz``: parse, call :mod:`cnn_cli.pictures`, print the files written.
 
 Errors are :class:`cnn_cli.errors.CnnError` and propagate: the main ``cnn`` group
 prints them as one ``error: ...`` line and exits with status 2.

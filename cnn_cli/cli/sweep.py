@@ -1,4 +1,4 @@
-"""``cnn sweep``: parse, validate the sweep file, call :func:`cnn_cli.sweep.engine.run_sweep`, exit."""
+"""``cnn sweep``: parse, validate the sweep file, call :func:`cnn_cli.sweep.engine.new_sweep` (or ``resume_sweep``), exit."""
 
 from __future__ import annotations
 

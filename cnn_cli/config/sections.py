@@ -119,11 +119,11 @@ class TrainConfig:
     plots: bool = True
     save_every_epoch: bool = False  # also keep checkpoints/epoch-NNN.npz
     memory_limit_gb: PositiveNumber = DEFAULT_MEMORY_LIMIT_GB  # refuse models estimated to need more
-    log_gradients: bool = True  # gradients.csv: per-layer gradient norms (cnn_cli.callbacks.GradientLogger)
+    log_gradients: bool = True  # gradients.csv: per-layer gradient norms (cnn_cli.training.gradient_logger.GradientLogger)
     log_every: PositiveInt = 100  # steps between gradient logs (and each epoch end)
-    tensorboard: bool = False  # tensorboard/ event files (cnn_cli.tensorboard_log; needs the tensorboard extra)
+    tensorboard: bool = False  # tensorboard/ event files (cnn_cli.training.tensorboard; needs the tensorboard extra)
     overfit_batches: PositiveInt | None = None  # train on these first N batches only
-    freeze: list[str] = field(default_factory=list)  # layers whose parameters training leaves as they are (cnn_cli.transfer)
+    freeze: list[str] = field(default_factory=list)  # layers whose parameters training leaves as they are (cnn_cli.training.transfer)
 
 
 @dataclass

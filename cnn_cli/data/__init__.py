@@ -1,4 +1,4 @@
-"""The data layer: fetch, verify, read, prepare and batch MNIST-like datasets (no click here; see cnn_cli.data_cli).
+"""The data layer: fetch, verify, read, prepare and batch MNIST-like datasets (no click here; see cnn_cli.cli.data).
 
 Modules, in the order data flows through them: ``catalog`` (the datasets, their
 files' SHA-256 and where they can be fetched); ``cache``, ``mirrors``,

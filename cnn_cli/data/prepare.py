@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,9 +30,6 @@ from cnn_cli.data.catalog import FILE_ROLES, IDX_DATASET, TEST_IMAGES, TEST_LABE
 from cnn_cli.data.idx import NUM_LABELS, read_image_label_pair
 from cnn_cli.data.sources import ensure_dataset
 from cnn_cli.errors import DataError
-
-if TYPE_CHECKING:  # the config module imports this package: the type only
-    pass
 
 PIXEL_LEVELS = 256  # uint8 pixels
 # Images processed at a time when measuring or normalising, to bound temporary memory.
@@ -183,7 +179,7 @@ def load_dataset(
 ) -> DataSplits:
     """Fetch (if needed), validate, split, filter and normalise a dataset.
 
-    The options are checked once, by the config schema (:class:`cnn_cli.config.DataConfig`);
+    The options are checked once, by the config schema (:class:`cnn_cli.config.sections.DataConfig`);
     called from Python with values it would refuse, this may raise a plain ValueError.
 
     Args:
@@ -215,32 +211,10 @@ def load_dataset(
     train_file_images, train_file_labels = read_image_label_pair(files[TRAIN_IMAGES], files[TRAIN_LABELS])
     test_images, test_labels = read_image_label_pair(files[TEST_IMAGES], files[TEST_LABELS])
 
-    if val_size >= len(train_file_labels):
-        raise DataError(f"val_size: {val_size} leaves no training images; {files[TRAIN_IMAGES]} has {len(train_file_labels)}")
-    train_index, val_index = split_indices(len(train_file_labels), val_size, seed)
-
     remap = class_remap_table(kept_classes)
-    train_index = train_index[remap[train_file_labels[train_index]] >= 0]
-    val_index = val_index[remap[train_file_labels[val_index]] >= 0]
-    test_index = np.flatnonzero(remap[test_labels] >= 0)
-    train_labels = remap[train_file_labels[train_index]]
-    absent = [kept_classes[label] for label in range(len(kept_classes)) if not np.any(train_labels == label)]
-    if absent:
-        raise DataError(f"classes: no training images with label(s) {absent} in {files[TRAIN_LABELS]}")
-
-    if limit is not None:
-        if limit > len(train_index):
-            raise DataError(f"limit: {limit} is more than the {len(train_index)} training images available")
-        subset = stratified_subset(train_labels, limit, seed)
-        train_index, train_labels = train_index[subset], train_labels[subset]
-
-    train_pixels = train_file_images[train_index]
-    if mean is None or std is None:
-        measured_mean, measured_std = pixel_mean_std(train_pixels)
-        if measured_std == 0 and std is None:
-            raise DataError(f"{files[TRAIN_IMAGES]}: every training pixel has the same value; cannot normalise")
-        mean = measured_mean if mean is None else mean
-        std = measured_std if std is None else std
+    train_index, val_index, test_index = _choose_images(train_file_labels, test_labels, remap, kept_classes, files, val_size, seed, limit)
+    train_pixels, train_labels = train_file_images[train_index], remap[train_file_labels[train_index]]
+    mean, std = _normalisation(train_pixels, mean, std, files[TRAIN_IMAGES])
 
     def build(images: np.ndarray, labels: np.ndarray) -> Split:
         return Split(images=normalise(images, mean, std), labels=np.ascontiguousarray(labels, dtype=np.int64))
@@ -258,3 +232,44 @@ def load_dataset(
         classes=kept_classes,
         source=source,
     )
+
+
+def _choose_images(
+    train_file_labels: np.ndarray,
+    test_labels: np.ndarray,
+    remap: np.ndarray,
+    kept_classes: list[int],
+    files: dict[str, Path],
+    val_size: int,
+    seed: int,
+    limit: int | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1-3 (split, classes, limit), on the labels alone: sorted positions of the train, val and test images in their files."""
+    if val_size >= len(train_file_labels):
+        raise DataError(f"val_size: {val_size} leaves no training images; {files[TRAIN_IMAGES]} has {len(train_file_labels)}")
+    train_index, val_index = split_indices(len(train_file_labels), val_size, seed)
+
+    train_index = train_index[remap[train_file_labels[train_index]] >= 0]
+    val_index = val_index[remap[train_file_labels[val_index]] >= 0]
+    test_index = np.flatnonzero(remap[test_labels] >= 0)
+    train_labels = remap[train_file_labels[train_index]]
+    absent = [kept_classes[label] for label in range(len(kept_classes)) if not np.any(train_labels == label)]
+    if absent:
+        raise DataError(f"classes: no training images with label(s) {absent} in {files[TRAIN_LABELS]}")
+
+    if limit is not None:
+        if limit > len(train_index):
+            raise DataError(f"limit: {limit} is more than the {len(train_index)} training images available")
+        train_index = train_index[stratified_subset(train_labels, limit, seed)]
+    return train_index, val_index, test_index
+
+
+def _normalisation(train_pixels: np.ndarray, mean: float | None, std: float | None, train_images: Path) -> tuple[float, float]:
+    """Step 4's mean and std: each one given, or measured on the final training images."""
+    if mean is None or std is None:
+        measured_mean, measured_std = pixel_mean_std(train_pixels)
+        if measured_std == 0 and std is None:
+            raise DataError(f"{train_images}: every training pixel has the same value; cannot normalise")
+        mean = measured_mean if mean is None else mean
+        std = measured_std if std is None else std
+    return mean, std

@@ -1,6 +1,6 @@
 """The backward pass of one input, layer by layer, as plain arrays (no plotting here).
 
-``cnn viz CKPT IMAGE --backward`` draws these (:mod:`cnn_cli.plots`). Every
+``cnn viz CKPT IMAGE --backward`` draws these (:mod:`cnn_cli.pictures.backward`). Every
 array is computed by the library's own backward functions, the ones training
 uses, so a picture shows what the hand-written backward really does:
 

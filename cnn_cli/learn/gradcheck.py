@@ -106,7 +106,7 @@ def gradcheck_model(
     """Compare hand-written and numeric gradients for every parameter and the input.
 
     Args:
-        config: anything :func:`cnn_cli.model.build_model` accepts (path, built-in
+        config: anything :func:`cnn_cli.model.network.build_model` accepts (path, built-in
             name, dict, Config).
         seed: seeds the weights, the random batch (N, *input_shape), its labels and
             the sampled entries; the same seed gives the same report.

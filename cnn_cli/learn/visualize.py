@@ -8,7 +8,7 @@
   and every layer's backward carries it down to the pixels unchanged in form.
 - :func:`confident_mistakes`: which wrong predictions the model was surest of.
 
-:mod:`cnn_cli.plots` draws these.
+:mod:`cnn_cli.pictures.filters` draws these (``cnn viz``, through :mod:`cnn_cli.pictures.viz`).
 """
 
 from __future__ import annotations

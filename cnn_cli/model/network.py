@@ -188,7 +188,7 @@ def build_model(config: Config | ModelConfig | dict | str | Path, seed: int = 0,
     """Build a :class:`Model` from a config, each layer on the input shape its predecessor gives.
 
     Args:
-        config: a loaded :class:`cnn_cli.config.Config` (or its ``model``), a path or
+        config: a loaded :class:`cnn_cli.config.sections.Config` (or its ``model``), a path or
             built-in config name (``"mnist"``), a full config dict (with a ``model``
             key) or a model section dict (``input_shape``, ``layers``, ``loss``, ``init``).
             Paths and dicts are validated first; a loaded config is not checked again.

@@ -163,7 +163,7 @@ def plot_relu_mask(layer: str, mask: np.ndarray, relu_input: np.ndarray, caption
 
     Args:
         mask: bool, the layer's output shape without the batch axis, (C, H, W) or (F,) / (F, 1, 1):
-            True where dL/dx = dL/dy (:func:`cnn_cli.backward_views.relu_mask`).
+            True where dL/dx = dL/dy (:func:`cnn_cli.learn.backward_views.relu_mask`).
         relu_input: the ReLU's input, same shape (counted in the title).
     """
     spatial = _spatial(tuple(mask.shape))
@@ -197,7 +197,7 @@ def plot_maxpool_winners(
     """Where a max-pool sends its gradient for one input: the inputs that won a window.
 
     Args:
-        winners: (C, H, W) int, how many windows each input won (:func:`cnn_cli.backward_views.maxpool_winners`).
+        winners: (C, H, W) int, how many windows each input won (:func:`cnn_cli.learn.backward_views.maxpool_winners`).
     """
     channels, height, width = winners.shape
     shown = winners[:MAX_PANELS]

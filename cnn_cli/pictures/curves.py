@@ -16,7 +16,7 @@ def plot_learning_curves(rows: list[dict[str, Any]], best_epoch: int, path: Path
     """Loss and accuracy per epoch, train vs validation, with the best epoch marked.
 
     Args:
-        rows: metrics.csv rows (:func:`cnn_cli.runs.read_metrics`); may be empty.
+        rows: metrics.csv rows (:func:`cnn_cli.runs.folders.read_metrics`); may be empty.
         best_epoch: the epoch with the best validation accuracy (0: none).
     """
     epochs = np.array([r["epoch"] for r in rows], dtype=float)

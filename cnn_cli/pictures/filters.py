@@ -105,7 +105,7 @@ def plot_saliency(pixels: np.ndarray, gradient: np.ndarray, class_name: str, hea
 
     Args:
         pixels: (H, W) input in [0, 1] for display.
-        gradient: (H, W) dScore/dinput from :func:`cnn_cli.visualize.saliency`.
+        gradient: (H, W) dScore/dinput from :func:`cnn_cli.learn.visualize.saliency`.
     """
     with _figure("saliency", path) as fig:
         input_ax, grad_ax, overlay_ax = fig.subplots(1, 3)

@@ -231,45 +231,10 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
             raise CheckpointError(f"{path}: stored config is invalid: {exc}") from None
 
         param_bytes = sum(p.nbytes for p in model.params.values())
-        # Parameters + at most two optimizer arrays per parameter + the metadata, each member of which is
-        # capped when it is read (so a config near MAX_META_BYTES, which save_checkpoint accepts, loads too).
-        meta_bytes = sum(min(info.file_size, MAX_META_BYTES) for info in archive.infolist() if info.filename.startswith(META_PREFIX))
-        allowed_total = 3 * param_bytes + meta_bytes + SIZE_SLACK_BYTES
-        declared_total = sum(info.file_size for info in archive.infolist())
-        if declared_total > allowed_total or path.stat().st_size > allowed_total:
-            raise CheckpointError(
-                f"{path}: declares {declared_total:,} bytes ({path.stat().st_size:,} on disk), far more than the "
-                f"{allowed_total:,} its config implies; refusing to decompress it"
-            )
-
-        expected_meta = {META_PREFIX + k for k in META_KEYS}
-        param_names = set(model.params)
-        missing = sorted((param_names | expected_meta) - keys)
-        if missing:
-            raise CheckpointError(f"{path}: missing key {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-        optional_meta = {META_PREFIX + HISTORY_KEY}
-        extra = sorted(k for k in keys - param_names - expected_meta - optional_meta if not k.startswith(OPTIMIZER_PREFIX))
-        if extra:
-            raise CheckpointError(f"{path}: unexpected key {extra[0]!r}; it does not belong to the stored config's model")
-
-        params = {}
-        for name, expected in model.params.items():
-            value = _read_member(archive, path, name, expected.nbytes + 4096)
-            _check_array(path, name, value, expected.shape, expected.dtype)
-            params[name] = value
-        optimizer_state = {}
-        for key in sorted(k for k in keys if k.startswith(OPTIMIZER_PREFIX)):
-            short = key[len(OPTIMIZER_PREFIX) :]
-            value = _read_member(archive, path, key, param_bytes + 4096)
-            if short == "steps":
-                if value.ndim != 0 or value.dtype.kind not in "iu":
-                    raise CheckpointError(f"{path}: {key} must be an integer")
-            else:
-                owner = short.rsplit(".", 1)[0]
-                if owner not in model.params:
-                    raise CheckpointError(f"{path}: unexpected key {key!r}; no parameter {owner!r} in the model")
-                _check_array(path, key, value, model.params[owner].shape, model.params[owner].dtype)
-            optimizer_state[short] = value
+        _check_declared_sizes(archive, path, param_bytes)
+        _check_keys(path, keys, set(model.params))
+        params = _read_params(archive, path, model.params)
+        optimizer_state = _read_optimizer_state(archive, path, keys, model.params, param_bytes)
 
         ckpt = Checkpoint(
             params=params,
@@ -289,6 +254,62 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
     _check_meta(path, ckpt, model)
     model.load_params(params)
     return ckpt, model
+
+
+def _check_declared_sizes(archive: zipfile.ZipFile, path: Path, param_bytes: int) -> None:
+    """Refuse an archive whose members declare (or whose file takes) far more bytes than the stored config's model needs."""
+    # Parameters + at most two optimizer arrays per parameter + the metadata, each member of which is
+    # capped when it is read (so a config near MAX_META_BYTES, which save_checkpoint accepts, loads too).
+    meta_bytes = sum(min(info.file_size, MAX_META_BYTES) for info in archive.infolist() if info.filename.startswith(META_PREFIX))
+    allowed_total = 3 * param_bytes + meta_bytes + SIZE_SLACK_BYTES
+    declared_total = sum(info.file_size for info in archive.infolist())
+    if declared_total > allowed_total or path.stat().st_size > allowed_total:
+        raise CheckpointError(
+            f"{path}: declares {declared_total:,} bytes ({path.stat().st_size:,} on disk), far more than the "
+            f"{allowed_total:,} its config implies; refusing to decompress it"
+        )
+
+
+def _check_keys(path: Path, keys: set[str], param_names: set[str]) -> None:
+    """Every parameter and metadata key is there, and nothing else but optimizer state and the optional history."""
+    expected_meta = {META_PREFIX + k for k in META_KEYS}
+    missing = sorted((param_names | expected_meta) - keys)
+    if missing:
+        raise CheckpointError(f"{path}: missing key {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    optional_meta = {META_PREFIX + HISTORY_KEY}
+    extra = sorted(k for k in keys - param_names - expected_meta - optional_meta if not k.startswith(OPTIMIZER_PREFIX))
+    if extra:
+        raise CheckpointError(f"{path}: unexpected key {extra[0]!r}; it does not belong to the stored config's model")
+
+
+def _read_params(archive: zipfile.ZipFile, path: Path, model_params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every parameter, each checked against the shape and dtype of the model's own."""
+    params = {}
+    for name, expected in model_params.items():
+        value = _read_member(archive, path, name, expected.nbytes + 4096)
+        _check_array(path, name, value, expected.shape, expected.dtype)
+        params[name] = value
+    return params
+
+
+def _read_optimizer_state(
+    archive: zipfile.ZipFile, path: Path, keys: set[str], model_params: dict[str, np.ndarray], param_bytes: int
+) -> dict[str, np.ndarray]:
+    """The ``optimizer/`` arrays by their short names: ``steps``, an integer, and per-parameter arrays shaped like their parameter."""
+    optimizer_state = {}
+    for key in sorted(k for k in keys if k.startswith(OPTIMIZER_PREFIX)):
+        short = key[len(OPTIMIZER_PREFIX) :]
+        value = _read_member(archive, path, key, param_bytes + 4096)
+        if short == "steps":
+            if value.ndim != 0 or value.dtype.kind not in "iu":
+                raise CheckpointError(f"{path}: {key} must be an integer")
+        else:
+            owner = short.rsplit(".", 1)[0]
+            if owner not in model_params:
+                raise CheckpointError(f"{path}: unexpected key {key!r}; no parameter {owner!r} in the model")
+            _check_array(path, key, value, model_params[owner].shape, model_params[owner].dtype)
+        optimizer_state[short] = value
+    return optimizer_state
 
 
 def _read_history(archive: zipfile.ZipFile, path: Path, epochs: int) -> list[dict[str, Any]]:

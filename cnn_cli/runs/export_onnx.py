@@ -150,7 +150,7 @@ def model_to_onnx(model: Model, metadata: dict[str, Any] | None = None, opset: i
     """Build an ``onnx.ModelProto`` for ``model`` (its current weights), checked with the full checker.
 
     Args:
-        model: a built :class:`cnn_cli.model.Model`.
+        model: a built :class:`cnn_cli.model.network.Model`.
         metadata: extra key -> value pairs stored as the model's metadata (values JSON-encoded when not str).
         opset: the ONNX opset to target.
     """

@@ -8,7 +8,7 @@ layers in model order (input side first)::
 ``event`` is ``step`` (every ``train.log_every`` steps) or ``epoch`` (an epoch's
 end); an empty cell is a value that does not apply (a layer without weights, a
 layer that is not a ReLU). Norms are L2 (Frobenius) norms over the logged batch.
-:func:`cnn_cli.plots.plot_gradient_flow` draws them.
+:func:`cnn_cli.pictures.gradient_flow.plot_gradient_flow` draws them.
 """
 
 from __future__ import annotations

@@ -5,14 +5,14 @@ One forward pass with :meth:`Model.trace` and one backward pass with
 (:meth:`Loss.class_score_gradient`), give everything at once:
 
 - the probabilities (softmax of the last layer's output);
-- every conv layer's output (the feature maps :func:`cnn_cli.visualize.feature_maps` returns);
+- every conv layer's output (the feature maps :func:`cnn_cli.learn.visualize.feature_maps` returns);
 - ``dScore_k/d(input)``, the first layer's input gradient: the saliency map of
-  :func:`cnn_cli.visualize.saliency` (summed over input channels, as there);
+  :func:`cnn_cli.learn.visualize.saliency` (summed over input channels, as there);
 - ``dScore_k/d(activation)`` of every layer, its ``grad_output``: notes 000 §2.5's
   dLoss/d(output) with the loss replaced by the class score.
 
 The image is prepared exactly as ``cnn predict`` prepares a file
-(:func:`cnn_cli.images.preprocess`, then the checkpoint's mean and std).
+(:func:`cnn_cli.runs.images.preprocess`, then the checkpoint's mean and std).
 Arrays travel as base64 bytes with a scale, so one update stays small and fast.
 """
 

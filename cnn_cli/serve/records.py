@@ -96,7 +96,7 @@ def _number(text: str | None) -> float | None:
 
 
 def metrics_rows(paths: RunPaths) -> list[dict[str, Any]]:
-    """metrics.csv as ``cnn_cli.runs.read_metrics`` reads it; rows it cannot parse (a half-written one) are dropped."""
+    """metrics.csv as ``cnn_cli.runs.folders.read_metrics`` reads it; rows it cannot parse (a half-written one) are dropped."""
     safe = run_file(paths, paths.metrics)
     if safe is None:
         return []

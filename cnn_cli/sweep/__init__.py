@@ -5,7 +5,7 @@
 - :mod:`~cnn_cli.sweep.data`: how workers without a shared filesystem find the dataset.
 - :mod:`~cnn_cli.sweep.engine`: the client: cluster, submission, Ctrl-C, ``--resume``.
 - :mod:`~cnn_cli.sweep.report`: sweep.csv, the table and sweep.png.
-- :mod:`~cnn_cli.sweep.cli`: the ``cnn sweep`` command.
+- the ``cnn sweep`` command itself is :mod:`cnn_cli.cli.sweep`.
 
 Dask is an extra (``pip install ".[sweep]"``); nothing here imports it until a sweep runs.
 """

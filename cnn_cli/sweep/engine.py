@@ -139,28 +139,13 @@ def _run_on_dask(
     """
     from distributed import Event, as_completed
 
-    from cnn_cli.sweep.data import files_to_ship
     from cnn_cli.sweep.trial import run_trial  # imported by name on the workers
 
     sweep_id = uuid.uuid4().hex[:8]
     topic, stop_name = f"cnn-sweep-{sweep_id}", f"cnn-sweep-stop-{sweep_id}"
     stop = Event(stop_name, client=client)
-    events: queue.Queue = queue.Queue()
-
-    def on_event(event: tuple[float, dict[str, Any]]) -> None:  # runs on the client's event-loop thread
-        msg = event[1]
-        events.put(msg)
-        log(f"trial-{int(msg['trial']):03d} started on {msg['worker']} (pid {msg['pid']})")
-
-    client.subscribe_topic(topic, on_event)
-    ship = options.ship_data if options.ship_data is not None else bool(options.scheduler)
-    data_future = None
-    if ship:
-        from cnn_cli.config.build import config_from_dict
-
-        files = files_to_ship([config_from_dict(configs[n]) for n in runnable])
-        log(f"sending {len(files)} data file(s), {sum(map(len, files.values())) / 1e6:.1f} MB, to every worker")
-        [data_future] = client.scatter([files], broadcast=True)
+    events = _subscribe_to_starts(client, topic, log)
+    data_future = _scatter_data(client, [configs[n] for n in runnable], options, log)
     shares = _thread_shares(client)
     window = spec.parallelism or max(1, sum(client.nthreads().values()))
     waiting = deque(runnable)
@@ -191,25 +176,11 @@ def _run_on_dask(
         submitted[number] = time.perf_counter()
         done.add(future)
 
-    def note_events() -> None:
-        while True:
-            try:
-                msg = events.get_nowait()
-            except queue.Empty:
-                return
-            number, worker = int(msg["trial"]), str(msg["worker"])
-            attempts = started.setdefault(number, [])
-            attempts.append(worker)
-            rows[number].attempts = len(attempts)
-            name = rows[number].name
-            if len(attempts) > 1:
-                log(f"{name}: its worker was lost; retry {len(attempts) - 1} on {worker}")
-
     for _ in range(min(window, len(waiting))):
         submit_next()
     try:
         for future in done:
-            note_events()
+            _note_starts(events, started, rows, log)
             number = futures.pop(future)
             seconds = _store_result(future, rows[number], root, spec, log)
             if seconds is not None:
@@ -222,21 +193,85 @@ def _run_on_dask(
             log(f"Dask overhead per trial (submit to result, less the trial's own time): median {statistics.median(overheads):.3f} s")
         return False
     except KeyboardInterrupt:
-        note_events()
+        _note_starts(events, started, rows, log)
         stop.set()
-        running = {f: n for f, n in futures.items() if n in started}
-        pending = [f for f in futures if f not in running]
-        client.cancel(pending)
-        log(
-            f"interrupted: {len(pending) + len(waiting)} trial(s) not started stay pending; waiting for {len(running)} running trial(s) "
-            "to save (Ctrl-C again to stop waiting)"
-        )
-        waiting.clear()
-        try:
-            for future in as_completed(list(running), timeout=INTERRUPT_WAIT_S):
-                _store_result(future, rows[running[future]], root, spec, log)
-        except KeyboardInterrupt:
-            log("stopped waiting; trials still running are left as pending")
-        except TimeoutError:
-            log(f"gave up waiting after {INTERRUPT_WAIT_S} s; trials still running are left as pending")
+        _wait_for_running(client, futures, started, waiting, rows, root, spec, log)
         return True
+
+
+def _subscribe_to_starts(client: Any, topic: str, log: Callable[[str], None]) -> queue.Queue:
+    """Log each trial's start message as it arrives on ``topic``, and queue it for :func:`_note_starts`."""
+    events: queue.Queue = queue.Queue()
+
+    def on_event(event: tuple[float, dict[str, Any]]) -> None:  # runs on the client's event-loop thread
+        msg = event[1]
+        events.put(msg)
+        log(f"trial-{int(msg['trial']):03d} started on {msg['worker']} (pid {msg['pid']})")
+
+    client.subscribe_topic(topic, on_event)
+    return events
+
+
+def _scatter_data(client: Any, trial_configs: list[dict[str, Any]], options: EngineOptions, log: Callable[[str], None]) -> Any:
+    """Send every worker the data files the trials read, once; the future they share, or None if nothing is shipped.
+
+    Shipping is the default with ``--scheduler`` (workers may not share the
+    client's folder); ``--ship-data`` / ``--no-ship-data`` choose.
+    """
+    from cnn_cli.sweep.data import files_to_ship
+
+    ship = options.ship_data if options.ship_data is not None else bool(options.scheduler)
+    if not ship:
+        return None
+    from cnn_cli.config.build import config_from_dict
+
+    files = files_to_ship([config_from_dict(config) for config in trial_configs])
+    log(f"sending {len(files)} data file(s), {sum(map(len, files.values())) / 1e6:.1f} MB, to every worker")
+    [data_future] = client.scatter([files], broadcast=True)
+    return data_future
+
+
+def _note_starts(events: queue.Queue, started: dict[int, list[str]], rows: dict[int, TrialRow], log: Callable[[str], None]) -> None:
+    """Record the workers each trial has started on; a second start means Dask retried it after losing a worker."""
+    while True:
+        try:
+            msg = events.get_nowait()
+        except queue.Empty:
+            return
+        number, worker = int(msg["trial"]), str(msg["worker"])
+        attempts = started.setdefault(number, [])
+        attempts.append(worker)
+        rows[number].attempts = len(attempts)
+        name = rows[number].name
+        if len(attempts) > 1:
+            log(f"{name}: its worker was lost; retry {len(attempts) - 1} on {worker}")
+
+
+def _wait_for_running(
+    client: Any,
+    futures: dict[Any, int],
+    started: dict[int, list[str]],
+    waiting: deque[int],
+    rows: dict[int, TrialRow],
+    root: Path,
+    spec: SweepSpec,
+    log: Callable[[str], None],
+) -> None:
+    """After Ctrl-C: cancel the trials not yet started, and store those running as they save (for up to INTERRUPT_WAIT_S)."""
+    from distributed import as_completed
+
+    running = {f: n for f, n in futures.items() if n in started}
+    pending = [f for f in futures if f not in running]
+    client.cancel(pending)
+    log(
+        f"interrupted: {len(pending) + len(waiting)} trial(s) not started stay pending; waiting for {len(running)} running trial(s) "
+        "to save (Ctrl-C again to stop waiting)"
+    )
+    waiting.clear()
+    try:
+        for future in as_completed(list(running), timeout=INTERRUPT_WAIT_S):
+            _store_result(future, rows[running[future]], root, spec, log)
+    except KeyboardInterrupt:
+        log("stopped waiting; trials still running are left as pending")
+    except TimeoutError:
+        log(f"gave up waiting after {INTERRUPT_WAIT_S} s; trials still running are left as pending")

@@ -1,7 +1,7 @@
 """One trial, as it runs on a Dask worker: train in a worker-local folder, send the records back.
 
 The worker needs no shared filesystem with the client. :func:`run_trial` trains
-with :func:`cnn_cli.train.train` into a temporary folder, then returns every file
+with :func:`cnn_cli.training.train.train` into a temporary folder, then returns every file
 of that run folder as bytes in a :class:`TrialOutcome`; the client writes them
 into ``<sweep>/trial-NNN/`` (see :mod:`cnn_cli.sweep.engine`). A trial that
 fails (diverges, a config that cannot work) returns ``status="failed"`` with its

@@ -1,6 +1,6 @@
 """Callbacks of the training loop, one job each (Keras' callbacks, Lightning's hooks).
 
-:func:`cnn_cli.loop.fit` calls every callback's hooks in order:
+:func:`cnn_cli.training.loop.fit` calls every callback's hooks in order:
 
 - ``on_fit_start(state)``: once, before the first step (also when resuming);
 - ``on_epoch_start(state)``: before the first batch of each epoch;

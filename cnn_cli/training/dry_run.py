@@ -7,7 +7,7 @@
   whole test split. A model and a backward pass that are right drive the training
   loss close to 0: the practitioner's first check.
 - ``--fast-dev-run`` (:func:`fast_dev_run`) puts one batch through each part of a
-  run, using the real :func:`cnn_cli.train.train`: one training step, validation
+  run, using the real :func:`cnn_cli.training.train.train`: one training step, validation
   and the final test on one batch each, the checkpoints saved and loaded back, the
   records and the plots, then says what it checked. It works in a temporary folder
   (removed afterwards when every check passed) unless a run folder is given.

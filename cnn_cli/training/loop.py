@@ -3,7 +3,7 @@
 :func:`fit` takes the steps and closes each epoch (validation, the metrics row,
 the best epoch). Everything around it, such as the records in the run folder,
 checkpoints, the progress bar, early stopping and divergence, is a
-:class:`cnn_cli.callbacks.Callback` that reads and updates the :class:`TrainState`.
+:class:`cnn_cli.training.state.Callback` that reads and updates the :class:`TrainState`.
 """
 
 from __future__ import annotations
@@ -11,16 +11,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cnn_cli.errors import EXIT_INTERRUPTED
 from cnn_cli.nn.optim import apply_update, learning_rate
 from cnn_cli.runs.evaluation import predictions
-
-if TYPE_CHECKING:
-    pass
 from cnn_cli.training.state import CallbackList, EpochData, InterruptFlag, RunningTotals, TrainState, resume_hint
 
 

@@ -3,7 +3,7 @@
 :func:`init_from_checkpoint` copies every parameter whose dotted name
 (``conv1.weight``) and shape match into a freshly built model; the rest keep
 their fresh initialisation. :func:`frozen_parameters` turns ``train.freeze``
-(layer names) into the parameter names that :func:`cnn_cli.loop.train_step`
+(layer names) into the parameter names that :func:`cnn_cli.training.loop.train_step`
 keeps away from the optimizer: a frozen parameter gets no update, no weight
 decay, no optimizer state, and does not count towards gradient clipping, so it
 stays bit-identical through training. Its gradient is still computed (the

@@ -103,7 +103,7 @@ def test_unknown_dataset_is_a_usage_error() -> None:
 
 
 def test_the_data_layer_has_no_click() -> None:
-    """The commands live in cnn_cli.data_cli; the data layer is a plain library."""
+    """The commands live in cnn_cli.cli.data; the data layer is a plain library."""
     script = "import sys, cnn_cli.data, cnn_cli.data.info, cnn_cli.data.sources; print('click' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60, check=False)

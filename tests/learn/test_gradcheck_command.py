@@ -1,4 +1,4 @@
-"""The user-facing model gradient check (cnn_cli.gradcheck), behind ``cnn gradcheck --config FILE``."""
+"""The user-facing model gradient check (cnn_cli.learn.gradcheck), behind ``cnn gradcheck --config FILE``."""
 
 from __future__ import annotations
 

@@ -391,7 +391,7 @@ def test_model_build_error_is_a_user_input_error():
 
 
 def test_notebook_api_import_from_the_package():
-    """model.py documents ``from cnn_cli import build_model`` for notebook users; that import must work."""
+    """cnn_cli/model/network.py documents ``from cnn_cli import build_model`` for notebook users; that import must work."""
     import cnn_cli
 
     assert cnn_cli.build_model is build_model

@@ -331,7 +331,7 @@ class FillingFile:
 
 
 def full_disk(room: int = 1000) -> OsWith:
-    """``os`` as cnn_cli.checkpoint sees it on a disk with ``room`` bytes left."""
+    """``os`` as cnn_cli.io (which save_checkpoint writes through) sees it on a disk with ``room`` bytes left."""
     return OsWith(fdopen=lambda fd, mode="r", *args, **kwargs: FillingFile(os.fdopen(fd, mode, *args, **kwargs), room))
 
 

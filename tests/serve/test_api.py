@@ -66,7 +66,7 @@ def test_analyze_matches_cnn_predict_and_the_viz_functions(client, runs_root: Pa
     pixels = load_image(image_file).pixels
     assert np.array_equal(decode(result["input"]), np.round(255 * pixels).astype(np.uint8))
 
-    # Feature maps and saliency are what cnn_cli.visualize computes for the same input.
+    # Feature maps and saliency are what cnn_cli.learn.visualize computes for the same input.
     ckpt, model = load_checkpoint(checkpoint)
     x = ((pixels - ckpt.data["mean"]) / ckpt.data["std"]).astype(model.dtype)[None, None]
     expected_maps = feature_maps(model, x)
