@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -11,44 +12,57 @@ import click
 from cnn_cli.cli.group import cli
 from cnn_cli.errors import EXIT_FAULT, CnnError
 
+_TRAIN_OPTIONS = [
+    click.option(
+        "--config", "-c", "config_name", metavar="CONFIG", help="Config file path, or a built-in name (mnist, mnist.yaml, smoke, ...)."
+    ),
+    click.option(
+        "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. --set train.epochs=3 (repeatable)."
+    ),
+    click.option("--run-dir", type=click.Path(path_type=Path), help="Run folder to create (default runs/<config>-<time>)."),
+    click.option("--seed", type=int, help="Shorthand for --set train.seed=N."),
+    click.option(
+        "--resume", type=click.Path(path_type=Path), metavar="RUN_DIR", help="Continue the run in RUN_DIR from its checkpoints/last.npz."
+    ),
+    click.option("--quiet", "-q", is_flag=True, help="No progress bar; one line per epoch."),
+    click.option("--print-config", is_flag=True, help="Print the resolved config (every default filled in) and exit."),
+    click.option(
+        "--tensorboard",
+        is_flag=True,
+        help='Also write TensorBoard logs to RUN_DIR/tensorboard (train.tensorboard; pip install ".[tensorboard]").',
+    ),
+    click.option(
+        "--init-from",
+        type=click.Path(path_type=Path),
+        metavar="CKPT",
+        help="New run starting from the parameters of CKPT (a .npz, or a run folder's best) that match in name and shape.",
+    ),
+    click.option(
+        "--freeze", metavar="LAYERS", help="Layers that training leaves unchanged, comma-separated, e.g. conv1,conv2 (train.freeze)."
+    ),
+    click.option(
+        "--fast-dev-run",
+        is_flag=True,
+        help="One batch through train, validation, test, checkpoints and plots; a temporary folder unless --run-dir.",
+    ),
+    click.option(
+        "--overfit-batches",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="Train (and validate) on the same N batches every epoch (train.overfit_batches).",
+    ),
+]
+
+
+def _train_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Every option of ``cnn train``, in the order ``--help`` lists them."""
+    for option in reversed(_TRAIN_OPTIONS):
+        command = option(command)
+    return command
+
 
 @cli.command()
-@click.option(
-    "--config", "-c", "config_name", metavar="CONFIG", help="Config file path, or a built-in name (mnist, mnist.yaml, smoke, ...)."
-)
-@click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. --set train.epochs=3 (repeatable)."
-)
-@click.option("--run-dir", type=click.Path(path_type=Path), help="Run folder to create (default runs/<config>-<time>).")
-@click.option("--seed", type=int, help="Shorthand for --set train.seed=N.")
-@click.option(
-    "--resume", type=click.Path(path_type=Path), metavar="RUN_DIR", help="Continue the run in RUN_DIR from its checkpoints/last.npz."
-)
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar; one line per epoch.")
-@click.option("--print-config", is_flag=True, help="Print the resolved config (every default filled in) and exit.")
-@click.option(
-    "--tensorboard",
-    is_flag=True,
-    help='Also write TensorBoard logs to RUN_DIR/tensorboard (train.tensorboard; pip install ".[tensorboard]").',
-)
-@click.option(
-    "--init-from",
-    type=click.Path(path_type=Path),
-    metavar="CKPT",
-    help="New run starting from the parameters of CKPT (a .npz, or a run folder's best) that match in name and shape.",
-)
-@click.option("--freeze", metavar="LAYERS", help="Layers that training leaves unchanged, comma-separated, e.g. conv1,conv2 (train.freeze).")
-@click.option(
-    "--fast-dev-run",
-    is_flag=True,
-    help="One batch through train, validation, test, checkpoints and plots; a temporary folder unless --run-dir.",
-)
-@click.option(
-    "--overfit-batches",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Train (and validate) on the same N batches every epoch (train.overfit_batches).",
-)
+@_train_options
 def train(
     config_name, overrides, run_dir, seed, resume, quiet, print_config, tensorboard, init_from, freeze, fast_dev_run, overfit_batches
 ) -> None:
@@ -65,16 +79,11 @@ def train(
       cnn train --config mnist --fast-dev-run
       cnn train --config mnist --overfit-batches 2 --set train.epochs=30 --set schedule.name=constant
     """
-    from cnn_cli.config.load import config_to_yaml, load_config
+    from cnn_cli.config.load import config_to_yaml
     from cnn_cli.config.sections import Config
     from cnn_cli.training.train import train as run_training
 
-    if resume is None and config_name is None:
-        raise CnnError("give --config CONFIG (e.g. --config mnist.yaml) or --resume RUN_DIR")
-    if resume is not None and (config_name or seed is not None):
-        raise CnnError("--resume continues a run with its own config; drop --config/--seed (--set may extend it: train.epochs=N)")
-    if resume is not None and run_dir is not None and Path(run_dir).resolve() != Path(resume).resolve():
-        raise CnnError("--run-dir and --resume name different folders")
+    _check_combination(config_name, seed, resume, run_dir)
     overrides = [
         *overrides,
         *(["train.tensorboard=true"] if tensorboard else []),
@@ -83,16 +92,12 @@ def train(
     overrides += [f"train.overfit_batches={overfit_batches}"] if overfit_batches else []
     if resume is not None and fast_dev_run:
         raise CnnError("--fast-dev-run makes a new throwaway run; drop --resume")
-    extends = resume is not None and overrides and (Path(resume) / "config.yaml").is_file()  # else train() names what is missing
-    config = load_config(Path(resume) / "config.yaml", list(overrides)) if extends else None
-    if resume is None:
-        overrides = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
-        config = load_config(config_name, overrides)
-        if print_config:
-            click.echo(config_to_yaml(config), nl=False)
-            return
-        if fast_dev_run:
-            return _fast_dev_run(config, run_dir, init_from)
+    config = _load_train_config(config_name, overrides, seed, resume)
+    if resume is None and print_config:
+        click.echo(config_to_yaml(config), nl=False)
+        return
+    if resume is None and fast_dev_run:
+        return _fast_dev_run(config, run_dir, init_from)
     progress = not quiet and sys.stdout.isatty()
     run_config = cast(Config, config)  # None when resuming: train() then reads the run's own config
     result = run_training(
@@ -110,6 +115,26 @@ def train(
         prefix = "error: " if result.status == "failed" else ""
         click.echo(prefix + result.message, err=result.exit_code != 0)
     sys.exit(result.exit_code)
+
+
+def _check_combination(config_name: str | None, seed: int | None, resume: Path | None, run_dir: Path | None) -> None:
+    """A new run needs a config; a resumed run keeps its own config, seed and folder."""
+    if resume is None and config_name is None:
+        raise CnnError("give --config CONFIG (e.g. --config mnist.yaml) or --resume RUN_DIR")
+    if resume is not None and (config_name or seed is not None):
+        raise CnnError("--resume continues a run with its own config; drop --config/--seed (--set may extend it: train.epochs=N)")
+    if resume is not None and run_dir is not None and Path(run_dir).resolve() != Path(resume).resolve():
+        raise CnnError("--run-dir and --resume name different folders")
+
+
+def _load_train_config(config_name: str | None, overrides: list[str], seed: int | None, resume: Path | None):
+    """The config of a new run (with --seed), a resumed run's config extended by --set, or None (resume as it is)."""
+    from cnn_cli.config.load import load_config
+
+    if resume is not None:
+        extends = overrides and (Path(resume) / "config.yaml").is_file()  # else train() names what is missing
+        return load_config(Path(resume) / "config.yaml", list(overrides)) if extends else None
+    return load_config(cast(str, config_name), [*overrides, *([f"train.seed={seed}"] if seed is not None else [])])
 
 
 def _fast_dev_run(config, run_dir: Path | None, init_from: Path | None) -> None:
