@@ -51,6 +51,34 @@ _TRAIN_OPTIONS = [
         metavar="N",
         help="Train (and validate) on the same N batches every epoch (train.overfit_batches).",
     ),
+    click.option(
+        "--impl",
+        type=click.Path(path_type=Path),
+        metavar="FILE",
+        help="Train with your own layer functions from FILE (CS231n-style NAME_forward/NAME_backward pairs): "
+        "every layer whose type FILE defines runs your code; the run is checked against cnn's own code.",
+    ),
+    click.option(
+        "--impl-check-steps",
+        type=click.IntRange(min=0),
+        default=None,
+        metavar="N",
+        help="With --impl: a reference model with cnn's own code takes the same first N steps; "
+        "the report compares the weights (default 50, 0: off).",
+    ),
+    click.option(
+        "--reference",
+        type=click.Path(path_type=Path),
+        metavar="RUN",
+        help="With --impl: the run with cnn's own code whose test accuracy to compare with (default: one of the same config and seed).",
+    ),
+    click.option(
+        "--impl-deadline",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        metavar="SECONDS",
+        help="With --impl: stop and save the run when one step takes longer (default 600).",
+    ),
 ]
 
 
@@ -64,7 +92,19 @@ def _train_options(command: Callable[..., None]) -> Callable[..., None]:
 @cli.command()
 @_train_options
 def train(
-    config_name, overrides, run_dir, seed, resume, quiet, print_config, tensorboard, init_from, freeze, fast_dev_run, overfit_batches
+    config_name,
+    overrides,
+    run_dir,
+    seed,
+    resume,
+    quiet,
+    print_config,
+    tensorboard,
+    init_from,
+    freeze,
+    fast_dev_run,
+    overfit_batches,
+    **learner_args,
 ) -> None:
     """Train a model and record the run (config, metrics, checkpoints).
 
@@ -78,12 +118,22 @@ def train(
       cnn train --config mnist --init-from runs/mnist-20261123-101500 --freeze conv1,conv2
       cnn train --config mnist --fast-dev-run
       cnn train --config mnist --overfit-batches 2 --set train.epochs=30 --set schedule.name=constant
+      cnn train --config mnist --impl my_layers.py   # your conv2d_forward/_backward, relu_..., train it
+
+    \b
+    With --impl FILE, each layer type (and loss) FILE defines a pair for runs your code:
+    conv2d_forward(x, w, b, stride=1, pad=0) -> (out, cache), conv2d_backward(grad_out, cache) -> (dx, dw, db),
+    likewise relu, maxpool2d, avgpool2d, leaky_relu, sigmoid, tanh, flatten, dense, dropout, and
+    softmax_cross_entropy(logits, labels) -> (loss, grad_logits). At the end the run reports how far
+    your weights moved from cnn's own after the first steps, where they first parted and which of
+    your functions differs, and your test accuracy against a run of cnn's own code.
     """
     from cnn_cli.config.load import config_to_yaml
     from cnn_cli.config.sections import Config
     from cnn_cli.training.train import train as run_training
 
     _check_combination(config_name, seed, resume, run_dir)
+    learner = _learner_options(fast_dev_run, **learner_args)
     overrides = [
         *overrides,
         *(["train.tensorboard=true"] if tensorboard else []),
@@ -108,6 +158,7 @@ def train(
         log=click.echo,
         progress=progress,
         init_from=init_from,
+        learner=learner,
     )
     if result.status == "completed" and result.summary:
         _maybe_plot(result.run.root)
@@ -125,6 +176,24 @@ def _check_combination(config_name: str | None, seed: int | None, resume: Path |
         raise CnnError("--resume continues a run with its own config; drop --config/--seed (--set may extend it: train.epochs=N)")
     if resume is not None and run_dir is not None and Path(run_dir).resolve() != Path(resume).resolve():
         raise CnnError("--run-dir and --resume name different folders")
+
+
+def _learner_options(
+    fast_dev_run: bool, impl: Path | None, impl_check_steps: int | None, reference: Path | None, impl_deadline: float | None
+):
+    """``--impl FILE`` and the options that go with it (only with it)."""
+    from cnn_cli.training.learner_run import DEFAULT_CHECK_STEPS, DEFAULT_DEADLINE, LearnerOptions
+
+    if impl is None:
+        extras = {"--impl-check-steps": impl_check_steps, "--reference": reference, "--impl-deadline": impl_deadline}
+        given = [name for name, value in extras.items() if value is not None]
+        if given:
+            raise CnnError(f"{given[0]} goes with --impl FILE")
+        return None
+    if fast_dev_run:
+        raise CnnError("--fast-dev-run checks cnn's own code; drop --impl (or --fast-dev-run)")
+    steps = DEFAULT_CHECK_STEPS if impl_check_steps is None else impl_check_steps
+    return LearnerOptions(impl, steps, reference, DEFAULT_DEADLINE if impl_deadline is None else impl_deadline)
 
 
 def _load_train_config(config_name: str | None, overrides: list[str], seed: int | None, resume: Path | None):

@@ -19,6 +19,7 @@ from typing import Any
 from cnn_cli.config.load import config_to_yaml
 from cnn_cli.config.sections import Config
 from cnn_cli.errors import EXIT_INTERRUPTED, CheckpointError, CnnError, ConfigError, RuntimeFault
+from cnn_cli.learn.learner_code import LearnerCode, load_learner_code
 from cnn_cli.model.network import Model, build_model
 from cnn_cli.nn.optim import Optimizer, make_optimizer
 from cnn_cli.runs.checkpoint import Checkpoint, load_checkpoint
@@ -29,10 +30,12 @@ from cnn_cli.runs.folders import (
     check_run_dir_free,
     check_run_name,
     claim_run_dir,
+    existing_run,
     new_run_dir,
     write_json,
     write_text,
 )
+from cnn_cli.runs.learner_record import RECORD_KEY
 from cnn_cli.training.callbacks import (
     Checkpointer,
     DivergenceGuard,
@@ -45,6 +48,15 @@ from cnn_cli.training.callbacks import (
 )
 from cnn_cli.training.epochs import describe_batches, epoch_data, one_batch_splits
 from cnn_cli.training.gradient_logger import GradientLogger
+from cnn_cli.training.learner_report import LearnerReport, check_reference
+from cnn_cli.training.learner_run import (
+    LearnerOptions,
+    LearnerRun,
+    LearnerStep,
+    check_resume_without_impl,
+    check_same_file,
+    start_learner_code,
+)
 from cnn_cli.training.loop import fit
 from cnn_cli.training.resume import EXTENDABLE_KEYS, open_run_to_resume, restore_state
 from cnn_cli.training.state import Callback, CallbackList, EpochData, InterruptFlag, TrainState, resume_hint
@@ -84,6 +96,7 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     init_from: str | Path | None = None,
     one_batch: bool = False,
+    learner: LearnerOptions | None = None,
 ) -> TrainResult:
     """Train a model as the config says, recording everything in a run folder.
 
@@ -101,11 +114,15 @@ def train(
         should_stop: asked after every step; True acts like Ctrl-C (a sweep's trial on a worker thread).
         init_from: a checkpoint (or run folder) whose matching parameters a new run starts from (:mod:`cnn_cli.transfer`).
         one_batch: one batch of each split only (``cnn train --fast-dev-run``, :mod:`cnn_cli.dry_run`).
+        learner: ``cnn train --impl FILE``: train with the learner's layer functions (:mod:`cnn_cli.training.learner_run`).
     Returns:
         a :class:`TrainResult`; exit_code is 0, 1 (failed) or 128 + the signal (interrupted: 130 for Ctrl-C).
     """
     command_line = command_line or [Path(sys.argv[0]).name, *sys.argv[1:]]
+    code = _learner_code(learner, resume)  # before anything of a resumed run changes
     paths, config, ckpt, model = _model_to_train(config, run_dir, resume, init_from)
+    learner_run = start_learner_code(learner, code, model) if learner is not None and code is not None else None
+    model = learner_run.model if learner_run is not None else model
     frozen = frozen_parameters(model, config.train.freeze)
     transfer = init_from_checkpoint(model, init_from, config.train.freeze) if init_from is not None else None
     splits = _data_splits(config, progress)
@@ -134,9 +151,38 @@ def train(
         for line in [*(transfer.lines() if transfer else []), *describe_batches(data)]:
             state.log(line)
     extra = {"init_from": transfer.as_dict()} if transfer else {}
-    hooks = CallbackList([*_builtin_callbacks(config, command_line, ckpt is not None, runs_root, progress, extra), *(callbacks or [])])
-    _fit_and_test(state, data, splits, hooks, interrupt, stop_after_steps, should_stop)
+    step, learner_hooks = _learner_step(learner_run, state, interrupt, extra, runs_root)
+    builtin = _builtin_callbacks(config, command_line, ckpt is not None, runs_root, progress, extra)
+    hooks = CallbackList([*builtin, *learner_hooks, *(callbacks or [])])
+    _fit_and_test(state, data, splits, hooks, interrupt, stop_after_steps, should_stop, step)
     return TrainResult(paths, state.status, state.exit_code, state.summary, state.message)
+
+
+def _learner_code(learner: LearnerOptions | None, resume: str | Path | None) -> LearnerCode | None:
+    """``--impl``'s file, loaded; a resumed run must have trained with that very file, and without --impl with none."""
+    if learner is None:
+        if resume is not None:
+            check_resume_without_impl(RunPaths(Path(resume)))  # not a run folder: open_run_to_resume says so
+        return None
+    check_reference(learner.reference)
+    code = load_learner_code(learner.file)
+    if resume is not None:
+        check_same_file(existing_run(resume), code)
+    return code
+
+
+def _learner_step(
+    run: LearnerRun | None, state: TrainState, interrupt: InterruptFlag, extra: dict[str, Any], runs_root: str | Path
+) -> tuple[LearnerStep | None, list[Callback]]:
+    """An --impl run's step (deadline, reference model) and its report; its record joins run.json's ``extra``."""
+    if run is None:
+        return None, []
+    for line in run.describe():
+        state.log(line)
+    extra[RECORD_KEY] = run.record(state.paths)
+    state.resume_args = run.resume_args()
+    step = LearnerStep(run, interrupt, state.log)
+    return step, [LearnerReport(run, step, runs_root)]
 
 
 def _model_to_train(
@@ -175,12 +221,13 @@ def _fit_and_test(
     interrupt: InterruptFlag,
     stop_after_steps: int | None,
     should_stop: Callable[[], bool] | None,
+    step: LearnerStep | None = None,
 ) -> None:
     """Train, then test the best epoch; every outcome (a fault included) ends in the callbacks' ``on_finish``."""
     wall_start = time.perf_counter()
     try:
-        with interrupt:
-            fit(state, data, hooks, interrupt, stop_after_steps, should_stop)
+        with interrupt, step.active() if step is not None else contextlib.nullcontext():
+            fit(state, data, hooks, interrupt, stop_after_steps, should_stop, step)
             if state.status == "running":
                 _final_test(state, splits, interrupt, hooks, wall_start)
     except RuntimeFault as exc:  # e.g. a full disk: mark the run failed before reporting it
