@@ -56,6 +56,19 @@ class RuntimeFault(Exception):
     exit_code = EXIT_FAULT
 
 
+class StepStopped(BaseException):
+    """A training step stopped from inside, e.g. by the learner's code that ``cnn train --impl`` runs.
+
+    ``interrupted`` True: stopped on purpose (a deadline, a second Ctrl-C); the run is saved at
+    its last finished step and can be resumed. False: the code failed; the run fails with the
+    message. A BaseException, so that no ``except Exception`` on the way swallows it.
+    """
+
+    def __init__(self, message: str, interrupted: bool, exit_code: int = EXIT_FAULT, cause: str = "stopped") -> None:
+        super().__init__(message)
+        self.message, self.interrupted, self.exit_code, self.cause = message, interrupted, exit_code, cause
+
+
 # What to do about each kind of OS error, said once for every command (the CLI's error boundary uses these).
 _OS_ERROR_ADVICE = {
     PermissionError: "permission denied; check the folder's permissions or choose another path",

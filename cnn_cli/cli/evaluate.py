@@ -29,13 +29,18 @@ def eval_command(target, split, as_json) -> None:
       cnn eval runs/latest/checkpoints/best.npz --json
     """
     from cnn_cli.runs.inference import evaluate_checkpoint, resolve_eval_checkpoint
+    from cnn_cli.runs.learner_record import checkpoint_learner_record
 
     checkpoint = resolve_eval_checkpoint(target)
     result = evaluate_checkpoint(checkpoint, split)
+    learner = checkpoint_learner_record(checkpoint)
     if as_json:
-        click.echo(json.dumps({"split": split, "checkpoint": str(checkpoint), **result.as_dict()}))
+        learner_entry = {"learner_code": {"file": learner.file, "sha256": learner.sha256}} if learner else {}
+        click.echo(json.dumps({"split": split, "checkpoint": str(checkpoint), **learner_entry, **result.as_dict()}))
         return
     click.echo(f"checkpoint {checkpoint}")
+    if learner is not None:
+        click.echo(f"trained with learner code {learner.label} (cnn train --impl); evaluated with cnn's own layers")
     click.echo(f"{split}: accuracy {result.accuracy:.4f}  loss {result.loss:.4f}  n {result.n}")
     k = len(result.per_class_accuracy)
     click.echo("\nper-class accuracy")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -11,46 +12,99 @@ import click
 from cnn_cli.cli.group import cli
 from cnn_cli.errors import EXIT_FAULT, CnnError
 
+_TRAIN_OPTIONS = [
+    click.option(
+        "--config", "-c", "config_name", metavar="CONFIG", help="Config file path, or a built-in name (mnist, mnist.yaml, smoke, ...)."
+    ),
+    click.option(
+        "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. --set train.epochs=3 (repeatable)."
+    ),
+    click.option("--run-dir", type=click.Path(path_type=Path), help="Run folder to create (default runs/<config>-<time>)."),
+    click.option("--seed", type=int, help="Shorthand for --set train.seed=N."),
+    click.option(
+        "--resume", type=click.Path(path_type=Path), metavar="RUN_DIR", help="Continue the run in RUN_DIR from its checkpoints/last.npz."
+    ),
+    click.option("--quiet", "-q", is_flag=True, help="No progress bar; one line per epoch."),
+    click.option("--print-config", is_flag=True, help="Print the resolved config (every default filled in) and exit."),
+    click.option(
+        "--tensorboard",
+        is_flag=True,
+        help='Also write TensorBoard logs to RUN_DIR/tensorboard (train.tensorboard; pip install ".[tensorboard]").',
+    ),
+    click.option(
+        "--init-from",
+        type=click.Path(path_type=Path),
+        metavar="CKPT",
+        help="New run starting from the parameters of CKPT (a .npz, or a run folder's best) that match in name and shape.",
+    ),
+    click.option(
+        "--freeze", metavar="LAYERS", help="Layers that training leaves unchanged, comma-separated, e.g. conv1,conv2 (train.freeze)."
+    ),
+    click.option(
+        "--fast-dev-run",
+        is_flag=True,
+        help="One batch through train, validation, test, checkpoints and plots; a temporary folder unless --run-dir.",
+    ),
+    click.option(
+        "--overfit-batches",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="Train (and validate) on the same N batches every epoch (train.overfit_batches).",
+    ),
+    click.option(
+        "--impl",
+        type=click.Path(path_type=Path),
+        metavar="FILE",
+        help="Train with your own layer functions from FILE (CS231n-style NAME_forward/NAME_backward pairs): "
+        "every layer whose type FILE defines runs your code; the run is checked against cnn's own code.",
+    ),
+    click.option(
+        "--impl-check-steps",
+        type=click.IntRange(min=0),
+        default=None,
+        metavar="N",
+        help="With --impl: a reference model with cnn's own code takes the same first N steps; "
+        "the report compares the weights (default 50, 0: off).",
+    ),
+    click.option(
+        "--reference",
+        type=click.Path(path_type=Path),
+        metavar="RUN",
+        help="With --impl: the run with cnn's own code whose test accuracy to compare with (default: one of the same config and seed).",
+    ),
+    click.option(
+        "--impl-deadline",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        metavar="SECONDS",
+        help="With --impl: stop and save the run when one step takes longer (default 600).",
+    ),
+]
+
+
+def _train_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Every option of ``cnn train``, in the order ``--help`` lists them."""
+    for option in reversed(_TRAIN_OPTIONS):
+        command = option(command)
+    return command
+
 
 @cli.command()
-@click.option(
-    "--config", "-c", "config_name", metavar="CONFIG", help="Config file path, or a built-in name (mnist, mnist.yaml, smoke, ...)."
-)
-@click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. --set train.epochs=3 (repeatable)."
-)
-@click.option("--run-dir", type=click.Path(path_type=Path), help="Run folder to create (default runs/<config>-<time>).")
-@click.option("--seed", type=int, help="Shorthand for --set train.seed=N.")
-@click.option(
-    "--resume", type=click.Path(path_type=Path), metavar="RUN_DIR", help="Continue the run in RUN_DIR from its checkpoints/last.npz."
-)
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar; one line per epoch.")
-@click.option("--print-config", is_flag=True, help="Print the resolved config (every default filled in) and exit.")
-@click.option(
-    "--tensorboard",
-    is_flag=True,
-    help='Also write TensorBoard logs to RUN_DIR/tensorboard (train.tensorboard; pip install ".[tensorboard]").',
-)
-@click.option(
-    "--init-from",
-    type=click.Path(path_type=Path),
-    metavar="CKPT",
-    help="New run starting from the parameters of CKPT (a .npz, or a run folder's best) that match in name and shape.",
-)
-@click.option("--freeze", metavar="LAYERS", help="Layers that training leaves unchanged, comma-separated, e.g. conv1,conv2 (train.freeze).")
-@click.option(
-    "--fast-dev-run",
-    is_flag=True,
-    help="One batch through train, validation, test, checkpoints and plots; a temporary folder unless --run-dir.",
-)
-@click.option(
-    "--overfit-batches",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Train (and validate) on the same N batches every epoch (train.overfit_batches).",
-)
+@_train_options
 def train(
-    config_name, overrides, run_dir, seed, resume, quiet, print_config, tensorboard, init_from, freeze, fast_dev_run, overfit_batches
+    config_name,
+    overrides,
+    run_dir,
+    seed,
+    resume,
+    quiet,
+    print_config,
+    tensorboard,
+    init_from,
+    freeze,
+    fast_dev_run,
+    overfit_batches,
+    **learner_args,
 ) -> None:
     """Train a model and record the run (config, metrics, checkpoints).
 
@@ -64,17 +118,22 @@ def train(
       cnn train --config mnist --init-from runs/mnist-20261123-101500 --freeze conv1,conv2
       cnn train --config mnist --fast-dev-run
       cnn train --config mnist --overfit-batches 2 --set train.epochs=30 --set schedule.name=constant
+      cnn train --config mnist --impl my_layers.py   # your conv2d_forward/_backward, relu_..., train it
+
+    \b
+    With --impl FILE, each layer type (and loss) FILE defines a pair for runs your code:
+    conv2d_forward(x, w, b, stride=1, pad=0) -> (out, cache), conv2d_backward(grad_out, cache) -> (dx, dw, db),
+    likewise relu, maxpool2d, avgpool2d, leaky_relu, sigmoid, tanh, flatten, dense, dropout, and
+    softmax_cross_entropy(logits, labels) -> (loss, grad_logits). At the end the run reports how far
+    your weights moved from cnn's own after the first steps, where they first parted and which of
+    your functions differs, and your test accuracy against a run of cnn's own code.
     """
-    from cnn_cli.config.load import config_to_yaml, load_config
+    from cnn_cli.config.load import config_to_yaml
     from cnn_cli.config.sections import Config
     from cnn_cli.training.train import train as run_training
 
-    if resume is None and config_name is None:
-        raise CnnError("give --config CONFIG (e.g. --config mnist.yaml) or --resume RUN_DIR")
-    if resume is not None and (config_name or seed is not None):
-        raise CnnError("--resume continues a run with its own config; drop --config/--seed (--set may extend it: train.epochs=N)")
-    if resume is not None and run_dir is not None and Path(run_dir).resolve() != Path(resume).resolve():
-        raise CnnError("--run-dir and --resume name different folders")
+    _check_combination(config_name, seed, resume, run_dir)
+    learner = _learner_options(fast_dev_run, **learner_args)
     overrides = [
         *overrides,
         *(["train.tensorboard=true"] if tensorboard else []),
@@ -83,16 +142,12 @@ def train(
     overrides += [f"train.overfit_batches={overfit_batches}"] if overfit_batches else []
     if resume is not None and fast_dev_run:
         raise CnnError("--fast-dev-run makes a new throwaway run; drop --resume")
-    extends = resume is not None and overrides and (Path(resume) / "config.yaml").is_file()  # else train() names what is missing
-    config = load_config(Path(resume) / "config.yaml", list(overrides)) if extends else None
-    if resume is None:
-        overrides = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
-        config = load_config(config_name, overrides)
-        if print_config:
-            click.echo(config_to_yaml(config), nl=False)
-            return
-        if fast_dev_run:
-            return _fast_dev_run(config, run_dir, init_from)
+    config = _load_train_config(config_name, overrides, seed, resume)
+    if resume is None and print_config:
+        click.echo(config_to_yaml(config), nl=False)
+        return
+    if resume is None and fast_dev_run:
+        return _fast_dev_run(config, run_dir, init_from)
     progress = not quiet and sys.stdout.isatty()
     run_config = cast(Config, config)  # None when resuming: train() then reads the run's own config
     result = run_training(
@@ -103,6 +158,7 @@ def train(
         log=click.echo,
         progress=progress,
         init_from=init_from,
+        learner=learner,
     )
     if result.status == "completed" and result.summary:
         _maybe_plot(result.run.root)
@@ -110,6 +166,44 @@ def train(
         prefix = "error: " if result.status == "failed" else ""
         click.echo(prefix + result.message, err=result.exit_code != 0)
     sys.exit(result.exit_code)
+
+
+def _check_combination(config_name: str | None, seed: int | None, resume: Path | None, run_dir: Path | None) -> None:
+    """A new run needs a config; a resumed run keeps its own config, seed and folder."""
+    if resume is None and config_name is None:
+        raise CnnError("give --config CONFIG (e.g. --config mnist.yaml) or --resume RUN_DIR")
+    if resume is not None and (config_name or seed is not None):
+        raise CnnError("--resume continues a run with its own config; drop --config/--seed (--set may extend it: train.epochs=N)")
+    if resume is not None and run_dir is not None and Path(run_dir).resolve() != Path(resume).resolve():
+        raise CnnError("--run-dir and --resume name different folders")
+
+
+def _learner_options(
+    fast_dev_run: bool, impl: Path | None, impl_check_steps: int | None, reference: Path | None, impl_deadline: float | None
+):
+    """``--impl FILE`` and the options that go with it (only with it)."""
+    from cnn_cli.training.learner_run import DEFAULT_CHECK_STEPS, DEFAULT_DEADLINE, LearnerOptions
+
+    if impl is None:
+        extras = {"--impl-check-steps": impl_check_steps, "--reference": reference, "--impl-deadline": impl_deadline}
+        given = [name for name, value in extras.items() if value is not None]
+        if given:
+            raise CnnError(f"{given[0]} goes with --impl FILE")
+        return None
+    if fast_dev_run:
+        raise CnnError("--fast-dev-run checks cnn's own code; drop --impl (or --fast-dev-run)")
+    steps = DEFAULT_CHECK_STEPS if impl_check_steps is None else impl_check_steps
+    return LearnerOptions(impl, steps, reference, DEFAULT_DEADLINE if impl_deadline is None else impl_deadline)
+
+
+def _load_train_config(config_name: str | None, overrides: list[str], seed: int | None, resume: Path | None):
+    """The config of a new run (with --seed), a resumed run's config extended by --set, or None (resume as it is)."""
+    from cnn_cli.config.load import load_config
+
+    if resume is not None:
+        extends = overrides and (Path(resume) / "config.yaml").is_file()  # else train() names what is missing
+        return load_config(Path(resume) / "config.yaml", list(overrides)) if extends else None
+    return load_config(cast(str, config_name), [*overrides, *([f"train.seed={seed}"] if seed is not None else [])])
 
 
 def _fast_dev_run(config, run_dir: Path | None, init_from: Path | None) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from cnn_cli.errors import CnnError
 from cnn_cli.runs.folders import CONFIG_FILE, LATEST_LINK, METRIC_COLUMNS, RunPaths
+from cnn_cli.runs.learner_record import learner_record_of
 
 IGNORED_KEYS = ("name", "description")  # always differ or say nothing about the training
 
@@ -44,6 +45,7 @@ class RunRecord:
     wall_seconds: float | None
     images_per_s: float | None
     notes: list[str] = field(default_factory=list)
+    learner_code: str | None = None  # my_layers.py@1a2b3c4d: trained with the learner's functions (cnn train --impl)
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Comparison:
                     "test_acc": r.test_acc,
                     "wall_seconds": r.wall_seconds,
                     "images_per_s": r.images_per_s,
+                    "learner_code": r.learner_code,
                     "notes": r.notes,
                 }
                 for r in self.runs
@@ -206,6 +209,7 @@ def read_run(path: Path) -> RunRecord:
         wall_seconds=_number(summary.get("wall_seconds")) or (round(seconds, 2) if rows else None),
         images_per_s=round(images / seconds, 1) if seconds > 0 else None,
         notes=notes,
+        learner_code=learner.short if (learner := learner_record_of(info)) else None,
     )
 
 
@@ -236,7 +240,8 @@ def _cell(value: Any) -> str:
 
 def format_table(comparison: Comparison) -> str:
     """The comparison as a plain-text table (one row per run), then one line per note."""
-    header = ["run", "status", *comparison.differing_keys, "epochs", "best val", "test acc", "wall s", "img/s"]
+    code = any(r.learner_code for r in comparison.runs)  # a column only when some run trained with learner code
+    header = ["run", "status", *(["code"] if code else []), *comparison.differing_keys, "epochs", "best val", "test acc", "wall s", "img/s"]
     lines = []
     for r in comparison.runs:
         epochs = f"{len(r.rows)}/{r.epochs_planned}" if r.epochs_planned is not None else str(len(r.rows))
@@ -244,6 +249,7 @@ def format_table(comparison: Comparison) -> str:
             [
                 r.name,
                 r.status,
+                *([r.learner_code or "cnn"] if code else []),
                 *(_cell(r.config.get(k)) for k in comparison.differing_keys),
                 epochs,
                 "-" if r.best_val_acc is None else f"{r.best_val_acc:.4f}" + (f" (ep {r.best_epoch})" if r.best_epoch else ""),

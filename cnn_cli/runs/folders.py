@@ -30,6 +30,8 @@ LAST_CHECKPOINT = "last.npz"
 BEST_CHECKPOINT = "best.npz"
 EPOCH_CHECKPOINT = "epoch-{epoch:03d}.npz"
 PLOTS_DIR = "plots"
+LEARNER_CODE_DIR = "learner_code"  # cnn train --impl: a copy of the learner's file
+LEARNER_CHECK_FILE = "learner-check.json"  # cnn train --impl: the learner's weights against cnn's, per invocation
 LATEST_LINK = "latest"
 DEFAULT_RUNS_ROOT = "runs"
 METRIC_COLUMNS = HISTORY_COLUMNS  # metrics.csv holds what a checkpoint's meta/history holds
@@ -80,6 +82,14 @@ class RunPaths:
     @property
     def plots(self) -> Path:
         return self.root / PLOTS_DIR
+
+    @property
+    def learner_code(self) -> Path:
+        return self.root / LEARNER_CODE_DIR
+
+    @property
+    def learner_check(self) -> Path:
+        return self.root / LEARNER_CHECK_FILE
 
 
 def check_run_name(name: str) -> str:

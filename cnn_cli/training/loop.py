@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cnn_cli.errors import EXIT_INTERRUPTED
+from cnn_cli.errors import EXIT_INTERRUPTED, StepStopped
 from cnn_cli.nn.optim import apply_update, learning_rate
 from cnn_cli.runs.evaluation import predictions
 from cnn_cli.training.state import CallbackList, EpochData, InterruptFlag, RunningTotals, TrainState, resume_hint
@@ -27,26 +27,48 @@ def fit(
     interrupt: InterruptFlag,
     stop_after_steps: int | None = None,
     should_stop: Callable[[], bool] | None = None,
+    step: Callable[[TrainState, np.ndarray, np.ndarray], None] | None = None,
 ) -> None:
     """Train until the configured epochs are done, a callback stops or fails the run, or a signal interrupts it.
 
     Leaves ``state.status`` ``running`` when the final test should follow.
     ``stop_after_steps`` behaves as if Ctrl-C came after that many steps (tests); ``should_stop`` is
     asked after every step, and True acts like Ctrl-C (a sweep's trial, stopped from the client).
+    ``step`` takes one step in place of :func:`train_step` (``cnn train --impl`` runs it under a deadline).
     """
     hooks.on_fit_start(state)
+    try:
+        _epochs(state, data, hooks, interrupt, stop_after_steps, should_stop, step or train_step)
+    except StepStopped as stop:  # code inside a step (a learner's, cnn train --impl) failed or was stopped
+        if not stop.interrupted:
+            return state.fail(stop.message, stop.exit_code)
+        interrupt.request(stop.cause, stop.exit_code)  # a Ctrl-C that came first stays the cause
+        interrupted(state, hooks, interrupt, f"at step {state.step}: {stop.message}")
+
+
+def _epochs(
+    state: TrainState,
+    data: EpochData,
+    hooks: CallbackList,
+    interrupt: InterruptFlag,
+    stop_after_steps: int | None,
+    should_stop: Callable[[], bool] | None,
+    step: Callable[[TrainState, np.ndarray, np.ndarray], None],
+) -> None:
     while state.epoch < state.config.train.epochs:
         hooks.on_epoch_start(state)
         state.lr = state.config.optimizer.lr
         tick = time.perf_counter()
-        for x, y in data.batches(state.epoch, state.batch_in_epoch):
-            train_step(state, x, y)
-            hooks.on_step_end(state)
-            if (stop_after_steps is not None and state.step >= stop_after_steps) or (should_stop is not None and should_stop()):
-                interrupt.request("Ctrl-C", EXIT_INTERRUPTED)
-            if interrupt.requested or state.status != "running":
-                break
-        state.totals.seconds += time.perf_counter() - tick
+        try:
+            for x, y in data.batches(state.epoch, state.batch_in_epoch):
+                step(state, x, y)
+                hooks.on_step_end(state)
+                if (stop_after_steps is not None and state.step >= stop_after_steps) or (should_stop is not None and should_stop()):
+                    interrupt.request("Ctrl-C", EXIT_INTERRUPTED)
+                if interrupt.requested or state.status != "running":
+                    break
+        finally:
+            state.totals.seconds += time.perf_counter() - tick
         if state.status != "running":
             return
         if interrupt.requested and state.batch_in_epoch < state.steps_per_epoch:

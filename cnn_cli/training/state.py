@@ -101,6 +101,7 @@ class TrainState:
     val: EvalResult | None = None
     improved: bool = False
     frozen: frozenset[str] = frozenset()  # parameter names the optimizer and weight decay leave alone (train.freeze)
+    resume_args: tuple[str, ...] = ()  # what a resume must repeat besides the folder (--impl FILE)
 
     @property
     def row(self) -> dict[str, Any]:
@@ -113,7 +114,7 @@ class TrainState:
 
 def resume_hint(state: TrainState) -> str:
     """The one sentence that tells the user how to continue this run."""
-    return f"Resume with: cnn train --resume {shlex.quote(str(state.paths.root))}"
+    return f"Resume with: {shlex.join(['cnn', 'train', '--resume', str(state.paths.root), *state.resume_args])}"
 
 
 class InterruptFlag:
@@ -129,6 +130,7 @@ class InterruptFlag:
         self.reason = "Ctrl-C"
         self.exit_code = EXIT_INTERRUPTED
         self.immediate = False
+        self.on_signal: Callable[[bool], None] | None = None  # told of each signal (True: a repeat); may raise to stop code
         self._log = log
         self._previous: dict[int, Any] = {}
 
@@ -152,9 +154,12 @@ class InterruptFlag:
             raise KeyboardInterrupt
 
     def _handle(self, signum, frame) -> None:
-        if self.requested and not self.immediate:
-            self._log("still saving; the run will stop as soon as its checkpoint is safe")
+        repeated = self.requested and not self.immediate
         self.request(signal.Signals(signum).name if signum != signal.SIGINT else "Ctrl-C", 128 + signum)
+        if self.on_signal is not None and not self.immediate:
+            self.on_signal(repeated)  # cnn train --impl: a repeat stops the learner's code where it is
+        if repeated:
+            self._log("still saving; the run will stop as soon as its checkpoint is safe")
         if self.immediate:
             raise KeyboardInterrupt
 

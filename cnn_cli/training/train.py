@@ -8,7 +8,6 @@ epoch is in :mod:`cnn_cli.callbacks`. Nothing here prints except through the
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
@@ -17,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnn_cli.config.build import config_from_dict
 from cnn_cli.config.load import config_to_yaml
 from cnn_cli.config.sections import Config
 from cnn_cli.errors import EXIT_INTERRUPTED, CheckpointError, CnnError, ConfigError, RuntimeFault
+from cnn_cli.learn.learner_code import LearnerCode, load_learner_code
 from cnn_cli.model.network import Model, build_model
-from cnn_cli.nn.optim import make_optimizer
-from cnn_cli.runs.checkpoint import Checkpoint, load_checkpoint, restore_rng_state
+from cnn_cli.nn.optim import Optimizer, make_optimizer
+from cnn_cli.runs.checkpoint import Checkpoint, load_checkpoint
 from cnn_cli.runs.evaluation import EvalResult, evaluate, predictions
 from cnn_cli.runs.folders import (
     DEFAULT_RUNS_ROOT,
@@ -33,10 +32,10 @@ from cnn_cli.runs.folders import (
     claim_run_dir,
     existing_run,
     new_run_dir,
-    read_metrics,
     write_json,
     write_text,
 )
+from cnn_cli.runs.learner_record import RECORD_KEY
 from cnn_cli.training.callbacks import (
     Checkpointer,
     DivergenceGuard,
@@ -49,8 +48,18 @@ from cnn_cli.training.callbacks import (
 )
 from cnn_cli.training.epochs import describe_batches, epoch_data, one_batch_splits
 from cnn_cli.training.gradient_logger import GradientLogger
+from cnn_cli.training.learner_report import LearnerReport, check_reference
+from cnn_cli.training.learner_run import (
+    LearnerOptions,
+    LearnerRun,
+    LearnerStep,
+    check_resume_without_impl,
+    check_same_file,
+    start_learner_code,
+)
 from cnn_cli.training.loop import fit
-from cnn_cli.training.state import Callback, CallbackList, InterruptFlag, RunningTotals, TrainState, resume_hint
+from cnn_cli.training.resume import EXTENDABLE_KEYS, open_run_to_resume, restore_state
+from cnn_cli.training.state import Callback, CallbackList, EpochData, InterruptFlag, TrainState, resume_hint
 from cnn_cli.training.tensorboard import TensorBoardLogger, require_extras
 from cnn_cli.training.transfer import frozen_parameters, init_from_checkpoint
 
@@ -87,6 +96,7 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     init_from: str | Path | None = None,
     one_batch: bool = False,
+    learner: LearnerOptions | None = None,
 ) -> TrainResult:
     """Train a model as the config says, recording everything in a run folder.
 
@@ -104,35 +114,22 @@ def train(
         should_stop: asked after every step; True acts like Ctrl-C (a sweep's trial on a worker thread).
         init_from: a checkpoint (or run folder) whose matching parameters a new run starts from (:mod:`cnn_cli.transfer`).
         one_batch: one batch of each split only (``cnn train --fast-dev-run``, :mod:`cnn_cli.dry_run`).
+        learner: ``cnn train --impl FILE``: train with the learner's layer functions (:mod:`cnn_cli.training.learner_run`).
     Returns:
         a :class:`TrainResult`; exit_code is 0, 1 (failed) or 128 + the signal (interrupted: 130 for Ctrl-C).
     """
     command_line = command_line or [Path(sys.argv[0]).name, *sys.argv[1:]]
-    ckpt: Checkpoint | None = None
-    require_extras(config)
-    if resume is not None:
-        if init_from is not None:
-            raise CnnError("--init-from starts a new run; it cannot be combined with --resume")
-        paths, config, ckpt, model = _open_run_to_resume(resume, config)
-        require_extras(config)
-    else:
-        if config is None:
-            raise CnnError("give a config to train, or a run folder to resume")
-        _check_new_run(config, run_dir)  # fail before any slow work
-        model = build_model(config, seed=config.train.seed, dtype=config.train.dtype)
+    code = _learner_code(learner, resume)  # before anything of a resumed run changes
+    paths, config, ckpt, model = _model_to_train(config, run_dir, resume, init_from)
+    learner_run = start_learner_code(learner, code, model) if learner is not None and code is not None else None
+    model = learner_run.model if learner_run is not None else model
     frozen = frozen_parameters(model, config.train.freeze)
     transfer = init_from_checkpoint(model, init_from, config.train.freeze) if init_from is not None else None
-
-    oc = config.optimizer
     splits = _data_splits(config, progress)
     splits = one_batch_splits(config, splits) if one_batch else splits
     _check_classes(model, splits)
-    optimizer = make_optimizer(oc.name, oc.lr, oc.momentum, (oc.betas[0], oc.betas[1]), oc.eps)
-    if ckpt is not None and ckpt.step > 0:
-        missing = optimizer.missing_state([name for name in model.params if name not in frozen], ckpt.optimizer_state)
-        if missing:
-            raise CheckpointError(f"{paths.last}: missing key 'optimizer/{missing}'; cannot resume exactly without it")
-    if ckpt is None:  # only now, with model and data ready, does the run folder appear
+    optimizer = _make_optimizer(config, model, frozen, ckpt, paths)
+    if paths is None:  # a new run: only now, with model and data ready, does the run folder appear
         paths = claim_run_dir(run_dir) if run_dir is not None else new_run_dir(config.name, runs_root)
         write_text(paths.config, config_to_yaml(config))
     data = epoch_data(config, splits, one_batch)
@@ -148,17 +145,89 @@ def train(
         frozen=frozen,
     )
     if ckpt is not None:
-        _restore(state, ckpt)
+        restore_state(state, ckpt)
     else:
         _describe_new_run(state, splits)
         for line in [*(transfer.lines() if transfer else []), *describe_batches(data)]:
             state.log(line)
     extra = {"init_from": transfer.as_dict()} if transfer else {}
-    hooks = CallbackList([*_builtin_callbacks(config, command_line, ckpt is not None, runs_root, progress, extra), *(callbacks or [])])
+    step, learner_hooks = _learner_step(learner_run, state, interrupt, extra, runs_root)
+    builtin = _builtin_callbacks(config, command_line, ckpt is not None, runs_root, progress, extra)
+    hooks = CallbackList([*builtin, *learner_hooks, *(callbacks or [])])
+    _fit_and_test(state, data, splits, hooks, interrupt, stop_after_steps, should_stop, step)
+    return TrainResult(paths, state.status, state.exit_code, state.summary, state.message)
+
+
+def _learner_code(learner: LearnerOptions | None, resume: str | Path | None) -> LearnerCode | None:
+    """``--impl``'s file, loaded; a resumed run must have trained with that very file, and without --impl with none."""
+    if learner is None:
+        if resume is not None:
+            check_resume_without_impl(RunPaths(Path(resume)))  # not a run folder: open_run_to_resume says so
+        return None
+    check_reference(learner.reference)
+    code = load_learner_code(learner.file)
+    if resume is not None:
+        check_same_file(existing_run(resume), code)
+    return code
+
+
+def _learner_step(
+    run: LearnerRun | None, state: TrainState, interrupt: InterruptFlag, extra: dict[str, Any], runs_root: str | Path
+) -> tuple[LearnerStep | None, list[Callback]]:
+    """An --impl run's step (deadline, reference model) and its report; its record joins run.json's ``extra``."""
+    if run is None:
+        return None, []
+    for line in run.describe():
+        state.log(line)
+    extra[RECORD_KEY] = run.record(state.paths)
+    state.resume_args = run.resume_args()
+    step = LearnerStep(run, interrupt, state.log)
+    return step, [LearnerReport(run, step, runs_root)]
+
+
+def _model_to_train(
+    config: Config | None, run_dir: str | Path | None, resume: str | Path | None, init_from: str | Path | None
+) -> tuple[RunPaths | None, Config, Checkpoint | None, Model]:
+    """The run to resume (its folder, config, checkpoint and model), or a new run's config and freshly built model."""
+    require_extras(config)
+    if resume is not None:
+        if init_from is not None:
+            raise CnnError("--init-from starts a new run; it cannot be combined with --resume")
+        paths, config, ckpt, model = open_run_to_resume(resume, config)
+        require_extras(config)
+        return paths, config, ckpt, model
+    if config is None:
+        raise CnnError("give a config to train, or a run folder to resume")
+    _check_new_run(config, run_dir)  # fail before any slow work
+    return None, config, None, build_model(config, seed=config.train.seed, dtype=config.train.dtype)
+
+
+def _make_optimizer(config: Config, model: Model, frozen: frozenset[str], ckpt: Checkpoint | None, paths: RunPaths | None) -> Optimizer:
+    """The configured optimizer; a resumed run's checkpoint must hold its state for every trained parameter."""
+    oc = config.optimizer
+    optimizer = make_optimizer(oc.name, oc.lr, oc.momentum, (oc.betas[0], oc.betas[1]), oc.eps)
+    if ckpt is not None and paths is not None and ckpt.step > 0:
+        missing = optimizer.missing_state([name for name in model.params if name not in frozen], ckpt.optimizer_state)
+        if missing:
+            raise CheckpointError(f"{paths.last}: missing key 'optimizer/{missing}'; cannot resume exactly without it")
+    return optimizer
+
+
+def _fit_and_test(
+    state: TrainState,
+    data: EpochData,
+    splits,
+    hooks: CallbackList,
+    interrupt: InterruptFlag,
+    stop_after_steps: int | None,
+    should_stop: Callable[[], bool] | None,
+    step: LearnerStep | None = None,
+) -> None:
+    """Train, then test the best epoch; every outcome (a fault included) ends in the callbacks' ``on_finish``."""
     wall_start = time.perf_counter()
     try:
-        with interrupt:
-            fit(state, data, hooks, interrupt, stop_after_steps, should_stop)
+        with interrupt, step.active() if step is not None else contextlib.nullcontext():
+            fit(state, data, hooks, interrupt, stop_after_steps, should_stop, step)
             if state.status == "running":
                 _final_test(state, splits, interrupt, hooks, wall_start)
     except RuntimeFault as exc:  # e.g. a full disk: mark the run failed before reporting it
@@ -167,7 +236,6 @@ def train(
             hooks.on_finish(state)
         raise
     hooks.on_finish(state)
-    return TrainResult(paths, state.status, state.exit_code, state.summary, state.message)
 
 
 def _builtin_callbacks(
@@ -221,99 +289,6 @@ def _check_new_run(config: Config, run_dir: str | Path | None) -> None:
     else:
         check_run_name(config.name)
     # The config's stored size was bounded when it was loaded (config.MAX_CONFIG_BYTES, below the checkpoint's limit).
-
-
-EXTENDABLE_KEYS = ("train.epochs", "train.early_stopping_patience", "train.log_gradients", "train.log_every", "train.tensorboard")
-
-
-def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return out
-
-
-def _changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    first, second = _flat(before), _flat(after)
-    return sorted(key for key in first.keys() | second.keys() if first.get(key) != second.get(key))
-
-
-def _open_run_to_resume(resume: str | Path, extended: Config | None) -> tuple[RunPaths, Config, Checkpoint, Model]:
-    """The run's config (or its extension), checkpoint and model, with every difference between them checked.
-
-    The checkpoint may lag config.yaml by an extension whose first epoch has not finished yet,
-    so the two may differ in :data:`EXTENDABLE_KEYS` (config.yaml wins); nothing else may differ.
-    """
-    from cnn_cli.config.yaml_text import parse_yaml
-
-    paths = existing_run(resume)
-    data, lines = parse_yaml(paths.config.read_text(encoding="utf-8"), str(paths.config))
-    config = config_from_dict(data, str(paths.config), lines)
-    if not paths.last.is_file():
-        raise CheckpointError(f"{paths.last}: no checkpoint to resume from")
-    ckpt, model = load_checkpoint(paths.last)
-    if any(key not in EXTENDABLE_KEYS for key in _changed_keys(ckpt.config, config.as_dict())):
-        raise CheckpointError(f"{paths.last}: its config differs from {paths.config}; refusing to resume")
-    if extended is not None:
-        changed = _changed_keys(config.as_dict(), extended.as_dict())
-        refused = [key for key in changed if key not in EXTENDABLE_KEYS]
-        if refused:
-            raise ConfigError(
-                f"{refused[0]}: a resumed run keeps its config; only {', '.join(EXTENDABLE_KEYS)} may change "
-                f"(start a new run to change {refused[0]})"
-            )
-        if extended.train.epochs < ckpt.epoch:
-            raise ConfigError(f"train.epochs: {extended.train.epochs} is fewer than the {ckpt.epoch} epoch(s) {paths.root} has trained")
-        if changed:
-            write_text(paths.config, config_to_yaml(extended))
-            config = extended
-    return paths, config, ckpt, model
-
-
-def _restore(state: TrainState, ckpt: Checkpoint) -> None:
-    """Put a resumed run back where its checkpoint left it, and say where that is."""
-    state.optimizer.load_state_arrays(ckpt.optimizer_state)
-    restore_rng_state(state.model, ckpt.rng, state.paths.last)
-    state.epoch, state.step, state.batch_in_epoch = ckpt.epoch, ckpt.step, ckpt.batch_in_epoch
-    state.totals = RunningTotals.from_list(ckpt.running)
-    state.best_val_acc, state.best_epoch = ckpt.best_val_acc, ckpt.best_epoch
-    state.history = _resumed_history(state, ckpt)
-    root, epochs = state.paths.root, state.config.train.epochs
-    planned = ckpt.config.get("train", {}).get("epochs")
-    if state.config.schedule.name == "cosine" and planned != epochs:
-        state.log(f"note: the cosine schedule spans train.epochs; from here it follows {epochs} epochs instead of {planned}")
-    if state.epoch >= epochs:
-        state.log(f"resuming {root}: all {epochs} epoch(s) are trained; running the final test")
-    else:
-        state.log(f"resuming {root} at epoch {state.epoch + 1}, batch {state.batch_in_epoch + 1} (step {state.step})")
-
-
-def _resumed_history(state: TrainState, ckpt: Checkpoint) -> list[dict[str, Any]]:
-    """The metrics rows up to the checkpoint; metrics.csv is checked against the copy inside last.npz.
-
-    A metrics.csv that was deleted, edited or cut short is rewritten from the checkpoint,
-    with a warning naming it. An older checkpoint without a history falls back on the file.
-    """
-    path = state.paths.metrics
-    try:
-        on_disk: list[dict[str, Any]] | None = [row for row in read_metrics(path) if row["epoch"] <= ckpt.epoch]
-        problem = "is missing" if not path.is_file() else "differs from the history saved in the checkpoint"
-    except CnnError as exc:
-        on_disk, problem = None, f"is unreadable ({str(exc).removeprefix(f'{path}: ')})"
-    if ckpt.history is None:
-        rows = on_disk or []
-        lost = sorted(set(range(1, ckpt.epoch + 1)) - {row["epoch"] for row in rows})
-        if lost:
-            state.log(f"warning: {path}: no row for epoch(s) {', '.join(map(str, lost))}; those records are lost")
-        return rows
-    if on_disk is None or _as_text(on_disk) != _as_text(ckpt.history):
-        state.log(f"warning: {path} {problem}; rewritten from {state.paths.last} (epochs 1-{ckpt.epoch})")
-    return list(ckpt.history)
-
-
-def _as_text(rows: list[dict[str, Any]]) -> list[str]:
-    """Rows compared as JSON text, so that NaN (no validation split) equals NaN."""
-    return [json.dumps(row, sort_keys=True) for row in rows]
 
 
 def _final_test(state: TrainState, splits, interrupt: InterruptFlag, hooks: CallbackList, wall_start: float) -> None:
@@ -376,4 +351,4 @@ class _PipeSafeLog:
                 os.close(devnull)
 
 
-__all__ = ["EXIT_INTERRUPTED", "EvalResult", "TrainResult", "evaluate", "predictions", "train", "CnnError"]
+__all__ = ["EXTENDABLE_KEYS", "EXIT_INTERRUPTED", "EvalResult", "TrainResult", "evaluate", "predictions", "train", "CnnError"]
