@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +19,8 @@ from typing import Any
 from cnn_cli.config.build import config_from_dict
 from cnn_cli.config.load import config_to_yaml
 from cnn_cli.config.sections import Config
-from cnn_cli.errors import EXIT_INTERRUPTED, CheckpointError, CnnError, ConfigError, RuntimeFault
+from cnn_cli.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, CheckpointError, CnnError, ConfigError, RuntimeFault
+from cnn_cli.io import silence_stdout
 from cnn_cli.model.network import Model, build_model
 from cnn_cli.nn.optim import make_optimizer
 from cnn_cli.runs.checkpoint import Checkpoint, load_checkpoint, restore_rng_state
@@ -53,8 +53,6 @@ from cnn_cli.training.loop import fit
 from cnn_cli.training.state import Callback, CallbackList, InterruptFlag, RunningTotals, TrainState, resume_hint
 from cnn_cli.training.tensorboard import TensorBoardLogger, require_extras
 from cnn_cli.training.transfer import frozen_parameters, init_from_checkpoint
-
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away
 
 
 @dataclass
@@ -367,13 +365,7 @@ class _PipeSafeLog:
         except (OSError, ValueError):  # EPIPE from a pipe, EIO from a closed terminal, ValueError from a closed file
             self._closed = True
             self._interrupt.request("output closed", EXIT_BROKEN_PIPE)
-            stdout = sys.stdout
-            if stdout is not sys.__stdout__ or stdout is None:  # a replaced stdout (a test's capture) is not the process's
-                return
-            with contextlib.suppress(OSError, ValueError):
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, stdout.fileno())
-                os.close(devnull)
+            silence_stdout()
 
 
 __all__ = ["EXIT_INTERRUPTED", "EvalResult", "TrainResult", "evaluate", "predictions", "train", "CnnError"]
