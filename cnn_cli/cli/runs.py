@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import click
@@ -57,7 +58,7 @@ def compare_command(runs: tuple[str, ...], out_path: Path, no_plot: bool, as_jso
     if as_json:
         click.echo(json.dumps({**comparison.as_dict(), "plot": str(plot) if plot else None}))
     else:
-        click.echo(format_table(comparison))
+        click.echo(format_table(comparison, shutil.get_terminal_size((80, 24)).columns))  # 80 when piped
         if plot:
             click.echo(f"plot: {plot}")
     for line in comparison.skipped:
