@@ -18,6 +18,9 @@ STEP_AXIS = {"step": "training step (logged every train.log_every steps)", "epoc
 EMA_BETA = 0.8  # smoothing of the lines over time: each point is 0.8 × the average so far + 0.2 × the new value
 
 
+MIN_POINTS_TO_SMOOTH = 10  # fewer logged steps are drawn as they are
+
+
 MAX_LR_LABELS = 8  # more schedule changes than this (a cosine schedule) are drawn without a label each
 
 
@@ -130,18 +133,25 @@ def _mark_lr_changes(ax: Any, changes: list[LrChange]) -> None:
 
 
 def _draw_over_time(ax: Any, flow: _Flow, key: str, colours: dict[str, Any], changes: list[LrChange]) -> bool:
-    """One faint raw line and one bold EMA-smoothed line per weighted layer; False when ``key`` was never logged."""
+    """One faint raw line and one bold EMA-smoothed line per weighted layer; False when ``key`` was never logged.
+
+    Fewer than :data:`MIN_POINTS_TO_SMOOTH` logged steps are drawn raw only: an average over
+    a handful of points lags far behind them and would misstate the last values.
+    """
+    smooth = len(flow.steps) >= MIN_POINTS_TO_SMOOTH
     drawn, marker = False, "o" if len(flow.steps) <= 3 else None  # a line through one point draws nothing: mark the points
     for name in flow.weighted:
         raw = flow.series(key, name)
         if not np.isfinite(raw).any():
             continue
-        ax.plot(flow.steps, raw, "-", color=colours[name], linewidth=0.8, alpha=0.3)
-        ax.plot(flow.steps, ema(raw), "-", marker=marker, color=colours[name], label=name, linewidth=1.8)
+        if smooth:
+            ax.plot(flow.steps, raw, "-", color=colours[name], linewidth=0.8, alpha=0.3)
+        ax.plot(flow.steps, ema(raw) if smooth else raw, "-", marker=marker, color=colours[name], label=name, linewidth=1.8)
         drawn = True
     if drawn:
         _mark_lr_changes(ax, changes)
-    ax.set_xlabel(STEP_AXIS[flow.event] + f"\nfaint: each logged value; bold: its moving average (EMA, β = {EMA_BETA})")
+    how = f"faint: each logged value; bold: its moving average (EMA, β = {EMA_BETA})" if smooth else "each logged value (too few to smooth)"
+    ax.set_xlabel(f"{STEP_AXIS[flow.event]}\n{how}")
     return drawn
 
 

@@ -165,3 +165,15 @@ def test_ema_is_bias_corrected_and_skips_missing_values():
 def test_lr_changes_from_metrics_rows():
     assert lr_changes(METRIC_ROWS + [{"epoch": 3, "step": 300, "lr": 5e-4}]) == [LrChange(100.5, 1e-3, 5e-4)]
     assert lr_changes([]) == [] and lr_changes(METRIC_ROWS[:1]) == []
+
+
+def test_a_few_logged_steps_are_drawn_as_they_are(tmp_path, monkeypatch):
+    """An average over 5 points lags behind them: below 10 logged steps the lines are the values themselves."""
+    rows = synthetic_rows(0.25, 1.0, steps=5)
+    with captured_figures(monkeypatch) as figures:
+        plot_gradient_flow(rows, tmp_path / "flow.png", "r")
+    time_ax = figures[0].axes[0]
+    assert [line.get_label() for line in time_ax.get_lines()] == ["conv1", "fc1"], "no faint raw copies"
+    conv1 = [r["weight_grad_norm"] for r in rows if r["layer"] == "conv1"]
+    np.testing.assert_allclose(time_ax.get_lines()[0].get_ydata(), conv1)
+    assert "too few to smooth" in time_ax.get_xlabel()
