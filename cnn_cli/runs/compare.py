@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cnn_cli.errors import CnnError
-from cnn_cli.runs.folders import CONFIG_FILE, LATEST_LINK, METRIC_COLUMNS, RunPaths
+from cnn_cli.runs.folders import CONFIG_FILE, DEFAULT_RUNS_ROOT, LATEST_LINK, METRIC_COLUMNS, RunPaths
 
 IGNORED_KEYS = ("name", "description")  # always differ or say nothing about the training
 
@@ -83,6 +83,19 @@ class Comparison:
             ],
             "skipped": self.skipped,
         }
+
+
+COMPARE_PLOT = "compare.png"
+
+
+def default_plot_path(comparison: Comparison) -> Path:
+    """Where ``cnn compare`` draws without ``--out``: the folder that holds the runs (runs/), never the working folder.
+
+    Runs from several folders go to runs/compare.png.
+    """
+    parents = {run.path.resolve().parent for run in comparison.runs}
+    folder = comparison.runs[0].path.parent if len(parents) == 1 else Path(DEFAULT_RUNS_ROOT)
+    return folder / COMPARE_PLOT
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:

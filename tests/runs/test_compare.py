@@ -15,6 +15,7 @@ from PIL import Image
 from cnn_cli.config.build import config_from_dict
 from cnn_cli.runs.compare import compare_runs, split_layers
 from cnn_cli.training.train import train
+from tests.support import REPO_ROOT
 from tests.support.cli import EXIT_BAD_INPUT, cli_command, cli_environment, error_line, invoke_cli
 from tests.support.synthetic import make_idx_dataset, tiny_config
 
@@ -119,6 +120,30 @@ def test_compare_png_overlays_every_run(runs_root: Path, tmp_path: Path) -> None
     for name, colour in tab10.items():
         drawn = (np.abs(pixels - np.array(colour)).sum(axis=2) < 30).sum()
         assert drawn > 200, f"{name}'s curves are missing from the plot"
+
+
+def test_without_out_compare_png_goes_into_the_runs_folder(runs_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = copy_runs(runs_root, tmp_path)
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    outcome = invoke_cli(["compare", root / "fast", root / "slow"])
+    assert outcome.code == 0, outcome.output
+    assert outcome.stdout.splitlines()[-1] == f"plot: {root / 'compare.png'}" and (root / "compare.png").is_file()
+    assert list(project.iterdir()) == [], "nothing lands in the working folder"
+    again = invoke_cli(["compare", root])  # a folder of runs: its compare.png is a stray file there, not a run
+    assert again.code == 0 and again.stderr == "", again.output
+
+
+def test_the_plots_written_by_default_are_ignored_by_git() -> None:
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "compare.png", "lr_find-mnist.png", "runs/compare.png"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ignored.stdout.split() == ["compare.png", "lr_find-mnist.png", "runs/compare.png"], ignored.stderr
 
 
 def test_the_same_run_named_twice_is_compared_once(runs_root: Path) -> None:
