@@ -1,4 +1,5 @@
-"""Atomic file writes, the one way ``cnn`` writes a file: checkpoints, run records, plots and the data cache.
+"""Atomic file writes, the one way ``cnn`` writes a file: checkpoints, run records, plots and the data cache;
+and what to do with stdout once its reader has gone away.
 
 The new content goes into a temp file in the same folder, is flushed and
 fsynced, then renamed over the target (``os.replace`` is atomic on POSIX), and
@@ -12,6 +13,7 @@ import contextlib
 import errno
 import os
 import secrets
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -64,3 +66,18 @@ def _fsync_folder(folder: Path) -> None:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """:func:`atomic_write` of bytes held in memory."""
     atomic_write(path, lambda handle: handle.write(data))
+
+
+def silence_stdout() -> None:
+    """Point the process's stdout at /dev/null, after its reader went away (``cnn eval | head -1``).
+
+    Nothing written later, Python's own flush at exit included, then fails on the closed
+    pipe. A replaced ``sys.stdout`` (a test's capture) is not the process's: it is left alone.
+    """
+    stdout = sys.__stdout__
+    if stdout is None or sys.stdout is not stdout:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stdout.fileno())
+        os.close(devnull)

@@ -55,7 +55,11 @@ def eval_command(target, split, as_json) -> None:
 
 @cli.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--checkpoint", type=click.Path(path_type=Path), help="Default: runs/latest/checkpoints/best.npz.")
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    help="A .npz file or a run folder (its checkpoints/best.npz). Default: the newest run's best.npz under runs/.",
+)
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {path, prediction, probabilities (the top k)}.")
 def predict(images, checkpoint, top_k, as_json) -> None:
@@ -63,18 +67,21 @@ def predict(images, checkpoint, top_k, as_json) -> None:
 
     IMAGES are files, folders (every image inside, recursively, sorted) or -
     for one image on stdin. A bad image is reported and the rest still
-    predicted (exit 2 if any failed).
+    predicted (exit 2 if any failed). The checkpoint used is named on stderr.
 
     \b
     Examples:
       cnn predict seven.png three.jpg --top-k 3
-      cnn predict photos/ --json
+      cnn predict photos/ --json --checkpoint runs/mnist-20261123-101500
       cat seven.png | cnn predict -
     """
-    from cnn_cli.runs.inference import predict_images
+    from cnn_cli.runs.inference import predict_images, resolve_checkpoint
 
-    results = predict_images([str(p) for p in images], checkpoint, top_k, stdin=getattr(sys.stdin, "buffer", None))
+    used = resolve_checkpoint(checkpoint)
+    results = predict_images([str(p) for p in images], used, top_k, stdin=getattr(sys.stdin, "buffer", None))
     failed = [r for r in results if r.error]
+    if len(failed) < len(results):  # on stderr: stdout stays one result a line, or one JSON list
+        click.echo(f"checkpoint {used}", err=True)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results]))
     else:

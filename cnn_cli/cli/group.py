@@ -1,15 +1,76 @@
-"""The root ``cnn`` click group: the error policy at the boundary (one line, exit 2) and ``--debug``."""
+"""The root ``cnn`` click group: the error policy at the boundary (one line, exit 2), a closed stdout, and ``--debug``."""
 
 from __future__ import annotations
 
+import _thread
+import errno
 import os
 import sys
-from typing import Any
+import threading
+from typing import Any, NoReturn
 
 import click
 
-from cnn_cli.errors import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED, CnnError, RuntimeFault, os_error_exit_code, os_error_message
+from cnn_cli.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
+    EXIT_FAULT,
+    EXIT_INTERRUPTED,
+    CnnError,
+    RuntimeFault,
+    os_error_exit_code,
+    os_error_message,
+)
+from cnn_cli.io import silence_stdout
 from cnn_cli.version import __version__
+
+
+class _Stdout:
+    """Whether the reader of this process's stdout went away during the command."""
+
+    closed = False
+
+
+def _is_closed_pipe(exc: BaseException) -> bool:
+    return isinstance(exc, BrokenPipeError) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE)
+
+
+def _stop_quietly() -> NoReturn:
+    """The reader of stdout went away (``cnn eval | head -1``): no error line, exit 128 + SIGPIPE, as ``cnn train`` does."""
+    _Stdout.closed = True
+    silence_stdout()
+    sys.exit(EXIT_BROKEN_PIPE)
+
+
+def stdout_closed() -> bool:
+    """True once a write to stdout found its reader gone, during this command."""
+    return _Stdout.closed
+
+
+def stop_quietly() -> NoReturn:
+    """Exit as a command whose reader went away exits (141, no message), e.g. after it saved an interrupted sweep."""
+    _stop_quietly()
+
+
+def echo_or_stop(line: str) -> None:
+    """``click.echo`` for a command that runs long and saves as it goes (``cnn sweep``).
+
+    When the reader of stdout goes away, the command stops as Ctrl-C would stop it (it
+    saves what is running and leaves the rest to resume), then exits 141 without a word.
+    The first failed write raises KeyboardInterrupt in the main thread; later lines are dropped.
+    """
+    if _Stdout.closed:
+        return
+    try:
+        click.echo(line)
+    except OSError as exc:
+        if not _is_closed_pipe(exc):
+            raise
+        _Stdout.closed = True
+        silence_stdout()
+        if threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt from None
+        _thread.interrupt_main()  # a line logged from another thread (Dask's event loop)
 
 
 class CnnGroup(click.Group):
@@ -23,8 +84,12 @@ class CnnGroup(click.Group):
         except RuntimeFault as exc:
             self._fail(ctx, exc, EXIT_FAULT)
         except OSError as exc:  # one policy for every path the OS refuses: one line naming it
+            if _is_closed_pipe(exc):
+                _stop_quietly()
             self._fail(ctx, exc, os_error_exit_code(exc), os_error_message(exc))
         except KeyboardInterrupt:
+            if _Stdout.closed:  # raised by echo_or_stop: the command has saved what it had
+                _stop_quietly()
             if _debug(ctx):
                 raise
             click.echo("interrupted", err=True)
@@ -33,6 +98,7 @@ class CnnGroup(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """click's usage errors (an unknown option, a missing argument) as one ``error:`` line too, exit 2."""
         standalone = kwargs.pop("standalone_mode", True)
+        _Stdout.closed = False
         try:
             result = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]  # click's overloads
         except click.UsageError as exc:
@@ -53,6 +119,12 @@ class CnnGroup(click.Group):
             sys.exit(EXIT_INTERRUPTED)
         if not standalone:
             return result
+        try:  # what print() left in the buffer: a reader that went away is no error here either
+            sys.stdout.flush()
+        except OSError as exc:
+            if not _is_closed_pipe(exc):
+                raise
+            _stop_quietly()
         sys.exit(result if isinstance(result, int) else 0)
 
     @staticmethod

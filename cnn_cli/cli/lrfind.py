@@ -16,7 +16,7 @@ from cnn_cli.errors import CnnError
 @click.option("--min-lr", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True)
 @click.option("--max-lr", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
 @click.option("--steps", type=click.IntRange(min=10), default=200, show_default=True, help="Optimizer steps of the sweep.")
-@click.option("--out", "out_path", type=click.Path(path_type=Path), default=Path("lr_find.png"), show_default=True)
+@click.option("--out", "out_path", type=click.Path(path_type=Path), help="Plot file. Default: runs/lr_find-<config name>.png.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the curve and the suggestion.")
 def lr_find_command(config_name, overrides, min_lr, max_lr, steps, out_path, as_json) -> None:
     """The learning-rate range test: sweep lr exponentially, plot loss against lr.
@@ -27,7 +27,8 @@ def lr_find_command(config_name, overrides, min_lr, max_lr, steps, out_path, as_
     exponential moving average (beta 0.9) with bias correction, run forwards
     and then backwards so the curve does not lag to larger lr. The suggestion
     is the lr of the steepest descent of the smoothed curve before its minimum;
-    read the plot, not just the number. Nothing is saved but the plot.
+    read the plot, not just the number. Nothing is saved but the plot
+    (runs/lr_find-<config>.png unless --out).
 
     \b
     Example:
@@ -35,13 +36,15 @@ def lr_find_command(config_name, overrides, min_lr, max_lr, steps, out_path, as_
     """
     from cnn_cli.config.load import load_config
     from cnn_cli.pictures.lrfind import plot_lr_find
+    from cnn_cli.runs.folders import DEFAULT_RUNS_ROOT
+    from cnn_cli.runs.lrfind import LR_FIND_PLOT
     from cnn_cli.training.lrfind import lr_range_test
 
     if min_lr >= max_lr:
         raise CnnError(f"--min-lr {min_lr:g} must be below --max-lr {max_lr:g}")
     config = load_config(config_name, list(overrides))
     result = lr_range_test(config, min_lr=min_lr, max_lr=max_lr, steps=steps)
-    plot = plot_lr_find(result, out_path)
+    plot = plot_lr_find(result, out_path or Path(DEFAULT_RUNS_ROOT) / LR_FIND_PLOT.format(config=config.name))
     if as_json:
         click.echo(json.dumps({**result.as_dict(), "plot": str(plot)}))
         return

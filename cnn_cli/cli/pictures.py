@@ -52,7 +52,8 @@ def plot_command(run_dir: Path) -> None:
 def viz_command(checkpoint: Path, image: str, out_dir: Path | None, backward: bool) -> None:
     """Show what the network computes for one digit: feature maps and a saliency map.
 
-    IMAGE is a PNG/JPEG file (prepared as `cnn predict` does) or test:INDEX
+    CHECKPOINT is a .npz file or a run folder (its checkpoints/best.npz, as
+    `cnn eval` takes). IMAGE is a PNG/JPEG file (prepared as `cnn predict` does) or test:INDEX
     for an image of the checkpoint's test split. Writes
     feature_maps_<layer>.png for every conv layer and saliency.png: the
     gradient of the predicted class score with respect to the input pixels,
@@ -62,16 +63,19 @@ def viz_command(checkpoint: Path, image: str, out_dir: Path | None, backward: bo
     layer, input side first), relu_mask_<layer>.png (which units let the
     gradient through), maxpool_winners_<layer>.png (where a max-pool sends
     its gradient) and col2im_overlap.png (how many windows read each pixel:
-    the checkerboard of a stride-2 saliency map).
+    whether the net's strides draw a checkerboard on the saliency map).
 
     \b
     Examples:
       cnn viz runs/latest/checkpoints/best.npz test:0
       cnn viz runs/latest/checkpoints/best.npz seven.png --out viz/seven
       cnn viz runs/latest/checkpoints/best.npz test:0 --backward
+      cnn viz runs/mnist-20261123-101500 test:7
     """
     from cnn_cli.pictures.viz import default_viz_dir, visualize_image
+    from cnn_cli.runs.inference import checkpoint_in
 
+    checkpoint = checkpoint_in(checkpoint)
     target = out_dir if out_dir is not None else default_viz_dir(checkpoint, image)
     for path in visualize_image(checkpoint, image, target, backward=backward):
         click.echo(str(path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import click
@@ -34,10 +35,15 @@ def export_command(checkpoint: Path, onnx_path: Path) -> None:
 
 @click.command("compare")
 @click.argument("runs", nargs=-1, required=True)
-@click.option("--out", "out_path", type=click.Path(path_type=Path), default=Path("compare.png"), show_default=True, help="Plot file.")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path),
+    help="Plot file. Default: compare.png in the folder that holds the runs (runs/compare.png).",
+)
 @click.option("--no-plot", is_flag=True, help="Print the table only.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (runs, differing keys, skipped folders).")
-def compare_command(runs: tuple[str, ...], out_path: Path, no_plot: bool, as_json: bool) -> None:
+def compare_command(runs: tuple[str, ...], out_path: Path | None, no_plot: bool, as_json: bool) -> None:
     """Compare runs side by side: config differences, accuracy, speed, learning curves.
 
     Each RUN is a run folder, a glob ('runs/mnist-*') or a folder of runs
@@ -50,14 +56,14 @@ def compare_command(runs: tuple[str, ...], out_path: Path, no_plot: bool, as_jso
       cnn compare runs/a runs/b --json
     """
     from cnn_cli.pictures.compare import plot_comparison
-    from cnn_cli.runs.compare import compare_runs, format_table
+    from cnn_cli.runs.compare import compare_runs, default_plot_path, format_table
 
     comparison = compare_runs(list(runs))
-    plot = None if no_plot else plot_comparison(comparison, out_path)
+    plot = None if no_plot else plot_comparison(comparison, out_path or default_plot_path(comparison))
     if as_json:
         click.echo(json.dumps({**comparison.as_dict(), "plot": str(plot) if plot else None}))
     else:
-        click.echo(format_table(comparison))
+        click.echo(format_table(comparison, shutil.get_terminal_size((80, 24)).columns))  # 80 when piped
         if plot:
             click.echo(f"plot: {plot}")
     for line in comparison.skipped:

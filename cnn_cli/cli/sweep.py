@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from cnn_cli.cli.group import echo_or_stop, stdout_closed, stop_quietly
 from cnn_cli.errors import EXIT_INTERRUPTED, CnnError
 
 BUILTIN_SWEEP_PACKAGE = "cnn_cli.sweeps"
@@ -83,7 +84,7 @@ def sweep_command(sweep_file, resume, scheduler, workers, dashboard, ship_data, 
         raise CnnError("--workers and --dashboard set up the local cluster; with --scheduler the cluster is yours to size and watch")
     options = EngineOptions(scheduler=scheduler, workers=workers, dashboard=dashboard, ship_data=ship_data)
     if resume is not None:
-        result = resume_sweep(resume, options, log=click.echo)
+        result = resume_sweep(resume, options, log=echo_or_stop)
     else:
         source, text = resolve_sweep_file(sweep_file)
         spec = parse_sweep(text, source)
@@ -93,8 +94,10 @@ def sweep_command(sweep_file, resume, scheduler, workers, dashboard, ship_data, 
                 click.echo(f"  {t.folder_name}  " + "  ".join(f"{k}={v}" for k, v in t.params.items()))
             return
         require_dask()
-        result = new_sweep(spec, text, options, runs_root, log=click.echo)
+        result = new_sweep(spec, text, options, runs_root, log=echo_or_stop)
     if result.interrupted:
+        if stdout_closed():  # stopped because the reader of stdout went away: saved, resumable, and quiet
+            stop_quietly()
         sys.exit(EXIT_INTERRUPTED)
     if not any(r.status == "completed" for r in result.rows):
         click.echo(f"error: no trial completed; see the message column of {result.root / 'sweep.csv'}", err=True)

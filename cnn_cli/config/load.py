@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from importlib import resources
 from pathlib import Path
 
@@ -34,7 +35,10 @@ def resolve_config_path(name_or_path: str | Path) -> tuple[str, str]:
     if path.parent == Path(".") and stem in builtin_configs():
         text = resources.files(BUILTIN_CONFIG_PACKAGE).joinpath(f"{stem}.yaml").read_text(encoding="utf-8")
         return f"{stem}.yaml", text
-    raise ConfigError(f"{name_or_path}: config file not found; give a path or one of the built-in configs: " + ", ".join(builtin_configs()))
+    known = builtin_configs()
+    close = difflib.get_close_matches(stem, known, n=2, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}? Or give" if close else "give"
+    raise ConfigError(f"{name_or_path}: config file not found; {hint} a path or one of the built-in configs: " + ", ".join(known))
 
 
 def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:

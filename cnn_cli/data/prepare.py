@@ -2,12 +2,13 @@
 
 Order of operations, each step seeded and independent of the later ones:
 
-1. Split: ``val_size`` images of the 60,000-image training file are held out
-   for validation, chosen by ``seed`` alone. An image's split therefore does
-   not depend on ``classes`` or ``limit``. Test is the official test file.
-2. Classes: keep only the requested labels (in every split) and renumber them
+1. Classes: keep only the requested labels (in both files) and renumber them
    0..k-1 in the order given, e.g. ``classes=[3, 8]`` makes 3 -> 0 and 8 -> 1.
-   ``val_size`` counts images before this filter.
+2. Split: ``val_size`` of the kept training-file images are held out for
+   validation, chosen by ``seed``, so the validation split has exactly
+   ``val_size`` images of the requested classes. An image's split depends on
+   ``classes`` but not on ``limit``; with all ten classes it is the same split
+   as a plain seeded split of the 60,000 images. Test is the official test file.
 3. Limit: keep a stratified, seeded subset of ``limit`` *training* images, with
    each class in the same proportion as in the full training split.
    Validation and test are left whole, so scores stay comparable with full runs.
@@ -164,6 +165,30 @@ def _resolve_files(dataset: str, data_dir: str | Path | None, paths: dict[str, s
     return files, f"{dataset} in {files[TRAIN_IMAGES].parent} (SHA-256 verified)"
 
 
+def _kept_and_split(
+    train_file_labels: np.ndarray, kept_classes: list[int], val_size: int, seed: int, labels_file: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in the training file of the (train, val) images: the requested classes first, then ``val_size`` of them held out.
+
+    Filtering before splitting is what makes the validation split ``val_size`` images of the
+    requested classes (split first, ``classes: [3, 8]`` left about a fifth of them).
+    """
+    kept = np.flatnonzero(class_remap_table(kept_classes)[train_file_labels] >= 0)
+    _no_class_missing(train_file_labels[kept], kept_classes, labels_file)
+    if val_size >= len(kept):
+        of = "" if len(kept_classes) == NUM_LABELS else f" of classes {kept_classes}"
+        raise DataError(f"val_size: {val_size} leaves no training images; {labels_file} has {len(kept)}{of}")
+    train_positions, val_positions = split_indices(len(kept), val_size, seed)
+    _no_class_missing(train_file_labels[kept[train_positions]], kept_classes, labels_file)  # all of a class held out
+    return kept[train_positions], kept[val_positions]
+
+
+def _no_class_missing(labels: np.ndarray, kept_classes: list[int], labels_file: Path) -> None:
+    absent = [label for label in kept_classes if not np.any(labels == label)]
+    if absent:
+        raise DataError(f"classes: no training images with label(s) {absent} in {labels_file}")
+
+
 def load_dataset(
     dataset: str = "mnist",
     data_dir: str | Path | None = None,
@@ -177,7 +202,7 @@ def load_dataset(
     progress: bool = True,
     train_as_pixels: bool = False,
 ) -> DataSplits:
-    """Fetch (if needed), validate, split, filter and normalise a dataset.
+    """Fetch (if needed), validate, filter, split and normalise a dataset.
 
     The options are checked once, by the config schema (:class:`cnn_cli.config.sections.DataConfig`);
     called from Python with values it would refuse, this may raise a plain ValueError.
@@ -189,8 +214,8 @@ def load_dataset(
             None: ``./data`` in a project folder, else the per-user cache (see ``resolve_data_dir``).
         paths: for ``"idx"`` only: train_images, train_labels, test_images,
             test_labels paths (raw or .gz).
-        val_size: images of the training file held out for validation, before
-            class filtering; 0 gives an empty validation split.
+        val_size: images of the requested classes held out of the training file for
+            validation (the validation split has exactly this many); 0 gives an empty one.
         seed: seeds the split and the limit subset; same seed, same result.
         classes: labels to keep, renumbered 0..k-1 in the given order (None: all 10).
         limit: keep a stratified subset of this many training images (val/test untouched).
@@ -206,7 +231,6 @@ def load_dataset(
         DataError: an unreadable or invalid file, a failed download, or options the files cannot satisfy.
     """
     kept_classes = list(range(NUM_LABELS)) if classes is None else list(classes)
-
     files, source = _resolve_files(dataset, data_dir, paths, progress)
     train_file_images, train_file_labels = read_image_label_pair(files[TRAIN_IMAGES], files[TRAIN_LABELS])
     test_images, test_labels = read_image_label_pair(files[TEST_IMAGES], files[TEST_LABELS])
@@ -244,23 +268,13 @@ def _choose_images(
     seed: int,
     limit: int | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Steps 1-3 (split, classes, limit), on the labels alone: sorted positions of the train, val and test images in their files."""
-    if val_size >= len(train_file_labels):
-        raise DataError(f"val_size: {val_size} leaves no training images; {files[TRAIN_IMAGES]} has {len(train_file_labels)}")
-    train_index, val_index = split_indices(len(train_file_labels), val_size, seed)
-
-    train_index = train_index[remap[train_file_labels[train_index]] >= 0]
-    val_index = val_index[remap[train_file_labels[val_index]] >= 0]
+    """Steps 1-3 (classes, split, limit), on the labels alone: sorted positions of the train, val and test images in their files."""
+    train_index, val_index = _kept_and_split(train_file_labels, kept_classes, val_size, seed, files[TRAIN_LABELS])
     test_index = np.flatnonzero(remap[test_labels] >= 0)
-    train_labels = remap[train_file_labels[train_index]]
-    absent = [kept_classes[label] for label in range(len(kept_classes)) if not np.any(train_labels == label)]
-    if absent:
-        raise DataError(f"classes: no training images with label(s) {absent} in {files[TRAIN_LABELS]}")
-
     if limit is not None:
         if limit > len(train_index):
             raise DataError(f"limit: {limit} is more than the {len(train_index)} training images available")
-        train_index = train_index[stratified_subset(train_labels, limit, seed)]
+        train_index = train_index[stratified_subset(remap[train_file_labels[train_index]], limit, seed)]
     return train_index, val_index, test_index
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from matplotlib.ticker import MaxNLocator
@@ -25,6 +25,7 @@ from cnn_cli.pictures.common import (
     _panels,
     _signed_bars,
     _signed_maps,
+    fitted_suptitle,
 )
 
 
@@ -88,12 +89,7 @@ def plot_backward_pass(
     ]
     if convs:
         rows = [
-            (
-                layer.name,
-                _conv_geometry(layer),
-                layer_overlap(layer),
-                np.abs(grad_input).mean(axis=0),
-            )
+            OverlapRow(layer.name, _conv_geometry(layer), layer_overlap(layer), np.abs(grad_input).mean(axis=0), _border(layer))
             for layer, grad_input in convs
         ]
         written.append(plot_col2im_overlap(pixels, view.saliency.sum(axis=0), class_name, rows, header, out_dir / COL2IM_OVERLAP_FILE))
@@ -146,13 +142,13 @@ def plot_backward_maps(
                 )
                 ax.set_xlabel("unit" + (f" (first 512 of {len(values)})" if len(values) > 512 else ""))
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            fig.suptitle(f"{what}; ‖gradient‖ = {np.linalg.norm(values):.3g}\n{meaning}")
+            fitted_suptitle(fig, f"{what}; ‖gradient‖ = {np.linalg.norm(values):.3g}\n{meaning}")
         return path
     with _figure("backward_maps", path, grid_top=0.9) as fig:
         more = _more_channels(grad.shape[0])
         relu_note = "; exactly 0 where the ReLU that follows cut it (see its relu_mask picture)" if cut_by_relu else ""
-        fig.suptitle(
-            f"{what}{more}\n{meaning}\none panel per channel, one colour scale; ‖gradient‖ = {np.linalg.norm(grad):.3g}{relu_note}"
+        fitted_suptitle(
+            fig, f"{what}{more}\n{meaning}\none panel per channel, one colour scale; ‖gradient‖ = {np.linalg.norm(grad):.3g}{relu_note}"
         )
         _signed_maps(fig, grad[:MAX_PANELS], limit, f"d score({class_name}) / d value")
     return path
@@ -176,7 +172,7 @@ def plot_relu_mask(layer: str, mask: np.ndarray, relu_input: np.ndarray, caption
         units = mask.reshape(1, -1)
         with _figure("relu_mask_vector", path) as fig:
             ax = fig.subplots()
-            fig.suptitle(title)
+            fitted_suptitle(fig, title)
             ax.imshow(units, cmap="Greens", vmin=0, vmax=1.3, aspect="auto")
             ax.set_yticks([])
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -184,7 +180,7 @@ def plot_relu_mask(layer: str, mask: np.ndarray, relu_input: np.ndarray, caption
         return path
     shown = mask[:MAX_PANELS]
     with _figure("relu_mask", path, grid_top=0.9) as fig:
-        fig.suptitle(title + _more_channels(mask.shape[0]))
+        fitted_suptitle(fig, title + _more_channels(mask.shape[0]))
         for channel, ax in _panels(fig, len(shown)):
             ax.imshow(shown[channel], cmap="Greens", vmin=0, vmax=1.3)
             _panel_title(ax, f"ch {channel}: {shown[channel].mean():.0%} pass", len(shown))
@@ -204,10 +200,11 @@ def plot_maxpool_winners(
     top = max(int(shown.max()), 1)
     with _figure("maxpool_winners", path, grid_top=0.9) as fig:
         more = _more_channels(channels)
-        fig.suptitle(
+        fitted_suptitle(
+            fig,
             f"{layer} (max-pool, {geometry}) winners over its {channels}×{height}×{width} input, for {caption}{more}\n"
             "each window's gradient goes to its largest input only (dark); every other input gets 0 (notes 000 §2.7)\n"
-            + ("grey lines: the pooling windows" if kernel == stride else "windows overlap: one input can win several (darker)")
+            + ("grey lines: the pooling windows" if kernel == stride else "windows overlap: one input can win several (darker)"),
         )
         image = None
         for channel, ax in _panels(fig, len(shown)):
@@ -222,40 +219,78 @@ def plot_maxpool_winners(
     return path
 
 
+class OverlapRow(NamedTuple):
+    """One conv layer's row of col2im_overlap.png."""
+
+    name: str
+    geometry: str  # "kernel 3×3, stride 2×2, padding 1×1"
+    overlap: np.ndarray  # (H, W) int: how many windows read each pixel of the layer's input
+    grad_abs: np.ndarray  # (H, W) mean |dScore/d(layer input)| over channels
+    border: int  # pixels at each edge where the count falls off because windows run out, not because of the stride
+
+
+def _border(layer: Any) -> int:
+    """How far from the edge the window count can still fall off: a dilated kernel's extent plus the stride's offset, minus 1."""
+    spans = zip(layer.kernel_size, layer.stride, layer.dilation, strict=True)
+    return max(dilation * (kernel - 1) + stride - 1 for kernel, stride, dilation in spans)
+
+
+def _interior_counts(row: OverlapRow) -> np.ndarray:
+    """The distinct window counts of an overlap map away from its border (empty for a map that is all border)."""
+    edge = row.border
+    return np.unique(row.overlap[edge : row.overlap.shape[0] - edge, edge : row.overlap.shape[1] - edge])
+
+
+def _overlap_claim(conv_rows: list[OverlapRow]) -> tuple[str, bool]:
+    """What col2im's overlap does to this net's saliency map, from the counts themselves; True when some layer reads unevenly."""
+    uneven = [(row.name, counts) for row in conv_rows if (counts := _interior_counts(row)).size > 1]
+    even = [f"{row.name}: {int(counts[0])}" for row in conv_rows if (counts := _interior_counts(row)).size == 1]
+    if uneven:
+        layers = "; ".join(f"{name} reads pixels with {', '.join(str(int(c)) for c in counts)} windows" for name, counts in uneven)
+        return (
+            "Why the saliency map can show a checkerboard: col2im adds each window's gradient (+=) onto every pixel it read,\n"
+            f"so a pixel read by more windows collects more terms. {layers}: expect a regular grid in the saliency map",
+            True,
+        )
+    same = f" ({', '.join(even)} windows)" if even else ""
+    return (
+        "col2im adds each window's gradient (+=) onto every pixel it read, so a pixel read by more windows collects more terms.\n"
+        f"In this net every conv layer reads each pixel away from the border with the same number of windows{same}:\n"
+        "its overlap draws no checkerboard; only the border pixels, read by fewer windows, collect fewer terms",
+        False,
+    )
+
+
 def plot_col2im_overlap(
     pixels: np.ndarray,
     saliency_map: np.ndarray,
     class_name: str,
-    conv_rows: list[tuple[str, str, np.ndarray, np.ndarray]],
+    conv_rows: list[OverlapRow],
     header: str,
     path: Path,
 ) -> Path:
-    """The saliency map beside each conv layer's col2im overlap count: why stride 2 draws a checkerboard.
+    """The saliency map beside each conv layer's col2im overlap count: whether (and why) the net draws a checkerboard.
 
     Args:
         pixels: (H, W) input in [0, 1]; saliency_map: (H, W) dScore/dinput.
-        conv_rows: per conv layer with a spatial input, input side first: (name, geometry text,
-            (H, W) overlap count on its input, (H, W) mean |dScore/d(its input)| over channels).
-            At most :data:`MAX_OVERLAP_ROWS` are drawn.
+        conv_rows: per conv layer with a spatial input, input side first. At most :data:`MAX_OVERLAP_ROWS` are drawn.
     """
     shown = conv_rows[:MAX_OVERLAP_ROWS]
     more = f"; first {MAX_OVERLAP_ROWS} of {len(conv_rows)} conv layers" if len(conv_rows) > MAX_OVERLAP_ROWS else ""
     with _figure(f"col2im_overlap_{len(shown)}", path) as fig:
-        fig.suptitle(
-            f"{header}\nWhy the saliency map can show a checkerboard: col2im adds each window's gradient (+=) "
-            f"onto every pixel it read,\nso a pixel read by 4 windows collects 4 terms and a pixel read by 1 collects 1{more}"
-        )
+        claim, uneven = _overlap_claim(conv_rows)
+        fitted_suptitle(fig, f"{header}\n{claim}{more}")
         axes = fig.subplots(len(shown) + 1, 3)
         limit = _input_and_saliency(fig, axes[0, 0], axes[0, 1], pixels, saliency_map, class_name)
         heat = axes[0, 2].imshow(np.abs(saliency_map), cmap="Reds", vmin=0, vmax=limit)
-        axes[0, 2].set_title("|saliency|: look for a regular grid")
+        axes[0, 2].set_title("|saliency|" + (": look for a regular grid" if uneven else ""))
         fig.colorbar(heat, ax=axes[0, 2], shrink=0.85, label="|gradient|")
-        for row, (name, geometry, overlap, grad_abs) in enumerate(shown, start=1):
+        for row, conv in enumerate(shown, start=1):
+            name, geometry, overlap, grad_abs, _ = conv
             count_ax, grad_ax, per_window_ax = axes[row]
             top = max(int(overlap.max()), 1)
             counts = count_ax.imshow(overlap, cmap="Oranges", vmin=0, vmax=top)
-            interior = overlap[2:-2, 2:-2]
-            even = interior.size > 0 and np.unique(interior).size == 1
+            even = _interior_counts(conv).size == 1
             count_ax.set_title(f"{name} ({geometry}):\nwindows reading each input pixel", fontsize=10)
             if even:
                 count_ax.set_xlabel("the same count everywhere but the border:\nno checkerboard from this layer", fontsize=9)
@@ -267,7 +302,8 @@ def plot_col2im_overlap(
             grad_ax.set_title(f"mean |d score / d {name} input| over channels:\nthe gradient col2im gathered", fontsize=10)
             fig.colorbar(magnitude, ax=grad_ax, shrink=0.85, label="|gradient|")
             by_count = [f"{count}: {grad_abs[overlap == count].mean():.2g}" for count in np.unique(overlap) if count > 0]
-            grad_ax.set_xlabel("mean by windows read, " + ", ".join(by_count), fontsize=9)
+            lines = [", ".join(by_count[start : start + 5]) for start in range(0, len(by_count), 5)]  # 5 a line: it fits the panel
+            grad_ax.set_xlabel("mean by windows read, " + ",\n".join(lines), fontsize=9)
             per_window = per_window_ax.imshow(grad_abs / np.maximum(overlap, 1), cmap="Reds", vmin=0)
             per_window_ax.set_title("the same divided by the count:\nthe gradient per window", fontsize=10)
             fig.colorbar(per_window, ax=per_window_ax, shrink=0.85, label="|gradient| / windows")

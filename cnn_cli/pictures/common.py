@@ -14,6 +14,7 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 
 from cnn_cli.errors import CnnError
 from cnn_cli.runs.checkpoint import atomic_write
@@ -143,6 +144,45 @@ def out_figure(path: Path, inches: tuple[float, float], example: str) -> context
     if path.is_dir():
         raise CnnError(f"--out {path}: is a folder; give a file name like {example}")
     return _saved_figure(path, inches, OUT_STYLE)
+
+
+TITLE_MARGIN = 0.02  # of the figure's width, kept free at each side of a title line
+
+
+def _title_lines(fig: Figure, text: str, fontsize: float) -> list[str]:
+    """``text``'s lines, each wrapped at spaces so that it fits the figure's width at ``fontsize`` (measured, not guessed)."""
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # FigureCanvasAgg has one
+    font = FontProperties(size=fontsize)
+    room = fig.bbox.width * (1 - 2 * TITLE_MARGIN)
+
+    def fits(line: str) -> bool:
+        return renderer.get_text_width_height_descent(line, font, ismath=False)[0] <= room
+
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        current = ""
+        for word in paragraph.split(" "):
+            trial = f"{current} {word}" if current else word
+            if current and not fits(trial):
+                lines.append(current)
+                current = word
+            else:
+                current = trial
+        lines.append(current)
+    return lines
+
+
+def fitted_suptitle(fig: Figure, text: str) -> None:
+    """The figure's title, every line wrapped to the figure's width so that none is cut at the edges.
+
+    In a fixed-margin grid figure (no layout engine) the panels move down below the title's last line.
+    """
+    fontsize = FontProperties(size=matplotlib.rcParams["figure.titlesize"]).get_size_in_points()
+    title = fig.suptitle("\n".join(_title_lines(fig, text, fontsize)), fontsize=fontsize)
+    if fig.get_layout_engine() is None:
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        bottom = title.get_window_extent(renderer).y0 / fig.bbox.height
+        fig.subplots_adjust(top=min(fig.subplotpars.top, bottom - 0.035))
 
 
 def _note(ax: Any, text: str) -> None:

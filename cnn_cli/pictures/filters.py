@@ -22,6 +22,7 @@ from cnn_cli.pictures.common import (
     _panels,
     _signed_bars,
     _signed_maps,
+    fitted_suptitle,
 )
 
 
@@ -29,15 +30,56 @@ def _first_conv(model: Model) -> Any | None:
     return next((layer for layer in model.layers if layer.type_name == "conv2d"), None)
 
 
+RESHAPING_ONLY = ("flatten", "dropout")  # layers that pass the image's pixels on unchanged (dropout at test time)
+
+
+def _first_dense_on_pixels(model: Model) -> Any | None:
+    """The first layer when it is a dense layer fed the flattened one-channel image (only flatten/dropout before it), else None."""
+    for layer in model.layers:
+        if layer.type_name == "dense":
+            return layer if model.input_shape[0] == 1 else None
+        if layer.type_name not in RESHAPING_ONLY:
+            return None
+    return None
+
+
+def _plot_dense_templates(fig: Any, model: Model, layer: Any, title: str) -> None:
+    """Each unit's weights (out_features, C·H·W) drawn as an H×W image: the pixel pattern that unit responds to."""
+    weight = layer.params["weight"]
+    units, _ = weight.shape
+    height, width = model.input_shape[1:]
+    images = weight[:MAX_PANELS].reshape(-1, height, width)
+    limit = float(np.abs(images).max()) or 1.0
+    fitted_suptitle(
+        fig,
+        f"First layer ({layer.name}, dense) weights, {units}×{height * width}, each unit's as a {height}×{width} image (no conv layer)"
+        f"\nred: ink there raises the unit's output, blue: lowers it; {title}"
+        + (f"; first {MAX_PANELS} of {units} units" if units > MAX_PANELS else ""),
+    )
+    image = None
+    for panel, ax in _panels(fig, len(images)):
+        image = ax.imshow(images[panel], cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
+        ax.set_title(f"unit {panel}", fontsize=10 if len(images) <= 36 else 9, pad=2)
+    _grid_colorbar(fig, image, "weight (red > 0, blue < 0)")
+
+
 def plot_filters(model: Model, path: Path, title: str = "") -> Path:
     """The first conv layer's kernels, weight (C_out, C_in, kH, kW), one panel per (output, input) channel pair.
 
-    All panels share one colour scale, symmetric about 0, so kernels can be compared.
+    A model without a conv layer whose first layer is dense on the flattened image gets that
+    layer's weights instead, each unit's row drawn as an image. All panels share one colour
+    scale, symmetric about 0, so they can be compared.
     """
     layer = _first_conv(model)
     with _figure("filters", path, grid_top=0.9) as fig:
         if layer is None:
-            _note(fig.subplots(), "this model has no conv2d layer, so there are no filters to show")
+            dense = _first_dense_on_pixels(model)
+            if dense is not None:
+                _plot_dense_templates(fig, model, dense, title)
+            else:
+                first = model.layers[0]
+                why = f"its first layer ({first.name}, {first.type_name}) is not dense on the pixels"
+                _note(fig.subplots(), f"this model has no conv2d layer and {why},\nso there are no filters to show")
             return path
         weight = layer.params["weight"]
         c_out, c_in, k_h, k_w = weight.shape

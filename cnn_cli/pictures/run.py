@@ -40,9 +40,11 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         gradient_rows = read_gradients(paths.gradients)
     ckpt, model = load_checkpoint(checkpoint)
     paths.plots.mkdir(parents=True, exist_ok=True)
-    title = f"run {paths.root.resolve().name} ({_run_status(paths)}), {checkpoint.name}"
+    run_title = f"run {paths.root.resolve().name} ({_run_status(paths)})"
+    title = f"{run_title}, {checkpoint.name}"  # the pictures drawn from the checkpoint's weights
+    metric_rows = read_metrics(paths.metrics)
 
-    written = [plot_learning_curves(read_metrics(paths.metrics), ckpt.best_epoch, paths.plots / LEARNING_CURVES_FILE, title)]
+    written = [plot_learning_curves(metric_rows, ckpt.best_epoch, paths.plots / LEARNING_CURVES_FILE, title)]
     images, labels = _test_split(ckpt)
     batch = config_from_dict(ckpt.config).train.eval_batch_size
     chunks = [model.forward(images[i : i + batch], keep_cache=False) for i in range(0, len(images), batch)]
@@ -54,5 +56,5 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     written.append(plot_misclassified(images, labels, probabilities, predicted, names, ckpt, paths.plots / MISCLASSIFIED_FILE, title))
     written.append(plot_filters(model, paths.plots / FILTERS_FILE, title))
     if gradient_rows is not None:
-        written.append(plot_gradient_flow(gradient_rows, paths.plots / GRADIENT_FLOW_FILE, title))
+        written.append(plot_gradient_flow(gradient_rows, paths.plots / GRADIENT_FLOW_FILE, run_title, metric_rows))
     return written

@@ -12,12 +12,13 @@ import csv
 import glob
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cnn_cli.errors import CnnError
-from cnn_cli.runs.folders import CONFIG_FILE, LATEST_LINK, METRIC_COLUMNS, RunPaths
+from cnn_cli.runs.folders import CONFIG_FILE, DEFAULT_RUNS_ROOT, LATEST_LINK, METRIC_COLUMNS, RunPaths
 from cnn_cli.runs.learner_record import learner_record_of
 
 IGNORED_KEYS = ("name", "description")  # always differ or say nothing about the training
@@ -27,6 +28,12 @@ GLOB_CHARS = set("*?[")
 
 
 MAX_CELL = 28  # table cells longer than this are cut (the JSON keeps the whole value)
+
+
+NUMBER_COLUMNS = ("epochs", "best val", "test acc", "wall s", "img/s")
+
+
+COLUMN_GAP = "  "
 
 
 @dataclass
@@ -81,8 +88,21 @@ class Comparison:
         }
 
 
+COMPARE_PLOT = "compare.png"
+
+
+def default_plot_path(comparison: Comparison) -> Path:
+    """Where ``cnn compare`` draws without ``--out``: the folder that holds the runs (runs/), never the working folder.
+
+    Runs from several folders go to runs/compare.png.
+    """
+    parents = {run.path.resolve().parent for run in comparison.runs}
+    folder = comparison.runs[0].path.parent if len(parents) == 1 else Path(DEFAULT_RUNS_ROOT)
+    return folder / COMPARE_PLOT
+
+
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings -> {dotted.key: value}; lists stay whole (``model.layers`` is one value)."""
+    """Nested mappings -> {dotted.key: value}; lists stay whole (``model.layers`` is one value, see :func:`split_layers`)."""
     if not isinstance(data, dict):
         return {prefix: data} if prefix else {}
     out: dict[str, Any] = {}
@@ -90,6 +110,31 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
         name = f"{prefix}.{key}" if prefix else str(key)
         out.update(flatten(value, name) if isinstance(value, dict) else {name: value})
     return out
+
+
+LAYERS_KEY = "model.layers"
+
+
+def split_layers(configs: list[dict[str, Any]]) -> None:
+    """Replace each flattened config's ``model.layers`` list by one key per layer, in place, so that a difference names its layer.
+
+    Where every run has a layer of the same type at position i, each of its settings is a key
+    (``model.layers[2].out_channels``); where the runs' layers differ in type or one run has
+    none there, the key ``model.layers[i]`` holds the layer's type.
+    """
+    lists = [config.get(LAYERS_KEY) for config in configs]
+    if not all(isinstance(layers, list) and all(isinstance(layer, dict) for layer in layers) for layers in lists):
+        return  # a config that does not read as layers (a hand-edited file): compared whole
+    for index in range(max((len(layers) for layers in lists), default=0)):  # type: ignore[arg-type]
+        at = [layers[index] if index < len(layers) else None for layers in lists]  # type: ignore[index, arg-type]
+        same_type = all(layer is not None for layer in at) and len({layer["type"] for layer in at if layer}) == 1
+        for config, layer in zip(configs, at, strict=True):
+            if same_type and layer is not None:
+                config.update(flatten(layer, f"model.layers[{index}]"))
+            elif layer is not None:
+                config[f"model.layers[{index}]"] = layer.get("type")
+    for config in configs:
+        config.pop(LAYERS_KEY, None)
 
 
 def find_run_dirs(arguments: list[str]) -> tuple[list[Path], list[str]]:
@@ -225,10 +270,16 @@ def compare_runs(arguments: list[str]) -> Comparison:
     if not runs:
         reason = f" ({len(skipped)} skipped, first: {skipped[0]})" if skipped else ""
         raise CnnError(f"no run folders to compare in {' '.join(arguments)}{reason}")
-    keys = sorted({k for r in runs for k in r.config})
+    split_layers([r.config for r in runs])
+    keys = sorted({k for r in runs for k in r.config}, key=_key_order)
     missing = object()
     differing = [k for k in keys if len({json.dumps(r.config.get(k, missing), sort_keys=True, default=str) for r in runs}) > 1]
     return Comparison(runs, differing, skipped)
+
+
+def _key_order(key: str) -> tuple[Any, ...]:
+    """Config keys in reading order: ``model.layers[2]`` before ``model.layers[10]``."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"\[(\d+)\]", key))
 
 
 def _cell(value: Any) -> str:
@@ -238,14 +289,14 @@ def _cell(value: Any) -> str:
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 3] + "..."
 
 
-def format_table(comparison: Comparison) -> str:
-    """The comparison as a plain-text table (one row per run), then one line per note."""
+def _table_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+    """The header and one row of cells per run: name, status, learner code (if any run used it), differing keys, then the numbers."""
     code = any(r.learner_code for r in comparison.runs)  # a column only when some run trained with learner code
-    header = ["run", "status", *(["code"] if code else []), *comparison.differing_keys, "epochs", "best val", "test acc", "wall s", "img/s"]
-    lines = []
+    header = ["run", "status", *(["code"] if code else []), *comparison.differing_keys, *NUMBER_COLUMNS]
+    rows = []
     for r in comparison.runs:
         epochs = f"{len(r.rows)}/{r.epochs_planned}" if r.epochs_planned is not None else str(len(r.rows))
-        lines.append(
+        rows.append(
             [
                 r.name,
                 r.status,
@@ -258,14 +309,40 @@ def format_table(comparison: Comparison) -> str:
                 "-" if r.images_per_s is None else f"{r.images_per_s:.0f}",
             ]
         )
-    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
-    numeric_from = len(header) - 5
+    return header, rows
 
-    def render(cells: list[str]) -> str:
-        padded = (c.rjust(w) if i >= numeric_from else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-        return "  ".join(padded).rstrip()
 
-    out = [render(header), "  ".join("-" * w for w in widths), *(render(row) for row in lines)]
+def _blocks(widths: list[int], width: int) -> list[list[int]]:
+    """Column indices of each block of the table: the run column first in every block, then as many others as fit in ``width``."""
+    blocks: list[list[int]] = [[0]]
+    used = widths[0]
+    for column in range(1, len(widths)):
+        if used + len(COLUMN_GAP) + widths[column] > width and len(blocks[-1]) > 1:
+            blocks.append([0])
+            used = widths[0]
+        blocks[-1].append(column)
+        used += len(COLUMN_GAP) + widths[column]
+    return blocks
+
+
+def format_table(comparison: Comparison, width: int = 80) -> str:
+    """The comparison as a plain-text table (one row per run), then one line per note.
+
+    A table wider than ``width`` characters is cut into blocks of columns, one under the
+    other, each starting with the run's name; a column is never cut in the middle.
+    """
+    header, rows = _table_rows(comparison)
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    numeric_from = len(header) - len(NUMBER_COLUMNS)
+
+    def render(cells: list[str], columns: list[int]) -> str:
+        return COLUMN_GAP.join(cells[i].rjust(widths[i]) if i >= numeric_from else cells[i].ljust(widths[i]) for i in columns).rstrip()
+
+    out: list[str] = []
+    for block in _blocks(widths, width):
+        if out:
+            out.append("")
+        out += [render(header, block), COLUMN_GAP.join("-" * widths[i] for i in block), *(render(row, block) for row in rows)]
     if not comparison.differing_keys and len(comparison.runs) > 1:
         out.append("(the configs are the same, apart from name and description)")
     out.extend(f"note: {r.name}: {note}" for r in comparison.runs for note in r.notes)

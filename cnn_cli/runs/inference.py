@@ -54,8 +54,17 @@ def resolve_eval_checkpoint(target: str | Path | None, runs_root: str | Path = D
                 "train first (cnn train --config mnist) or name one"
             )
         return newest.best
+    return checkpoint_in(target)
+
+
+def checkpoint_in(target: str | Path) -> Path:
+    """A checkpoint file as given, or a run folder's ``checkpoints/best.npz`` (``cnn eval``, ``predict --checkpoint``, ``viz``).
+
+    Raises:
+        CnnError: a run folder without a best checkpoint yet. Any other folder is left to the loader, which refuses it as not a file.
+    """
     path = Path(target)
-    if path.is_dir() and (path / CONFIG_FILE).is_file():  # a run folder; any other folder is refused as "not a file" by the loader
+    if path.is_dir() and (path / CONFIG_FILE).is_file():
         best = path / CHECKPOINT_DIR / BEST_CHECKPOINT
         if not best.is_file():
             raise CnnError(f"{path}: this run has no {CHECKPOINT_DIR}/{BEST_CHECKPOINT} yet (no epoch finished?)")
@@ -85,9 +94,9 @@ class Prediction:
 
 
 def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
-    """The given checkpoint, or the newest run's best one; a clear error when there is none."""
+    """The given checkpoint (a run folder: its best one), or the newest run's best one; a clear error when there is none."""
     if checkpoint is not None:
-        return Path(checkpoint)
+        return checkpoint_in(checkpoint)
     # Not runs/latest, which may be an interrupted or killed run: the newest finished run, else any run's best epoch.
     newest = newest_completed_run(DEFAULT_RUNS_ROOT) or newest_completed_run(DEFAULT_RUNS_ROOT, require_completed=False)
     if newest is not None:

@@ -11,6 +11,9 @@ import numpy as np
 BETA = 0.9
 
 
+LR_FIND_PLOT = "lr_find-{config}.png"  # in the runs folder: a range test is no run, but it belongs with them
+
+
 DIVERGE_FACTOR = 4.0
 
 

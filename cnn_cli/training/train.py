@@ -8,7 +8,6 @@ epoch is in :mod:`cnn_cli.callbacks`. Nothing here prints except through the
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +17,8 @@ from typing import Any
 
 from cnn_cli.config.load import config_to_yaml
 from cnn_cli.config.sections import Config
-from cnn_cli.errors import EXIT_INTERRUPTED, CheckpointError, CnnError, ConfigError, RuntimeFault
+from cnn_cli.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, CheckpointError, CnnError, ConfigError, RuntimeFault
+from cnn_cli.io import silence_stdout
 from cnn_cli.learn.learner_code import LearnerCode, load_learner_code
 from cnn_cli.model.network import Model, build_model
 from cnn_cli.nn.optim import Optimizer, make_optimizer
@@ -62,8 +62,6 @@ from cnn_cli.training.resume import EXTENDABLE_KEYS, open_run_to_resume, restore
 from cnn_cli.training.state import Callback, CallbackList, EpochData, InterruptFlag, TrainState, resume_hint
 from cnn_cli.training.tensorboard import TensorBoardLogger, require_extras
 from cnn_cli.training.transfer import frozen_parameters, init_from_checkpoint
-
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away
 
 
 @dataclass
@@ -342,13 +340,7 @@ class _PipeSafeLog:
         except (OSError, ValueError):  # EPIPE from a pipe, EIO from a closed terminal, ValueError from a closed file
             self._closed = True
             self._interrupt.request("output closed", EXIT_BROKEN_PIPE)
-            stdout = sys.stdout
-            if stdout is not sys.__stdout__ or stdout is None:  # a replaced stdout (a test's capture) is not the process's
-                return
-            with contextlib.suppress(OSError, ValueError):
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, stdout.fileno())
-                os.close(devnull)
+            silence_stdout()
 
 
 __all__ = ["EXTENDABLE_KEYS", "EXIT_INTERRUPTED", "EvalResult", "TrainResult", "evaluate", "predictions", "train", "CnnError"]

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnn_cli.data import load_dataset
+from cnn_cli.config.load import load_config
+from cnn_cli.data import load_dataset, streams
 from cnn_cli.data.prepare import normalise, pixel_mean_std, stratified_quotas
 from cnn_cli.errors import DataError
+from cnn_cli.runs.datasets import load_config_dataset
 
 
 @pytest.fixture
@@ -59,8 +61,7 @@ def test_same_seed_same_split_and_different_seed_different_split(idx_paths) -> N
 
 
 def test_classes_are_filtered_and_remapped_in_the_given_order(idx_paths, synthetic) -> None:
-    everything = load_raw_scale(idx_paths, val_size=40, seed=5)
-    two = load_raw_scale(idx_paths, val_size=40, seed=5, classes=[7, 2])
+    two = load_raw_scale(idx_paths, val_size=10, seed=5, classes=[7, 2])
 
     assert two.classes == [7, 2] and two.num_classes == 2
     for split in (two.train, two.val, two.test):
@@ -68,8 +69,32 @@ def test_classes_are_filtered_and_remapped_in_the_given_order(idx_paths, synthet
         ids = image_ids(split.images)
         np.testing.assert_array_equal(np.array([7, 2])[split.labels], original[ids])
     assert len(two.test) == 10
-    # The split is made before filtering: the same images are held out.
-    assert set(image_ids(two.val.images)) == {i for i in image_ids(everything.val.images) if synthetic.train_labels[i] in (7, 2)}
+    train_ids, val_ids = set(image_ids(two.train.images)), set(image_ids(two.val.images))
+    assert train_ids.isdisjoint(val_ids) and train_ids | val_ids == set(np.flatnonzero(np.isin(synthetic.train_labels, [7, 2])))
+
+
+@pytest.mark.parametrize(("classes", "val_size"), [([7, 2], 10), ([7, 2], 30), ([0, 1, 2, 3, 4], 50), (None, 40)])
+def test_validation_has_the_requested_size_whatever_the_classes(idx_paths, classes, val_size) -> None:
+    """The classes are kept first and the split made among them: val_size counts images of the requested classes."""
+    splits = load_raw_scale(idx_paths, val_size=val_size, seed=3, classes=classes)
+    kept = 20 * (len(classes) if classes else 10)  # the synthetic training file has 20 images of each label
+    assert (len(splits.val), len(splits.train)) == (val_size, kept - val_size)
+
+
+def test_with_every_class_the_split_is_the_plain_seeded_split(idx_paths) -> None:
+    """Runs without ``classes`` keep the validation images they always had."""
+    plain = load_raw_scale(idx_paths, val_size=40, seed=7)
+    listed = load_raw_scale(idx_paths, val_size=40, seed=7, classes=list(range(10)))
+    np.testing.assert_array_equal(plain.val.images, listed.val.images)
+    order = streams.rng_for(streams.SPLIT, 7).permutation(200)  # the split every run without classes had
+    assert set(image_ids(plain.val.images)) == set(order[:40].tolist())
+
+
+def test_seed004_validates_on_the_1000_images_its_config_asks_for(mnist_data_dir) -> None:
+    config = load_config("seed004", [f"data.data_dir={mnist_data_dir}"])
+    splits = load_config_dataset(config, mean=None, std=None, progress=False)
+    assert len(splits.val) == config.data.val_size == 1000
+    assert set(np.unique(splits.val.labels)) == {0, 1} and len(splits.train) + 1000 == 5851 + 6131  # MNIST's 8s and 3s
 
 
 def test_limit_is_a_seeded_stratified_subset_of_training_only(idx_paths) -> None:
@@ -131,6 +156,7 @@ def test_pixel_statistics_and_lookup_normalisation_are_exact() -> None:
     ("options", "expected"),
     [
         ({"val_size": 200}, "val_size: 200 leaves no training images"),
+        ({"val_size": 40, "classes": [3, 8]}, "val_size: 40 leaves no training images; .* has 40 of classes \\[3, 8\\]"),
         ({"limit": 1000}, "limit: 1000 is more than the 160 training images available"),
     ],
 )

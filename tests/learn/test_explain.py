@@ -93,6 +93,45 @@ def test_bad_input_is_one_line_and_exit_2(args, fragment):
     error_line(invoke_cli(["explain", *args]), EXIT_BAD_INPUT, fragment)
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["maxpool", "--kernel", "1,2;3,4"], "maxpool: --kernel is not used by this example (it takes --input and --grad)"),
+        (["relu", "--kernel", "1,2;3,4"], "relu: --kernel is not used by this example"),
+        (
+            ["cross-correlation", "--grad", "1,2;3,4"],
+            "cross-correlation: --grad is not used by this example (it takes --input and --kernel)",
+        ),
+        (["convolution", "--input", "1,2;3,4", "--grad", "1"], "convolution: --grad is not used"),
+        (["softmax-ce", "--kernel", "1", "--grad", "1"], "softmax-ce: --kernel and --grad are not used by this example"),
+    ],
+)
+def test_an_option_the_example_does_not_use_is_refused(args, message):
+    error_line(invoke_cli(["explain", *args]), EXIT_BAD_INPUT, message)
+
+
+def test_without_names_the_learners_matrices_run_the_examples_that_use_them_all():
+    outcome = invoke_cli(["explain", "--kernel", "1,0;0,-1"])
+    assert outcome.code == 0, outcome.output
+    assert [line.split()[1] for line in outcome.stdout.splitlines() if line.startswith("== ")] == [
+        "cross-correlation",
+        "convolution",
+        "conv-backward",
+    ]
+
+
+def test_seed004_prints_every_parameter_it_uses():
+    out = invoke_cli(["explain", "seed004-net"]).stdout
+    assert "W1 = conv1.weight[0, 0] =\n    [  0.2  −0.1   0.3 ]" in out
+    assert "b1 = conv1.bias = −0.12" in out and "W2 = fc1.weight = [[0.5, −0.4, 0.3, 0.2]]" in out and "b2 = fc1.bias = −0.1" in out
+
+
+def test_softmax_ce_shows_each_sample_of_the_batch():
+    out = invoke_cli(["explain", "softmax-ce"]).stdout
+    assert "sample 1: logits [2, 1, 0.1], target 0:" in out and "sample 2: logits [0.5, 0.5, 3], target 1:" in out
+    assert "✓ L = mean of −ln p_target, N = 2" in out
+
+
 def test_parse_matrix():
     np.testing.assert_array_equal(parse_matrix("1,6,2;5,3,1;7,0,4", "--input"), [[1, 6, 2], [5, 3, 1], [7, 0, 4]])
     np.testing.assert_array_equal(parse_matrix(" -1.5 , 2 ", "--grad"), [[-1.5, 2]])

@@ -9,6 +9,7 @@ import pytest
 from nbclient import NotebookClient
 
 from tests.support import REPO_ROOT
+from tests.support.cli import invoke_cli
 
 NOTEBOOK = REPO_ROOT / "docs" / "tutorial.ipynb"
 SOURCE = REPO_ROOT / "docs" / "tutorial.py"
@@ -40,4 +41,8 @@ def test_the_tutorial_runs_end_to_end():
     printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs)
     assert "5/5 passed" in printed and "3 FAILED" in printed  # the intact library, then the broken ReLU
     assert "failed: ['conv1.weight', 'conv1.bias', 'input']" in printed
+    # Notes 004's net is the one `cnn explain seed004-net` works through: the same parameters, input and A2.
+    explained = invoke_cli(["explain", "seed004-net"]).stdout
+    a2 = float(explained.split("A2 = σ(Z2) = ")[1].split(",")[0])
+    assert f"A2 = {a2:.4f}, L = " in printed
     assert elapsed < 20, f"the tutorial took {elapsed:.1f} s"

@@ -18,6 +18,7 @@ from cnn_cli.pictures.common import COL2IM_OVERLAP_FILE, GRADIENT_FLOW_FILE, SAL
 from cnn_cli.training.train import train
 from tests.support import REPO_ROOT
 from tests.support.gradients import assert_picture, short_run, write_gradients_csv
+from tests.support.pictures import captured_figures, cut_texts, title_text
 
 POOL_LAYERS = [
     {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1},  # 4x14x14
@@ -104,13 +105,16 @@ def test_viz_help_names_the_backward_flag():
 
 
 @pytest.mark.slow
-def test_plot_draws_gradient_flow_when_the_run_has_gradients_csv(runs):
+def test_plot_draws_gradient_flow_when_the_run_has_gradients_csv(runs, monkeypatch):
     run = runs["pool"]  # tests/pictures/test_plots.py checks that a run without gradients.csv gets no gradient_flow.png
     logged = short_run(runs["pool_config"], steps=10, limit=1000, log_every=2)
     write_gradients_csv(run / "gradients.csv", logged.rows)
-    result = CliRunner().invoke(cli_group(), ["plot", str(run)])
+    with captured_figures(monkeypatch) as figures:
+        result = CliRunner().invoke(cli_group(), ["plot", str(run)])
     assert result.exit_code == 0, result.output
     assert Path(result.output.splitlines()[-1]) == run / "plots" / GRADIENT_FLOW_FILE
+    title = title_text(figures[-1])  # drawn from gradients.csv: the title names it, not the checkpoint
+    assert title.startswith("Gradient flow (from gradients.csv): run pool (completed)") and ".npz" not in title
     assert_picture(run / "plots" / GRADIENT_FLOW_FILE, figure_pixels("gradient_flow"))
 
 
@@ -157,3 +161,47 @@ def test_backward_pictures_of_a_binary_model_without_training(tmp_path):
     assert [p.name for p in written] == list(kinds)
     for name, kind in kinds.items():
         assert_picture(tmp_path / name, figure_pixels(kind))
+
+
+STRIDE_ONE_LAYERS = [  # LeNet-like: no conv with a stride, so col2im reads every interior pixel equally often
+    {"type": "conv2d", "out_channels": 16, "kernel_size": 5, "padding": 2},
+    {"type": "relu"},
+    {"type": "maxpool2d", "kernel_size": 2},
+    {"type": "conv2d", "out_channels": 4, "kernel_size": 5},
+    {"type": "relu"},
+    {"type": "flatten"},
+    {"type": "dense", "out_features": 10},
+]
+STRIDE_TWO_LAYERS = [
+    {"type": "conv2d", "out_channels": 16, "kernel_size": 3, "padding": 1},
+    {"type": "relu"},
+    {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1},
+    {"type": "relu"},
+    {"type": "flatten"},
+    {"type": "dense", "out_features": 10},
+]
+
+
+@pytest.mark.parametrize(("layers", "checkerboard"), [(STRIDE_ONE_LAYERS, False), (STRIDE_TWO_LAYERS, True)])
+def test_backward_pictures_fit_their_words_and_col2im_says_what_the_net_has(tmp_path, monkeypatch, layers, checkerboard):
+    from cnn_cli.model.network import build_model
+    from cnn_cli.pictures.backward import plot_backward_pass
+
+    model = build_model({"input_shape": [1, 28, 28], "layers": layers}, seed=0)
+    x = np.random.default_rng(0).normal(size=(1, 1, 28, 28)).astype(np.float32)
+    caption = "test image #12345 of the test split, as the network sees it"
+    with captured_figures(monkeypatch) as figures:
+        written = plot_backward_pass(model, x, np.zeros((28, 28)), [str(c) for c in range(10)], caption, "header", tmp_path)
+    for path, fig in zip(written, figures, strict=True):
+        assert cut_texts(fig) == [], f"{path.name}: words cut at the edges"
+        renderer = fig.canvas.get_renderer()
+        title_bottom = fig._suptitle.get_window_extent(renderer).y0
+        panel_tops = [ax.get_tightbbox(renderer).y1 for ax in fig.axes if ax.get_visible()]
+        assert title_bottom >= max(panel_tops) - 1, f"{path.name}: the title runs into the panels"
+    claim = title_text(figures[-1])
+    assert written[-1].name == COL2IM_OVERLAP_FILE
+    if checkerboard:
+        assert "conv2 reads pixels with 1, 2, 4 windows: expect a regular grid" in claim
+    else:
+        assert "checkerboard" in claim and "draws no checkerboard" in claim and "expect" not in claim
+        assert "(conv1: 25, conv2: 25 windows)" in claim

@@ -1,17 +1,19 @@
-"""gradients.csv: reading it (a half-written last line included) and drawing gradient_flow.png."""
+"""gradients.csv: reading it (a half-written last line included) and drawing gradient_flow.png (what its words claim included)."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from cnn_cli.errors import CnnError
 from cnn_cli.pictures.common import figure_pixels
-from cnn_cli.pictures.gradient_flow import plot_gradient_flow
+from cnn_cli.pictures.gradient_flow import LrChange, ema, lr_changes, plot_gradient_flow
 from cnn_cli.runs.gradients import GRADIENT_COLUMNS, layer_order, read_gradients
 from tests.support import REPO_ROOT
 from tests.support.gradients import assert_picture, short_run, write_gradients_csv
+from tests.support.pictures import captured_figures, cut_texts, title_text
 
 
 @pytest.fixture(autouse=True)
@@ -86,3 +88,92 @@ def test_gradient_flow_png(tmp_path, smoke_rows):
     assert_picture(plot_gradient_flow(epoch_rows, tmp_path / "epochs.png"), figure_pixels("gradient_flow"))
     blank = plot_gradient_flow([], tmp_path / "empty.png")
     assert blank.is_file()
+
+
+def synthetic_rows(first_norm: float, last_norm: float, steps: int = 20) -> list[dict]:
+    """conv1 → relu1 → fc1 logged every 10 steps, with ‖dL/dW‖ of conv1 and fc1 near the given values (and some noise)."""
+    noise = np.random.default_rng(0).uniform(0.8, 1.2, size=(steps, 2))
+    rows = []
+    for index in range(steps):
+        step = 10 * (index + 1)
+        for layer, kind, norm, ratio in (
+            ("conv1", "conv2d", first_norm, 1e-3),
+            ("relu1", "relu", math.nan, math.nan),
+            ("fc1", "dense", last_norm, 2e-3),
+        ):
+            weighted = kind != "relu"
+            rows.append(
+                {
+                    "epoch": 1 + step // 100,
+                    "step": step,
+                    "event": "step",
+                    "layer": layer,
+                    "type": kind,
+                    "weight_grad_norm": norm * noise[index, int(layer == "fc1")] if weighted and index < steps - 1 else norm,
+                    "bias_grad_norm": 0.1 if weighted else math.nan,
+                    "input_grad_norm": 0.05,
+                    "update_ratio": ratio if weighted else math.nan,
+                    "dead_fraction": math.nan if weighted else 0.25,
+                }
+            )
+    return rows
+
+
+METRIC_ROWS = [
+    {"epoch": 1, "step": 100, "lr": 1e-3},
+    {"epoch": 2, "step": 200, "lr": 5e-4},  # a step schedule: halved after epoch 1, then kept
+]
+
+
+@pytest.mark.parametrize(("first", "last", "ratio", "side"), [(0.25, 1.0, "0.25×", "smaller"), (2.0, 0.5, "4×", "larger")])
+def test_the_caption_states_what_the_data_shows(tmp_path, monkeypatch, first, last, ratio, side):
+    with captured_figures(monkeypatch) as figures:
+        plot_gradient_flow(synthetic_rows(first, last), tmp_path / "flow.png", "run r (completed)", METRIC_ROWS)
+    (fig,) = figures
+    title = title_text(fig)
+    assert title.startswith("Gradient flow (from gradients.csv): run r (completed)") and "best.npz" not in title
+    assert f"conv1 is {ratio} that of the output-side layer fc1" in title
+    time_ax, profile_ax, signal_ax, update_ax = fig.axes
+    caption = profile_ax.get_xlabel()
+    assert f"conv1 gets {ratio} the ‖dL/dW‖ of fc1: {side} on the input side" in caption
+    assert ({"smaller", "larger"} - {side}).pop() not in caption
+    assert cut_texts(fig) == [], "every title, caption and label fits inside the picture"
+
+
+def test_lines_over_time_are_smoothed_and_lr_changes_are_marked(tmp_path, monkeypatch):
+    with captured_figures(monkeypatch) as figures:
+        plot_gradient_flow(synthetic_rows(0.25, 1.0), tmp_path / "flow.png", "r", METRIC_ROWS)
+    time_ax, _, _, update_ax = figures[0].axes
+    for ax in (time_ax, update_ax):
+        by_label = {line.get_label(): line for line in ax.get_lines()}
+        assert by_label["conv1"].get_linewidth() > 1.5 and "fc1" in by_label
+        raw = [line for line in ax.get_lines() if (line.get_alpha() or 1) < 0.5]
+        assert len(raw) == 2, "one faint raw line per weighted layer"
+        np.testing.assert_allclose(by_label["conv1"].get_ydata(), ema(raw[0].get_ydata()))
+        marks = [line for line in ax.get_lines() if line.get_label() == "lr changed"]
+        assert len(marks) == 1 and marks[0].get_xdata()[0] == 100.5  # between the last step of epoch 1 and the first of epoch 2
+        assert "lr 0.0005" in [text.get_text() for text in ax.texts]
+
+
+def test_ema_is_bias_corrected_and_skips_missing_values():
+    np.testing.assert_allclose(ema(np.array([2.0, 2.0, 2.0])), [2.0, 2.0, 2.0])  # no pull toward 0 at the start
+    smoothed = ema(np.array([math.nan, 1.0, math.nan, 3.0]), beta=0.5)
+    assert math.isnan(smoothed[0]) and smoothed[1] == 1.0 and smoothed[2] == 1.0
+    assert smoothed[3] == pytest.approx((0.5 * 0.5 * 1.0 + 0.5 * 3.0) / (1 - 0.25))
+
+
+def test_lr_changes_from_metrics_rows():
+    assert lr_changes(METRIC_ROWS + [{"epoch": 3, "step": 300, "lr": 5e-4}]) == [LrChange(100.5, 1e-3, 5e-4)]
+    assert lr_changes([]) == [] and lr_changes(METRIC_ROWS[:1]) == []
+
+
+def test_a_few_logged_steps_are_drawn_as_they_are(tmp_path, monkeypatch):
+    """An average over 5 points lags behind them: below 10 logged steps the lines are the values themselves."""
+    rows = synthetic_rows(0.25, 1.0, steps=5)
+    with captured_figures(monkeypatch) as figures:
+        plot_gradient_flow(rows, tmp_path / "flow.png", "r")
+    time_ax = figures[0].axes[0]
+    assert [line.get_label() for line in time_ax.get_lines()] == ["conv1", "fc1"], "no faint raw copies"
+    conv1 = [r["weight_grad_norm"] for r in rows if r["layer"] == "conv1"]
+    np.testing.assert_allclose(time_ax.get_lines()[0].get_ydata(), conv1)
+    assert "too few to smooth" in time_ax.get_xlabel()

@@ -320,3 +320,29 @@ def test_confident_mistakes_are_the_surest_wrong_answers():
     predicted = probabilities.argmax(axis=1)
     assert confident_mistakes(probabilities, predicted, labels, 10).tolist() == [3, 1, 4, 2]
     assert confident_mistakes(probabilities, predicted, labels, 2).tolist() == [3, 1]
+
+
+def test_filters_of_a_net_without_conv_layers_are_its_first_dense_layers_weights(tmp_path, monkeypatch):
+    """deep-relu has no conv layer: filters.png draws each fc1 unit's 784 weights as a 28x28 image, not an empty page."""
+    from cnn_cli.pictures.filters import plot_filters
+    from tests.support.gradients import assert_picture
+    from tests.support.pictures import captured_figures, cut_texts, title_text
+
+    model = build_model(load_config("deep-relu").model, seed=0)
+    with captured_figures(monkeypatch) as figures:
+        path = plot_filters(model, tmp_path / FILTERS_FILE, "run r")
+    assert_picture(path, figure_pixels("filters"))
+    (fig,) = figures
+    shown = [ax.get_images()[0].get_array() for ax in fig.axes if ax.get_images()]
+    weight = model.params["fc1.weight"]
+    assert len(shown) == 64 and all(image.shape == (28, 28) for image in shown)
+    np.testing.assert_array_equal(shown[5], weight[5].reshape(28, 28))
+    assert "First layer (fc1, dense) weights, 64×784" in title_text(fig) and cut_texts(fig) == []
+
+    pooled = build_model(
+        {"layers": [{"type": "avgpool2d", "kernel_size": 2}, {"type": "flatten"}, {"type": "dense", "out_features": 10}]}, seed=0
+    )
+    with captured_figures(monkeypatch) as figures:
+        plot_filters(pooled, tmp_path / "pooled.png")
+    (note,) = [text.get_text() for ax in figures[0].axes for text in ax.texts]
+    assert "no conv2d layer" in note and "avgpool2d" in note

@@ -379,5 +379,20 @@ def test_missing_config_from_a_real_process(tmp_path: Path) -> None:
     assert "mnist" in message.split("built-in configs:")[1]
 
 
+@pytest.mark.parametrize(
+    ("name", "suggestion"), [("mnst", "did you mean mnist? "), ("lenet", "did you mean lenet5? "), ("smok.yaml", "did you mean smoke? ")]
+)
+def test_a_misspelt_built_in_config_suggests_the_closest_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, suggestion: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    message = error_line(
+        invoke_cli(["train", "--config", name]), EXIT_BAD_INPUT, f"{name}: config file not found; {suggestion}Or give a path"
+    )
+    assert message.endswith("one of the built-in configs: " + ", ".join(builtin_configs()))
+    unlike = error_line(invoke_cli(["train", "--config", "xyz"]), EXIT_BAD_INPUT, "xyz: config file not found; give a path")
+    assert "did you mean" not in unlike
+
+
 def test_a_folder_given_as_config_is_a_clean_error(tmp_path: Path) -> None:
     error_line(invoke_cli(["summary", "--config", tmp_path]), EXIT_BAD_INPUT, str(tmp_path))

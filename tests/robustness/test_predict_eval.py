@@ -322,6 +322,27 @@ def test_eval_of_a_folder_without_a_checkpoint_is_one_line(runs: Path, tmp_path:
     error_line(invoke_cli(["eval", tmp_path]), EXIT_BAD_INPUT, str(tmp_path), "not a file")  # not a run folder at all
 
 
+def test_predict_and_viz_take_a_run_folder_as_eval_does(runs: Path, tmp_path: Path) -> None:
+    best = runs / "old" / "checkpoints" / "best.npz"
+    image = tmp_path / "stroke.png"
+    pixels = np.zeros((28, 28), np.uint8)
+    pixels[6:22, 12:16] = 255
+    Image.fromarray(pixels).save(image)
+    from_folder = invoke_cli(["predict", image, "--checkpoint", runs / "old", "--json"])
+    assert from_folder.code == 0, from_folder.output
+    assert json.loads(from_folder.stdout) == json.loads(invoke_cli(["predict", image, "--checkpoint", best, "--json"]).stdout)
+    assert from_folder.stderr.splitlines()[0] == f"checkpoint {best}", "predict names the checkpoint it used, on stderr"
+    text = invoke_cli(["predict", image, "--checkpoint", runs / "old"])
+    assert text.stdout.startswith(f"{image}: ") and text.stderr.splitlines()[0] == f"checkpoint {best}"
+
+    run = Path(shutil.copytree(runs / "old", tmp_path / "old"))  # viz writes into the run: a copy keeps the shared runs clean
+    viz = invoke_cli(["viz", run, "test:0"])
+    assert viz.code == 0, viz.output
+    assert {Path(line).parent for line in viz.stdout.splitlines()} == {run / "plots" / "viz" / "test-0"}
+    for command in (["predict", image, "--checkpoint", runs / "empty"], ["viz", runs / "empty", "test:0"]):
+        error_line(invoke_cli(command), EXIT_BAD_INPUT, str(runs / "empty"), "no checkpoints/best.npz yet")
+
+
 def test_eval_split_val_without_a_validation_split_is_one_line(runs: Path) -> None:
     outcome = invoke_cli(["eval", runs / "new", "--split", "val"])
     error_line(outcome, EXIT_BAD_INPUT, "no val split", "val_size is 0", "--split test")

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from cnn_cli.config.build import config_from_dict
-from cnn_cli.runs.compare import compare_runs
+from cnn_cli.runs.compare import compare_runs, split_layers
 from cnn_cli.training.train import train
-from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli
+from tests.support import REPO_ROOT
+from tests.support.cli import EXIT_BAD_INPUT, cli_command, cli_environment, error_line, invoke_cli
 from tests.support.synthetic import make_idx_dataset, tiny_config
 
 
@@ -28,6 +31,12 @@ def runs_root(tmp_path_factory) -> Path:
         config["optimizer"]["lr"] = lr
         train(config_from_dict(config), run_dir=root / name, log=lambda _line: None, stop_after_steps=stop)
     return root
+
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One line per run in the table (the tests of wrapping set a width of their own)."""
+    monkeypatch.setenv("COLUMNS", "200")
 
 
 def copy_runs(runs_root: Path, tmp_path: Path) -> Path:
@@ -113,6 +122,83 @@ def test_compare_png_overlays_every_run(runs_root: Path, tmp_path: Path) -> None
         assert drawn > 200, f"{name}'s curves are missing from the plot"
 
 
+def test_without_out_compare_png_goes_into_the_runs_folder(runs_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = copy_runs(runs_root, tmp_path)
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    outcome = invoke_cli(["compare", root / "fast", root / "slow"])
+    assert outcome.code == 0, outcome.output
+    assert outcome.stdout.splitlines()[-1] == f"plot: {root / 'compare.png'}" and (root / "compare.png").is_file()
+    assert list(project.iterdir()) == [], "nothing lands in the working folder"
+    again = invoke_cli(["compare", root])  # a folder of runs: its compare.png is a stray file there, not a run
+    assert again.code == 0 and again.stderr == "", again.output
+
+
+def test_the_plots_written_by_default_are_ignored_by_git() -> None:
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "compare.png", "lr_find-mnist.png", "runs/compare.png"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ignored.stdout.split() == ["compare.png", "lr_find-mnist.png", "runs/compare.png"], ignored.stderr
+
+
 def test_the_same_run_named_twice_is_compared_once(runs_root: Path) -> None:
     comparison = compare_runs([str(runs_root / "fast"), str(runs_root / "fast") + "/", str(runs_root)])
     assert [r.name for r in comparison.runs] == ["fast", "cut", "slow"]
+
+
+def wider_copy(runs_root: Path, tmp_path: Path) -> Path:
+    """A copy of the run "fast" whose config's first conv layer has 6 output channels instead of 4, in a long-named folder."""
+    run = Path(shutil.copytree(runs_root / "fast", tmp_path / "fast-with-a-wider-first-layer-20261205-120000"))
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["model"]["layers"][0]["out_channels"] = 6
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return run
+
+
+def test_only_the_differing_layer_setting_is_shown_and_the_table_fits_the_terminal(
+    runs_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wider = wider_copy(runs_root, tmp_path)
+    report = json.loads(invoke_cli(["compare", runs_root / "fast", wider, "--json", "--no-plot"]).stdout)
+    assert report["differing_keys"] == ["model.layers[0].out_channels"]
+    assert [r["differs"] for r in report["runs"]] == [{"model.layers[0].out_channels": 4}, {"model.layers[0].out_channels": 6}]
+    monkeypatch.setenv("COLUMNS", "80")
+    outcome = invoke_cli(["compare", runs_root / "fast", wider, "--no-plot"])
+    assert outcome.code == 0, outcome.output
+    lines = outcome.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, outcome.stdout
+    key_block = next(i for i, line in enumerate(lines) if "model.layers[0].out_channels" in line)
+    assert lines[key_block + 2].split()[:2] == ["fast", "4"] and lines[key_block + 3].split()[:2] == [wider.name, "6"]
+    blocks = outcome.stdout.split("\n\n")
+    assert len(blocks) > 1 and all(block.splitlines()[0].startswith("run ") for block in blocks), "each block names the runs"
+
+
+def test_a_piped_table_is_80_columns_wide(runs_root: Path, tmp_path: Path) -> None:
+    wider = wider_copy(runs_root, tmp_path)
+    env = {k: v for k, v in cli_environment().items() if k not in ("COLUMNS", "LINES")}
+    done = subprocess.run(
+        cli_command(["compare", runs_root, wider, "--no-plot"]), capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert max(len(line) for line in done.stdout.splitlines()) <= 80 and "model.layers[0].out_channels" in done.stdout
+
+
+def test_layers_of_different_types_are_compared_by_type() -> None:
+    conv = {"type": "conv2d", "name": "conv1", "out_channels": 4}
+    configs = [
+        {"model.layers": [conv, {"type": "relu", "name": "relu1"}]},
+        {"model.layers": [conv, {"type": "tanh", "name": "tanh1"}, {"type": "flatten", "name": "flatten1"}]},
+    ]
+    split_layers(configs)
+    assert configs[0] == {
+        "model.layers[0].type": "conv2d",
+        "model.layers[0].name": "conv1",
+        "model.layers[0].out_channels": 4,
+        "model.layers[1]": "relu",
+    }
+    assert configs[1]["model.layers[1]"] == "tanh" and configs[1]["model.layers[2]"] == "flatten" and "model.layers" not in configs[1]

@@ -107,6 +107,17 @@ def test_cli_json_holds_the_curve(config_file: Path, tmp_path: Path) -> None:
     assert not list(tmp_path.glob("runs")) and sorted(p.name for p in tmp_path.iterdir()) == ["lr.png"]  # nothing else written
 
 
+def test_without_out_the_plot_goes_into_the_runs_folder(config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    outcome = invoke_cli(["lr-find", "--config", config_file, "--steps", "20", "--max-lr", "0.1"], timeout=60)
+    assert outcome.code == 0, outcome.output
+    plot = Path("runs") / "lr_find-tiny.png"
+    assert outcome.stdout.splitlines()[-1] == f"plot: {plot}" and (project / plot).is_file()
+    assert [p.name for p in project.iterdir()] == ["runs"], "nothing lands in the working folder"
+
+
 def test_bad_range_is_one_line(config_file: Path) -> None:
     outcome = invoke_cli(["lr-find", "--config", config_file, "--min-lr", "1", "--max-lr", "0.1"])
     error_line(outcome, EXIT_BAD_INPUT, "--min-lr 1", "--max-lr 0.1")

@@ -145,11 +145,16 @@ def softmax_ce(given: ExampleInput) -> Report:
     report.say()
     report.say("Over a batch the loss is the mean, so each row of the gradient is divided by N:")
     batch = np.array([[2.0, 1.0, 0.1], [0.5, 0.5, 3.0]])
-    _, grad = nn_losses.softmax_cross_entropy(batch, np.array([0, 1]))
-    rows = []
-    for row, label in zip(batch, [0, 1], strict=True):
+    labels = [0, 1]
+    loss, grad = nn_losses.softmax_cross_entropy(batch, np.array(labels))
+    rows, losses = [], []
+    for sample, (row, label) in enumerate(zip(batch, labels, strict=True), start=1):
         e = [math.exp(v) for v in row]
-        rows.append([v / sum(e) - (1.0 if c == label else 0.0) for c, v in enumerate(e)])
+        p = [v / sum(e) for v in e]
+        rows.append([pc - (1.0 if c == label else 0.0) for c, pc in enumerate(p)])
+        losses.append(-math.log(p[label]))
+        report.say(f"  sample {sample}: logits {show(row)}, target {label}: p = {show(np.array(p))}, p − y = {show(np.array(rows[-1]))}")
+    report.check("L = mean of −ln p_target, N = 2", loss, sum(losses) / 2, "by hand (" + " + ".join(num(v) for v in losses) + ")/2")
     report.check("∂L/∂logits, N = 2", grad, np.array(rows) / 2, "by hand (p − y)/N")
     report.erratum(
         "notes 002 eqs. (12)–(14) mix the indices i and c and end with p_i − y_i; the intended result is ∂Loss/∂z_c = p_c − y_c."
