@@ -118,7 +118,7 @@ def test_the_wheel_carries_the_guide(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "cnn_cli/learn/guide/backprop.md" in names
     assert "cnn_cli/learn/explain/conv_exercise.py" in names
-    assert "cnn_cli/learn/guide/__init__.py" in names and "cnn_cli/learn/bugzoo.py" in names
+    assert "cnn_cli/learn/guide/__init__.py" in names and "cnn_cli/learn/bugzoo/__init__.py" in names
 
     # Installed into a fresh venv (the dependencies borrowed from this interpreter's site-packages)
     # and run from a folder outside the checkout, the docs and the examples still work.
