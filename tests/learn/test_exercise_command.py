@@ -177,3 +177,29 @@ def test_help_names_the_exercises():
     for args in (["exercise", "--help"], ["exercise", "check", "--help"], ["exercise", "start", "--help"]):
         outcome = invoke_cli(args)
         assert outcome.code == 0 and "cnn docs" in " ".join(outcome.stdout.split()), args
+
+
+def test_a_failure_names_the_case_it_happened_in(tmp_path):
+    """A backward that only breaks on the batch of one (1, 3, 3): stage 4 fails on that case, with the learner's line."""
+    body = "    if grad_out.shape == (1, 3, 3):\n        raise ValueError('one sample?')\n    return grad_out * (cache > 0)\n"
+    outcome = invoke_cli(["exercise", "check", relu_file(tmp_path, body), "--timeout", "30"], timeout=120)
+    assert outcome.code == EXIT_FAULT
+    assert '[4/5] edge cases (3 cases): FAIL on "a batch of 1"' in outcome.stdout
+    assert "relu_backward raised ValueError: one sample?" in outcome.stdout
+
+
+def test_the_numeric_stage_can_fail_a_backward_that_does_not_belong_to_its_forward(tmp_path):
+    """Central differences of the learner's own forward: a forward scaled by 1.5 and cnn's backward disagree."""
+    import numpy as np
+
+    from cnn_cli.learn.exercises import EXERCISES
+    from cnn_cli.learn.exercises.check import run_stage
+    from cnn_cli.learn.exercises.spec import NUMERIC
+
+    path = relu_file(tmp_path, "    return grad_out * (cache > 0)\n", "def relu_forward(x):\n    return 1.5 * np.maximum(x, 0), x\n\n\n")
+    exercise = EXERCISES["relu"]
+    outcome = run_stage(exercise, NUMERIC, exercise.cases(NUMERIC, np.random.default_rng(0)), path, 30)
+    text = "\n".join(outcome.lines)
+    assert not outcome.passed
+    assert "max rel err 2.0e-01 ✗" in text
+    assert "disagrees with central differences of your own forward" in text

@@ -230,10 +230,11 @@ def diagnose(
 ) -> list[str]:
     """Name the bug-zoo mistake that gives the learner's wrong tensors, or describe what the numbers show."""
     if stage == NUMERIC:
+        names = ", ".join(MATH_NAMES.get(r.name, r.name) for r in wrong)
         return [
-            INDENT + "diagnosis: your gradient disagrees with central differences of your own forward, although it matched cnn's on the",
-            INDENT + "           earlier stages' cases: this case's geometry (stride, padding, several channels) is what differs.",
-            INDENT + f"read: cnn docs {exercise.topic}",
+            f"{INDENT}diagnosis: your {names} disagrees with central differences of your own forward, although it agreed with",
+            f"{INDENT}           cnn's on every earlier case: look at what this case adds ({case.label}), or at a forward you changed",
+            f"{INDENT}read: cnn docs {exercise.topic}",
         ]
     arrays = {r.name: r.mine for r in wrong if r.mine is not None}
     match = _best_match(exercise, case, arrays, expected, passed_cases or [])

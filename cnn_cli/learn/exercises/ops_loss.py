@@ -23,6 +23,7 @@ class _LossExercise(Exercise):
 
     function_name = ""
     target_name = "labels"
+    numeric_title = "central differences of your own loss (float64)"
 
     @property
     def outputs(self) -> tuple[str, ...]:

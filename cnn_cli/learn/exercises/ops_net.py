@@ -49,6 +49,7 @@ class Net004Exercise(Exercise):
     name = "net004"
     summary = "notes 004's whole 15-parameter net: every gradient by the chain rule"
     worked_from = "notes 004's net with fixed small weights on a 6x6 image of 36 distinct values, y = 1 (`cnn explain seed004-net`)"
+    numeric_title = "central differences of your own forward's loss, parameter by parameter (float64)"
     grads = PARAMS
     optional = tuple(INTERMEDIATES)
     optional_steps = INTERMEDIATES
