@@ -230,9 +230,9 @@ def diagnose(
 ) -> list[str]:
     """Name the bug-zoo mistake that gives the learner's wrong tensors, or describe what the numbers show."""
     if stage == NUMERIC:
-        names = ", ".join(MATH_NAMES.get(r.name, r.name) for r in wrong)
+        which = ", ".join(MATH_NAMES.get(r.name, r.name) for r in wrong)
         return [
-            f"{INDENT}diagnosis: your {names} disagrees with central differences of your own forward, although it agreed with",
+            f"{INDENT}diagnosis: your {which} disagrees with central differences of your own forward, although it agreed with",
             f"{INDENT}           cnn's on every earlier case: look at what this case adds ({case.label}), or at a forward you changed",
             f"{INDENT}read: cnn docs {exercise.topic}",
         ]
