@@ -18,8 +18,8 @@ DOCS_HINT = "Docs: `cnn docs` lists the sections of the backprop guide; `cnn doc
 )
 @click.option("--kernel", "kernel_text", metavar="ROWS", help="Your own kernel, e.g. '1,2;-1,0' (conv examples).")
 @click.option("--grad", "grad_text", metavar="ROWS", help="Your own upstream gradient ∂L/∂Y, shaped like the output (backward examples).")
-@click.option("--exercise", metavar="NAME", help="Write the skeleton file of an exercise to fill in (conv) and exit.")
-@click.option("--output", "-o", type=click.Path(path_type=Path), help="Where --exercise writes (default ./conv_exercise.py).")
+@click.option("--exercise", metavar="NAME", help="Write an exercise's skeleton and exit; `cnn exercise start NAME` does the same.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Where --exercise writes (default ./conv_exercise.py for conv).")
 def explain_command(examples, list_only, input_text, kernel_text, grad_text, exercise, output) -> None:
     """Work the lecture notes' examples live, through cnn's own functions, with ✓/✗ beside the notes' values.
 
@@ -31,7 +31,7 @@ def explain_command(examples, list_only, input_text, kernel_text, grad_text, exe
       cnn explain --list
       cnn explain cross-correlation
       cnn explain conv-backward --input '1,2,0;3,1,1;0,2,2' --kernel '1,0;0,-1' --grad '1,2;3,4'
-      cnn explain --exercise conv      # then: cnn gradcheck --impl conv_exercise.py
+      cnn exercise start conv2d        # then do it yourself: cnn exercise check conv2d_exercise.py
     """
     from cnn_cli.learn.explain import format_reports, list_examples, run_examples, write_exercise
     from cnn_cli.learn.explain.report import ExampleInput, parse_matrix
@@ -41,7 +41,8 @@ def explain_command(examples, list_only, input_text, kernel_text, grad_text, exe
         return
     if exercise is not None:
         path = write_exercise(exercise, output)
-        click.echo(f"wrote {path}: fill in the TODOs, then run: cnn gradcheck --impl {path}")
+        click.echo(f"wrote {path}: fill in the TODO, then run: cnn exercise check {path}")
+        click.echo("(exercises live in `cnn exercise` now: `cnn exercise list` shows them all, `cnn exercise start NAME` writes one)")
         return
     given = ExampleInput(
         input=None if input_text is None else parse_matrix(input_text, "--input"),

@@ -152,5 +152,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
       cnn train --config mnist.yaml
       cnn eval runs/latest/checkpoints/best.npz
       cnn predict digit.png
+      cnn explain conv-backward          # watch backprop on the notes' numbers
+      cnn exercise start maxpool2d       # then do it: write a backward, `cnn exercise check` it
     """
     ctx.obj = {"debug": debug}

@@ -50,7 +50,9 @@ def _count(flops: int) -> str:
 @click.option("--config", "-c", "config_name", metavar="CONFIG", help="Config file or built-in name (mnist, smoke, ...).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--break", "break_name", metavar="NAME", help="Swap in a deliberately wrong backward (`--break list` shows them).")
+@click.option(
+    "--break", "break_name", metavar="NAME", help="Swap in a deliberately wrong backward (`--break list`); exit 1 if the check catches it."
+)
 @click.option(
     "--show", type=click.IntRange(min=0), default=0, help="Print θ, L(θ±ε), numeric, analytic, rel. error for N entries per tensor."
 )
@@ -58,7 +60,7 @@ def _count(flops: int) -> str:
     "--impl",
     type=click.Path(),
     metavar="FILE.py",
-    help="Check your own *_backward(grad_out, cache); see `cnn docs gradcheck`, start from `cnn explain --exercise conv`.",
+    help="Check your own *_backward(grad_out, cache) in its own process; start from `cnn exercise start NAME`.",
 )
 def gradcheck(config_name, seed, batch_size, break_name, show, impl) -> None:
     """Compare every hand-written gradient with a numeric one (float64); exit 1 on any failure.
@@ -69,7 +71,7 @@ def gradcheck(config_name, seed, batch_size, break_name, show, impl) -> None:
       cnn gradcheck --config smoke --show 3
       cnn gradcheck --break list
       cnn gradcheck --break col2im-assign
-      cnn gradcheck --impl conv_exercise.py
+      cnn gradcheck --impl conv2d_exercise.py
     """
     from cnn_cli.learn.bugzoo import gradcheck_report
 

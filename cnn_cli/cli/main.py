@@ -6,6 +6,7 @@ import signal
 
 from cnn_cli.cli import evaluate, inspect, train  # noqa: F401 - their commands register on the group
 from cnn_cli.cli.data import data_group
+from cnn_cli.cli.exercise import exercise_group
 from cnn_cli.cli.explain import DOCS_HINT, docs_command, explain_command
 from cnn_cli.cli.group import cli
 from cnn_cli.cli.lrfind import lr_find_command
@@ -17,6 +18,7 @@ from cnn_cli.cli.sweep import sweep_command
 cli.add_command(data_group, "data")
 cli.add_command(explain_command, "explain")
 cli.add_command(docs_command, "docs")
+cli.add_command(exercise_group, "exercise")
 cli.add_command(plot_command, "plot")
 cli.add_command(viz_command, "viz")
 cli.add_command(export_command, "export")

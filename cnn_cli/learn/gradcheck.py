@@ -47,6 +47,7 @@ from cnn_cli.config.sections import Config, TrainConfig
 from cnn_cli.errors import ConfigError
 from cnn_cli.layers import Layer, LeakyReLU, MaxPool2D, ReLU
 from cnn_cli.model.network import Model, build_model, model_config_of
+from cnn_cli.nn import optim
 from cnn_cli.nn.pool import maxpool2d_forward
 
 # Entries below 1% of the largest numeric gradient checked in their tensor are compared against that 1%.
@@ -102,6 +103,7 @@ def gradcheck_model(
     tolerance: float = 1e-5,
     max_checks_per_param: int = 20,
     show: int = 0,
+    weight_decay: float = 0.0,
 ) -> list[GradcheckResult]:
     """Compare hand-written and numeric gradients for every parameter and the input.
 
@@ -121,6 +123,8 @@ def gradcheck_model(
             tensors), so a large weight such as conv5's stays cheap.
         show: keep the details (θ, L(θ ± ε), numeric, analytic, error) of the first
             ``show`` sampled entries of every tensor, skipped ones included, in ``entries``.
+        weight_decay: λ of an L2 term ½λΣw² added to the loss (notes 001); the hand-written side
+            then gains :func:`cnn_cli.nn.optim.add_l2_gradient`, as a training step does.
     Returns:
         One :class:`GradcheckResult` per parameter, in model order, then ``input``.
     """
@@ -146,6 +150,7 @@ def gradcheck_model(
     labels = rng.integers(0, model.loss.num_classes, size=batch_size)
 
     analytic = _analytic_gradients(model, x, labels)
+    optim.add_l2_gradient(model.params, analytic, weight_decay)  # looked up at call time: the bug zoo can swap it
     # The input of every layer on the unperturbed batch: a parameter of layer k only
     # changes what comes after it, so its loss evaluations start at layer k.
     layer_inputs = _layer_inputs(model, x)
@@ -154,7 +159,7 @@ def gradcheck_model(
     results = []
     for name, tensor in [*model.params.items(), (INPUT_NAME, x)]:
         start = owner.get(name, 0)
-        probe = _Probe(model, start, layer_inputs[start], labels)
+        probe = _Probe(model, start, layer_inputs[start], labels, weight_decay)
         results.append(_check_tensor(name, tensor, analytic[name], probe, rng, eps, tolerance, max_checks_per_param, show))
     return results
 
@@ -217,8 +222,9 @@ class _Probe:
     so their central difference estimates the derivative.
     """
 
-    def __init__(self, model: Model, start: int, start_input: np.ndarray, labels: np.ndarray) -> None:
+    def __init__(self, model: Model, start: int, start_input: np.ndarray, labels: np.ndarray, weight_decay: float = 0.0) -> None:
         self.model = model
+        self.weight_decay = weight_decay
         self.start = start
         self.start_input = start_input  # for the "input" tensor this is the batch itself, perturbed in place
         self.labels = labels
@@ -228,6 +234,7 @@ class _Probe:
         """(loss, kink pattern of layers start..end) for the current parameter values."""
         steps = self.model.trace(self.start_input, training=False, start=self.start)
         loss, _ = self.model.loss(steps[-1].output, self.labels)
+        loss += optim.l2_penalty(self.model.params, self.weight_decay)
         return loss, [_kinks(step.layer, step.input) for step in steps]
 
     def flipped_unit(self, pattern: list[np.ndarray | None]) -> str:

@@ -14,7 +14,7 @@ from cnn_cli.learn import bugzoo
 from cnn_cli.learn.bugzoo import MUTATIONS, PATCHES
 from cnn_cli.learn.gradcheck import gradcheck_model
 from cnn_cli.nn import conv as nn_conv
-from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli
+from tests.support.cli import EXIT_BAD_INPUT, EXIT_FAULT, error_line, invoke_cli
 
 
 def failing(config) -> tuple[str, ...]:
@@ -30,7 +30,7 @@ def test_the_unbroken_demo_nets_pass(config_name):
 def test_each_mistake_fails_exactly_its_tensors(name):
     mutation = MUTATIONS[name]
     with mutation.apply():
-        results = gradcheck_model(mutation.demo_config)
+        results = gradcheck_model(mutation.demo_config, weight_decay=mutation.weight_decay)
     assert tuple(r.name for r in results if not r.passed) == mutation.fails
     for r in results:
         if not r.passed:
@@ -83,8 +83,9 @@ def test_the_mutation_is_undone_even_when_the_check_raises():
 
 
 def test_break_command_explains_the_failure():
+    """The check catches the mistake, so the command fails (exit 1), as its help says."""
     outcome = invoke_cli(["gradcheck", "--break", "kernel-not-rotated"], timeout=60)
-    assert outcome.code == 0, outcome.output
+    assert outcome.code == EXIT_FAULT, outcome.output
     assert "failed:  conv1.weight, conv1.bias, input" in outcome.stdout
     assert "(as expected)" in outcome.stdout
     assert "read:    cnn docs conv2d" in outcome.stdout
@@ -92,7 +93,7 @@ def test_break_command_explains_the_failure():
 
 def test_break_on_your_own_config_reports_failures():
     outcome = invoke_cli(["gradcheck", "--config", "smoke", "--break", "relu-no-mask"], timeout=60)
-    assert outcome.code == 0, outcome.output
+    assert outcome.code == EXIT_FAULT, outcome.output
     assert "conv1.weight" in outcome.stdout.split("failed:")[1].splitlines()[0]
     assert "fc1.weight" not in outcome.stdout.split("failed:")[1].splitlines()[0]
 
@@ -128,3 +129,64 @@ def test_show_names_a_max_pool_window_that_changed_its_winner():
     messages = [e.skipped for r in results for e in r.entries if e.skipped]
     assert any("changed its winner" in m for m in messages) or any("crossed 0" in m for m in messages)
     assert any("pool" in m for m in messages)
+
+
+def test_a_mistake_that_slips_through_exits_0_and_says_so():
+    outcome = invoke_cli(["gradcheck", "--break", "col2im-assign-no-overlap"], timeout=60)
+    assert outcome.code == 0, outcome.output
+    assert "failed:  nothing; the check passed with the mistake in place" in outcome.stdout
+    assert "ran in:  nothing: its own small net has no conv2d layer whose windows overlap" in outcome.stdout
+
+
+def test_no_overlap_on_a_net_whose_windows_overlap_says_what_passes_and_why():
+    """On smoke (3x3 kernels, stride 2) the same `=` fails: the report must not claim it passes, and says why conv2 and fc1 do."""
+    outcome = invoke_cli(["gradcheck", "--config", "smoke", "--break", "col2im-assign-no-overlap"], timeout=60)
+    assert outcome.code == EXIT_FAULT, outcome.output
+    assert "PASSES" not in outcome.stdout
+    assert "failed:  conv1.weight, conv1.bias, input" in outcome.stdout
+    assert "passed:  conv2.weight, conv2.bias, fc1.weight, fc1.bias" in outcome.stdout
+    assert "they belong to conv2, the topmost layer the mistake runs in, or to layers above it" in outcome.stdout
+    assert "ran in:  conv1, conv2" in outcome.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "absent"),
+    [
+        ("maxpool-spread", "the config smoke has no maxpool2d layer"),
+        ("bce-not-averaged", "the config smoke has a loss other than binary_cross_entropy"),
+        ("l2-missing", "the config smoke has weight decay 0"),
+    ],
+)
+def test_a_mistake_the_net_cannot_make_says_why_it_passed(name, absent):
+    outcome = invoke_cli(["gradcheck", "--config", "smoke", "--break", name], timeout=60)
+    assert outcome.code == 0, outcome.output
+    assert f"ran in:  nothing: {absent}" in outcome.stdout
+    assert "so the mistake never ran and every tensor passes" in outcome.stdout
+
+
+def test_only_the_own_parameters_fail_for_a_parameter_mistake():
+    outcome = invoke_cli(["gradcheck", "--config", "smoke", "--break", "dense-bias-not-summed"], timeout=60)
+    assert outcome.code == EXIT_FAULT
+    assert "failed:  fc1.bias" in outcome.stdout
+    assert "the mistake only touches the parameter gradients of fc1" in outcome.stdout
+
+
+@pytest.mark.parametrize("name", [name for name, m in MUTATIONS.items() if not m.fails and name != "col2im-assign-no-overlap"])
+def test_mistakes_a_numeric_check_cannot_see_pass_on_their_own_net_and_say_why(name):
+    """Ties, exact zeros and dropout (off in evaluation mode) never show in a random float64 gradient check;
+    each says so, and names what does catch it (the exercise check's edge cases)."""
+    mutation = MUTATIONS[name]
+    with mutation.apply():
+        assert failing(mutation.demo_config) == ()
+    assert "passes with the mistake in place" in mutation.why
+    assert "`cnn exercise check" in mutation.why
+
+
+def test_patches_restore_class_attributes_exactly():
+    """A mistake swapped into a class (MaxPool2D's staticmethods) leaves nothing behind on the class."""
+    from cnn_cli.layers import MaxPool2D
+
+    before = dict(vars(MaxPool2D))
+    with MUTATIONS["maxpool-ties-all"].apply():
+        assert "_backward" in vars(MaxPool2D)
+    assert dict(vars(MaxPool2D)) == before

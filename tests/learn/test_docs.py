@@ -117,8 +117,8 @@ def test_the_wheel_carries_the_guide(tmp_path):
     (wheel,) = (tmp_path / "wheel").glob("cnn-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "cnn_cli/learn/guide/backprop.md" in names
-    assert "cnn_cli/learn/explain/conv_exercise.py" in names
-    assert "cnn_cli/learn/guide/__init__.py" in names and "cnn_cli/learn/bugzoo.py" in names
+    assert "cnn_cli/learn/exercises/skeletons/conv2d.py" in names and "cnn_cli/learn/exercises/skeletons/net004.py" in names
+    assert "cnn_cli/learn/guide/__init__.py" in names and "cnn_cli/learn/bugzoo/__init__.py" in names
 
     # Installed into a fresh venv (the dependencies borrowed from this interpreter's site-packages)
     # and run from a folder outside the checkout, the docs and the examples still work.
@@ -149,6 +149,10 @@ def test_the_wheel_carries_the_guide(tmp_path):
     assert listed.stdout.split()[0] == "cross-correlation"
     worked = installed("-m", "cnn_cli", "explain", "seed004-net")
     assert worked.returncode == 0 and "all agree" in worked.stdout
+    started = installed("-m", "cnn_cli", "exercise", "start", "relu")
+    assert started.returncode == 0, started.stderr
+    checked = installed("-m", "cnn_cli", "exercise", "check", "relu_exercise.py")
+    assert checked.returncode == 1 and "not written yet" in checked.stdout, checked.stdout + checked.stderr
 
 
 def test_sections_ignore_hash_lines_inside_code_blocks():

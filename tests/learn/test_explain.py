@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cnn_cli.learn.exercises import skeleton_text
 from cnn_cli.learn.explain import EXAMPLES
 from cnn_cli.learn.explain.report import parse_matrix
 from cnn_cli.nn import activations, conv, losses, pool
@@ -48,7 +49,7 @@ def test_notes_numbers_and_errata_are_printed():
 def test_list_names_every_example():
     outcome = invoke_cli(["explain", "--list"])
     assert outcome.code == 0
-    assert [line.split()[0] for line in outcome.stdout.splitlines()] == list(EXAMPLES)
+    assert [line.split()[0] for line in outcome.stdout.splitlines()[: len(EXAMPLES)]] == list(EXAMPLES)
 
 
 def _swap_rows_forward(original):
@@ -137,15 +138,19 @@ def test_parse_matrix():
     np.testing.assert_array_equal(parse_matrix(" -1.5 , 2 ", "--grad"), [[-1.5, 2]])
 
 
-def test_exercise_skeleton_is_written_and_not_overwritten(tmp_path):
+def test_explain_exercise_writes_the_conv2d_skeleton_and_points_at_cnn_exercise(tmp_path):
+    """The old way in still works: it writes `cnn exercise start conv2d`'s skeleton and says where exercises live now."""
     target = tmp_path / "mine.py"
     outcome = run_cli(["explain", "--exercise", "conv", "--output", target], timeout=60)
     assert outcome.code == 0, outcome.output
-    text = target.read_text(encoding="utf-8")
-    for name in ("conv2d_forward", "conv2d_backward", "relu_backward", "maxpool2d_backward"):
-        assert f"def {name}(" in text
-    assert "NotImplementedError" in text
+    assert target.read_text(encoding="utf-8") == skeleton_text("conv2d")
+    assert f"cnn exercise check {target}" in outcome.stdout
+    assert "cnn exercise list" in outcome.stdout
     error_line(invoke_cli(["explain", "--exercise", "conv", "--output", target]), EXIT_BAD_INPUT, "already exists")
+
+
+def test_explain_list_points_at_the_exercises():
+    assert "cnn exercise list" in invoke_cli(["explain", "--list"]).stdout
 
 
 def test_explain_and_docs_help_name_the_docs():

@@ -115,21 +115,18 @@ def format_reports(reports: list[Report]) -> str:
 
 def list_examples() -> str:
     width = max(len(name) for name in EXAMPLES)
-    return "\n".join(f"{e.name:<{width}}  {e.summary}" for e in EXAMPLES.values())
-
-
-EXERCISES = {"conv": "conv_exercise.py"}
+    lines = [f"{e.name:<{width}}  {e.summary}" for e in EXAMPLES.values()]
+    lines += ["", "Then do it yourself: `cnn exercise list` has an exercise for every layer, loss and update, and notes 004's net."]
+    return "\n".join(lines)
 
 
 def write_exercise(name: str, path: Path | None) -> Path:
-    """Write the skeleton file of exercise ``name`` (to ``path``, default ./conv_exercise.py); refuse to overwrite."""
-    from cnn_cli.runs.folders import write_text
+    """``cnn explain --exercise NAME``, kept for old instructions: the skeleton of ``cnn exercise start NAME``.
 
-    if name not in EXERCISES:
-        raise CnnError(f"--exercise: unknown exercise {name!r}; known: {', '.join(EXERCISES)}")
-    target = Path(path) if path is not None else Path(EXERCISES[name])
-    if target.exists():
-        raise CnnError(f"{target}: already exists; not overwriting your work (give another path with --output)")
-    template = (Path(__file__).parent / "conv_exercise.py").read_text(encoding="utf-8")
-    write_text(target, template)
-    return target
+    ``conv`` (the one exercise there was) is the conv2d exercise; the default file is still ./conv_exercise.py.
+    """
+    from cnn_cli.learn.exercises import get_exercise, start_exercise
+
+    exercise = get_exercise(name, "--exercise")
+    default = Path("conv_exercise.py") if name == "conv" else Path(f"{exercise.name}_exercise.py")
+    return start_exercise(exercise.name, path if path is not None else default, how_to_force="")

@@ -54,6 +54,7 @@ TOPICS = {
     "pytorch": "5.3 PyTorch autograd parity",
     "explain": "5.4 The notes' own numbers",
     "gradcheck": "5.5 A whole model",
+    "exercises": "5.6 Exercises",
     "errata": "6. Where the notes and the code differ",
     "notes-errata": "The notes' own errata",
 }
@@ -70,6 +71,7 @@ ALIASES = {
     "linear": "dense",
     "weight_decay": "l2",
     "l2-update": "l2",
+    "exercise": "exercises",
 }
 
 
