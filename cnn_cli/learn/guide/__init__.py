@@ -47,6 +47,7 @@ TOPICS = {
     "schedules": "3.5 Learning-rate schedules",
     "clipping": "3.6 Gradient clipping",
     "init": "3.7 Initialisation",
+    "initial-loss": "3.8 The initial loss",
     "trace": "4. Worked trace",
     "checks": "5. How we know it is right",
     "numeric": "5.1 Numeric gradient checks",
@@ -70,6 +71,7 @@ ALIASES = {
     "linear": "dense",
     "weight_decay": "l2",
     "l2-update": "l2",
+    "ln-c": "initial-loss",
 }
 
 
