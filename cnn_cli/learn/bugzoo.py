@@ -329,16 +329,23 @@ def explain_mutation(mutation: Mutation, failed: list[str], expected_known: bool
 
 
 def gradcheck_report(
-    config_name: str | None, seed: int = 0, batch_size: int = 2, break_name: str | None = None, show: int = 0, impl: str | None = None
+    config_name: str | None,
+    seed: int = 0,
+    batch_size: int = 2,
+    break_name: str | None = None,
+    show: int = 0,
+    impl: str | None = None,
+    atol: float | None = None,
 ) -> tuple[str, bool]:
     """What ``cnn gradcheck`` prints, and whether it passed (``--break list`` counts as passed).
 
     With ``break_name`` the check is run with that mistake swapped in: it "passes" (exit 0)
     when exactly the expected tensors fail on the mistake's own net, or, on the learner's
     ``--config``, when anything fails at all, so that the zoo teaches rather than alarms.
+    ``atol`` is the absolute floor of the check (None: the default, ``cnn docs gradcheck``).
     """
     from cnn_cli.config.load import load_config
-    from cnn_cli.learn.gradcheck import format_entries, format_gradcheck, gradcheck_model
+    from cnn_cli.learn.gradcheck import ATOL, format_entries, format_gradcheck, gradcheck_model
 
     if impl is not None:
         if config_name or break_name:
@@ -354,7 +361,7 @@ def gradcheck_report(
         raise CnnError("give --config CONFIG (e.g. --config mnist), --break NAME (--break list) or --impl FILE.py")
     config: Any = load_config(config_name) if config_name is not None else mutation.demo_config  # type: ignore[union-attr]
     with mutation.apply() if mutation is not None else contextlib.nullcontext():
-        results = gradcheck_model(config, seed=seed, batch_size=batch_size, show=show)
+        results = gradcheck_model(config, seed=seed, batch_size=batch_size, show=show, atol=ATOL if atol is None else atol)
     parts = [format_gradcheck(results)]
     if show:
         parts.append("")
