@@ -25,6 +25,7 @@ TOPICS = {
     "channels-last": "1.3 Channels-last",
     "cache": "1.4 Forward keeps a cache",
     "batch-mean": "1.5 The batch mean",
+    "layers": "2. Layers and losses",
     "conv2d": "2.1 Conv2D",
     "padding": "2.2 Padding",
     "maxpool2d": "2.3 MaxPool2D",
