@@ -73,7 +73,7 @@ class Mutation:
         name: what ``--break`` takes.
         mistake: the wrong line, in words.
         why: what it does to the gradients, and so which tensors a check must flag.
-        docs: the ``cnn docs`` topic and the section of the guide (cnn_cli/docs/backprop.md) with the right derivation.
+        docs: the ``cnn docs`` topic and the section of the guide (cnn_cli/learn/guide/backprop.md) with the right derivation.
         apply: a context manager that swaps the mistake in and restores the library on exit.
         demo_config: the model used when no ``--config`` is given.
         fails: the tensors that fail on ``demo_config`` (what the tests hold it to); empty = it passes.

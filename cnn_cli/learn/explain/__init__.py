@@ -38,14 +38,28 @@ class Example:
 EXAMPLES = {
     e.name: e
     for e in [
-        Example("cross-correlation", "notes 003's 3x3 ⋆ 2x2 = [[8,7],[4,5]], as sums of products and im2col rows", cross_correlation),
-        Example("convolution", "the same with rot180(K) = [[7,5],[11,3]], and why cnn computes cross-correlation", convolution),
-        Example("conv-backward", "∂L/∂K = X ⋆ ∂L/∂Y, ∂L/∂b = Σ ∂L/∂Y, ∂L/∂X as col2im += and as full correlation", conv_backward),
-        Example("maxpool", "where a max-pool gradient goes (notes 000 §2.7)", maxpool),
-        Example("relu", "where a ReLU gradient goes (notes 000 §2.8)", relu),
-        Example("softmax-ce", "p − y with the numbers of notes 000, 001 and 002", softmax_ce),
-        Example("seed004-net", "notes 004's 15-parameter net: forward, every chain-rule factor, (A2 − Y)Fᵀ", seed004_net),
-        Example("l2-update", "notes 001's w ← w − α(∂L/∂w + λw) with its numbers", l2_update),
+        Example(
+            "cross-correlation",
+            "notes 003's 3x3 ⋆ 2x2 = [[8,7],[4,5]], as sums of products and im2col rows (`cnn docs conv2d`)",
+            cross_correlation,
+        ),
+        Example(
+            "convolution",
+            "the same with rot180(K) = [[7,5],[11,3]], and why cnn computes cross-correlation (`cnn docs conv2d`)",
+            convolution,
+        ),
+        Example(
+            "conv-backward",
+            "∂L/∂K = X ⋆ ∂L/∂Y, ∂L/∂b = Σ ∂L/∂Y, ∂L/∂X as col2im += and as full correlation (`cnn docs conv2d`)",
+            conv_backward,
+        ),
+        Example("maxpool", "where a max-pool gradient goes (notes 000 §2.7, `cnn docs maxpool2d`)", maxpool),
+        Example("relu", "where a ReLU gradient goes (notes 000 §2.8, `cnn docs relu`)", relu),
+        Example("softmax-ce", "p − y with the numbers of notes 000, 001 and 002 (`cnn docs softmax_cross_entropy`)", softmax_ce),
+        Example(
+            "seed004-net", "notes 004's 15-parameter net: forward, every chain-rule factor, (A2 − Y)Fᵀ (`cnn docs seed004`)", seed004_net
+        ),
+        Example("l2-update", "notes 001's w ← w − α(∂L/∂w + λw) with its numbers (`cnn docs seesaw`)", l2_update),
     ]
 }
 

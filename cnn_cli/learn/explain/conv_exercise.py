@@ -41,7 +41,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
 def conv2d_backward(grad_out, cache):
     """Return (dx, dw, db) for grad_out = ∂L/∂out of shape (N, C_out, H_out, W_out).
 
-    Hints (notes 000 §2.3–§2.5): dw collects window × grad_out over every output position;
+    Hints (notes 000 §2.3–§2.5, ``cnn docs conv2d``): dw collects window × grad_out over every output position;
     db sums grad_out over the batch and every position; dx gets grad_out · w added back onto
     each window, with += because windows overlap (and stride says where each window starts).
     Compute dx on the padded input, then crop the padding off.
@@ -63,7 +63,7 @@ def relu_forward(x):
 
 
 def relu_backward(grad_out, cache):
-    """Return dx: grad_out where the input was positive, 0 elsewhere (notes 000 §2.8)."""
+    """Return dx: grad_out where the input was positive, 0 elsewhere (notes 000 §2.8, ``cnn docs relu``)."""
     x = cache
     dx = np.zeros_like(x)
     # TODO
@@ -85,7 +85,8 @@ def maxpool2d_forward(x, size=2, stride=2):
 
 
 def maxpool2d_backward(grad_out, cache):
-    """Return dx: each grad_out entry goes to the one input that won its window, the rest get 0 (notes 000 §2.7)."""
+    """Return dx: each grad_out entry goes to the one input that won its window, the rest get 0 (notes 000 §2.7,
+    ``cnn docs maxpool2d``)."""
     x, size, stride = cache
     dx = np.zeros_like(x)
     # TODO
