@@ -41,7 +41,8 @@ from cnn_cli.errors import EXIT_FAULT, CnnError
 @click.option(
     "--fast-dev-run",
     is_flag=True,
-    help="One batch through train, validation, test, checkpoints and plots; a temporary folder unless --run-dir.",
+    help="One batch through train, validation, test, checkpoints and plots, and the untrained loss beside ln C; "
+    "a temporary folder unless --run-dir.",
 )
 @click.option(
     "--overfit-batches",

@@ -352,7 +352,7 @@ def format_entries(results: list[GradcheckResult]) -> str:
     for result in results:
         if not result.entries:
             continue
-        out.append(f"{result.name}  ({'PASS' if result.passed else 'FAIL'}, max rel err {result.max_rel_error:.2e})")
+        out.append(f"{result.name}  ({_verdict(result)}, max rel err {result.max_rel_error:.2e})")
         out.append(header)
         for e in result.entries:
             index = str(e.index)
