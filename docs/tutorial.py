@@ -43,7 +43,8 @@ def nchw(matrix):
 # ## Notes 000: a conv layer's forward and its three gradients
 #
 # §2.1: one output pixel is the sum of a window of the input times the kernel, plus the
-# bias. §2.5: ∂y₀₀/∂input is therefore the kernel itself, sitting in the window that
+# bias (`cnn docs conv2d` restates it all). §2.5: ∂y₀₀/∂input is therefore the kernel
+# itself, sitting in the window that
 # produced y₀₀, and zero elsewhere. We ask the library's backward for exactly that by
 # feeding it a one-hot output gradient.
 
@@ -86,8 +87,8 @@ print("ReLU gradient:\n", grad_relu)
 assert np.array_equal(grad_relu, [[10.0, 0.0], [30.0, 0.0]])
 
 # %% [markdown]
-# The network of notes 000 §3.1 ships as the `mnist` config. Build it and follow one
-# (random) digit-sized input through it: `trace` keeps every layer's output,
+# The network of notes 000 §3.1 ships as the `mnist` config (`cnn docs trace`). Build it
+# and follow one (random) digit-sized input through it: `trace` keeps every layer's output,
 # `backward_trace` every layer's gradient.
 
 # %%
@@ -98,14 +99,17 @@ images = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.floa
 steps = model.trace(images, training=True)
 loss, grad_logits = model.loss(steps[-1].output, np.array([3, 7]))
 grads = model.backward_trace(grad_logits)
-print(f"loss {loss:.4f} (≈ ln 10 = {math.log(10):.4f} for an untrained 10-class net)")
+# An untrained 10-class net should not prefer any class: p ≈ 1/10 each, so the loss is about
+# −ln(1/10) = ln 10 (`cnn docs initial-loss`; the output layer is drawn small for that).
+print(f"untrained loss {loss:.4f}   ln 10 = {math.log(10):.4f}")
+assert abs(loss - math.log(10)) < 0.1 * math.log(10)
 assert grads[0].grad_input.shape == images.shape and grads[-1].grad_output.shape == (2, 10, 1, 1)
 
 # %% [markdown]
 # ## Notes 000, 001 and 002: the softmax cross-entropy gradient is p − y
 #
 # Notes 001's example: p = [0.3, 0.7], the target is class 2. ∂L/∂f is p for the other
-# class (0.3) and p − 1 for the target (0.7 − 1 = −0.3).
+# class (0.3) and p − 1 for the target (0.7 − 1 = −0.3). `cnn docs softmax` derives it.
 
 # %%
 logits = np.log(np.array([[0.3, 0.7]]))
@@ -116,7 +120,7 @@ assert math.isclose(loss, -math.log(0.7))
 
 # %% [markdown]
 # Notes 001 prints "Data loss = 0.29" for p_target = 0.51. That is −log₁₀ 0.51; the
-# cross-entropy uses the natural log, which gives 0.673 (a note erratum, not a bug here).
+# cross-entropy uses the natural log, which gives 0.673 (a note erratum, not a bug here; `cnn docs notes-errata`).
 
 # %%
 print(f"-log10(0.51) = {-math.log10(0.51):.2f}   -ln(0.51) = {-math.log(0.51):.3f}")
@@ -126,7 +130,8 @@ assert round(-math.log10(0.51), 2) == 0.29 and round(-math.log(0.51), 3) == 0.67
 # ## Notes 001: the update w ← w − α(∂L/∂w + λw)
 #
 # With α = λ = 0.1, the output weight of the target class (w = 0.1, ∂L/∂w = −0.49 · 0.49):
-# Δw = −0.1 · (−0.49 · 0.49 + 0.1 · 0.1) = 0.023, as the notes print.
+# Δw = −0.1 · (−0.49 · 0.49 + 0.1 · 0.1) = 0.023, as the notes print (`cnn docs seesaw`
+# works every update of the notes' seesaw network).
 
 # %%
 from cnn_cli.nn.optim import SGD, add_l2_gradient
@@ -143,7 +148,8 @@ assert round(delta, 3) == 0.023
 # ## Notes 002: ∂z_kl/∂w_ij is the input under the tap
 #
 # For a 3×3 input and a 2×2 kernel, the output z_kl depends on w_ij through
-# x_(i+k−1)(j+l−1). With a one-hot output gradient at (k, l), ∂L/∂W is the window at (k, l).
+# x_(i+k−1)(j+l−1). With a one-hot output gradient at (k, l), ∂L/∂W is the window at (k, l)
+# (`cnn docs conv2d`).
 
 # %%
 x2 = np.array([[11.0, 12.0, 13.0], [21.0, 22.0, 23.0], [31.0, 32.0, 33.0]])  # x_rc holds the number "rc"
@@ -158,7 +164,7 @@ assert np.array_equal(grad_w[0, 0], [[22.0, 23.0], [32.0, 33.0]])
 # [[1,6,2],[5,3,1],[7,0,4]] ⋆ [[1,2],[−1,0]] = [[8,7],[4,5]]. Its first output is
 # 1·1 + 6·2 + 5·(−1) + 3·0 = 8. A true convolution rotates the kernel by 180° first and
 # gives [[7,5],[11,3]]; `cnn`, like PyTorch, computes the cross-correlation (the rotation
-# would only relabel the learned kernel).
+# would only relabel the learned kernel; `cnn docs conv2d`).
 
 # %%
 X3 = np.array([[1.0, 6.0, 2.0], [5.0, 3.0, 1.0], [7.0, 0.0, 4.0]])
@@ -186,7 +192,8 @@ assert np.array_equal(dE_dX[0, 0], full[0, 0])
 # ## Notes 004: the 15-parameter network, and ∂L/∂W₂ = (A₂ − Y)Fᵀ
 #
 # Conv 3×3 → ReLU → MaxPool 2×2 → Flatten → Dense(1) → sigmoid, with binary
-# cross-entropy, on a 6×6 input: W₁ (9) + b₁ (1) + W₂ (4) + b₂ (1) = 15 parameters.
+# cross-entropy, on a 6×6 input: W₁ (9) + b₁ (1) + W₂ (4) + b₂ (1) = 15 parameters
+# (`cnn docs seed004`).
 #
 # The notes give the architecture but no parameter values and no input, and A₂ depends
 # on both. We use the fixed parameters and the 6×6 input of `cnn explain seed004-net`,
@@ -242,7 +249,7 @@ print(format_gradcheck(results))
 assert all(result.passed for result in results)
 
 # %% [markdown]
-# Now a classic mistake: a ReLU backward that forgets its mask (notes 000 §2.8) and lets
+# Now a classic mistake: a ReLU backward that forgets its mask (notes 000 §2.8, `cnn docs relu`) and lets
 # every gradient through. We swap it in for the library's and run the same check.
 
 # %%
@@ -263,7 +270,7 @@ assert "conv1.weight" in failed and "input" in failed and "fc1.weight" not in fa
 # %% [markdown]
 # ## Where a saliency map's checkerboard comes from
 #
-# col2im adds each window's gradient back onto the pixels it read (`+=`, notes 000 §2.5).
+# col2im adds each window's gradient back onto the pixels it read (`+=`, notes 000 §2.5, `cnn docs conv2d`).
 # With a 3×3 kernel and stride 2, neighbouring windows share one row or column, so pixels
 # are read by 1, 2 or 4 windows, and a gradient map collects 1, 2 or 4 terms per pixel.
 # `cnn viz CKPT IMAGE --backward` draws this beside the saliency map.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -60,13 +61,34 @@ def explain_command(examples, list_only, input_text, kernel_text, grad_text, exe
 def docs_command(topic) -> None:
     """Print a section of the backprop guide for a layer, loss or command (no TOPIC: list them).
 
+    On a terminal the Markdown is rendered: bold headings, coloured code, aligned
+    tables, and links as the `cnn docs TOPIC` that prints them (NO_COLOR=1: the same
+    layout without colours). Piped or redirected it is the Markdown source, so
+    `cnn docs conv2d > conv2d.md` saves a Markdown file.
+
     \b
     Examples:
       cnn docs
       cnn docs conv2d
       cnn docs softmax_cross_entropy
       cnn docs gradcheck
+      cnn docs conv2d | less        # the Markdown source
     """
     from cnn_cli.learn.guide import docs_section, list_topics
 
-    click.echo(list_topics() if topic is None else docs_section(topic))
+    if topic is None:
+        click.echo(list_topics())
+        return
+    text = docs_section(topic)
+    if not _stdout_is_terminal():
+        click.echo(text, nl=False)
+        return
+    from cnn_cli.learn.guide.render import render_markdown
+
+    color = "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    click.echo(render_markdown(text, color=color), nl=False, color=color)
+
+
+def _stdout_is_terminal() -> bool:
+    """Whether ``cnn docs`` writes to a terminal (then it renders the Markdown) or into a pipe or file (the source)."""
+    return sys.stdout.isatty()

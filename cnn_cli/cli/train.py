@@ -43,7 +43,8 @@ _TRAIN_OPTIONS = [
     click.option(
         "--fast-dev-run",
         is_flag=True,
-        help="One batch through train, validation, test, checkpoints and plots; a temporary folder unless --run-dir.",
+        help="One batch through train, validation, test, checkpoints and plots, and the untrained loss beside ln C; "
+        "a temporary folder unless --run-dir.",
     ),
     click.option(
         "--overfit-batches",
@@ -214,6 +215,9 @@ def _fast_dev_run(config, run_dir: Path | None, init_from: Path | None) -> None:
     click.echo(f"fast dev run of {config.name}: one batch through each part of a run, in {outcome.run_dir}")
     for check in outcome.checks:
         click.echo("  " + check.line())
+    if outcome.initial_loss is not None:  # a warning, not a failed check: the run itself works
+        initial = outcome.initial_loss
+        click.echo(initial.line() if initial.near_ln_c else "warning: " + initial.line(), err=not initial.near_ln_c)
     click.echo("all checks passed" + ("; temporary folder removed" if outcome.removed else "") if outcome.passed else "some checks FAILED")
     sys.exit(0 if outcome.passed else EXIT_FAULT)
 

@@ -81,7 +81,7 @@ class DataConfig:
 
 @dataclass
 class OptimizerConfig:
-    """Update rule. ``weight_decay`` is notes 001's λ: L = data loss + ½λΣw² over weights."""
+    """Update rule. ``weight_decay`` is notes 001's λ: L = data loss + ½λΣw² over weights (``cnn docs l2``)."""
 
     name: Annotated[str, OneOf(OPTIMIZERS)] = "adam"
     lr: PositiveNumber = 1e-3

@@ -63,7 +63,7 @@ class _Elementwise(Layer[SpecT]):
 
 
 class ReLU(_Elementwise[ReLUSpec]):
-    """y = max(0, x); dL/dx = dL/dy where x > 0 (notes 000 §2.8)."""
+    """y = max(0, x); dL/dx = dL/dy where x > 0 (notes 000 §2.8, ``cnn docs relu``)."""
 
     type_name = "relu"
     spec_class = ReLUSpec
@@ -107,7 +107,7 @@ class LeakyReLU(_Elementwise[LeakyReLUSpec]):
 
 
 class Sigmoid(_Elementwise[SigmoidSpec]):
-    """y = σ(x); dL/dx = dL/dy · y(1 − y) (notes 001, 003, 004)."""
+    """y = σ(x); dL/dx = dL/dy · y(1 − y) (notes 001, 003, 004; ``cnn docs sigmoid``)."""
 
     type_name = "sigmoid"
     spec_class = SigmoidSpec

@@ -1,4 +1,4 @@
-"""Conv2D and explicit Padding layers (notes 000 §2.1–2.6)."""
+"""Conv2D and explicit Padding layers (notes 000 §2.1–2.6; ``cnn docs conv2d``, ``cnn docs padding``)."""
 
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ class PaddingSpec(LayerSpec):
 
 
 class Padding(Layer[PaddingSpec]):
-    """Explicit zero padding of the spatial axes (notes 000 §2.6).
+    """Explicit zero padding of the spatial axes (notes 000 §2.6, ``cnn docs padding``).
 
     forward: (N, C, H, W) -> (N, C, H + 2pH, W + 2pW); no parameters.
     """

@@ -53,7 +53,7 @@ class Flatten(Layer[FlattenSpec]):
     The 1×1 spatial shape lets 1×1 convolutions act as fully connected layers,
     as notes 000's model does after its Flatten (its slide lists a Conv2D on
     64*10*10 inputs with kernel 1; our mnist.yaml uses 6400 -> 128 -> 10). Notes 003's reshape layer:
-    the backward reshapes the gradient back to the input's shape.
+    the backward reshapes the gradient back to the input's shape (``cnn docs flatten``).
     """
 
     type_name = "flatten"
@@ -84,8 +84,8 @@ class Dense(Layer[DenseSpec]):
 
     forward: (N, ...) flattened to (N, F_in) -> (N, F_out).
     params: ``weight`` (F_out, F_in), ``bias`` (F_out,).
-    backward (notes 004): dL/dW = (dL/dy)ᵀ x, i.e. (A2 − Y) Fᵀ for notes 004's output
-    layer; dL/db = Σ_n dL/dy; dL/dx = dL/dy W.
+    backward (notes 004, ``cnn docs dense``): dL/dW = (dL/dy)ᵀ x, i.e. (A2 − Y) Fᵀ for
+    notes 004's output layer; dL/db = Σ_n dL/dy; dL/dx = dL/dy W.
     """
 
     type_name = "dense"

@@ -81,7 +81,7 @@ class Loss:
 
 
 class SoftmaxCrossEntropy(Loss):
-    """−log softmax(z)[label], one output per class (notes 000 §2.9: the gradient is p − y)."""
+    """−log softmax(z)[label], one output per class (notes 000 §2.9, ``cnn docs softmax_cross_entropy``: the gradient is p − y)."""
 
     name = "softmax_cross_entropy"
 
@@ -90,7 +90,7 @@ class SoftmaxCrossEntropy(Loss):
 
 
 class SumSquaredError(Loss):
-    """Notes 001's sum of squared errors between the outputs and the one-hot label, one output per class."""
+    """Notes 001's sum of squared errors between the outputs and the one-hot label, one output per class (``cnn docs sse``)."""
 
     name = "sum_squared_error"
 
@@ -99,7 +99,7 @@ class SumSquaredError(Loss):
 
 
 class BinaryCrossEntropy(Loss):
-    """Two classes from a single output z, the logit of class 1: p(1) = σ(z) (notes 003/004)."""
+    """Two classes from a single output z, the logit of class 1: p(1) = σ(z) (notes 003/004, ``cnn docs bce``)."""
 
     name = "binary_cross_entropy"
 

@@ -1,4 +1,4 @@
-"""MaxPool2D and AvgPool2D layers (notes 000 §2.7, notes 001)."""
+"""MaxPool2D and AvgPool2D layers (notes 000 §2.7, notes 001; ``cnn docs maxpool2d``, ``cnn docs avgpool2d``)."""
 
 from __future__ import annotations
 

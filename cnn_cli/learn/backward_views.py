@@ -11,13 +11,13 @@ uses, so a picture shows what the hand-written backward really does:
   (:meth:`Model.backward_trace`). The last step's dScore/d(input) is the
   saliency map.
 - :func:`relu_mask`: which units of a ReLU let the gradient through (notes 000
-  §2.8: dL/dx = dL/dy where x > 0, else 0), read off the ReLU's backward.
+  §2.8, ``cnn docs relu``: dL/dx = dL/dy where x > 0, else 0), read off the ReLU's backward.
 - :func:`maxpool_winners`: how many windows each input of a max-pool won
-  (notes 000 §2.7: the gradient of a window goes to its maximum only), read off
-  the max-pool's backward.
+  (notes 000 §2.7, ``cnn docs maxpool2d``: the gradient of a window goes to its
+  maximum only), read off the max-pool's backward.
 - :func:`col2im_overlap`: how many windows of a convolution read each input
   pixel. col2im adds each window's gradient back onto the pixels it read
-  (notes 000 §2.5, ``+=``), so a pixel read by 4 windows collects 4 terms and
+  (notes 000 §2.5, ``cnn docs conv2d``, ``+=``), so a pixel read by 4 windows collects 4 terms and
   one read by 1 window collects 1. With kernel 3 and stride 2 the counts
   alternate 1, 2, 1, 2 along each axis: the checkerboard of a saliency map.
 """

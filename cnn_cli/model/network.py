@@ -13,7 +13,7 @@ Notebook use::
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from cnn_cli.config.load import load_config
 from cnn_cli.config.sections import Config, ModelConfig
 from cnn_cli.layers import LAYER_TYPES, BuildContext, Layer
 from cnn_cli.layers.losses import Loss
+from cnn_cli.nn.init import OUTPUT_INIT
 
 __all__ = ["LayerGradient", "LayerSummary", "LayerTrace", "Loss", "Model", "build_model"]
 
@@ -199,13 +200,26 @@ def build_model(config: Config | ModelConfig | dict | str | Path, seed: int = 0,
     """
     model_config = model_config_of(config)
     ctx = BuildContext(np.random.default_rng(seed), np.dtype(dtype), model_config.init)
+    # The output layer's default init is small, so that the untrained loss is about ln C.
+    output_ctx = replace(ctx, default_init=OUTPUT_INIT)
+    output_index = output_layer_index(model_config.layers)
     shape = tuple(model_config.input_shape)
     layers: list[Layer] = []
-    for spec in model_config.layers:
-        layer = LAYER_TYPES[spec.type].build(spec, shape, ctx)
+    for index, spec in enumerate(model_config.layers):
+        layer = LAYER_TYPES[spec.type].build(spec, shape, output_ctx if index == output_index else ctx)
         layers.append(layer)
         shape = layer.output_shape
     return Model(layers, tuple(model_config.input_shape), model_config.loss, ctx.dtype)
+
+
+def output_layer_index(specs: list) -> int | None:
+    """Index of the output layer: the last layer with weights (a spec with an ``init`` option), or None.
+
+    ``model.init`` draws every other layer with weights; this one gets the ``small`` init,
+    N(0, 0.01/fan_in), unless its spec names an init (``cnn docs initial-loss`` says why).
+    """
+    weighted = [index for index, spec in enumerate(specs) if "init" in {f.name for f in fields(spec)}]
+    return weighted[-1] if weighted else None
 
 
 def model_config_of(config: Config | ModelConfig | dict | str | Path) -> ModelConfig:

@@ -1,9 +1,11 @@
 """Elementwise activations and their derivatives. Any shape in, same shape out.
 
-Notes 000 §2.8 and notes 001: ReLU passes the gradient where its input was
-positive and blocks it elsewhere. At exactly 0 the derivative is undefined;
+Notes 000 §2.8 and notes 001 (``cnn docs relu``): ReLU passes the gradient where its
+input was positive and blocks it elsewhere. At exactly 0 the derivative is undefined;
 notes 001 lets the gradient through ("positive or zero"), we take it as 0, as
-PyTorch does, so the two agree bit for bit (tests keep inputs away from 0). Notes 001/003: sigmoid' = σ(1 − σ). tanh' = 1 − tanh².
+PyTorch does, so the two agree bit for bit (tests keep inputs away from 0).
+
+Notes 001/003 (``cnn docs sigmoid``): sigmoid' = σ(1 − σ). tanh' = 1 − tanh² (``cnn docs tanh``).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def sigmoid_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sigmoid_backward(grad_out: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """dL/dx = dL/dy · σ(x)(1 − σ(x)) (notes 001, 'derivative of sigmoid function')."""
+    """dL/dx = dL/dy · σ(x)(1 − σ(x)) (notes 001, 'derivative of sigmoid function'; ``cnn docs sigmoid``)."""
     return grad_out * out * (1 - out)
 
 

@@ -1,11 +1,12 @@
 """Convolution forward and its hand-written backward.
 
-Seeds: 000 §2.1 (forward, one output pixel is a weighted sum of a window plus
+Notes 000 §2.1 (forward, one output pixel is a weighted sum of a window plus
 the bias), §2.3 (dLoss/dweight = sum over output pixels of dLoss/dy times the
 window that produced it), §2.4 (dLoss/dbias = sum of dLoss/dy), §2.5
 (dLoss/dinput: each dLoss/dy is spread back over its window, weighted by the
-kernel; notes 003 writes this as a full convolution with rot180(K)).
-003 "Convolutional layer": Y_i = B_i + sum_j X_j ⋆ K_ij (cross-correlation).
+kernel; notes 003 writes this as a full convolution with rot180(K)). Notes 003
+"Convolutional layer": Y_i = B_i + sum_j X_j ⋆ K_ij (cross-correlation). All of it
+is restated in ``cnn docs conv2d``.
 
 Shapes: x (N, C_in, H, W); weight (C_out, C_in/groups, kH, kW); bias (C_out,);
 output (N, C_out, H_out, W_out) with H_out from :func:`cnn_cli.nn.shapes.window_output_hw`.
@@ -93,7 +94,7 @@ def conv2d_forward(
     dilation: IntPair = (1, 1),
     groups: int = 1,
 ) -> tuple[np.ndarray, ConvCache]:
-    """Cross-correlate ``x`` with ``weight`` and add ``bias`` (notes 000 §2.1).
+    """Cross-correlate ``x`` with ``weight`` and add ``bias`` (notes 000 §2.1, ``cnn docs conv2d``).
 
     y[n, o, i, j] = b[o] + sum_{c, a, b'} x_pad[n, g*C_in_g + c, i*sH + a*dH, j*sW + b'*dW] * w[o, c, a, b']
     where g = o // (C_out/groups).
@@ -155,7 +156,7 @@ def conv2d_backward(
     """Gradients of the loss for the input, weight and bias of a convolution.
 
     With g = o // (C_out/groups) the group of output channel o, and c' = g*C_in_g + c
-    the input channel that w[o, c] reads:
+    the input channel that w[o, c] reads (``cnn docs conv2d``; the padding: ``cnn docs padding``):
     Notes 000 §2.3: dL/dw[o, c, a, b] = sum_{n,i,j} dL/dy[n, o, i, j] * x_pad[n, c', i*sH + a*dH, j*sW + b*dW]
       -> in matrix form grad_w = grad_out_matᵀ @ cols.
     Notes 000 §2.4: dL/db[o] = sum_{n,i,j} dL/dy[n, o, i, j].

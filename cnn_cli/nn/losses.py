@@ -1,10 +1,14 @@
 """Losses on logits, averaged over the batch, each returning (loss, dLoss/dlogits).
 
 Notes 000 §2.9, 001 and 002 derive the softmax cross-entropy gradient
-p − y (p = softmax(logits), y = one-hot target); dividing by N is the mean.
+p − y (p = softmax(logits), y = one-hot target); dividing by N is the mean
+(``cnn docs softmax_cross_entropy``).
+
 Notes 003/004 use binary cross-entropy after a sigmoid; fused on the logit the
-chain (A − Y)/(A(1 − A)) · A(1 − A) collapses to σ(z) − y (notes 004, dL/dz2).
-Notes 001 compares networks by the sum of squared errors (SSE).
+chain (A − Y)/(A(1 − A)) · A(1 − A) collapses to σ(z) − y (notes 004, dL/dz2;
+``cnn docs binary_cross_entropy``).
+
+Notes 001 compares networks by the sum of squared errors (SSE, ``cnn docs sum_squared_error``).
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ def binary_cross_entropy_with_logits(logits: np.ndarray, targets: np.ndarray) ->
 
 
 def sum_squared_error(outputs: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
-    """Notes 001's SSE per sample, averaged over the batch: (1/N) Σ_n Σ_k (o_nk − t_nk)².
+    """Notes 001's SSE per sample, averaged over the batch: (1/N) Σ_n Σ_k (o_nk − t_nk)² (``cnn docs sse``).
 
     Args:
         outputs: (N, K).

@@ -18,19 +18,19 @@ SCHEDULES = ("constant", "step", "cosine")  # the learning-rate schedules learni
 
 
 def is_weight(name: str) -> bool:
-    """Weights get L2 regularisation, biases do not (notes 001 sums over w only)."""
+    """Weights get L2 regularisation, biases do not (notes 001 sums over w only; ``cnn docs l2``)."""
     return name.endswith(".weight")
 
 
 def l2_penalty(params: dict[str, np.ndarray], weight_decay: float) -> float:
-    """Notes 001's regularisation term ½λ Σ w² over every weight (not biases)."""
+    """Notes 001's regularisation term ½λ Σ w² over every weight (not biases; ``cnn docs l2``)."""
     if weight_decay == 0.0:
         return 0.0
     return 0.5 * weight_decay * sum(float(np.sum(p.astype(np.float64) ** 2)) for n, p in params.items() if is_weight(n))
 
 
 def add_l2_gradient(params: dict[str, np.ndarray], grads: dict[str, np.ndarray], weight_decay: float) -> None:
-    """∂(½λΣw²)/∂w = λw, added to each weight's gradient in place (notes 001)."""
+    """∂(½λΣw²)/∂w = λw, added to each weight's gradient in place (notes 001, ``cnn docs l2``)."""
     if weight_decay == 0.0:
         return
     for name, grad in grads.items():
@@ -51,7 +51,7 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
 def apply_update(
     optimizer: Optimizer, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], weight_decay: float, max_norm: float | None
 ) -> None:
-    """One training update after backward: add the L2 gradient (notes 001), clip, then the optimizer's step."""
+    """One training update after backward: add the L2 gradient (notes 001, ``cnn docs l2``), clip, then the optimizer's step."""
     add_l2_gradient(params, grads, weight_decay)
     if max_norm is not None:
         clip_grad_norm(grads, max_norm)
@@ -100,7 +100,7 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """w ← w − η ∂L/∂w (notes 004's gradient descent)."""
+    """w ← w − η ∂L/∂w (notes 004's gradient descent, ``cnn docs sgd``)."""
 
     name = "sgd"
 

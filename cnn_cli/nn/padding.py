@@ -1,4 +1,4 @@
-"""Explicit zero padding (notes 000 §2.6).
+"""Explicit zero padding (notes 000 §2.6, ``cnn docs padding``).
 
 Forward places the input in the middle of a zero border. Each output pixel is
 either a copy of one input pixel (dy/dx = 1 when the positions match) or a

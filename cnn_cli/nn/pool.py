@@ -1,6 +1,6 @@
 """Max and average pooling, forward and hand-written backward.
 
-Notes 000 §2.7 and notes 001 ("gradient of pooling layer"): a max-pool output is
+Notes 000 §2.7 and notes 001 ("gradient of pooling layer"; ``cnn docs maxpool2d``): a max-pool output is
 a copy of the largest input in its window, so its gradient flows to that one
 input and every other input of the window gets 0. Ties go to the first maximum
 in row-major window order (PyTorch does the same), never to every tied input.

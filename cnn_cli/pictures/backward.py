@@ -164,7 +164,8 @@ def plot_relu_mask(layer: str, mask: np.ndarray, relu_input: np.ndarray, caption
     """
     spatial = _spatial(tuple(mask.shape))
     title = (
-        f"{layer} (ReLU) mask, {_shape_text(mask.shape)}, for {caption}: {mask.mean():.0%} of the units pass (notes 000 §2.8)\n"
+        f"{layer} (ReLU) mask, {_shape_text(mask.shape)}, for {caption}: {mask.mean():.0%} of the units pass "
+        "(notes 000 §2.8, cnn docs relu)\n"
         "dark: input > 0, the gradient passes unchanged (dL/dx = dL/dy); white: input ≤ 0, the gradient is cut to 0"
         f"\n{int((relu_input <= 0).sum()):,} of {relu_input.size:,} inputs were ≤ 0"
     )
@@ -203,7 +204,7 @@ def plot_maxpool_winners(
         fitted_suptitle(
             fig,
             f"{layer} (max-pool, {geometry}) winners over its {channels}×{height}×{width} input, for {caption}{more}\n"
-            "each window's gradient goes to its largest input only (dark); every other input gets 0 (notes 000 §2.7)\n"
+            "each window's gradient goes to its largest input only (dark); every other input gets 0 (notes 000 §2.7, cnn docs maxpool2d)\n"
             + ("grey lines: the pooling windows" if kernel == stride else "windows overlap: one input can win several (darker)"),
         )
         image = None

@@ -9,7 +9,7 @@ One forward pass with :meth:`Model.trace` and one backward pass with
 - ``dScore_k/d(input)``, the first layer's input gradient: the saliency map of
   :func:`cnn_cli.learn.visualize.saliency` (summed over input channels, as there);
 - ``dScore_k/d(activation)`` of every layer, its ``grad_output``: notes 000 §2.5's
-  dLoss/d(output) with the loss replaced by the class score.
+  dLoss/d(output) with the loss replaced by the class score (``cnn docs conv2d``).
 
 The image is prepared exactly as ``cnn predict`` prepares a file
 (:func:`cnn_cli.runs.images.preprocess`, then the checkpoint's mean and std).

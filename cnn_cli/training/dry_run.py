@@ -10,7 +10,9 @@
   run, using the real :func:`cnn_cli.training.train.train`: one training step, validation
   and the final test on one batch each, the checkpoints saved and loaded back, the
   records and the plots, then says what it checked. It works in a temporary folder
-  (removed afterwards when every check passed) unless a run folder is given.
+  (removed afterwards when every check passed) unless a run folder is given. It also
+  holds the first step's loss, the loss of the untrained net, up to ln C: a net that
+  knows nothing should give every class 1/C (:func:`initial_loss_check`).
 """
 
 from __future__ import annotations
@@ -58,14 +60,60 @@ class _KeepFinalModel(Callback):
         self.model = state.model
 
 
+# The untrained loss passes the ln C check within this fraction of ln C.
+LN_C_TOLERANCE = 0.1
+
+
+@dataclass(frozen=True)
+class InitialLoss:
+    """The untrained net's loss beside ln C, the loss of a uniform guess over C classes."""
+
+    loss: float
+    num_classes: int
+
+    @property
+    def expected(self) -> float:
+        return math.log(self.num_classes)
+
+    @property
+    def near_ln_c(self) -> bool:
+        return abs(self.loss - self.expected) <= LN_C_TOLERANCE * self.expected
+
+    def line(self) -> str:
+        """``initial loss 2.31 ≈ ln 10 ✓``, or what is wrong when the loss is not within 10% of ln C."""
+        if self.near_ln_c:
+            return f"initial loss {self.loss:.2f} ≈ ln {self.num_classes} ✓"
+        return (
+            f"initial loss {self.loss:.2f} is not within {LN_C_TOLERANCE:.0%} of ln {self.num_classes} = {self.expected:.2f}: "
+            f"an untrained net should give every class about 1/{self.num_classes}; "
+            "is the output layer's init too large? (`cnn docs initial-loss`)"
+        )
+
+
+def initial_loss_check(loss: float, loss_name: str, num_classes: int) -> InitialLoss | None:
+    """The ln C check of an untrained net's (cross-entropy) loss; None for a loss with no ln C (sum_squared_error).
+
+    An untrained net should not prefer any class: p = 1/C for every class, so the
+    cross-entropy −ln p is ln C (ln 10 = 2.30 for MNIST, ln 2 = 0.69 for two classes).
+    """
+    if loss_name == "sum_squared_error":
+        return None
+    return InitialLoss(float(loss), num_classes)
+
+
 @dataclass
 class FastDevRun:
-    """The run folder, whether it was temporary (and removed), and every check."""
+    """The run folder, whether it was temporary (and removed), every check, and the ln C check of the first step's loss.
+
+    ``initial_loss`` is None when there is nothing to hold to ln C: a run that failed before its first step,
+    a loss with no ln C, or a net that starts from a checkpoint (``--init-from``) and so is not untrained.
+    """
 
     run_dir: Path
     temporary: bool
     removed: bool
     checks: list[Check]
+    initial_loss: InitialLoss | None = None
 
     @property
     def passed(self) -> bool:
@@ -76,6 +124,7 @@ def fast_dev_run(
     config: Config, run_dir: str | Path | None = None, log: Callable[[str], None] = print, init_from: str | Path | None = None
 ) -> FastDevRun:
     """Run one batch through every part of training (see the module docstring) and check each part."""
+    from cnn_cli.runs.folders import read_metrics
     from cnn_cli.training.train import train
 
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=1, overfit_batches=None))
@@ -92,13 +141,17 @@ def fast_dev_run(
         init_from=init_from,
     )
     checks = [Check("run", result.status == "completed", f"{result.status}" + (f" ({result.message})" if result.message else ""))]
+    initial = None
     if result.status == "completed":
         checks += _checks(result.run, config, keep)
+        rows = read_metrics(result.run.metrics)
+        if rows and init_from is None:  # the first step's loss is taken before its update: the untrained net's
+            initial = initial_loss_check(rows[0]["train_loss"], keep.model.loss.name, keep.model.loss.num_classes)
     passed = all(check.passed for check in checks)
     removed = temporary and passed
     if removed:
         shutil.rmtree(root.parent, ignore_errors=True)
-    return FastDevRun(root, temporary, removed, checks)
+    return FastDevRun(root, temporary, removed, checks, initial)
 
 
 def _checks(run, config: Config, keep: _KeepFinalModel) -> list[Check]:

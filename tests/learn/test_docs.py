@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,8 +12,22 @@ from pathlib import Path
 
 import pytest
 
+from cnn_cli.cli import explain as explain_cli
 from cnn_cli.cli.main import cli
 from cnn_cli.learn.guide import ALIASES, TOPICS, docs_section, guide_text, sections
+from cnn_cli.learn.guide.render import (
+    ANSI,
+    BOLD,
+    CODE,
+    NOT_BOLD,
+    NOT_CODE,
+    NOT_UNDERLINE,
+    UNDERLINE,
+    anchor_topics,
+    display_width,
+    render_markdown,
+    slug,
+)
 from tests.support import REPO_ROOT
 from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli
 
@@ -163,3 +178,97 @@ def test_sections_ignore_hash_lines_inside_code_blocks():
 
 def test_docs_path_helper_is_not_an_absolute_machine_path():
     assert not Path(TOPICS["conv2d"]).is_absolute()
+
+
+# ---------------------------------------------------------------- cnn docs on a terminal: the Markdown rendered
+
+SAMPLE = """### 2.9 Flatten
+
+Some `inline code` and **bold** text; see [Dense](#210-dense), [the notes' errata](#the-notes-own-errata),
+[`cnn_cli/nn/conv.py`](../../nn/conv.py)`::conv2d_forward` and [PyTorch](https://pytorch.org).
+
+- a bullet with `code`
+  and its second line
+
+| what | shape |
+|---|---|
+| `x` | `(N, C, H, W)` |
+| ∂L/∂weight | `(C_out, C_in/groups, kH, kW)` |
+
+```
+y = x @ W.T   # kept exactly
+```
+
+#### Forward
+"""
+
+
+def test_render_headings_code_tables_bullets_and_links_in_colour():
+    out = render_markdown(SAMPLE, color=True)
+    lines = out.splitlines()
+    assert lines[0] == f"{BOLD}{UNDERLINE}2.9 Flatten{NOT_UNDERLINE}{NOT_BOLD}"
+    assert f"{CODE}inline code{NOT_CODE}" in out and f"{BOLD}bold{NOT_BOLD}" in out
+    assert f"Dense ({CODE}cnn docs dense{NOT_CODE})" in out
+    assert f"the notes' errata ({CODE}cnn docs notes-errata{NOT_CODE})" in out
+    assert f"{CODE}cnn_cli/nn/conv.py::conv2d_forward{NOT_CODE}" in out  # a file link keeps only its text
+    assert "PyTorch (https://pytorch.org)" in out
+    assert "](" not in out and "```" not in out and "**" not in out
+    assert f"• a bullet with {CODE}code{NOT_CODE}" in out and "  and its second line" in out
+    assert f"    {CODE}y = x @ W.T   # kept exactly{NOT_CODE}" in lines
+    assert lines[-1] == f"{BOLD}Forward{NOT_BOLD}"
+
+
+def test_render_aligns_table_columns_by_what_the_terminal_shows():
+    for color in (True, False):
+        lines = render_markdown(SAMPLE, color=color).splitlines()
+        table = [ANSI.sub("", line) for line in lines if "shape" in line or "(N, C, H, W)" in line or "kH, kW" in line]
+        rule = next(ANSI.sub("", line) for line in lines if line.startswith("─"))
+        assert len(table) == 3
+        # every row's second cell starts two columns after the first column's rule
+        first = len(rule.split("  ")[0])
+        assert first == display_width("∂L/∂weight")
+        for row in table:
+            assert row[first : first + 2] == "  " and row[first + 2] != " ", row
+        assert table[2].split("  ")[0] == "∂L/∂weight" and display_width("∂L/∂weight") == 10
+
+
+def test_render_without_colour_writes_no_escape_code():
+    out = render_markdown(SAMPLE, color=False)
+    assert "\x1b" not in out
+    assert out.splitlines()[:2] == ["2.9 Flatten", "-----------"]
+    assert "`inline code`" in out and "Dense (`cnn docs dense`)" in out
+
+
+def test_the_whole_guide_renders_and_every_link_into_it_names_a_topic():
+    text = guide_text()
+    anchors = anchor_topics()
+    for target in re.findall(r"\]\(#([^)]+)\)", text):
+        assert target in anchors, f"#{target} is no heading of the guide"
+        assert anchors[target] in TOPICS
+    for color in (True, False):
+        out = render_markdown(text, color=color)
+        assert "](" not in out and "```" not in out
+        assert not any(f"{'#' * section.level} {section.title}" in out for section in sections())
+
+
+def test_slugs_are_githubs():
+    assert slug("2.10 Dense") == "210-dense"
+    assert slug("4. Worked trace: notes 000's MNIST network") == "4-worked-trace-notes-000s-mnist-network"
+    assert slug("`∂L/∂x`: the input gradient") == "lx-the-input-gradient"
+    assert anchor_topics()["cross-correlation-not-convolution"] == "conv2d"  # a subsection: its section's topic
+
+
+def test_docs_on_a_terminal_renders_and_piped_prints_the_markdown(monkeypatch):
+    piped = invoke_cli(["docs", "relu"])
+    assert piped.code == 0 and piped.stdout.startswith("### 2.5 ReLU") and "\x1b" not in piped.stdout
+    assert piped.stdout == docs_section("relu")
+    monkeypatch.setattr(explain_cli, "_stdout_is_terminal", lambda: True)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    shown = invoke_cli(["docs", "relu"])
+    assert shown.code == 0
+    assert shown.stdout.startswith(f"{BOLD}{UNDERLINE}2.5 ReLU") and "### " not in shown.stdout
+    assert f"({CODE}cnn docs errata{NOT_CODE})" in shown.stdout  # [section 6](#6-where-...)
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = invoke_cli(["docs", "relu"])
+    assert "\x1b" not in plain.stdout and plain.stdout.startswith("2.5 ReLU\n--------\n")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cnn_cli.errors import CnnError, ModelBuildError
-from cnn_cli.model.network import build_model
+from cnn_cli.model.network import build_model, model_config_of, output_layer_index
+from cnn_cli.nn.init import OUTPUT_GAIN
 from tests.support import REPO_ROOT
 
 MNIST_YAML = REPO_ROOT / "configs" / "mnist.yaml"
@@ -191,6 +192,7 @@ def test_xavier_uniform_statistics():
                 {"type": "conv2d", "out_channels": 64, "kernel_size": 3},
                 {"type": "flatten"},
                 {"type": "dense", "out_features": 300},
+                {"type": "dense", "out_features": 10},  # the output layer, drawn small (below)
             ],
         },
         dtype="float64",
@@ -211,12 +213,41 @@ def test_per_layer_init_overrides_the_model_default():
             "layers": [
                 {"type": "conv2d", "out_channels": 16, "kernel_size": 3, "init": "xavier"},
                 {"type": "conv2d", "out_channels": 16, "kernel_size": 3},
+                {"type": "conv2d", "out_channels": 4, "kernel_size": 2, "init": "kaiming"},
             ],
         }
     )
     xavier_limit = np.sqrt(6.0 / (16 * 9 + 16 * 9))
     assert np.abs(model.params["conv1.weight"]).max() <= xavier_limit
     assert np.abs(model.params["conv2.weight"]).max() > xavier_limit  # a normal's tail goes past it
+    # the output layer names its own init, so it is not drawn small
+    assert model.params["conv3.weight"].std() > 5 * OUTPUT_GAIN / np.sqrt(16 * 4)
+
+
+@pytest.mark.parametrize(("config", "output", "fan_in"), [("mnist", "conv6.weight", 128), ("lenet5", "fc3.weight", 84)])
+def test_the_output_layer_is_drawn_small(config, output, fan_in):
+    """The last layer with weights gets N(0, 0.01/fan_in) whatever model.init says (cnn docs initial-loss)."""
+    model = build_model(config, seed=0, dtype="float64")
+    weights = model.params[output].ravel()
+    assert weights.std() == pytest.approx(OUTPUT_GAIN / np.sqrt(fan_in), rel=0.1)
+
+
+def test_output_layer_index_is_the_last_layer_with_weights():
+    specs = model_config_of(
+        {
+            "input_shape": [1, 8, 8],
+            "loss": "sum_squared_error",
+            "layers": [
+                {"type": "conv2d", "out_channels": 2, "kernel_size": 3},
+                {"type": "flatten"},
+                {"type": "dense", "out_features": 3},
+                {"type": "sigmoid"},
+            ],
+        }
+    ).layers
+    assert output_layer_index(specs) == 2
+    assert output_layer_index(specs[:2]) == 0
+    assert output_layer_index(specs[1:2]) is None
 
 
 # ---------------------------------------------------------------- configs that cannot work

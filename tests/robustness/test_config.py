@@ -193,7 +193,7 @@ BAD_VALUES = {
         "  dataset: mnsit",
         "data.dataset: expected one of mnist, fashion-mnist, idx, got 'mnsit' (did you mean 'mnist'?)",
     ),
-    "init choice": ("model:\n", "model:\n  init: 3\n", "model.init: expected one of kaiming, xavier, got 3"),
+    "init choice": ("model:\n", "model:\n  init: 3\n", "model.init: expected one of kaiming, xavier, small, got 3"),
 }
 
 

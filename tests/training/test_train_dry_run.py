@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 
 import numpy as np
@@ -11,6 +12,7 @@ from cnn_cli.config.build import config_from_dict
 from cnn_cli.config.load import load_config
 from cnn_cli.runs.checkpoint import load_checkpoint
 from cnn_cli.runs.folders import read_metrics
+from cnn_cli.training.dry_run import initial_loss_check
 from cnn_cli.training.state import Callback
 from cnn_cli.training.train import train
 from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, write_config
@@ -49,8 +51,9 @@ def test_fast_dev_run_in_a_given_folder_checks_everything_and_keeps_it(config_di
     lines = outcome.stdout.splitlines()
     assert lines[0].startswith(f"run {tmp_path / 'dev'}: tiny") and lines[1].startswith("epoch 1/1")  # the run's own log first
     lines = lines[lines.index(f"fast dev run of tiny: one batch through each part of a run, in {tmp_path / 'dev'}") :]
-    assert [line.split()[1].rstrip(":") for line in lines[1:-1]] == list(CHECKS)
-    assert all(line.split()[0] == "ok" for line in lines[1:-1])
+    assert [line.split()[1].rstrip(":") for line in lines[1:-2]] == list(CHECKS)
+    assert all(line.split()[0] == "ok" for line in lines[1:-2])
+    assert re.fullmatch(r"initial loss \d\.\d\d ≈ ln 10 ✓", lines[-2])  # the untrained net guesses uniformly
     assert lines[-1] == "all checks passed"
     assert "bit-identical: True" in outcome.stdout and "100 images" in outcome.stdout  # test: one eval batch
     rows = read_metrics(tmp_path / "dev" / "metrics.csv")
@@ -95,6 +98,40 @@ def test_fast_dev_run_says_which_check_failed(config_dict, tmp_path, monkeypatch
     assert "ok    checkpoints" in outcome.stdout  # NaN weights still save and load back bit for bit
     assert lines[-1] == "some checks FAILED"
     assert list(scratch.iterdir()), "the folder of a failed fast dev run is kept"
+
+
+def test_fast_dev_run_warns_when_the_untrained_loss_is_far_from_ln_c(config_dict, tmp_path, monkeypatch):
+    """A large output layer (Kaiming on the logits) starts far above ln 10: a warning, not a failed check."""
+    monkeypatch.chdir(tmp_path)
+    layers = [*config_dict["model"]["layers"][:-1], {**config_dict["model"]["layers"][-1], "init": "kaiming"}]
+    loud = {**config_dict, "model": {**config_dict["model"], "layers": layers}}
+    path = write_config(tmp_path / "tiny.yaml", loud)
+    initial = initial_loss_check(4.82, "softmax_cross_entropy", 10)
+    assert initial is not None and not initial.near_ln_c
+    assert initial.line().startswith("initial loss 4.82 is not within 10% of ln 10 = 2.30")
+    assert "cnn docs initial-loss" in initial.line()
+    outcome = invoke_cli(["train", "--config", path, "--fast-dev-run"], timeout=120)
+    assert outcome.code == 0, outcome.output
+    assert outcome.stdout.splitlines()[-1].startswith("all checks passed")
+    assert "≈ ln 10 ✓" not in outcome.stdout
+    assert outcome.stderr.startswith("warning: initial loss ") and "is not within 10% of ln 10 = 2.30" in outcome.stderr
+
+
+@pytest.mark.parametrize(
+    ("loss", "name", "classes", "line"),
+    [
+        (2.31, "softmax_cross_entropy", 10, "initial loss 2.31 ≈ ln 10 ✓"),
+        (0.70, "binary_cross_entropy", 2, "initial loss 0.70 ≈ ln 2 ✓"),
+        (2.60, "softmax_cross_entropy", 10, None),  # 13% above ln 10
+    ],
+)
+def test_initial_loss_check(loss, name, classes, line):
+    initial = initial_loss_check(loss, name, classes)
+    assert initial is not None
+    assert initial.near_ln_c == (line is not None)
+    if line:
+        assert initial.line() == line
+    assert initial_loss_check(loss, "sum_squared_error", classes) is None
 
 
 def test_fast_dev_run_with_resume_is_refused(tmp_path):

@@ -90,15 +90,22 @@ def _weight_decay_of(config: Any, mutation: Mutation, on_demo: bool) -> float:
 
 
 def gradcheck_report(
-    config_name: str | None, seed: int = 0, batch_size: int = 2, break_name: str | None = None, show: int = 0, impl: str | None = None
+    config_name: str | None,
+    seed: int = 0,
+    batch_size: int = 2,
+    break_name: str | None = None,
+    show: int = 0,
+    impl: str | None = None,
+    atol: float | None = None,
 ) -> tuple[str, bool]:
     """What ``cnn gradcheck`` prints, and whether it passed (``--break list`` counts as passed).
 
     With ``break_name`` the check runs with that mistake swapped in, and "passed" means
     the check did not catch it: the command exits 1 when any tensor fails.
+    ``atol`` is the absolute floor of the check (None: the default, ``cnn docs gradcheck``).
     """
     from cnn_cli.config.load import load_config
-    from cnn_cli.learn.gradcheck import format_entries, format_gradcheck, gradcheck_model
+    from cnn_cli.learn.gradcheck import ATOL, format_entries, format_gradcheck, gradcheck_model
     from cnn_cli.model.network import build_model
 
     if impl is not None:
@@ -117,7 +124,9 @@ def gradcheck_report(
     config: Any = load_config(config_name) if config_name is not None else mutation.demo_config  # type: ignore[union-attr]
     weight_decay = _weight_decay_of(config, mutation, on_demo) if mutation is not None else 0.0
     with mutation.apply() if mutation is not None else contextlib.nullcontext():
-        results = gradcheck_model(config, seed=seed, batch_size=batch_size, show=show, weight_decay=weight_decay)
+        results = gradcheck_model(
+            config, seed=seed, batch_size=batch_size, show=show, weight_decay=weight_decay, atol=ATOL if atol is None else atol
+        )
     parts = [format_gradcheck(results)]
     if show:
         parts.append("")

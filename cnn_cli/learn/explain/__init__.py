@@ -41,27 +41,29 @@ EXAMPLES = {
     for e in [
         Example(
             "cross-correlation",
-            "notes 003's 3x3 ⋆ 2x2 = [[8,7],[4,5]], as sums of products and im2col rows",
+            "notes 003's 3x3 ⋆ 2x2 = [[8,7],[4,5]], as sums of products and im2col rows (`cnn docs conv2d`)",
             cross_correlation,
             ("input", "kernel"),
         ),
         Example(
             "convolution",
-            "the same with rot180(K) = [[7,5],[11,3]], and why cnn computes cross-correlation",
+            "the same with rot180(K) = [[7,5],[11,3]], and why cnn computes cross-correlation (`cnn docs conv2d`)",
             convolution,
             ("input", "kernel"),
         ),
         Example(
             "conv-backward",
-            "∂L/∂K = X ⋆ ∂L/∂Y, ∂L/∂b = Σ ∂L/∂Y, ∂L/∂X as col2im += and as full correlation",
+            "∂L/∂K = X ⋆ ∂L/∂Y, ∂L/∂b = Σ ∂L/∂Y, ∂L/∂X as col2im += and as full correlation (`cnn docs conv2d`)",
             conv_backward,
             ("input", "kernel", "grad"),
         ),
-        Example("maxpool", "where a max-pool gradient goes (notes 000 §2.7)", maxpool, ("input", "grad")),
-        Example("relu", "where a ReLU gradient goes (notes 000 §2.8)", relu, ("input", "grad")),
-        Example("softmax-ce", "p − y with the numbers of notes 000, 001 and 002", softmax_ce),
-        Example("seed004-net", "notes 004's 15-parameter net: forward, every chain-rule factor, (A2 − Y)Fᵀ", seed004_net),
-        Example("l2-update", "notes 001's w ← w − α(∂L/∂w + λw) with its numbers", l2_update),
+        Example("maxpool", "where a max-pool gradient goes (notes 000 §2.7, `cnn docs maxpool2d`)", maxpool, ("input", "grad")),
+        Example("relu", "where a ReLU gradient goes (notes 000 §2.8, `cnn docs relu`)", relu, ("input", "grad")),
+        Example("softmax-ce", "p − y with the numbers of notes 000, 001 and 002 (`cnn docs softmax_cross_entropy`)", softmax_ce),
+        Example(
+            "seed004-net", "notes 004's 15-parameter net: forward, every chain-rule factor, (A2 − Y)Fᵀ (`cnn docs seed004`)", seed004_net
+        ),
+        Example("l2-update", "notes 001's w ← w − α(∂L/∂w + λw) with its numbers (`cnn docs seesaw`)", l2_update),
     ]
 }
 

@@ -31,21 +31,21 @@ def _conv_operands(given: ExampleInput) -> tuple[np.ndarray, np.ndarray, bool]:
 
 CONV_INTROS = {
     "cross-correlation": (
-        "Cross-correlation Y = X ⋆ K (notes 003, 'Convolution walk through'; notes 000 §2.1).",
+        "Cross-correlation Y = X ⋆ K (notes 003, 'Convolution walk through'; notes 000 §2.1; `cnn docs conv2d`).",
         "The kernel slides over the input as it is; each output is the sum of",
         "input × kernel over the window under it.",
     ),
     "convolution": (
-        "Convolution Conv(X, K) = X ⋆ rot180(K) (notes 003, 'Convolution').",
+        "Convolution Conv(X, K) = X ⋆ rot180(K) (notes 003, 'Convolution'; `cnn docs conv2d`).",
         "A true convolution first turns the kernel by 180°, then slides it like a cross-correlation.",
     ),
-    "conv-backward": ("Backward of Y = X ⋆ K + b (notes 000 §2.3–§2.5, notes 003 'Backward propagation').",),
+    "conv-backward": ("Backward of Y = X ⋆ K + b (notes 000 §2.3–§2.5, notes 003 'Backward propagation'; `cnn docs conv2d`).",),
 }
 
 
 def _conv_report(title: str, given: ExampleInput) -> tuple[Report, np.ndarray, np.ndarray, bool]:
     """The report of one convolution topic, opened by its :data:`CONV_INTROS` lines and the operands X and K;
-    with X, K and whether they are notes 003's."""
+    with X, K and whether they are notes 003's (``cnn docs conv2d``)."""
     x, k, notes = _conv_operands(given)
     report = Report(title)
     for line in CONV_INTROS[title]:
@@ -70,7 +70,10 @@ def cross_correlation(given: ExampleInput) -> Report:
     out, cache = nn_conv.conv2d_forward(as_nchw(x), as_nchw(k), None)
     y = out[0, 0]
     report.matrix("Y = cnn_cli.nn.conv.conv2d_forward(X, K)", y)
-    report.say(f"  size: {x.shape[0]} − {k.shape[0]} + 1 = {y.shape[0]} rows (notes 003's Y = I − K + 1, no padding, stride 1)")
+    report.say(
+        f"  size: {x.shape[0]} − {k.shape[0]} + 1 = {y.shape[0]} rows "
+        "(notes 003's Y = I − K + 1, no padding, stride 1; `cnn docs output-size`)"
+    )
     if notes:
         report.erratum("notes 003 says 'the size of input subtracted by size of the output plus 1'; it means the kernel: Y = I − K + 1.")
     report.say()

@@ -1,4 +1,5 @@
-"""Worked examples of a whole network: notes 004's 15-parameter net and the L2-regularised update."""
+"""Worked examples of a whole network: notes 004's 15-parameter net (``cnn docs seed004``) and the L2-regularised
+update (``cnn docs seesaw``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ SEED004_PARAMS = {
 
 
 def seed004_model_section() -> dict[str, Any]:
-    """The shipped ``seed004`` config's model section (notes 004's layers and loss), the one place it is written."""
+    """The shipped ``seed004`` config's model section (notes 004's layers and loss, ``cnn docs seed004``), the one place
+    it is written."""
     from cnn_cli.config.load import load_config
 
     return load_config("seed004").as_dict()["model"]
@@ -37,7 +39,7 @@ def seed004_net(given: ExampleInput) -> Report:
     from cnn_cli.model.network import build_model
 
     report = Report("seed004-net")
-    report.say("Notes 004's network: Z1 = Conv(X, W1) + b1, A1 = relu(Z1), P1 = maxpool(A1), F = flatten(P1),")
+    report.say("Notes 004's network (`cnn docs seed004`): Z1 = Conv(X, W1) + b1, A1 = relu(Z1), P1 = maxpool(A1), F = flatten(P1),")
     report.say("Z2 = W2 F + b2, A2 = σ(Z2), L = −y log A2 − (1 − y) log(1 − A2). Input 6x6 (the notes give no size).")
     model = build_model({**seed004_model_section(), "input_shape": [1, 6, 6]}, dtype="float64")
     model.load_params(SEED004_PARAMS)
@@ -110,7 +112,7 @@ def l2_update(given: ExampleInput) -> Report:
     _no_matrices(given, "l2-update")
     report = Report("l2-update")
     alpha = lam = 0.1
-    report.say("Notes 001's update with L2 regularisation: w ← w − α(∂L/∂w + λw), α = λ = 0.1.")
+    report.say("Notes 001's update with L2 regularisation (`cnn docs seesaw`): w ← w − α(∂L/∂w + λw), α = λ = 0.1.")
     report.say("∂(½λΣw²)/∂w = λw is added by cnn_cli.optim.add_l2_gradient; the step is cnn_cli.optim.SGD.")
 
     def update(name: str, w: float, grad: float) -> float:

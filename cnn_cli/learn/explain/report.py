@@ -8,7 +8,7 @@ import numpy as np
 
 from cnn_cli.errors import CnnError
 
-# Notes 003, "Convolution walk through".
+# Notes 003, "Convolution walk through" (cnn docs conv2d).
 NOTES003_INPUT = np.array([[1.0, 6.0, 2.0], [5.0, 3.0, 1.0], [7.0, 0.0, 4.0]])
 
 
@@ -92,8 +92,9 @@ class Report:
         return ok
 
     def erratum(self, text: str) -> None:
+        """A note's own misprint, quoted beside what the library computes (not a ✗); the guide lists them all."""
         self.errata += 1
-        self.say(f"  note erratum: {text}")
+        self.say(f"  note erratum: {text.rstrip('.')} (`cnn docs notes-errata`).")
 
     @property
     def text(self) -> str:

@@ -26,7 +26,7 @@ NOTES000_RELU_BLOCKED = [(0, 3), (1, 2), (2, 1), (2, 3), (3, 1), (3, 2)]
 def maxpool(given: ExampleInput) -> Report:
     x = NOTES000_POOL_INPUT if given.input is None else given.input
     report = Report("maxpool")
-    report.say("Max-pool 2x2, stride 2, and where its gradient goes (notes 000 §2.7).")
+    report.say("Max-pool 2x2, stride 2, and where its gradient goes (notes 000 §2.7, `cnn docs maxpool2d`).")
     if x.shape[0] < 2 or x.shape[1] < 2:
         raise CnnError(f"--input: max-pool 2x2 needs at least a 2x2 input, got {x.shape[0]}x{x.shape[1]}")
     if given.input is None:
@@ -86,7 +86,7 @@ def relu(given: ExampleInput) -> Report:
         x[3, 0] = 0.0
     else:
         x = given.input
-    report.say("ReLU and where its gradient goes (notes 000 §2.8).")
+    report.say("ReLU and where its gradient goes (notes 000 §2.8, `cnn docs relu`).")
     if given.input is None:
         report.say("The input is negative where notes 000 §2.8's figure blocks the gradient; x[3,0] is exactly 0.")
     report.matrix("X", x)
@@ -105,7 +105,7 @@ def relu(given: ExampleInput) -> Report:
     if given.input is None:
         report.check("blocked at", blocked, sorted([*NOTES000_RELU_BLOCKED, (3, 0)]), "notes 000 §2.8 + x[3,0] = 0")
         report.say("At exactly 0 the derivative does not exist. cnn, like PyTorch, passes nothing there;")
-        report.say("notes 001 lets it through ('positive or zero'). Only inputs of exactly 0 tell the two apart.")
+        report.say("notes 001 lets it through ('positive or zero'; `cnn docs errata`). Only inputs of exactly 0 tell the two apart.")
     negative_zeros = int(np.sum((grad_x == 0) & np.signbit(grad_x)))
     report.check("entries that are −0.0", negative_zeros, 0, "expected")
     return report
@@ -114,7 +114,7 @@ def relu(given: ExampleInput) -> Report:
 def softmax_ce(given: ExampleInput) -> Report:
     _no_matrices(given, "softmax-ce")
     report = Report("softmax-ce")
-    report.say("Softmax cross-entropy and its gradient p − y (notes 000 §2.9, notes 001, notes 002 1(b)).")
+    report.say("Softmax cross-entropy and its gradient p − y (notes 000 §2.9, notes 001, notes 002 1(b); `cnn docs softmax`).")
     report.say()
     report.say("Notes 001: two classes with p = [0.3, 0.7], the target is class 2 (index 1).")
     logits = np.log(np.array([[0.3, 0.7]]))

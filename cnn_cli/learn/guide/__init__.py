@@ -25,6 +25,7 @@ TOPICS = {
     "channels-last": "1.3 Channels-last",
     "cache": "1.4 Forward keeps a cache",
     "batch-mean": "1.5 The batch mean",
+    "layers": "2. Layers and losses",
     "conv2d": "2.1 Conv2D",
     "padding": "2.2 Padding",
     "maxpool2d": "2.3 MaxPool2D",
@@ -41,13 +42,16 @@ TOPICS = {
     "sum_squared_error": "2.14 Sum of squared errors",
     "optim": "3. After backward",
     "l2": "3.1 L2 regularisation",
+    "seesaw": "Notes 001's seesaw updates",
     "sgd": "3.2 SGD",
     "momentum": "3.3 Momentum and Nesterov",
     "adam": "3.4 Adam",
     "schedules": "3.5 Learning-rate schedules",
     "clipping": "3.6 Gradient clipping",
     "init": "3.7 Initialisation",
+    "initial-loss": "3.8 The initial loss",
     "trace": "4. Worked trace",
+    "seed004": "Notes 004's network",
     "checks": "5. How we know it is right",
     "numeric": "5.1 Numeric gradient checks",
     "reference": "5.2 Loop references",
@@ -72,6 +76,7 @@ ALIASES = {
     "weight_decay": "l2",
     "l2-update": "l2",
     "exercise": "exercises",
+    "ln-c": "initial-loss",
 }
 
 
