@@ -31,7 +31,7 @@ def exercise_group() -> None:
 
 @exercise_group.command("list", epilog=EPILOG)
 def list_command() -> None:
-    """List the exercises: one per layer, loss and update cnn has, and notes 004's whole net."""
+    """List the exercises: one per layer, loss and update cnn has, and notes 004's whole net (`cnn docs exercises`)."""
     from cnn_cli.learn.exercises import list_exercises
 
     click.echo(list_exercises())

@@ -151,7 +151,7 @@ def gradcheck_model(
             tensors), so a large weight such as conv5's stays cheap.
         show: keep the details (θ, L(θ ± ε), numeric, analytic, error) of the first
             ``show`` sampled entries of every tensor, skipped ones included, in ``entries``.
-        weight_decay: λ of an L2 term ½λΣw² added to the loss (notes 001); the hand-written side
+        weight_decay: λ of an L2 term ½λΣw² added to the loss (notes 001, `cnn docs l2`); the hand-written side
             then gains :func:`cnn_cli.nn.optim.add_l2_gradient`, as a training step does.
     Returns:
         One :class:`GradcheckResult` per parameter, in model order, then ``input``.

@@ -122,5 +122,5 @@ def format_impl(results: list[ImplResult]) -> str:
         f"relative error |a − n| / max(|a| + |n|, floor); PASS needs ≤ {TOLERANCE:.0e} against central differences (ε = {EPS:.0e})."
     )
     if failed:
-        lines.append("`cnn exercise check FILE` goes stage by stage and names the mistake when it knows it; `cnn docs NAME` derives it.")
+        lines.append("`cnn exercise check FILE` goes stage by stage and names the mistake when it knows it; `cnn docs TOPIC` derives it.")
     return "\n".join(lines)

@@ -117,7 +117,7 @@ def test_the_floor_hides_no_bug_in_the_vanished_layers(monkeypatch):
 @pytest.mark.parametrize(("config", "mistake"), [("deep-sigmoid", "loss-not-averaged"), ("mnist", "relu-no-mask")])
 def test_a_bug_zoo_mistake_still_fails_with_the_floor(config, mistake):
     outcome = invoke_cli(["gradcheck", "--config", config, "--break", mistake], timeout=120)
-    assert outcome.code == 0, outcome.output  # on your own --config the zoo "passes" when something fails
+    assert outcome.code == 1, outcome.output  # the check caught the mistake: exit 1, as `cnn gradcheck --help` says
     rows = {line.split()[0]: line.split()[-1] for line in outcome.stdout.splitlines() if line.startswith(("fc", "conv", "input"))}
     assert rows["input"] == "FAIL"
     assert rows["fc1.weight" if config == "deep-sigmoid" else "conv1.weight"] == "FAIL"

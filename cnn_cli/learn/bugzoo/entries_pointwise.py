@@ -218,7 +218,7 @@ ENTRIES = [
         "bce-grad-wrt-probability",
         "binary cross-entropy gradient (a − y)/(a(1 − a)), the gradient for the probability a = σ(z), returned for the logit z",
         "Notes 004's ∂L/∂A2 = (a − y)/(a(1 − a)) still needs ∂A2/∂z2 = a(1 − a); multiplied in, it cancels to a − y "
-        "(notes 004's own ∂L/∂b2 step drops that factor). Every tensor fails.",
+        "(notes 004's own ∂L/∂b2 step drops that factor). Every tensor fails (`cnn docs seed004`).",
         "binary_cross_entropy (backprop.md §2.13; `cnn explain seed004-net`)",
         pp.bce_grad_wrt_probability,
         nets.BINARY_NET,
@@ -247,7 +247,7 @@ ENTRIES = [
     ),
     Mutation(
         "l2-no-half",
-        "L2 update adds 2λw: the derivative of λΣw², not of notes 001's ½λΣw²",
+        "L2 update adds 2λw: the derivative of λΣw², not of notes 001's ½λΣw² (`cnn docs l2`)",
         "The ½ in ½λΣw² is there so that its derivative is λw. With 2λw every weight decays twice as fast; each weight "
         "fails, biases and the input pass.",
         "l2 (backprop.md §3.1; `cnn explain l2-update`)",

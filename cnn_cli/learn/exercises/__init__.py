@@ -5,7 +5,7 @@ One exercise per learner function of :data:`cnn_cli.learn.learner_api.LEARNER_FU
 chain rule. ``start`` writes a skeleton (``skeletons/NAME.py``: the forward written
 out, the shapes, the derivation in a docstring, the ``cnn docs`` section);
 ``check`` runs the learner's file through the stages of :mod:`.check`, in a
-process of its own (:mod:`.runner`).
+process of its own (:mod:`.runner`) (`cnn docs exercises`).
 """
 
 from __future__ import annotations

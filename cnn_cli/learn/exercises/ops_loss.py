@@ -60,7 +60,9 @@ class SoftmaxCrossEntropyExercise(_LossExercise):
     name = "softmax_cross_entropy"
     function_name = "softmax_cross_entropy"
     summary = "softmax cross-entropy's ∂L/∂z = (p − y)/N, averaged over the batch"
-    worked_from = "notes 001: p = [0.3, 0.7] with the target class 2 gives ∂L/∂z = [0.3, −0.3]; then a batch of 2"
+    worked_from = (
+        "notes 001: p = [0.3, 0.7] with the target class 2 gives ∂L/∂z = [0.3, −0.3]; then a batch of 2 (`cnn docs softmax_cross_entropy`)"
+    )
 
     def cases(self, stage: str, rng: np.random.Generator) -> list[Case]:
         c = self.loss_case
@@ -69,7 +71,13 @@ class SoftmaxCrossEntropyExercise(_LossExercise):
         if stage == WORKED:
             batch = [[2.0, 1.0, 0.1], [0.5, 0.5, 3.0]]
             return [
-                c("notes 001: logits ln [0.3, 0.7], target 1", [[math.log(0.3), math.log(0.7)]], [1], "`cnn explain softmax-ce`", True),
+                c(
+                    "notes 001: logits ln [0.3, 0.7], target 1 (`cnn docs softmax_cross_entropy`)",
+                    [[math.log(0.3), math.log(0.7)]],
+                    [1],
+                    "`cnn explain softmax-ce`",
+                    True,
+                ),
                 c(
                     "a batch of 2: logits [[2, 1, 0.1], [0.5, 0.5, 3]], labels [0, 1]",
                     batch,
@@ -97,7 +105,7 @@ class BinaryCrossEntropyExercise(_LossExercise):
     name = "binary_cross_entropy"
     function_name = "binary_cross_entropy_with_logits"
     target_name = "targets"
-    summary = "binary cross-entropy on the logit: ∂L/∂z = (σ(z) − y)/N, notes 004's chain collapsed"
+    summary = "binary cross-entropy on the logit: ∂L/∂z = (σ(z) − y)/N, notes 004's chain collapsed (`cnn docs binary_cross_entropy`)"
     worked_from = "logits [0, ln 3] (σ = 1/2, 3/4) with targets [1, 0]: ∂L/∂z = [−1/2, 3/4] / 2"
 
     def cases(self, stage: str, rng: np.random.Generator) -> list[Case]:
@@ -105,7 +113,7 @@ class BinaryCrossEntropyExercise(_LossExercise):
         if stage == SHAPES:
             return [c("logits (4, 1), targets (4,)", rand(rng, 4, 1), [1, 0, 0, 1])]
         if stage == WORKED:
-            note = "notes 004: (a − y)/(a(1 − a)) · a(1 − a) = a − y (`cnn explain seed004-net`)"
+            note = "notes 004: (a − y)/(a(1 − a)) · a(1 − a) = a − y (`cnn explain seed004-net`) (`cnn docs seed004`)"
             return [c("logits [[0], [ln 3]], targets [1, 0]", [[0.0], [math.log(3.0)]], [1, 0], note, True)]
         if stage == RANDOM:
             return [c("logits (5, 1)", rand(rng, 5, 1), rng.integers(0, 2, 5)), c("logits (3, 1)", rand(rng, 3, 1), [0, 0, 1])]
@@ -121,8 +129,8 @@ class BinaryCrossEntropyExercise(_LossExercise):
 
 class L2UpdateExercise(Exercise):
     name = "l2_update"
-    summary = "one SGD step with L2: w ← w − lr·(∂L/∂w + λw), notes 001's update"
-    worked_from = "notes 001: α = λ = 0.1; w = 0.1 with ∂L/∂w = −0.2401, −0.0147 and 0 moves by +0.02301, +0.00047, −0.001"
+    summary = "one SGD step with L2: w ← w − lr·(∂L/∂w + λw), notes 001's update (`cnn docs l2`)"
+    worked_from = "notes 001: α = λ = 0.1; w = 0.1 with ∂L/∂w = −0.2401, −0.0147 and 0 moves by +0.02301, +0.00047, −0.001 (`cnn docs l2`)"
     numeric_title = "central differences of the penalty ½λΣw², against the λw your update implies"
 
     @property
@@ -176,7 +184,7 @@ class L2UpdateExercise(Exercise):
             note = "`cnn explain l2-update` works these by hand"
             return [
                 Case(
-                    "notes 001: w = [0.1, 0.1, 0.1], ∂L/∂w = [−0.2401, −0.0147, 0], α = λ = 0.1",
+                    "notes 001: w = [0.1, 0.1, 0.1], ∂L/∂w = [−0.2401, −0.0147, 0], α = λ = 0.1 (`cnn docs l2`)",
                     inputs,
                     {"lr": 0.1, "weight_decay": 0.1},
                     note=note,

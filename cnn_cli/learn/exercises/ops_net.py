@@ -1,4 +1,4 @@
-"""The whole-network exercise ``net004``: notes 004's 15-parameter net, the chain rule by hand.
+"""The whole-network exercise ``net004``: notes 004's 15-parameter net, the chain rule by hand (`cnn docs exercises`).
 
 Conv 3x3 → ReLU → MaxPool 2x2 → Flatten → Dense(4 → 1) → sigmoid with binary
 cross-entropy, on 6x6 images (the size that gives notes 004's 15 parameters). The
@@ -6,7 +6,7 @@ learner's ``net004_forward(x, y, params) -> (loss, cache)`` is given; they write
 ``net004_backward(cache) -> grads``, a dict with every parameter's gradient under
 cnn's names, and may add the intermediate gradients (``dZ2``, ``dF``, ``dP1``,
 ``dA1``, ``dZ1``) to see where the chain first goes wrong. cnn's answer is the
-``seed004`` config's model with the same parameters.
+``seed004`` config's model with the same parameters (`cnn docs binary_cross_entropy`).
 """
 
 from __future__ import annotations
@@ -47,8 +47,11 @@ def _model_section() -> dict[str, Any]:
 
 class Net004Exercise(Exercise):
     name = "net004"
-    summary = "notes 004's whole 15-parameter net: every gradient by the chain rule"
-    worked_from = "notes 004's net with fixed small weights on a 6x6 image of 36 distinct values, y = 1 (`cnn explain seed004-net`)"
+    summary = "notes 004's whole 15-parameter net: every gradient by the chain rule (`cnn docs seed004`)"
+    worked_from = (
+        "notes 004's net with fixed small weights on a 6x6 image of 36 distinct values, y = 1 (`cnn explain seed004-net`)"
+        " (`cnn docs seed004`)"
+    )
     numeric_title = "central differences of your own forward's loss, parameter by parameter (float64)"
     grads = PARAMS
     optional = tuple(INTERMEDIATES)
@@ -125,7 +128,16 @@ class Net004Exercise(Exercise):
             return [c("x (2, 1, 6, 6), y = [0, 1]", distinct(rng, 2, 1, 6, 6), [0, 1], self._params(rng))]
         if stage == WORKED:
             params = {name: value.copy() for name, value in SEED004_PARAMS.items()}
-            return [c("notes 004's net, X 6x6, y = 1", seed004_input(), [1], params, "`cnn explain seed004-net` prints every factor", True)]
+            return [
+                c(
+                    "notes 004's net, X 6x6, y = 1 (`cnn docs seed004`)",
+                    seed004_input(),
+                    [1],
+                    params,
+                    "`cnn explain seed004-net` prints every factor",
+                    True,
+                )
+            ]
         if stage == RANDOM:
             return [c("x (3, 1, 6, 6), random parameters", distinct(rng, 3, 1, 6, 6), [1, 0, 1], self._params(rng))]
         if stage == EDGES:

@@ -65,7 +65,7 @@ class _Elementwise(Exercise):
 class ReLUExercise(_Elementwise):
     name = "relu"
     summary = "a ReLU's ∂L/∂x: the gradient passes where the input was positive (and at exactly 0?)"
-    worked_from = "notes 000 §2.8: the 4x4 figure, negative where the notes block the gradient"
+    worked_from = "notes 000 §2.8: the 4x4 figure, negative where the notes block the gradient (`cnn docs relu`)"
 
     def make_layer(self, case: Case) -> Any:
         return ReLU("relu")
@@ -79,7 +79,11 @@ class ReLUExercise(_Elementwise):
             for position in NOTES000_RELU_BLOCKED:
                 x[position] = -x[position]
             upstream = (np.arange(1.0, 17.0) * (-1.0) ** np.arange(16)).reshape(1, 1, 4, 4)
-            return [_worked("notes 000 §2.8's 4x4 input, ∂L/∂Y = 1, −2, 3, −4, ...", x[None, None], upstream, "`cnn explain relu`")]
+            return [
+                _worked(
+                    "notes 000 §2.8's 4x4 input, ∂L/∂Y = 1, −2, 3, −4, .. (`cnn docs relu`).", x[None, None], upstream, "`cnn explain relu`"
+                )
+            ]
         if stage != EDGES:
             return self.common(stage, rng)
         zeros = away_from_zero(rng, 2, 2, 4, 4)
@@ -199,7 +203,7 @@ class FlattenExercise(_Elementwise):
 class DenseExercise(Exercise):
     name = "dense"
     summary = "a dense layer's ∂L/∂x, ∂L/∂W = (∂L/∂y)ᵀx, ∂L/∂b"
-    worked_from = "notes 004's output layer: W2 = [0.5, −0.4, 0.3, 0.2], b2 = −0.1, one image F = [1, 2, 0, −1]"
+    worked_from = "notes 004's output layer: W2 = [0.5, −0.4, 0.3, 0.2], b2 = −0.1, one image F = [1, 2, 0, −1] (`cnn docs dense`)"
     grads = ("dx", "dw", "db")
     wrt = {"dx": "x", "dw": "w", "db": "b"}
 
@@ -230,7 +234,7 @@ class DenseExercise(Exercise):
             return [
                 c("x (2, 6, 1, 1) from a flatten", rng, (2, 6, 1, 1), 3, "dx has the input's own shape, (N, F, 1, 1)"),
                 c("a square weight (4 in, 4 out)", rng, (3, 4), 4, "∂L/∂W is (F_out, F_in): a transpose still fits, but is wrong"),
-                c("one output, as notes 004's", rng, (5, 4), 1),
+                c("one output, as notes 004's (`cnn docs seed004`)", rng, (5, 4), 1),
                 c("a batch of 1", rng, (1, 4), 3),
             ]
         return [c("x (3, 4), w (2, 4)", rng, (3, 4), 2)]

@@ -4,7 +4,7 @@ cnn's answer comes from its layers (``Conv2D``, ``MaxPool2D``, ``AvgPool2D``), r
 as a model runs them, so that a bug-zoo mistake swapped into the library changes
 it. The worked examples are the notes' own numbers: notes 003's 3x3 ⋆ 2x2 for the
 convolution (the same as ``cnn explain conv-backward``), notes 000 §2.7's 4x4
-max-pool figure (as ``cnn explain maxpool``).
+max-pool figure (as ``cnn explain maxpool``) (`cnn docs maxpool2d`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _upstream(rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
 class Conv2DExercise(Exercise):
     name = "conv2d"
     summary = "a convolution's ∂L/∂x, ∂L/∂w, ∂L/∂b (stride, padding, dilation, groups)"
-    worked_from = "notes 003: the 3x3 input [[1,6,2],[5,3,1],[7,0,4]] ⋆ the 2x2 kernel [[1,2],[-1,0]]"
+    worked_from = "notes 003: the 3x3 input [[1,6,2],[5,3,1],[7,0,4]] ⋆ the 2x2 kernel [[1,2],[-1,0]] (`cnn docs conv2d`)"
     grads = ("dx", "dw", "db")
     wrt = {"dx": "x", "dw": "w", "db": "b"}
 
@@ -75,7 +75,15 @@ class Conv2DExercise(Exercise):
         if stage == WORKED:
             inputs = {"x": _image(NOTES003_INPUT), "w": _image(NOTES003_KERNEL), "b": np.zeros(1)}
             note = "`cnn explain conv-backward` works this one by hand, tap by tap"
-            return [Case("notes 003's X ⋆ K, ∂L/∂Y = [[1, −1], [2, 0.5]]", inputs, upstream=_image(DEFAULT_GRAD), note=note, show=True)]
+            return [
+                Case(
+                    "notes 003's X ⋆ K, ∂L/∂Y = [[1, −1], [2, 0.5]] (`cnn docs conv2d`)",
+                    inputs,
+                    upstream=_image(DEFAULT_GRAD),
+                    note=note,
+                    show=True,
+                )
+            ]
         if stage == RANDOM:
             return [
                 c("x (2, 3, 6, 6), w (4, 3, 3, 3)", rng, (2, 3, 6, 6), (4, 3, 3, 3)),
@@ -131,7 +139,7 @@ class _PoolExercise(Exercise):
 class MaxPool2DExercise(_PoolExercise):
     name = "maxpool2d"
     summary = "a max-pool's ∂L/∂x: the gradient goes to each window's winner (ties, overlap, padding)"
-    worked_from = "notes 000 §2.7: a 4x4 input in 2x2 windows; each gradient lands where the notes' figure puts it"
+    worked_from = "notes 000 §2.7: a 4x4 input in 2x2 windows; each gradient lands where the notes' figure puts it (`cnn docs maxpool2d`)"
     layer_class = MaxPool2D
 
     def cases(self, stage: str, rng: np.random.Generator) -> list[Case]:
@@ -139,7 +147,7 @@ class MaxPool2DExercise(_PoolExercise):
         if stage == WORKED:
             return [
                 Case(
-                    "notes 000 §2.7's 4x4 input, 2x2 windows, ∂L/∂Y = [[1.5, −2], [3, 0.25]]",
+                    "notes 000 §2.7's 4x4 input, 2x2 windows, ∂L/∂Y = [[1.5, −2], [3, 0.25]] (`cnn docs maxpool2d`)",
                     {"x": _image(NOTES000_POOL_INPUT)},
                     upstream=_image(NOTES000_POOL_GRAD),
                     note="`cnn explain maxpool` works this one by hand",

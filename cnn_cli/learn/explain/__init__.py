@@ -118,7 +118,11 @@ def format_reports(reports: list[Report]) -> str:
 def list_examples() -> str:
     width = max(len(name) for name in EXAMPLES)
     lines = [f"{e.name:<{width}}  {e.summary}" for e in EXAMPLES.values()]
-    lines += ["", "Then do it yourself: `cnn exercise list` has an exercise for every layer, loss and update, and notes 004's net."]
+    lines += [
+        "",
+        "Then do it yourself: `cnn exercise list` has an exercise for every layer, loss and update,"
+        " and notes 004's net (`cnn docs exercises`).",
+    ]
     return "\n".join(lines)
 
 

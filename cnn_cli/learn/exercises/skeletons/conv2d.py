@@ -9,7 +9,7 @@ The check runs five stages and stops at the first that fails: shapes; notes 003'
 worked example (numbers you can redo by hand, as `cnn explain conv-backward`
 does); random tensors against cnn's own backward; edge cases (stride, padding,
 dilation, groups, a batch of 1, a 1x1 kernel); central differences of your own
-forward. Keep the names and signatures: the checker calls them.
+forward. Keep the names and signatures: the checker calls them (`cnn docs conv2d`).
 
 Shapes (PyTorch's layout, as everywhere in cnn):
     x         (N, C_in, H, W)
@@ -37,7 +37,7 @@ from several windows: `+=`, never `=`. Window (i, j) starts at (i·stride, j·st
 Work on the padded input and crop the border off at the end (the padding's own
 gradient is just the interior). For stride 1 and no padding, ∂L/∂x is the full
 correlation of ∂L/∂out with the kernel turned by 180° (notes 003), not with the
-kernel itself and not with its transpose.
+kernel itself and not with its transpose (`cnn docs conv2d`).
 """
 
 import numpy as np

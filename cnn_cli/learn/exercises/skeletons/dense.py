@@ -9,7 +9,7 @@ The check runs five stages and stops at the first that fails: shapes; notes 004'
 output layer with one image (as `cnn explain seed004-net` works it); random
 tensors against cnn's own backward; edge cases (an input straight from a flatten,
 a square weight, one output, a batch of 1); central differences of your own
-forward. Keep the names and signatures: the checker calls them.
+forward. Keep the names and signatures: the checker calls them (`cnn docs dense`).
 
 Shapes (PyTorch's nn.Linear layout, as in cnn):
     x         (N, F_in), or (N, ...) that flattens to it, e.g. (N, F_in, 1, 1) from a flatten
@@ -30,7 +30,7 @@ The derivation (in full: `cnn docs dense`). One row per sample:
 Notes 004 writes the first as ∂L/∂W2 = (A2 − Y)Fᵀ, with one column per image;
 here samples are rows, so its (A2 − Y) is grad_outᵀ and its Fᵀ is x. Check each
 product's shape against the one it must have: a transposed dw has the shape
-(F_in, F_out).
+(F_in, F_out) (`cnn docs dense`).
 """
 
 import numpy as np

@@ -9,7 +9,7 @@ The check runs five stages and stops at the first that fails: shapes; notes 001'
 updates with α = λ = 0.1 (as `cnn explain l2-update` works them); random weights
 against cnn's own update; edge cases (λ = 0, lr = 0, a large λ); central
 differences of the penalty against the λw your update implies. Keep the name and
-signature: the checker calls it.
+signature: the checker calls it (`cnn docs l2`).
 
 Shapes: w, grad_w and new_w have one shape, any (a conv's (C_out, C_in, kH, kW),
 a dense layer's (F_out, F_in)). lr and weight_decay are numbers.
@@ -23,7 +23,7 @@ The ½ is there so that the penalty's derivative is simply λw:
 
     ∂L/∂w = ∂(data loss)/∂w + λ w       (grad_w is the first term)
 
-and one step of gradient descent with learning rate lr (notes 001's α) is
+and one step of gradient descent with learning rate lr (notes 001's α, `cnn docs l2`) is
 
     w ← w − lr · (∂(data loss)/∂w + λ w)
 """

@@ -9,7 +9,7 @@ The check runs five stages and stops at the first that fails: shapes; notes 000
 §2.7's 4x4 example (as `cnn explain maxpool` works it); random tensors against
 cnn's own backward; edge cases (ties, overlapping windows, padding, a batch of 1,
 an odd size); central differences of your own forward. Keep the names and
-signatures: the checker calls them.
+signatures: the checker calls them (`cnn docs maxpool2d`).
 
 Shapes:
     x         (N, C, H, W)

@@ -1,4 +1,4 @@
-"""Exercise net004: notes 004's whole network, every gradient by the chain rule.
+"""Exercise net004: notes 004's whole network, every gradient by the chain rule (`cnn docs exercises`).
 
 Written by `cnn exercise start net004`. The forward pass is given, layer by layer;
 fill in net004_backward, then check your work with
@@ -10,9 +10,9 @@ net with fixed small weights on one 6x6 image (`cnn explain seed004-net` prints
 every factor of it); random weights and images against cnn's own model (the
 seed004 config); edge cases (a blank image, where every pool window ties; every
 ReLU off; a batch mixing y = 0 and y = 1); central differences of your own
-forward. Keep the names and signatures: the checker calls them.
+forward. Keep the names and signatures: the checker calls them (`cnn docs relu`).
 
-The network (notes 004) and its shapes, on 6x6 images, 15 trainable parameters:
+The network (notes 004, `cnn docs seed004`) and its shapes, on 6x6 images, 15 trainable parameters:
 
     Z1 = Conv(X, W1) + b1       X (N, 1, 6, 6), W1 (1, 1, 3, 3), b1 (1,)   ->  Z1 (N, 1, 4, 4)
     A1 = relu(Z1)                                                         ->  A1 (N, 1, 4, 4)
@@ -36,7 +36,7 @@ own section: `cnn docs binary_cross_entropy`, `dense`, `flatten`, `maxpool2d`,
     ∂L/∂A1 = each ∂L/∂P1 entry sent to the one input that won its window (the first, on a tie)
     ∂L/∂Z1 = ∂L/∂A1 where Z1 > 0, else 0
     ∂L/∂W1 = Σ over the batch and the 4x4 positions of ∂L/∂Z1[i, j] · X[i:i+3, j:j+3]
-    ∂L/∂b1 = Σ of ∂L/∂Z1
+    ∂L/∂b1 = Σ of ∂L/∂Z1 (`cnn docs seed004`)
 """
 
 import numpy as np

@@ -8,7 +8,7 @@ relu_backward, then check your work with
 The check runs five stages and stops at the first that fails: shapes; notes 000
 §2.8's 4x4 example (as `cnn explain relu` works it); random tensors against cnn's
 own backward; edge cases (inputs exactly 0, all negative, a batch of 1); central
-differences of your own forward. Keep the names and signatures: the checker calls them.
+differences of your own forward. Keep the names and signatures: the checker calls them (`cnn docs relu`).
 
 Shapes: any. x, out, grad_out and dx all have the same shape, e.g. (N, C, H, W)
 after a convolution or (N, F) after a dense layer.

@@ -9,7 +9,7 @@ The check runs five stages and stops at the first that fails: shapes; notes 001'
 two-class example and a batch of two (as `cnn explain softmax-ce` works them);
 random logits against cnn's own gradient; edge cases (logits of ±1000, a batch of
 1, two classes); central differences of the loss. Keep the name and signature:
-the checker calls it.
+the checker calls it (`cnn docs softmax_cross_entropy`).
 
 Shapes:
     logits       (N, K), one score per class
