@@ -232,3 +232,10 @@ def test_depth_on_the_command_line() -> None:
     assert full.code == top.code == 0
     assert top.stdout == full.stdout  # no layer has children today
     error_line(invoke_cli(["summary", "--config", "mnist", "--depth", "0"]), EXIT_BAD_INPUT, "--depth")
+
+
+def test_summary_print_config_prints_the_resolved_yaml_and_no_table() -> None:
+    outcome = invoke_cli(["summary", "--config", "mnist-sgd", "--print-config"])
+    assert outcome.code == 0, outcome.output
+    assert "name: mnist-sgd" in outcome.stdout and "RF" not in outcome.stdout
+    assert "extends" not in outcome.stdout
