@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from cnn_cli.cli.completion import complete_config
 from cnn_cli.cli.group import cli
 from cnn_cli.errors import EXIT_FAULT
 
@@ -18,6 +19,7 @@ from cnn_cli.errors import EXIT_FAULT
     "config_name",
     required=True,
     metavar="CONFIG",
+    shell_complete=complete_config,
     help="Config file path or built-in name.",
 )
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
