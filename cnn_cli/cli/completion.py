@@ -3,8 +3,8 @@
 click answers the shell when ``_CNN_COMPLETE`` is set: ``bash_source`` (``zsh_source``,
 ``fish_source``) prints the script to source, ``bash_complete`` (...) the candidates for
 the words in ``COMP_WORDS``. Commands, options and choices complete by themselves; the
-functions here give the candidates of the arguments that name a config, a run folder
-or a checkpoint (``shell_complete=`` on those options and arguments).
+parameter types here (``type=CONFIG``, ``RUN_FOLDER``, ``CHECKPOINT``, ``RUN_OR_CHECKPOINT``)
+give the candidates of the arguments that name a config, a run folder or a checkpoint.
 """
 
 from __future__ import annotations
@@ -23,27 +23,44 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 CHECKPOINT_SUFFIX = ".npz"
 
 
-def complete_config(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-    """Built-in config names, then *.yaml files and the folders on the way to them."""
-    from cnn_cli.config.load import builtin_configs
+class ConfigName(click.ParamType):
+    """A config path or built-in name (a plain string); completes built-in names, then *.yaml files and folders."""
 
-    names = [CompletionItem(name, help="built-in config") for name in builtin_configs() if name.startswith(incomplete)]
-    return names + list(_listing(incomplete, CONFIG_SUFFIXES, "config", runs=False))
+    name = "config"
 
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        from cnn_cli.config.load import builtin_configs
 
-def complete_run_folder(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-    """Run folders: those under runs/ by their whole path, then from what is typed (with the folders on the way)."""
-    return _unique([*_runs_under_root(incomplete, checkpoints=False), *_listing(incomplete, (), "", runs=True)])
-
-
-def complete_checkpoint(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-    """*.npz files: the checkpoints of the runs under runs/, then from what is typed (with the folders on the way)."""
-    return _unique([*_runs_under_root(incomplete, runs=False), *_listing(incomplete, (CHECKPOINT_SUFFIX,), "checkpoint", runs=False)])
+        names = [CompletionItem(name, help="built-in config") for name in builtin_configs() if name.startswith(incomplete)]
+        return names + list(_listing(incomplete, CONFIG_SUFFIXES, "config", runs=False))
 
 
-def complete_run_or_checkpoint(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+class RunFolder(click.Path):
+    """A run folder; completes those under runs/ by their whole path, then from what is typed."""
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        return _unique([*_runs_under_root(incomplete, checkpoints=False), *_listing(incomplete, (), "", runs=True)])
+
+
+class CheckpointFile(click.Path):
+    """A checkpoint; completes the *.npz files of the runs under runs/, then from what is typed."""
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        return _unique([*_runs_under_root(incomplete, runs=False), *_listing(incomplete, (CHECKPOINT_SUFFIX,), "checkpoint", runs=False)])
+
+
+class RunOrCheckpoint(click.Path):
     """A run folder or a checkpoint (``cnn eval TARGET``, ``cnn train --init-from``)."""
-    return _unique([*_runs_under_root(incomplete), *_listing(incomplete, (CHECKPOINT_SUFFIX,), "checkpoint", runs=True)])
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        return _unique([*_runs_under_root(incomplete), *_listing(incomplete, (CHECKPOINT_SUFFIX,), "checkpoint", runs=True)])
+
+
+# The types the commands use: converted as click.Path(path_type=Path) (CONFIG: as a plain string).
+CONFIG = ConfigName()
+RUN_FOLDER = RunFolder(path_type=Path)
+CHECKPOINT = CheckpointFile(path_type=Path)
+RUN_OR_CHECKPOINT = RunOrCheckpoint(path_type=Path)
 
 
 def _is_run_folder(path: Path) -> bool:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from cnn_cli.cli.completion import complete_checkpoint, complete_run_or_checkpoint
+from cnn_cli.cli.completion import CHECKPOINT, RUN_OR_CHECKPOINT
 from cnn_cli.cli.group import cli
 from cnn_cli.errors import EXIT_BAD_INPUT
 
 
 @cli.command("eval")
-@click.argument("target", required=False, type=click.Path(path_type=Path), shell_complete=complete_run_or_checkpoint)
+@click.argument("target", required=False, type=RUN_OR_CHECKPOINT)
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (with the split and the checkpoint).")
 def eval_command(target, split, as_json) -> None:
@@ -51,9 +51,7 @@ def eval_command(target, split, as_json) -> None:
 
 @cli.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--checkpoint", type=click.Path(path_type=Path), shell_complete=complete_checkpoint, help="Default: runs/latest/checkpoints/best.npz."
-)
+@click.option("--checkpoint", type=CHECKPOINT, help="Default: runs/latest/checkpoints/best.npz.")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {path, prediction, probabilities (the top k)}.")
 def predict(images, checkpoint, top_k, as_json) -> None:

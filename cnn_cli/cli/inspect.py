@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from cnn_cli.cli.completion import complete_config
+from cnn_cli.cli.completion import CONFIG
 from cnn_cli.cli.group import cli
 from cnn_cli.errors import EXIT_FAULT
 
@@ -18,8 +18,7 @@ from cnn_cli.errors import EXIT_FAULT
     "-c",
     "config_name",
     required=True,
-    metavar="CONFIG",
-    shell_complete=complete_config,
+    type=CONFIG,
     help="Config file path or built-in name.",
 )
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")

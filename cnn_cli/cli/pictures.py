@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 
-from cnn_cli.cli.completion import complete_checkpoint, complete_run_folder
+from cnn_cli.cli.completion import CHECKPOINT, RUN_FOLDER
 
 
 @click.command("plot")
-@click.argument("run_dir", type=click.Path(path_type=Path), shell_complete=complete_run_folder)
+@click.argument("run_dir", type=RUN_FOLDER)
 def plot_command(run_dir: Path) -> None:
     """Draw a run's pictures into RUN_DIR/plots/.
 
@@ -36,7 +36,7 @@ def plot_command(run_dir: Path) -> None:
 
 
 @click.command("viz")
-@click.argument("checkpoint", type=click.Path(path_type=Path), shell_complete=complete_checkpoint)
+@click.argument("checkpoint", type=CHECKPOINT)
 @click.argument("image")
 @click.option(
     "--out",

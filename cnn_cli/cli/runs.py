@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from cnn_cli.cli.completion import complete_checkpoint, complete_run_folder
+from cnn_cli.cli.completion import CHECKPOINT, RunFolder
 
 
 @click.command("export")
-@click.argument("checkpoint", type=click.Path(path_type=Path), shell_complete=complete_checkpoint)
+@click.argument("checkpoint", type=CHECKPOINT)
 @click.option("--onnx", "onnx_path", required=True, type=click.Path(path_type=Path), metavar="FILE", help="The .onnx file to write.")
 def export_command(checkpoint: Path, onnx_path: Path) -> None:
     """Export a checkpoint's model as an ONNX graph (needs the onnx extra).
@@ -35,7 +35,7 @@ def export_command(checkpoint: Path, onnx_path: Path) -> None:
 
 
 @click.command("compare")
-@click.argument("runs", nargs=-1, required=True, shell_complete=complete_run_folder)
+@click.argument("runs", nargs=-1, required=True, type=RunFolder())
 @click.option("--out", "out_path", type=click.Path(path_type=Path), default=Path("compare.png"), show_default=True, help="Plot file.")
 @click.option("--no-plot", is_flag=True, help="Print the table only.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (runs, differing keys, skipped folders).")
