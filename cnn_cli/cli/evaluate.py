@@ -8,12 +8,13 @@ from pathlib import Path
 
 import click
 
+from cnn_cli.cli.completion import CHECKPOINT, RUN_OR_CHECKPOINT
 from cnn_cli.cli.group import cli
 from cnn_cli.errors import EXIT_BAD_INPUT
 
 
 @cli.command("eval")
-@click.argument("target", required=False, type=click.Path(path_type=Path))
+@click.argument("target", required=False, type=RUN_OR_CHECKPOINT)
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (with the split and the checkpoint).")
 def eval_command(target, split, as_json) -> None:
@@ -57,7 +58,7 @@ def eval_command(target, split, as_json) -> None:
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--checkpoint",
-    type=click.Path(path_type=Path),
+    type=CHECKPOINT,
     help="A .npz file or a run folder (its checkpoints/best.npz). Default: the newest run's best.npz under runs/.",
 )
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)

@@ -7,35 +7,52 @@ import sys
 
 import click
 
+from cnn_cli.cli.completion import CONFIG
 from cnn_cli.cli.group import cli
 from cnn_cli.errors import EXIT_FAULT
 
 
 @cli.command()
-@click.option("--config", "-c", "config_name", required=True, metavar="CONFIG")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
-def summary(config_name, overrides) -> None:
-    """Layer table: output shapes, parameters and FLOPs (like Keras' model.summary()).
+@click.option(
+    "--config",
+    "-c",
+    "config_name",
+    required=True,
+    type=CONFIG,
+    help="Config file path or built-in name.",
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
+@click.option(
+    "--depth",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Show layers nested in blocks down to N levels (1: the model's own; default: all).",
+)
+@click.option("--print-config", is_flag=True, help="Print the resolved config (extends followed, every default filled in) and exit.")
+def summary(config_name, overrides, depth, print_config) -> None:
+    """Layer table: kernel, stride, padding, output shapes, receptive fields, parameters, memory and FLOPs
+    (like Keras' model.summary()).
 
     \b
-    Example:
+    Examples:
       cnn summary --config mnist.yaml
+      cnn summary --config lenet5 --depth 1
+      cnn summary --config my-config.yaml --print-config
     """
-    from cnn_cli.config.load import load_config
+    from cnn_cli.config.load import config_to_yaml, load_config
     from cnn_cli.model.network import build_model
+    from cnn_cli.model.summary import summary_table
 
     config = load_config(config_name, list(overrides))
+    if print_config:
+        click.echo(config_to_yaml(config), nl=False)
+        return
     model = build_model(config, dtype=config.train.dtype)
-    rows = model.summary()
+    rows = model.summary(depth)
     click.echo(f"{config.name}: input {tuple(model.input_shape)}, loss {model.loss.name}")
-    header = f"{'layer':<12}{'type':<12}{'output shape':<18}{'params':>12}{'FLOPs':>15}"
-    click.echo(header)
-    click.echo("-" * len(header))
-    for r in rows:
-        click.echo(f"{r.name:<12}{r.type_name:<12}{str(r.output_shape):<18}{r.num_params:>12,}{r.flops:>15,}")
-    click.echo("-" * len(header))
-    total_flops = sum(r.flops for r in rows)
-    click.echo(f"{'total':<42}{model.num_params():>12,}{total_flops:>15,}")
+    for line in summary_table(rows, model.input_shape, model.dtype):
+        click.echo(line)
+    total_flops = sum(r.flops for r in rows if r.depth == 0)
     click.echo(f"forward FLOPs per image {_count(total_flops)}; training (fwd + bwd) about {_count(3 * total_flops)}")
 
 
@@ -47,7 +64,7 @@ def _count(flops: int) -> str:
 
 
 @cli.command(epilog="Docs: cnn docs gradcheck (how the check works), cnn docs conv2d (what a backward must compute).")
-@click.option("--config", "-c", "config_name", metavar="CONFIG", help="Config file or built-in name (mnist, smoke, ...).")
+@click.option("--config", "-c", "config_name", type=CONFIG, help="Config file or built-in name (mnist, smoke, ...).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option(

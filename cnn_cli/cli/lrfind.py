@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
+from cnn_cli.cli.completion import CONFIG
 from cnn_cli.errors import CnnError
 
 
 @click.command("lr-find")
-@click.option("--config", "-c", "config_name", required=True, metavar="CONFIG", help="Config file path or built-in name.")
+@click.option("--config", "-c", "config_name", required=True, type=CONFIG, help="Config file path or built-in name.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
 @click.option("--min-lr", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True)
 @click.option("--max-lr", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)

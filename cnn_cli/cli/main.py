@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 
 from cnn_cli.cli import evaluate, inspect, train  # noqa: F401 - their commands register on the group
+from cnn_cli.cli.completion import completion_command
 from cnn_cli.cli.data import data_group
 from cnn_cli.cli.exercise import exercise_group
 from cnn_cli.cli.explain import DOCS_HINT, docs_command, explain_command
@@ -26,6 +27,7 @@ cli.add_command(compare_command, "compare")
 cli.add_command(lr_find_command, "lr-find")
 cli.add_command(serve_command, "serve")
 cli.add_command(sweep_command, "sweep")
+cli.add_command(completion_command, "completion")
 
 
 # Every command's --help ends by naming the guide that ships with the package.

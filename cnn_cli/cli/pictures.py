@@ -10,9 +10,11 @@ from pathlib import Path
 
 import click
 
+from cnn_cli.cli.completion import CHECKPOINT, RUN_FOLDER
+
 
 @click.command("plot")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=RUN_FOLDER)
 def plot_command(run_dir: Path) -> None:
     """Draw a run's pictures into RUN_DIR/plots/.
 
@@ -34,7 +36,7 @@ def plot_command(run_dir: Path) -> None:
 
 
 @click.command("viz")
-@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("checkpoint", type=CHECKPOINT)
 @click.argument("image")
 @click.option(
     "--out",

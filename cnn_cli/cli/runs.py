@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 
+from cnn_cli.cli.completion import CHECKPOINT, RunFolder
+
 
 @click.command("export")
-@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("checkpoint", type=CHECKPOINT)
 @click.option("--onnx", "onnx_path", required=True, type=click.Path(path_type=Path), metavar="FILE", help="The .onnx file to write.")
 def export_command(checkpoint: Path, onnx_path: Path) -> None:
     """Export a checkpoint's model as an ONNX graph (needs the onnx extra).
@@ -34,7 +36,7 @@ def export_command(checkpoint: Path, onnx_path: Path) -> None:
 
 
 @click.command("compare")
-@click.argument("runs", nargs=-1, required=True)
+@click.argument("runs", nargs=-1, required=True, type=RunFolder())
 @click.option(
     "--out",
     "out_path",

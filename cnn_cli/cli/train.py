@@ -9,21 +9,20 @@ from typing import cast
 
 import click
 
+from cnn_cli.cli.completion import CONFIG, RUN_FOLDER, RUN_OR_CHECKPOINT
 from cnn_cli.cli.group import cli
 from cnn_cli.errors import EXIT_FAULT, CnnError
 
 _TRAIN_OPTIONS = [
     click.option(
-        "--config", "-c", "config_name", metavar="CONFIG", help="Config file path, or a built-in name (mnist, mnist.yaml, smoke, ...)."
+        "--config", "-c", "config_name", type=CONFIG, help="Config file path, or a built-in name (mnist, mnist.yaml, smoke, ...)."
     ),
     click.option(
         "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. --set train.epochs=3 (repeatable)."
     ),
     click.option("--run-dir", type=click.Path(path_type=Path), help="Run folder to create (default runs/<config>-<time>)."),
     click.option("--seed", type=int, help="Shorthand for --set train.seed=N."),
-    click.option(
-        "--resume", type=click.Path(path_type=Path), metavar="RUN_DIR", help="Continue the run in RUN_DIR from its checkpoints/last.npz."
-    ),
+    click.option("--resume", type=RUN_FOLDER, metavar="RUN_DIR", help="Continue the run in RUN_DIR from its checkpoints/last.npz."),
     click.option("--quiet", "-q", is_flag=True, help="No progress bar; one line per epoch."),
     click.option("--print-config", is_flag=True, help="Print the resolved config (every default filled in) and exit."),
     click.option(
@@ -33,7 +32,7 @@ _TRAIN_OPTIONS = [
     ),
     click.option(
         "--init-from",
-        type=click.Path(path_type=Path),
+        type=RUN_OR_CHECKPOINT,
         metavar="CKPT",
         help="New run starting from the parameters of CKPT (a .npz, or a run folder's best) that match in name and shape.",
     ),

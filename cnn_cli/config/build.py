@@ -18,10 +18,17 @@ from cnn_cli.schema.markers import Key, parent_paths
 class Locator:
     """Turns an error's key path into a place: the YAML line, or the ``--set`` that gave the value."""
 
-    def __init__(self, source: str = "", lines: dict[str, int] | None = None, overrides: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        source: str = "",
+        lines: dict[str, int] | None = None,
+        overrides: dict[str, str] | None = None,
+        files: dict[str, str] | None = None,
+    ) -> None:
         self.source = source
         self.lines = lines or {}
         self.overrides = overrides or {}  # canonical key path -> the --set assignment
+        self.files = files or {}  # key path -> the file its line is in, where not ``source`` (a config it extends)
 
     def where(self, path: str) -> str:
         for probe in parent_paths(path):
@@ -29,7 +36,7 @@ class Locator:
             if assignment:
                 return f"{self.source}, --set {assignment}: " if self.source else f"--set {assignment}: "
             if probe in self.lines:
-                return f"{self.source}:{self.lines[probe]}: "
+                return f"{self.files.get(probe, self.source)}:{self.lines[probe]}: "
         return f"{self.source}: " if self.source else ""
 
     def _created_by_set(self, path: str) -> str | None:
@@ -46,16 +53,23 @@ class Locator:
 
 
 def config_from_dict(
-    data: dict, source: str = "", line_numbers: dict[str, int] | None = None, overrides: dict[str, str] | None = None
+    data: dict,
+    source: str = "",
+    line_numbers: dict[str, int] | None = None,
+    overrides: dict[str, str] | None = None,
+    line_files: dict[str, str] | None = None,
 ) -> Config:
     """Validate a plain dict into a :class:`Config`, filling every default; check everything a run will need.
+
+    ``line_numbers`` and ``line_files`` say where each key path was written (a config that
+    ``extends:`` another holds keys of both files), ``overrides`` which ``--set`` gave a key.
 
     Raises:
         ConfigError (ModelBuildError for the architecture): one line with the place, key path and bad value.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{source or 'config'}: expected a mapping at the top level, got {type(data).__name__}")
-    locator = Locator(source, line_numbers, overrides)
+    locator = Locator(source, line_numbers, overrides, line_files)
     try:
         config: Config = build(Config, data)
         config.model = _checked_model(config.model)

@@ -143,6 +143,16 @@ class Config:
         return to_plain(self)
 
 
+EXTENDS_SCHEMA = {
+    "type": "string",
+    "description": "a built-in config name or a path (relative to this file) whose keys this file overrides; "
+    "mappings merge key by key, lists and other values replace the parent's whole",
+}
+
+
 def config_json_schema() -> dict[str, Any]:
-    """The JSON Schema of a config file, generated from the dataclasses above (what ``cnn schema`` prints)."""
-    return json_schema(Config, title="cnn config")
+    """The JSON Schema of a config file, generated from the dataclasses above (what ``cnn schema`` prints),
+    with ``extends``, which the loader reads before the schema sees the merged file."""
+    schema = json_schema(Config, title="cnn config")
+    schema["properties"] = {"extends": EXTENDS_SCHEMA, **schema["properties"]}
+    return schema

@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
 import numpy as np
 
 from cnn_cli.nn.init import init_weight
-from cnn_cli.nn.shapes import IntPair
+from cnn_cli.nn.shapes import IntPair, ReceptiveField
 from cnn_cli.schema.markers import PairOf, Pattern, Range
 
 Shape = tuple[int, ...]  # one sample's shape, without the batch axis: (C, H, W) or (F,)
@@ -128,6 +128,14 @@ class Layer(Generic[SpecT]):
     def flops(self) -> int:
         """Multiply-adds x2 of one forward pass for one sample (0 when negligible)."""
         return 0
+
+    def receptive_field(self, field: ReceptiveField) -> ReceptiveField:
+        """The input pixels one output unit sees, given ``field`` for one input unit (unchanged for elementwise layers)."""
+        return field
+
+    def children(self) -> list[Layer[Any]]:
+        """The layers inside this one, in order (none for a plain layer); summaries walk them."""
+        return []
 
     def _missing_cache(self) -> RuntimeError:
         return RuntimeError(f"{self.name}: backward called before forward")

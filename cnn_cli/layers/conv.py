@@ -11,7 +11,7 @@ from cnn_cli.layers.base import BuildContext, Layer, LayerSpec, NonNegativePair,
 from cnn_cli.nn.conv import ConvCache, conv2d_backward, conv2d_forward
 from cnn_cli.nn.init import INIT_SCHEMES
 from cnn_cli.nn.padding import pad2d_backward, pad2d_forward
-from cnn_cli.nn.shapes import GeometryError, image_shape, pair, window_output_hw
+from cnn_cli.nn.shapes import GeometryError, ReceptiveField, image_shape, pair, window_output_hw
 from cnn_cli.schema.markers import OneOf
 
 InitName = Annotated[str, OneOf(INIT_SCHEMES)]
@@ -139,6 +139,13 @@ class Conv2D(Layer[Conv2DSpec]):
 
     def flops(self) -> int:
         return 2 * elements(self.output_shape) * self.params["weight"][0].size
+
+    def receptive_field(self, field: ReceptiveField) -> ReceptiveField:
+        """r_out = r_in + (k - 1)·d·j_in, j_out = j_in·s. After a flatten the channels are the map's positions,
+        so a unit sees all of them (for groups > 1 that is an upper bound: a group sees a block of them)."""
+        if field.grid is not None:
+            return field.across(field.grid)
+        return field.through_window(self.kernel_size, self.stride, self.dilation)
 
 
 @dataclass(frozen=True, kw_only=True)

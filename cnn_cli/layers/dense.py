@@ -9,6 +9,7 @@ import numpy as np
 
 from cnn_cli.layers.base import BuildContext, Layer, LayerSpec, Shape, Size, elements
 from cnn_cli.layers.conv import InitName
+from cnn_cli.nn.shapes import ReceptiveField
 from cnn_cli.schema.markers import Range
 
 
@@ -78,6 +79,10 @@ class Flatten(Layer[FlattenSpec]):
             raise self._missing_cache()
         return grad_out.reshape(self._input_shape)
 
+    def receptive_field(self, field: ReceptiveField) -> ReceptiveField:
+        """Each output value is one input value; the (H, W) map it came from is kept for the layers that mix it."""
+        return field.flattened((self.input_shape[1], self.input_shape[2]) if len(self.input_shape) == 3 else (1, 1))
+
 
 class Dense(Layer[DenseSpec]):
     """Fully connected layer: y = x Wᵀ + b, PyTorch's ``nn.Linear`` layout.
@@ -139,6 +144,12 @@ class Dense(Layer[DenseSpec]):
 
     def flops(self) -> int:
         return 2 * self.params["weight"].size
+
+    def receptive_field(self, field: ReceptiveField) -> ReceptiveField:
+        """Every output sees every input value, so the whole (H, W) map of its input (or the map a flatten kept)."""
+        if field.grid is not None:
+            return field.across(field.grid)
+        return field.across((self.input_shape[1], self.input_shape[2]) if len(self.input_shape) == 3 else (1, 1))
 
 
 class Dropout(Layer[DropoutSpec]):

@@ -15,7 +15,7 @@ from cnn_cli.nn.pool import (
     maxpool2d_backward,
     maxpool2d_forward,
 )
-from cnn_cli.nn.shapes import GeometryError, image_shape, pair, window_output_hw
+from cnn_cli.nn.shapes import GeometryError, ReceptiveField, image_shape, pair, window_output_hw
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +81,10 @@ class _Pool2D(Layer[Pool2DSpec]):
 
     def config(self) -> dict[str, Any]:
         return {"kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding)}
+
+    def receptive_field(self, field: ReceptiveField) -> ReceptiveField:
+        """r_out = r_in + (k - 1)·j_in, j_out = j_in·s; pooling never mixes channels, so a flattened map stays as it is."""
+        return field if field.flat else field.through_window(self.kernel_size, self.stride)
 
 
 class MaxPool2D(_Pool2D):

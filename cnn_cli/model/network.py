@@ -23,6 +23,7 @@ from cnn_cli.config.load import load_config
 from cnn_cli.config.sections import Config, ModelConfig
 from cnn_cli.layers import LAYER_TYPES, BuildContext, Layer
 from cnn_cli.layers.losses import Loss
+from cnn_cli.model.summary import LayerSummary, summarize
 from cnn_cli.nn.init import OUTPUT_INIT
 
 __all__ = ["LayerGradient", "LayerSummary", "LayerTrace", "Loss", "Model", "build_model"]
@@ -45,17 +46,6 @@ class LayerGradient:
     layer: Layer
     grad_output: np.ndarray
     grad_input: np.ndarray
-
-
-@dataclass
-class LayerSummary:
-    """One row of :meth:`Model.summary`."""
-
-    name: str
-    type_name: str
-    output_shape: tuple[int, ...]
-    num_params: int
-    flops: int
 
 
 class Model:
@@ -159,12 +149,14 @@ class Model:
         chunks = [self.loss.probabilities(self.forward(x[i : i + batch_size], keep_cache=False)) for i in range(0, len(x), batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.loss.num_classes))
 
-    def summary(self) -> list[LayerSummary]:
-        """Per layer: name, type, output shape (per sample), parameter count and forward FLOPs per sample."""
-        return [
-            LayerSummary(layer.name, layer.type_name, layer.output_shape, sum(p.size for p in layer.params.values()), layer.flops())
-            for layer in self.layers
-        ]
+    def summary(self, depth: int | None = None) -> list[LayerSummary]:
+        """Per layer: name, type, output shape, parameter count and forward FLOPs per sample, with its window, its
+        receptive field on the input and its memory per image in the model's dtype.
+
+        A layer with children (a block) is followed by their rows, ``depth`` levels deep
+        at most (1: the model's own layers; None: all).
+        """
+        return summarize(self.layers, self.input_shape, self.dtype, depth)
 
     def num_params(self) -> int:
         """Total number of trainable values."""

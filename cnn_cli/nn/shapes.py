@@ -1,6 +1,8 @@
-"""The one place that holds the geometry of convolution and pooling: the output-size formula and its check."""
+"""The one place that holds the geometry of convolution and pooling: the output-size formula, its check, the receptive field."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 IntPair = tuple[int, int]  # (height, width)
 
@@ -48,3 +50,45 @@ def image_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
     if len(shape) != 3:
         raise GeometryError(f"needs (C, H, W) input, got shape {shape}")
     return shape[0], shape[1], shape[2]
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """The input pixels one output unit of a layer sees: a ``size`` window, neighbouring units ``jump`` pixels apart.
+
+    Through a window of kernel k, stride s and dilation d (a convolution or a pooling)::
+
+        r_out = r_in + (k - 1)·d·j_in        j_out = j_in·s
+
+    starting from r = j = 1 on the input, per axis (height, width). ``size`` may
+    exceed the image: the rest of the window falls on padding.
+
+    A flatten moves the (H, W) map into the channel axis; ``grid`` keeps that map (None
+    while the activations are still images). A layer that then mixes channels (a dense
+    layer, a 1x1 convolution) sees the whole map, as a window as large as the map would
+    (:meth:`across`), and its output has no spatial layout left (``grid`` (1, 1)).
+    """
+
+    size: IntPair = (1, 1)
+    jump: IntPair = (1, 1)
+    grid: IntPair | None = None
+
+    @property
+    def flat(self) -> bool:
+        """True once a flatten has moved the spatial axes into the channels."""
+        return self.grid is not None
+
+    def through_window(self, kernel: IntPair, stride: IntPair, dilation: IntPair = (1, 1)) -> ReceptiveField:
+        """The field after a window sweep of ``kernel``, ``stride`` and ``dilation`` (padding changes neither r nor j)."""
+        (r_h, r_w), (j_h, j_w) = self.size, self.jump
+        size = (r_h + (kernel[0] - 1) * dilation[0] * j_h, r_w + (kernel[1] - 1) * dilation[1] * j_w)
+        return ReceptiveField(size, (j_h * stride[0], j_w * stride[1]), self.grid)
+
+    def flattened(self, grid: IntPair) -> ReceptiveField:
+        """After a flatten of an (H, W) = ``grid`` map: each value is still one unit of that map."""
+        return self if self.flat else ReceptiveField(self.size, self.jump, grid)
+
+    def across(self, grid: IntPair) -> ReceptiveField:
+        """A unit that sees every position of an (H, W) = ``grid`` map: a window of the map's size; no map is left after it."""
+        swept = self.through_window(grid, grid)
+        return ReceptiveField(swept.size, swept.jump, (1, 1))

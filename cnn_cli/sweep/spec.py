@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from cnn_cli.config.build import Locator, config_from_dict
-from cnn_cli.config.load import config_to_yaml, resolve_config_path
+from cnn_cli.config.load import config_to_yaml, read_config
 from cnn_cli.config.overrides import apply_override
 from cnn_cli.config.sections import Config
 from cnn_cli.config.yaml_text import parse_yaml
@@ -196,14 +196,11 @@ def _base_config(data: dict, lines: Locator, fail) -> dict[str, Any]:
         raise fail("base", f"expected a config path or built-in name, got {base_name!r}")
     beside = Path(lines.source).parent / base_name  # a relative path is read next to the sweep file first
     try:
-        base_source, base_text = resolve_config_path(beside if beside.is_file() else base_name)
+        base_file = read_config(beside if beside.is_file() else base_name)  # with the configs it extends
     except ConfigError as exc:
         raise fail("base", str(exc)) from None
-    base, base_lines = parse_yaml(base_text, base_source)
-    if not isinstance(base, dict):
-        raise ConfigError(f"{base_source}: expected a mapping of sections (model, data, optimizer, schedule, train)")
-    base.setdefault("name", Path(base_source).name.removesuffix(".yaml").removesuffix(".yml"))
-    config_from_dict(copy.deepcopy(base), base_source, base_lines)  # an error in the base file points into that file
+    base = base_file.data
+    config_from_dict(copy.deepcopy(base), base_file.source, base_file.lines, line_files=base_file.files)  # errors point into the base
     overrides = data.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise fail("overrides", "expected a mapping of config keys to values, e.g. train.epochs: 2")
