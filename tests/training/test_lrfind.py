@@ -80,7 +80,7 @@ def test_a_sweep_on_data_falls_then_stops_when_the_loss_explodes(config_file: Pa
     np.testing.assert_allclose(result.lrs, lr_schedule(1e-3, 1e3, 150)[: len(result.lrs)])
     assert result.suggestion is not None and 1e-3 < result.suggestion < result.min_loss_lr
     finite = np.isfinite(result.smoothed)
-    assert result.smoothed[finite].min() < 0.85 * result.smoothed[0]  # it did learn on the way
+    assert result.smoothed[finite].min() < 0.9 * result.smoothed[0]  # it did learn on the way (from ≈ ln 10, the untrained loss)
 
 
 def test_cli_prints_the_suggestion_and_writes_the_plot(config_file: Path, tmp_path: Path) -> None:

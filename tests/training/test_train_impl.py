@@ -258,9 +258,10 @@ def test_a_file_that_fails_its_trial_call_is_refused_before_a_run_folder_exists(
 
 
 def test_an_exercise_skeleton_uses_what_is_written_and_leaves_the_rest_to_cnn(idx_paths, tmp_path):
-    from cnn_cli.learn.explain import write_exercise
+    from cnn_cli.learn.exercises import skeleton_text
 
-    skeleton = write_exercise("conv", tmp_path / "conv_exercise.py")
+    skeleton = tmp_path / "conv_exercise.py"  # two exercises' skeletons in one file, as a learner may keep them
+    skeleton.write_text(skeleton_text("conv2d") + "\n\n" + skeleton_text("relu"), encoding="utf-8")
     with pytest.raises(CnnError, match="every function this model uses is not written yet"):
         impl_run(pool_config(idx_paths), tmp_path / "none", skeleton)
     text = skeleton.read_text(encoding="utf-8")
