@@ -40,7 +40,6 @@ from cnn_cli.runs.folders import (
 from cnn_cli.training.callbacks import (
     Checkpointer,
     DivergenceGuard,
-    EarlyStopping,
     EpochLogger,
     LatestLink,
     MetricsWriter,
@@ -51,6 +50,7 @@ from cnn_cli.training.epochs import describe_batches, epoch_data, one_batch_spli
 from cnn_cli.training.gradient_logger import GradientLogger
 from cnn_cli.training.loop import fit
 from cnn_cli.training.state import Callback, CallbackList, InterruptFlag, RunningTotals, TrainState, resume_hint
+from cnn_cli.training.stopping import STOPPING_KEYS, stop_record, stopping_callbacks
 from cnn_cli.training.tensorboard import TensorBoardLogger, require_extras
 from cnn_cli.training.transfer import frozen_parameters, init_from_checkpoint
 
@@ -186,7 +186,7 @@ def _builtin_callbacks(
         Checkpointer(),
         MetricsWriter(),
         EpochLogger(),
-        *([EarlyStopping(tc.early_stopping_patience)] if tc.early_stopping_patience is not None else []),
+        *stopping_callbacks(config),  # early stopping, the time budget
     ]
 
 
@@ -223,7 +223,10 @@ def _check_new_run(config: Config, run_dir: str | Path | None) -> None:
     # The config's stored size was bounded when it was loaded (config.MAX_CONFIG_BYTES, below the checkpoint's limit).
 
 
-EXTENDABLE_KEYS = ("train.epochs", "train.early_stopping_patience", "train.log_gradients", "train.log_every", "train.tensorboard")
+EXTENDABLE_KEYS = (
+    *("train.epochs", "train.early_stopping_patience", "train.log_gradients", "train.log_every", "train.tensorboard"),
+    *STOPPING_KEYS,
+)
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -342,6 +345,7 @@ def _final_test(state: TrainState, splits, interrupt: InterruptFlag, hooks: Call
         "wall_seconds": round(time.perf_counter() - wall_start, 2),
         "checkpoint": str(best_path),
         "per_class_accuracy": test.per_class_accuracy,
+        "stopped": stop_record(state),  # why training stopped (training.stopping.STOP_REASONS)
     }
     write_json(paths.summary, state.summary)
     state.status = "completed"
