@@ -67,6 +67,7 @@ def train(
     """
     from cnn_cli.config.load import config_to_yaml, load_config
     from cnn_cli.config.sections import Config
+    from cnn_cli.training.progress import ProgressLines
     from cnn_cli.training.train import train as run_training
 
     if resume is None and config_name is None:
@@ -93,7 +94,7 @@ def train(
             return
         if fast_dev_run:
             return _fast_dev_run(config, run_dir, init_from)
-    progress = not quiet and sys.stdout.isatty()
+    progress = not quiet and sys.stdout.isatty()  # a bar on a terminal; lines every train.progress_seconds elsewhere
     run_config = cast(Config, config)  # None when resuming: train() then reads the run's own config
     result = run_training(
         run_config,
@@ -103,6 +104,7 @@ def train(
         log=click.echo,
         progress=progress,
         init_from=init_from,
+        callbacks=[] if quiet or progress else [ProgressLines()],
     )
     if result.status == "completed" and result.summary:
         _maybe_plot(result.run.root)

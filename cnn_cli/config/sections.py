@@ -146,6 +146,7 @@ class TrainConfig:
     tensorboard: bool = False  # tensorboard/ event files (cnn_cli.tensorboard_log; needs the tensorboard extra)
     overfit_batches: PositiveInt | None = None  # train on these first N batches only
     freeze: list[str] = field(default_factory=list)  # layers whose parameters training leaves as they are (cnn_cli.transfer)
+    progress_seconds: PositiveNumber = 30.0  # a progress line this often when stdout is no terminal (a log file, CI)
 
 
 @dataclass

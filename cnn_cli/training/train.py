@@ -225,7 +225,7 @@ def _check_new_run(config: Config, run_dir: str | Path | None) -> None:
 
 EXTENDABLE_KEYS = (
     *("train.epochs", "train.early_stopping_patience", "train.log_gradients", "train.log_every", "train.tensorboard"),
-    *STOPPING_KEYS,
+    *(*STOPPING_KEYS, "train.progress_seconds"),
 )
 
 
