@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import cast
@@ -32,6 +33,14 @@ from cnn_cli.errors import EXIT_FAULT, CnnError
     help='Also write TensorBoard logs to RUN_DIR/tensorboard (train.tensorboard; pip install ".[tensorboard]").',
 )
 @click.option(
+    "--mlflow",
+    "mlflow_uri",
+    is_flag=False,
+    flag_value="local",
+    metavar="[URI]",
+    help='Also log to MLflow: a tracking URI, or alone a store beside the runs (train.mlflow; pip install ".[mlflow]").',
+)
+@click.option(
     "--init-from",
     type=click.Path(path_type=Path),
     metavar="CKPT",
@@ -50,7 +59,19 @@ from cnn_cli.errors import EXIT_FAULT, CnnError
     help="Train (and validate) on the same N batches every epoch (train.overfit_batches).",
 )
 def train(
-    config_name, overrides, run_dir, seed, resume, quiet, print_config, tensorboard, init_from, freeze, fast_dev_run, overfit_batches
+    config_name,
+    overrides,
+    run_dir,
+    seed,
+    resume,
+    quiet,
+    print_config,
+    tensorboard,
+    mlflow_uri,
+    init_from,
+    freeze,
+    fast_dev_run,
+    overfit_batches,
 ) -> None:
     """Train a model and record the run (config, metrics, checkpoints).
 
@@ -61,12 +82,15 @@ def train(
       cnn train --resume runs/mnist-20261123-101500
       cnn train --resume runs/mnist-20261123-101500 --set train.epochs=12
       cnn train --config mnist --tensorboard        # then: tensorboard --logdir runs
+      cnn train --config mnist --mlflow             # or --mlflow http://127.0.0.1:5000
+      cnn train --config mnist --set train.max_time=00:10:00 --set train.early_stopping.patience=3
       cnn train --config mnist --init-from runs/mnist-20261123-101500 --freeze conv1,conv2
       cnn train --config mnist --fast-dev-run
       cnn train --config mnist --overfit-batches 2 --set train.epochs=30 --set schedule.name=constant
     """
     from cnn_cli.config.load import config_to_yaml, load_config
     from cnn_cli.config.sections import Config
+    from cnn_cli.training.mlflow_log import log_plots
     from cnn_cli.training.progress import ProgressLines
     from cnn_cli.training.train import train as run_training
 
@@ -79,6 +103,7 @@ def train(
     overrides = [
         *overrides,
         *(["train.tensorboard=true"] if tensorboard else []),
+        *([f"train.mlflow={json.dumps(mlflow_uri)}"] if mlflow_uri is not None else []),  # quoted: the URI stays a string
         *([f"train.freeze=[{freeze}]"] if freeze is not None else []),
     ]
     overrides += [f"train.overfit_batches={overfit_batches}"] if overfit_batches else []
@@ -108,6 +133,7 @@ def train(
     )
     if result.status == "completed" and result.summary:
         _maybe_plot(result.run.root)
+        log_plots(result.run.root, log=lambda line: click.echo(line, err=True))
     if result.message:
         prefix = "error: " if result.status == "failed" else ""
         click.echo(prefix + result.message, err=result.exit_code != 0)

@@ -12,7 +12,7 @@ from cnn_cli.nn.init import INIT_SCHEMES
 from cnn_cli.nn.optim import OPTIMIZERS, SCHEDULES
 from cnn_cli.schema.convert import to_plain
 from cnn_cli.schema.jsonschema import json_schema
-from cnn_cli.schema.markers import Described, Duration, Length, OneOf, Range, Tagged
+from cnn_cli.schema.markers import Described, Duration, Length, OneOf, Pattern, Range, Tagged
 
 BUILTIN_CONFIG_PACKAGE = "cnn_cli.configs"
 
@@ -105,6 +105,11 @@ class ScheduleConfig:
     warmup_epochs: NonNegativeNumber = 0.0
 
 
+TrackingUri = Annotated[
+    str, Pattern(r"\S(?:.*\S)?", 'an MLflow tracking URI (http://host:port, sqlite:///file.db, ...) or "local" (a store beside the run)')
+]
+
+
 EARLY_STOPPING_MONITORS = ("val_loss", "val_acc")  # metrics.csv columns early stopping may watch
 
 
@@ -147,6 +152,7 @@ class TrainConfig:
     overfit_batches: PositiveInt | None = None  # train on these first N batches only
     freeze: list[str] = field(default_factory=list)  # layers whose parameters training leaves as they are (cnn_cli.transfer)
     progress_seconds: PositiveNumber = 30.0  # a progress line this often when stdout is no terminal (a log file, CI)
+    mlflow: TrackingUri | None = None  # MLflow: a tracking URI, or "local" (cnn_cli.training.mlflow_log; the mlflow extra)
 
 
 @dataclass

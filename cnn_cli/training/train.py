@@ -47,11 +47,13 @@ from cnn_cli.training.callbacks import (
     RunRecord,
 )
 from cnn_cli.training.epochs import describe_batches, epoch_data, one_batch_splits
+from cnn_cli.training.extras import require_extras
 from cnn_cli.training.gradient_logger import GradientLogger
 from cnn_cli.training.loop import fit
+from cnn_cli.training.mlflow_log import MLflowLogger
 from cnn_cli.training.state import Callback, CallbackList, InterruptFlag, RunningTotals, TrainState, resume_hint
 from cnn_cli.training.stopping import STOPPING_KEYS, stop_record, stopping_callbacks
-from cnn_cli.training.tensorboard import TensorBoardLogger, require_extras
+from cnn_cli.training.tensorboard import TensorBoardLogger
 from cnn_cli.training.transfer import frozen_parameters, init_from_checkpoint
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away
@@ -187,6 +189,7 @@ def _builtin_callbacks(
         MetricsWriter(),
         EpochLogger(),
         *stopping_callbacks(config),  # early stopping, the time budget
+        *([MLflowLogger()] if tc.mlflow else []),  # after the commit: MLflow never holds an epoch a resume trains again
     ]
 
 
@@ -225,7 +228,7 @@ def _check_new_run(config: Config, run_dir: str | Path | None) -> None:
 
 EXTENDABLE_KEYS = (
     *("train.epochs", "train.early_stopping_patience", "train.log_gradients", "train.log_every", "train.tensorboard"),
-    *(*STOPPING_KEYS, "train.progress_seconds"),
+    *(*STOPPING_KEYS, "train.progress_seconds", "train.mlflow"),
 )
 
 

@@ -1,4 +1,4 @@
-"""train.early_stopping, train.max_time and train.progress_seconds: the loader and ``cnn schema`` agree on them."""
+"""train.early_stopping, train.max_time, train.progress_seconds, train.mlflow: the loader and ``cnn schema`` agree on them."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ RIGHT = {
     "max_time clock": ({"max_time": "00:10:00"}, ("max_time", 600.0)),
     "max_time with days": ({"max_time": "1:00:00:30"}, ("max_time", 86430.0)),
     "max_time fraction": ({"max_time": "0:00:01.5"}, ("max_time", 1.5)),
+    "mlflow local": ({"mlflow": "local"}, ("mlflow", "local")),
+    "mlflow server": ({"mlflow": "http://127.0.0.1:5000"}, ("mlflow", "http://127.0.0.1:5000")),
     "progress every 5 s": ({"progress_seconds": 5}, ("progress_seconds", 5.0)),
 }
 
@@ -79,6 +81,7 @@ WRONG = {
     "unknown min_delta_mode": ({"early_stopping": {"min_delta_mode": "percent"}}, "train.early_stopping.min_delta_mode"),
     "patience 0": ({"early_stopping": {"patience": 0}}, "train.early_stopping.patience: expected an int >= 1 or null"),
     "unknown early_stopping key": ({"early_stopping": {"patient": 2}}, "train.early_stopping.patient: unknown key"),
+    "mlflow empty": ({"mlflow": ""}, "train.mlflow: expected an MLflow tracking URI"),
     "progress 0": ({"progress_seconds": 0}, "train.progress_seconds: expected a number > 0"),
 }
 
