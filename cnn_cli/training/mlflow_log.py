@@ -84,8 +84,19 @@ def require_mlflow(config: Config | None) -> None:
 
 
 def _probe(uri: str) -> None:
-    """A tracking server must answer before training starts (MLflow's own client would retry for minutes)."""
+    """The store must open, and a tracking server answer, before training starts (MLflow's client would retry for minutes)."""
+    if uri == LOCAL:
+        return  # made beside the run folder once it exists
     if not uri.startswith(("http://", "https://")):
+        from mlflow import MlflowClient
+
+        try:
+            MlflowClient(tracking_uri=uri)  # opens (or creates) the store
+        except Exception as exc:  # MLflow raises several kinds for a URI it cannot use
+            raise CnnError(
+                f"train.mlflow: MLflow cannot use {uri} ({_short(exc)}); give a server (http://host:port), "
+                'sqlite:///FILE.db, or "local" (--mlflow alone) for a store beside the runs'
+            ) from None
         return
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_SECONDS):
@@ -287,6 +298,7 @@ def log_plots(run_root: str | Path, log: Callable[[str], None] = print) -> None:
 
 
 def _short(exc: BaseException) -> str:
-    """An exception as one short line (MLflow's messages can run to many lines)."""
+    """An exception as one short line: its first sentence (MLflow's messages can run to many lines)."""
     lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
+    first = lines[0].split(". ")[0].rstrip(".") if lines else ""
+    return f"{type(exc).__name__}: {first[:200]}"

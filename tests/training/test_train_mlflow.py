@@ -190,6 +190,15 @@ def test_a_server_that_does_not_answer_is_refused_before_anything_is_made(idx_pa
     assert not (tmp_path / "run").exists()
 
 
+def test_a_store_mlflow_cannot_use_is_refused_before_anything_is_made(idx_paths, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    path = write_config(tmp_path / "tiny.yaml", tiny_config(idx_paths, epochs=1))
+    uri = (tmp_path / "mlruns").as_uri()  # a plain folder store, which MLflow 3 refuses unless told otherwise
+    outcome = invoke_cli(["train", "--config", path, "--run-dir", tmp_path / "run", f"--mlflow={uri}"], timeout=RUN_SECONDS)
+    error_line(outcome, EXIT_BAD_INPUT, f"train.mlflow: MLflow cannot use {uri}", "sqlite:///FILE.db")
+    assert not (tmp_path / "run").exists()
+
+
 class FlakyClient:
     """Stands in for MlflowClient: log_batch fails while ``down``; remembers the metrics it took."""
 
