@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
 from cnn_cli.cli.completion import CONFIG
 from cnn_cli.cli.group import cli
-from cnn_cli.errors import EXIT_FAULT
+from cnn_cli.errors import EXIT_FAULT, CnnError
 
 
 @cli.command()
@@ -103,8 +104,15 @@ def gradcheck(config_name, seed, batch_size, break_name, show, impl, atol) -> No
       cnn gradcheck --impl conv2d_exercise.py
     """
     from cnn_cli.learn.bugzoo import gradcheck_report
+    from cnn_cli.learn.impl_check import check_learner_file, format_impl
 
-    text, passed = gradcheck_report(config_name, seed, batch_size, break_name, show, impl, atol)
+    if impl is not None:  # the learner's own functions, not a model
+        if config_name or break_name:
+            raise CnnError("--impl checks your own functions; drop --config/--break")
+        results = check_learner_file(Path(impl), seed=seed)
+        text, passed = format_impl(results), all(r.passed for r in results)
+    else:
+        text, passed = gradcheck_report(config_name, seed, batch_size, break_name, show, atol)
     click.echo(text)
     if not passed:
         sys.exit(EXIT_FAULT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,14 @@ _TRAIN_OPTIONS = [
         "--tensorboard",
         is_flag=True,
         help='Also write TensorBoard logs to RUN_DIR/tensorboard (train.tensorboard; pip install ".[tensorboard]").',
+    ),
+    click.option(
+        "--mlflow",
+        "mlflow_uri",
+        is_flag=False,
+        flag_value="local",
+        metavar="[URI]",
+        help='Also log to MLflow: a tracking URI, or alone a store beside the runs (train.mlflow; pip install ".[mlflow]").',
     ),
     click.option(
         "--init-from",
@@ -100,6 +109,7 @@ def train(
     quiet,
     print_config,
     tensorboard,
+    mlflow_uri,
     init_from,
     freeze,
     fast_dev_run,
@@ -115,6 +125,8 @@ def train(
       cnn train --resume runs/mnist-20261123-101500
       cnn train --resume runs/mnist-20261123-101500 --set train.epochs=12
       cnn train --config mnist --tensorboard        # then: tensorboard --logdir runs
+      cnn train --config mnist --mlflow             # or --mlflow http://127.0.0.1:5000
+      cnn train --config mnist --set train.max_time=00:10:00 --set train.early_stopping.patience=3
       cnn train --config mnist --init-from runs/mnist-20261123-101500 --freeze conv1,conv2
       cnn train --config mnist --fast-dev-run
       cnn train --config mnist --overfit-batches 2 --set train.epochs=30 --set schedule.name=constant
@@ -130,16 +142,12 @@ def train(
     """
     from cnn_cli.config.load import config_to_yaml
     from cnn_cli.config.sections import Config
+    from cnn_cli.training.progress import ProgressLines
     from cnn_cli.training.train import train as run_training
 
     _check_combination(config_name, seed, resume, run_dir)
     learner = _learner_options(fast_dev_run, **learner_args)
-    overrides = [
-        *overrides,
-        *(["train.tensorboard=true"] if tensorboard else []),
-        *([f"train.freeze=[{freeze}]"] if freeze is not None else []),
-    ]
-    overrides += [f"train.overfit_batches={overfit_batches}"] if overfit_batches else []
+    overrides = [*overrides, *_option_overrides(tensorboard, mlflow_uri, freeze, overfit_batches)]
     if resume is not None and fast_dev_run:
         raise CnnError("--fast-dev-run makes a new throwaway run; drop --resume")
     config = _load_train_config(config_name, overrides, seed, resume)
@@ -148,7 +156,7 @@ def train(
         return
     if resume is None and fast_dev_run:
         return _fast_dev_run(config, run_dir, init_from)
-    progress = not quiet and sys.stdout.isatty()
+    progress = not quiet and sys.stdout.isatty()  # a bar on a terminal; lines every train.progress_seconds elsewhere
     run_config = cast(Config, config)  # None when resuming: train() then reads the run's own config
     result = run_training(
         run_config,
@@ -159,9 +167,28 @@ def train(
         progress=progress,
         init_from=init_from,
         learner=learner,
+        callbacks=[] if quiet or progress else [ProgressLines()],
     )
+    _finish(result)
+
+
+def _option_overrides(tensorboard: bool, mlflow_uri: str | None, freeze: str | None, overfit_batches: int | None) -> list[str]:
+    """The ``--set`` assignments that the shorthand options stand for."""
+    return [
+        *(["train.tensorboard=true"] if tensorboard else []),
+        *([f"train.mlflow={json.dumps(mlflow_uri)}"] if mlflow_uri is not None else []),  # quoted: the URI stays a string
+        *([f"train.freeze=[{freeze}]"] if freeze is not None else []),
+        *([f"train.overfit_batches={overfit_batches}"] if overfit_batches else []),
+    ]
+
+
+def _finish(result) -> None:
+    """After the run: its pictures (and MLflow's copy of them), the closing message, the exit code."""
+    from cnn_cli.training.mlflow_log import log_plots
+
     if result.status == "completed" and result.summary:
         _maybe_plot(result.run.root)
+        log_plots(result.run.root, log=lambda line: click.echo(line, err=True))
     if result.message:
         prefix = "error: " if result.status == "failed" else ""
         click.echo(prefix + result.message, err=result.exit_code != 0)

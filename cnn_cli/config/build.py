@@ -133,6 +133,13 @@ def _check_cross_field(config: Config) -> None:
             f"{image[0]}x{image[1]} input), got {translate}",
             "data.augment.translate",
         )
+    train = config.train
+    if train.early_stopping_patience is not None and train.early_stopping.patience not in (None, train.early_stopping_patience):
+        raise ConfigError(
+            f"train.early_stopping_patience: {train.early_stopping_patience} disagrees with train.early_stopping.patience: "
+            f"{train.early_stopping.patience}; it is the older spelling of the same key: give one of them",
+            "train.early_stopping_patience",
+        )
     check_memory(config.model, config.train)
     # What cnn writes, cnn must read: the config is stored in every checkpoint, whose metadata is bounded.
     as_stored = config.as_dict()

@@ -12,7 +12,7 @@ from cnn_cli.nn.init import INIT_SCHEMES
 from cnn_cli.nn.optim import OPTIMIZERS, SCHEDULES
 from cnn_cli.schema.convert import to_plain
 from cnn_cli.schema.jsonschema import json_schema
-from cnn_cli.schema.markers import Described, Length, OneOf, Range, Tagged
+from cnn_cli.schema.markers import Described, Duration, Length, OneOf, Pattern, Range, Tagged
 
 BUILTIN_CONFIG_PACKAGE = "cnn_cli.configs"
 
@@ -105,6 +105,31 @@ class ScheduleConfig:
     warmup_epochs: NonNegativeNumber = 0.0
 
 
+TrackingUri = Annotated[
+    str, Pattern(r"\S(?:.*\S)?", 'an MLflow tracking URI (http://host:port, sqlite:///file.db, ...) or "local" (a store beside the run)')
+]
+
+
+EARLY_STOPPING_MONITORS = ("val_loss", "val_acc")  # metrics.csv columns early stopping may watch
+
+
+@dataclass
+class EarlyStoppingConfig:
+    """Stop before train.epochs: no improvement for ``patience`` epochs, ``stop_at`` reached, or a non-finite value.
+
+    On only when ``patience`` or ``stop_at`` is set (``train.early_stopping_patience`` is the
+    older spelling of ``patience``). The final test follows, on the best checkpoint.
+    """
+
+    patience: PositiveInt | None = None  # epochs without improvement (after start_from_epoch) before stopping
+    monitor: Annotated[str, OneOf(EARLY_STOPPING_MONITORS)] = "val_acc"
+    mode: Annotated[str, OneOf(("auto", "min", "max"))] = "auto"  # auto: min for val_loss, max for val_acc
+    min_delta: NonNegativeNumber = 0.0  # an epoch improves only when it beats the best by more than this
+    min_delta_mode: Annotated[str, OneOf(("absolute", "relative"))] = "absolute"  # relative: min_delta is a fraction of the best
+    start_from_epoch: NonNegativeInt = 0  # the first N epochs are a warm-up the patience rule does not watch
+    stop_at: float | None = None  # the target: stop once monitor reaches it (>= for max, <= for min)
+
+
 @dataclass
 class TrainConfig:
     """The training loop."""
@@ -114,7 +139,9 @@ class TrainConfig:
     eval_batch_size: PositiveInt = 100
     seed: NonNegativeInt = 0
     drop_last: bool = False
-    early_stopping_patience: PositiveInt | None = None
+    early_stopping_patience: PositiveInt | None = None  # the older spelling of early_stopping.patience
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    max_time: Annotated[float, Range(above=0), Duration()] | None = None  # seconds of training per invocation; then save and stop
     dtype: Annotated[str, OneOf(DTYPES)] = "float32"
     plots: bool = True
     save_every_epoch: bool = False  # also keep checkpoints/epoch-NNN.npz
@@ -124,6 +151,8 @@ class TrainConfig:
     tensorboard: bool = False  # tensorboard/ event files (cnn_cli.training.tensorboard; needs the tensorboard extra)
     overfit_batches: PositiveInt | None = None  # train on these first N batches only
     freeze: list[str] = field(default_factory=list)  # layers whose parameters training leaves as they are (cnn_cli.training.transfer)
+    progress_seconds: PositiveNumber = 30.0  # a progress line this often when stdout is no terminal (a log file, CI)
+    mlflow: TrackingUri | None = None  # MLflow: a tracking URI, or "local" (cnn_cli.training.mlflow_log; the mlflow extra)
 
 
 @dataclass

@@ -11,7 +11,7 @@ import typing
 from typing import Annotated, Any
 
 from cnn_cli.errors import ConfigError
-from cnn_cli.schema.markers import Described, Key, Length, OneOf, PairOf, Pattern, Range, Tagged
+from cnn_cli.schema.markers import Described, Duration, Key, Length, OneOf, PairOf, Pattern, Range, Tagged
 
 
 def _split(tp: Any) -> tuple[Any, tuple[Any, ...]]:
@@ -62,6 +62,8 @@ def describe(tp: Any) -> str:
     bounds = _meta(meta, Range) or Range()
     if _meta(meta, PairOf):
         return f"{bounds.words('an int')} or [h, w] of them"
+    if _meta(meta, Duration):
+        return _meta(meta, Duration).words
     if _meta(meta, Tagged):
         return f"a mapping with a {_meta(meta, Tagged).key!r} key"
     if dataclasses.is_dataclass(base):
@@ -138,6 +140,13 @@ def _convert(base: Any, meta: tuple[Any, ...], value: Any, key: Key) -> Any:
 def _convert_number(base: Any, meta: tuple[Any, ...], value: Any, key: Key) -> Any:
     """An int, a number (ints become floats; NaN and infinities are refused) or a pair of ints, within bounds."""
     bounds = _meta(meta, Range) or Range()
+    duration = _meta(meta, Duration)
+    if duration:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        seconds = float(value) if number else duration.seconds(value) if isinstance(value, str) else None
+        if seconds is None or not bounds.holds(seconds):
+            raise key.fail(duration.words, value)
+        return seconds
     if _meta(meta, PairOf):
         items = value if isinstance(value, list) and len(value) == 2 else [value, value]
         if not all(_is_int(v) and bounds.holds(v) for v in items):

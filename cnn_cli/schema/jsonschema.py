@@ -7,7 +7,7 @@ import typing
 from typing import Any
 
 from cnn_cli.schema.convert import _meta, _optional_inner, _split, field_types, is_required
-from cnn_cli.schema.markers import JSON_SCHEMA_DIALECT, Described, Length, OneOf, PairOf, Pattern, Range, Tagged
+from cnn_cli.schema.markers import JSON_SCHEMA_DIALECT, Described, Duration, Length, OneOf, PairOf, Pattern, Range, Tagged
 
 
 def json_schema(cls: type, title: str = "") -> dict[str, Any]:
@@ -48,6 +48,10 @@ def _schema_of(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
     if _meta(meta, PairOf):
         one = {"type": "integer", **_bounds_schema(bounds)}
         return {**out, "anyOf": [one, {"type": "array", "items": one, "minItems": 2, "maxItems": 2}]}
+    duration = _meta(meta, Duration)
+    if duration:
+        clock = {"type": "string", "pattern": f"^(?:{duration.regex})$"}
+        return {**out, "description": f"expected {duration.words}", "anyOf": [{"type": "number", **_bounds_schema(bounds)}, clock]}
     if base is bool:
         return {**out, "type": "boolean"}
     if base is int:

@@ -77,6 +77,26 @@ class PairOf:
 
 
 @dataclass(frozen=True)
+class Duration:
+    """A number of seconds that may also be written as a clock reading: ``"MM:SS"``, ``"HH:MM:SS"`` or ``"DD:HH:MM:SS"``.
+
+    The value is kept in seconds (a float), so ``"00:10:00"`` and ``600`` are the same setting.
+    Every field but the first stays below its limit (60 seconds, 60 minutes, 24 hours).
+    """
+
+    words: str = 'a number of seconds > 0 or a duration like "00:10:00" (HH:MM:SS)'
+    regex: str = r"\d+(?::[0-5]?\d){1,2}(?:\.\d+)?|\d+:(?:[01]?\d|2[0-3])(?::[0-5]?\d){2}(?:\.\d+)?"
+
+    def seconds(self, text: str) -> float | None:
+        """``"01:30:00"`` -> 5400.0; None when ``text`` is no such duration."""
+        if not re.fullmatch(self.regex, text.strip()):
+            return None
+        *larger, last = text.strip().split(":")
+        fields = [float(last), *(int(part) for part in reversed(larger))]  # seconds, minutes, hours, days
+        return sum(value * unit for value, unit in zip(fields, (1, 60, 3600, 86400), strict=False))
+
+
+@dataclass(frozen=True)
 class Tagged:
     """A mapping whose ``type`` key picks its dataclass from ``registry`` (a layer spec, say)."""
 

@@ -6,7 +6,8 @@
 - ``on_epoch_start(state)``: before the first batch of each epoch;
 - ``on_step_end(state)``: after each optimizer step (``state.loss``, ``state.logits`` hold that batch's);
 - ``on_epoch_end(state)``: after validation; ``state.row`` is the new metrics row;
-- ``on_interrupt(state)``: when Ctrl-C, SIGTERM, SIGHUP or a closed output stops the run;
+- ``on_interrupt(state)``: when Ctrl-C, SIGTERM, SIGHUP or a closed output stops the run, or a
+  callback stops it mid-epoch (``train.max_time``: the state is then still ``running``, the final test follows);
 - ``on_finish(state)``: once at the very end, whatever the status.
 
 The order at an epoch end is the commit of that epoch: ``gradients.csv`` (its rows
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
     from cnn_cli.training.state import TrainState
 from cnn_cli.training.state import Callback
+from cnn_cli.training.stopping import stop_record
 
 
 def now_text() -> str:
@@ -71,7 +73,12 @@ class RunRecord(Callback):
 
     def on_finish(self, state: TrainState) -> None:
         ended = now_text()
-        outcome = {"status": state.status, "ended": ended, **({"message": state.message} if state.message else {})}
+        outcome = {
+            "status": state.status,
+            "ended": ended,
+            "stopped": stop_record(state),  # why training stopped: training.stopping.STOP_REASONS
+            **({"message": state.message} if state.message else {}),
+        }
         self.record = {key: value for key, value in self.record.items() if key != "message"}
         self.record.update(outcome)
         if self.record.get("invocations"):
@@ -151,18 +158,6 @@ class EpochLogger(Callback):
         state.log(text + (f"  l2 {penalty:.4f}" if penalty else ""))
 
 
-class EarlyStopping(Callback):
-    """Stop once validation accuracy has not improved for ``patience`` epochs."""
-
-    def __init__(self, patience: int) -> None:
-        self.patience = patience
-
-    def on_epoch_end(self, state: TrainState) -> None:
-        if state.val is not None and state.epoch - state.best_epoch >= self.patience:
-            state.log(f"early stopping: no better validation accuracy for {self.patience} epoch(s)")
-            state.stop_training = True
-
-
 class DivergenceGuard(Callback):
     """Fail the run at the first non-finite loss; the last good checkpoint stays as it is."""
 
@@ -178,6 +173,7 @@ class DivergenceGuard(Callback):
             f"training diverged at step {state.step + 1} (epoch {state.epoch + 1}, batch {state.batch_in_epoch + 1}): "
             f"loss is {state.loss}; {kept}"
         )
+        state.stop_reason = {"reason": "diverged", "message": state.message, "loss": str(state.loss)}
 
 
 class ProgressBar(Callback):

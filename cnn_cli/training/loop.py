@@ -31,7 +31,8 @@ def fit(
 ) -> None:
     """Train until the configured epochs are done, a callback stops or fails the run, or a signal interrupts it.
 
-    Leaves ``state.status`` ``running`` when the final test should follow.
+    Leaves ``state.status`` ``running`` when the final test should follow (all epochs done, or a callback
+    set ``state.stop_training``: at an epoch end, or after a step, which is then saved as an interrupt is).
     ``stop_after_steps`` behaves as if Ctrl-C came after that many steps (tests); ``should_stop`` is
     asked after every step, and True acts like Ctrl-C (a sweep's trial, stopped from the client).
     ``step`` takes one step in place of :func:`train_step` (``cnn train --impl`` runs it under a deadline).
@@ -65,7 +66,7 @@ def _epochs(
                 hooks.on_step_end(state)
                 if (stop_after_steps is not None and state.step >= stop_after_steps) or (should_stop is not None and should_stop()):
                     interrupt.request("Ctrl-C", EXIT_INTERRUPTED)
-                if interrupt.requested or state.status != "running":
+                if interrupt.requested or state.status != "running" or state.stop_training:
                     break
         finally:
             state.totals.seconds += time.perf_counter() - tick
@@ -73,6 +74,9 @@ def _epochs(
             return
         if interrupt.requested and state.batch_in_epoch < state.steps_per_epoch:
             return interrupted(state, hooks, interrupt, f"at step {state.step}")
+        if state.stop_training and state.batch_in_epoch < state.steps_per_epoch:
+            hooks.on_interrupt(state)  # stopped mid-epoch (a time budget): saved as an interrupt is, then the final test
+            return
         end_epoch(state, data)
         hooks.on_epoch_end(state)
         if state.stop_training:

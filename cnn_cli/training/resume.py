@@ -19,8 +19,12 @@ from cnn_cli.model.network import Model
 from cnn_cli.runs.checkpoint import Checkpoint, load_checkpoint, restore_rng_state
 from cnn_cli.runs.folders import RunPaths, existing_run, read_metrics, write_text
 from cnn_cli.training.state import RunningTotals, TrainState
+from cnn_cli.training.stopping import STOPPING_KEYS
 
-EXTENDABLE_KEYS = ("train.epochs", "train.early_stopping_patience", "train.log_gradients", "train.log_every", "train.tensorboard")
+EXTENDABLE_KEYS = (
+    *("train.epochs", "train.early_stopping_patience", "train.log_gradients", "train.log_every", "train.tensorboard"),
+    *(*STOPPING_KEYS, "train.progress_seconds", "train.mlflow"),
+)
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -92,7 +92,8 @@ class TrainState:
     summary: dict[str, Any] = field(default_factory=dict)
     data_info: dict[str, Any] = field(default_factory=dict)  # normalisation and classes, stored in checkpoints
     log: Callable[[str], None] = print
-    stop_training: bool = False  # set by a callback (early stopping): no more epochs, the final test still runs
+    stop_training: bool = False  # set by a callback (early stopping, time budget): no more steps, the final test still runs
+    stop_reason: dict[str, Any] | None = None  # why, set with stop_training or by a divergence (training.stopping.stop_record)
     # The latest batch, for callbacks that look at a step (gradient logging).
     inputs: np.ndarray | None = None
     labels: np.ndarray | None = None

@@ -39,7 +39,6 @@ from cnn_cli.runs.learner_record import RECORD_KEY
 from cnn_cli.training.callbacks import (
     Checkpointer,
     DivergenceGuard,
-    EarlyStopping,
     EpochLogger,
     LatestLink,
     MetricsWriter,
@@ -47,6 +46,7 @@ from cnn_cli.training.callbacks import (
     RunRecord,
 )
 from cnn_cli.training.epochs import describe_batches, epoch_data, one_batch_splits
+from cnn_cli.training.extras import require_extras
 from cnn_cli.training.gradient_logger import GradientLogger
 from cnn_cli.training.learner_report import LearnerReport, check_reference
 from cnn_cli.training.learner_run import (
@@ -58,9 +58,11 @@ from cnn_cli.training.learner_run import (
     start_learner_code,
 )
 from cnn_cli.training.loop import fit
+from cnn_cli.training.mlflow_log import MLflowLogger
 from cnn_cli.training.resume import EXTENDABLE_KEYS, open_run_to_resume, restore_state
 from cnn_cli.training.state import Callback, CallbackList, EpochData, InterruptFlag, TrainState, resume_hint
-from cnn_cli.training.tensorboard import TensorBoardLogger, require_extras
+from cnn_cli.training.stopping import stop_record, stopping_callbacks
+from cnn_cli.training.tensorboard import TensorBoardLogger
 from cnn_cli.training.transfer import frozen_parameters, init_from_checkpoint
 
 
@@ -252,7 +254,8 @@ def _builtin_callbacks(
         Checkpointer(),
         MetricsWriter(),
         EpochLogger(),
-        *([EarlyStopping(tc.early_stopping_patience)] if tc.early_stopping_patience is not None else []),
+        *stopping_callbacks(config),  # early stopping, the time budget
+        *([MLflowLogger()] if tc.mlflow else []),  # after the commit: MLflow never holds an epoch a resume trains again
     ]
 
 
@@ -315,6 +318,7 @@ def _final_test(state: TrainState, splits, interrupt: InterruptFlag, hooks: Call
         "wall_seconds": round(time.perf_counter() - wall_start, 2),
         "checkpoint": str(best_path),
         "per_class_accuracy": test.per_class_accuracy,
+        "stopped": stop_record(state),  # why training stopped (training.stopping.STOP_REASONS)
     }
     write_json(paths.summary, state.summary)
     state.status = "completed"

@@ -12,7 +12,6 @@ it does not.
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import Any
 
 from cnn_cli.errors import CnnError
@@ -95,7 +94,6 @@ def gradcheck_report(
     batch_size: int = 2,
     break_name: str | None = None,
     show: int = 0,
-    impl: str | None = None,
     atol: float | None = None,
 ) -> tuple[str, bool]:
     """What ``cnn gradcheck`` prints, and whether it passed (``--break list`` counts as passed).
@@ -108,13 +106,6 @@ def gradcheck_report(
     from cnn_cli.learn.gradcheck import ATOL, format_entries, format_gradcheck, gradcheck_model
     from cnn_cli.model.network import build_model
 
-    if impl is not None:
-        if config_name or break_name:
-            raise CnnError("--impl checks your own functions; drop --config/--break")
-        from cnn_cli.learn.impl_check import check_learner_file, format_impl
-
-        impl_results = check_learner_file(Path(impl), seed=seed)
-        return format_impl(impl_results), all(r.passed for r in impl_results)
     if break_name == "list":
         return list_mutations(), True
     mutation = get_mutation(break_name) if break_name is not None else None
