@@ -10,11 +10,11 @@ from typing import IO, Any
 import numpy as np
 
 from cnn_cli.config.build import config_from_dict
+from cnn_cli.data.images import MAX_STDIN_BYTES, MNIST_SIZE, Prepared, ink_fraction, load_image, preprocess, read_grayscale_bytes
 from cnn_cli.errors import CnnError, ImageError
 from cnn_cli.runs.checkpoint import Checkpoint, load_checkpoint
 from cnn_cli.runs.evaluation import EvalResult, evaluate
 from cnn_cli.runs.folders import BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, DEFAULT_RUNS_ROOT, LATEST_LINK, newest_completed_run
-from cnn_cli.runs.images import MAX_STDIN_BYTES, MNIST_SIZE, Prepared, ink_fraction, load_image, preprocess, read_grayscale_bytes
 
 STDIN = "-"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
+from cnn_cli.data.images import MNIST_SIZE, preprocess, read_grayscale_bytes
 from cnn_cli.errors import CnnError
 from cnn_cli.model.network import Model
 from cnn_cli.runs.checkpoint import Checkpoint, load_checkpoint
-from cnn_cli.runs.images import MNIST_SIZE, preprocess, read_grayscale_bytes
 
 MAX_CHANNELS_SHOWN = 64  # feature-map panels per layer; larger layers show their first 64
 # One image's matrix products are small: waking OpenBLAS's worker threads for them costs more than

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cnn_cli.cli.main import cli
-from cnn_cli.runs.images import preprocess
+from cnn_cli.data.images import preprocess
 
 COMMANDS = ["train", "eval", "predict", "summary", "gradcheck", "data", "export", "compare", "lr-find"]
 

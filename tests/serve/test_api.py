@@ -19,10 +19,10 @@ from tests.serve.conftest import NEEDS_SERVE_EXTRA, TRAINED_RUN, copy_run
 pytest.importorskip("flask", reason=NEEDS_SERVE_EXTRA)
 pytest.importorskip("threadpoolctl", reason=NEEDS_SERVE_EXTRA)
 
+from cnn_cli.data.images import load_image
 from cnn_cli.learn.visualize import feature_maps, saliency
 from cnn_cli.runs.checkpoint import load_checkpoint
 from cnn_cli.runs.folders import RunPaths
-from cnn_cli.runs.images import load_image
 from cnn_cli.runs.inference import predict_images
 from cnn_cli.serve.analysis import encode_signed
 from cnn_cli.serve.app import MAX_UPLOAD_BYTES
