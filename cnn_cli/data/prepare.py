@@ -1,10 +1,11 @@
-"""Turn the four IDX files into normalised train/validation/test arrays.
+"""Turn the four IDX files (or a folder of images) into normalised train/validation/test arrays.
 
 Order of operations, each step seeded and independent of the later ones:
 
 1. Split: ``val_size`` images of the 60,000-image training file are held out
    for validation, chosen by ``seed`` alone. An image's split therefore does
-   not depend on ``classes`` or ``limit``. Test is the official test file.
+   not depend on ``classes`` or ``limit``. Test is the official test file
+   (a folder's ``test/``, else its held-out ``test_fraction``: :mod:`cnn_cli.data.folder`).
 2. Classes: keep only the requested labels (in every split) and renumber them
    0..k-1 in the order given, e.g. ``classes=[3, 8]`` makes 3 -> 0 and 8 -> 1.
    ``val_size`` counts images before this filter.
@@ -20,20 +21,27 @@ Images come out float32 (N, 1, 28, 28), labels int64 (N,).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cnn_cli.data import streams
-from cnn_cli.data.catalog import FILE_ROLES, IDX_DATASET, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from cnn_cli.data.catalog import (
+    DATASETS,
+    DEFAULT_TEST_FRACTION,
+    FILE_ROLES,
+    FOLDER_DATASET,
+    IDX_DATASET,
+    TEST_IMAGES,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+)
+from cnn_cli.data.folder import read_folder_dataset
 from cnn_cli.data.idx import NUM_LABELS, read_image_label_pair
-from cnn_cli.data.sources import ensure_dataset
+from cnn_cli.data.sources import ensure_dataset, note_to_stderr
 from cnn_cli.errors import DataError
-
-if TYPE_CHECKING:  # the config module imports this package: the type only
-    pass
 
 PIXEL_LEVELS = 256  # uint8 pixels
 # Images processed at a time when measuring or normalising, to bound temporary memory.
@@ -64,7 +72,8 @@ class DataSplits:
         train, val, test: the three splits.
         mean, std: the normalisation used (pixel values scaled to [0, 1] first).
         classes: original label of each class; ``classes[i]`` is the label remapped to ``i``.
-        source: where the files came from (cache folder or the given paths).
+        source: where the files came from (cache folder, the given paths or the image folder).
+        class_names: the name of each class ``i`` (Fashion-MNIST's, a folder's sub-folders; MNIST's: the digit).
     """
 
     train: Split
@@ -74,6 +83,7 @@ class DataSplits:
     std: float
     classes: list[int]
     source: str
+    class_names: list[str] = field(default_factory=list)
 
     @property
     def table(self) -> np.ndarray:
@@ -92,9 +102,9 @@ def split_indices(count: int, val_size: int, seed: int) -> tuple[np.ndarray, np.
     return np.sort(order[val_size:]), np.sort(order[:val_size])
 
 
-def class_remap_table(classes: list[int]) -> np.ndarray:
-    """int64 table of length NUM_LABELS: original label -> new label, or -1 for dropped labels."""
-    table = np.full(NUM_LABELS, -1, dtype=np.int64)
+def class_remap_table(classes: list[int], num_labels: int = NUM_LABELS) -> np.ndarray:
+    """int64 table of length ``num_labels``: original label -> new label, or -1 for dropped labels."""
+    table = np.full(num_labels, -1, dtype=np.int64)
     table[classes] = np.arange(len(classes))
     return table
 
@@ -157,15 +167,88 @@ def normalise(images: np.ndarray, mean: float, std: float) -> np.ndarray:
     return out
 
 
-def _resolve_files(dataset: str, data_dir: str | Path | None, paths: dict[str, str] | None, progress: bool) -> tuple[dict[str, Path], str]:
-    """The four IDX file paths to read and a description of where they are."""
+@dataclass(frozen=True)
+class SourceData:
+    """A dataset as read, before any split: its training file and test set as uint8 (N, 28, 28) pixels and integer labels.
+
+    ``class_names[label]`` names each label; ``source`` says where the data came from; ``train_origin``
+    names the training images in errors.
+    """
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    class_names: list[str]
+    source: str
+    train_origin: str
+
+
+def read_source(
+    dataset: str,
+    data_dir: str | Path | None = None,
+    paths: dict[str, str] | None = None,
+    path: str | Path | None = None,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    seed: int = 0,
+    progress: bool = True,
+) -> SourceData:
+    """Read a dataset's training file and test set: a catalog dataset (fetched and verified), ``idx`` files or an image folder."""
+    if dataset == FOLDER_DATASET:
+        if path is None:
+            raise ValueError("dataset 'folder' needs the folder's path")
+        folder = read_folder_dataset(path, test_fraction, seed, progress=progress, note=note_to_stderr)
+        return SourceData(
+            folder.train_pixels,
+            folder.train_labels,
+            folder.test_pixels,
+            folder.test_labels,
+            folder.class_names,
+            folder.description,
+            str(Path(path).expanduser()),
+        )
     if dataset == IDX_DATASET:
         if sorted(paths or {}) != sorted(FILE_ROLES):
             raise ValueError(f"dataset 'idx' needs paths for exactly {', '.join(FILE_ROLES)}")
         files = {role: Path(paths[role]) for role in FILE_ROLES}  # type: ignore[index]
-        return files, "idx files " + ", ".join(f"{role}={path}" for role, path in files.items())
-    files = ensure_dataset(dataset, data_dir, progress=progress)
-    return files, f"{dataset} in {files[TRAIN_IMAGES].parent} (SHA-256 verified)"
+        source = "idx files " + ", ".join(f"{role}={file}" for role, file in files.items())
+        names = [str(label) for label in range(NUM_LABELS)]
+    else:
+        files = ensure_dataset(dataset, data_dir, progress=progress)
+        source = f"{dataset} in {files[TRAIN_IMAGES].parent} (SHA-256 verified)"
+        names = list(DATASETS[dataset].class_names or [str(label) for label in range(NUM_LABELS)])
+    train_images, train_labels = read_image_label_pair(files[TRAIN_IMAGES], files[TRAIN_LABELS])
+    test_images, test_labels = read_image_label_pair(files[TEST_IMAGES], files[TEST_LABELS])
+    return SourceData(train_images, train_labels, test_images, test_labels, names, source, str(files[TRAIN_IMAGES]))
+
+
+def _choose_training_images(
+    data: SourceData, kept_classes: list[int], val_size: int, seed: int, limit: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1 to 3 of the module docstring: (training positions, their new labels, validation positions) in the
+    training file, and the table from original to new labels."""
+    num_labels = len(data.class_names)
+    unknown = [label for label in kept_classes if not 0 <= label < num_labels]
+    if unknown:
+        raise DataError(f"classes: {unknown} are not labels of {data.source}, which has {num_labels} classes (0..{num_labels - 1})")
+    remap = class_remap_table(kept_classes, num_labels)
+    if val_size >= len(data.train_labels):
+        raise DataError(f"val_size: {val_size} leaves no training images; {data.train_origin} has {len(data.train_labels)}")
+    train_index, val_index = split_indices(len(data.train_labels), val_size, seed)
+
+    train_index = train_index[remap[data.train_labels[train_index]] >= 0]
+    val_index = val_index[remap[data.train_labels[val_index]] >= 0]
+    train_labels = remap[data.train_labels[train_index]]
+    absent = [data.class_names[kept_classes[label]] for label in range(len(kept_classes)) if not np.any(train_labels == label)]
+    if absent:
+        raise DataError(f"classes: no training images of class(es) {absent} in {data.train_origin}")
+
+    if limit is not None:
+        if limit > len(train_index):
+            raise DataError(f"limit: {limit} is more than the {len(train_index)} training images available")
+        subset = stratified_subset(train_labels, limit, seed)
+        train_index, train_labels = train_index[subset], train_labels[subset]
+    return train_index, train_labels, val_index, remap
 
 
 def load_dataset(
@@ -180,6 +263,8 @@ def load_dataset(
     std: float | None = None,
     progress: bool = True,
     train_as_pixels: bool = False,
+    path: str | Path | None = None,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
 ) -> DataSplits:
     """Fetch (if needed), validate, split, filter and normalise a dataset.
 
@@ -187,8 +272,9 @@ def load_dataset(
     called from Python with values it would refuse, this may raise a plain ValueError.
 
     Args:
-        dataset: ``"mnist"``, ``"fashion-mnist"`` (fetched and SHA-256 checked)
-            or ``"idx"`` (your own four files, validated but not hash-checked).
+        dataset: ``"mnist"``, ``"fashion-mnist"`` (fetched and SHA-256 checked),
+            ``"idx"`` (your own four files, validated but not hash-checked)
+            or ``"folder"`` (a folder of images, one sub-folder per class: :mod:`cnn_cli.data.folder`).
         data_dir: cache root for downloaded datasets (files under ``data_dir/<dataset>/``);
             None: ``./data`` in a project folder, else the per-user cache (see ``resolve_data_dir``).
         paths: for ``"idx"`` only: train_images, train_labels, test_images,
@@ -196,12 +282,14 @@ def load_dataset(
         val_size: images of the training file held out for validation, before
             class filtering; 0 gives an empty validation split.
         seed: seeds the split and the limit subset; same seed, same result.
-        classes: labels to keep, renumbered 0..k-1 in the given order (None: all 10).
+        classes: labels to keep, renumbered 0..k-1 in the given order (None: all of them).
         limit: keep a stratified subset of this many training images (val/test untouched).
         mean, std: normalisation; None measures it on the final training images.
-        progress: show download progress on stderr.
+        progress: show download (or folder reading) progress on stderr.
         train_as_pixels: keep the training images as uint8 (N, 1, 28, 28) pixels (a quarter of the
             memory); pass ``normalize=splits.table`` to :func:`iterate_batches` to get the same floats.
+        path: for ``"folder"`` only: the folder.
+        test_fraction: for ``"folder"`` without ``test/`` only: each class's share held out for testing.
 
     Returns:
         DataSplits with float32 (N, 1, 28, 28) images and int64 (N,) labels per split.
@@ -209,36 +297,16 @@ def load_dataset(
     Raises:
         DataError: an unreadable or invalid file, a failed download, or options the files cannot satisfy.
     """
-    kept_classes = list(range(NUM_LABELS)) if classes is None else list(classes)
+    data = read_source(dataset, data_dir, paths, path, test_fraction, seed, progress)
+    kept_classes = list(range(len(data.class_names))) if classes is None else list(classes)
+    train_index, train_labels, val_index, remap = _choose_training_images(data, kept_classes, val_size, seed, limit)
+    test_index = np.flatnonzero(remap[data.test_labels] >= 0)
 
-    files, source = _resolve_files(dataset, data_dir, paths, progress)
-    train_file_images, train_file_labels = read_image_label_pair(files[TRAIN_IMAGES], files[TRAIN_LABELS])
-    test_images, test_labels = read_image_label_pair(files[TEST_IMAGES], files[TEST_LABELS])
-
-    if val_size >= len(train_file_labels):
-        raise DataError(f"val_size: {val_size} leaves no training images; {files[TRAIN_IMAGES]} has {len(train_file_labels)}")
-    train_index, val_index = split_indices(len(train_file_labels), val_size, seed)
-
-    remap = class_remap_table(kept_classes)
-    train_index = train_index[remap[train_file_labels[train_index]] >= 0]
-    val_index = val_index[remap[train_file_labels[val_index]] >= 0]
-    test_index = np.flatnonzero(remap[test_labels] >= 0)
-    train_labels = remap[train_file_labels[train_index]]
-    absent = [kept_classes[label] for label in range(len(kept_classes)) if not np.any(train_labels == label)]
-    if absent:
-        raise DataError(f"classes: no training images with label(s) {absent} in {files[TRAIN_LABELS]}")
-
-    if limit is not None:
-        if limit > len(train_index):
-            raise DataError(f"limit: {limit} is more than the {len(train_index)} training images available")
-        subset = stratified_subset(train_labels, limit, seed)
-        train_index, train_labels = train_index[subset], train_labels[subset]
-
-    train_pixels = train_file_images[train_index]
+    train_pixels = data.train_images[train_index]
     if mean is None or std is None:
         measured_mean, measured_std = pixel_mean_std(train_pixels)
         if measured_std == 0 and std is None:
-            raise DataError(f"{files[TRAIN_IMAGES]}: every training pixel has the same value; cannot normalise")
+            raise DataError(f"{data.train_origin}: every training pixel has the same value; cannot normalise")
         mean = measured_mean if mean is None else mean
         std = measured_std if std is None else std
 
@@ -251,10 +319,11 @@ def load_dataset(
         train = build(train_pixels, train_labels)
     return DataSplits(
         train=train,
-        val=build(train_file_images[val_index], remap[train_file_labels[val_index]]),
-        test=build(test_images[test_index], remap[test_labels[test_index]]),
+        val=build(data.train_images[val_index], remap[data.train_labels[val_index]]),
+        test=build(data.test_images[test_index], remap[data.test_labels[test_index]]),
         mean=mean,
         std=std,
         classes=kept_classes,
-        source=source,
+        source=data.source,
+        class_names=[data.class_names[label] for label in kept_classes],
     )

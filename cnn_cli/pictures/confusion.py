@@ -43,7 +43,10 @@ def plot_confusion_matrix(labels: np.ndarray, predicted: np.ndarray, names: list
                     fontsize=cell_font,
                     color="white" if fractions[true, pred] > 0.5 else "black",
                 )
-        matrix_ax.set_xticks(range(k), names)
+        if max(map(len, names), default=0) > 2:  # names, not digits: slanted so that neighbours do not overlap
+            matrix_ax.set_xticks(range(k), names, rotation=40, ha="right", rotation_mode="anchor")
+        else:
+            matrix_ax.set_xticks(range(k), names)
         matrix_ax.set_yticks(range(k), names)
         matrix_ax.set_xlabel("predicted class")
         matrix_ax.set_ylabel("true class")
