@@ -1,4 +1,4 @@
-"""Shared fixtures: IDX encoding, small synthetic datasets, a loopback HTTP server, real MNIST."""
+"""Shared fixtures: IDX encoding, small synthetic datasets, a loopback HTTP server, real MNIST and Fashion-MNIST."""
 
 from __future__ import annotations
 
@@ -140,4 +140,12 @@ def loopback_server() -> Iterator[LoopbackServer]:
 def mnist_data_dir() -> Path:
     """The repository's own ``data/`` cache root, holding verified real MNIST (fetched once, then reused)."""
     ensure_dataset("mnist", REPO_DATA_DIR, progress=False)
+    return REPO_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def fashion_data_dir() -> Path:
+    """The repository's own ``data/`` cache root, holding verified real Fashion-MNIST (fetched once: from the HTTPS
+    mirror, else Debian's dataset-fashion-mnist package; then reused)."""
+    ensure_dataset("fashion-mnist", REPO_DATA_DIR, progress=False)
     return REPO_DATA_DIR

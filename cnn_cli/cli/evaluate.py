@@ -46,7 +46,8 @@ def eval_command(target, split, as_json) -> None:
     k = len(result.per_class_accuracy)
     click.echo("\nper-class accuracy")
     for c, acc in enumerate(result.per_class_accuracy):
-        click.echo(f"  class {c}: {acc:.4f}")
+        name = result.class_names[c] if c < len(result.class_names) else str(c)
+        click.echo(f"  class {c}{'' if name == str(c) else f' ({name})'}: {acc:.4f}")
     click.echo("\nconfusion matrix (rows: true class, columns: predicted)")
     width = max(5, len(str(max(max(r) for r in result.confusion_matrix))) + 1)
     click.echo("true\\pred" + "".join(f"{c:>{width}}" for c in range(k)))
@@ -62,13 +63,17 @@ def eval_command(target, split, as_json) -> None:
     help="A .npz file or a run folder (its checkpoints/best.npz). Default: the newest run's best.npz under runs/.",
 )
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {path, prediction, probabilities (the top k)}.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a JSON list of {path, prediction, class_name, probabilities (the top k, by class name)}."
+)
 def predict(images, checkpoint, top_k, as_json) -> None:
-    """Classify digit images (PNG/JPEG), MNIST-style preprocessed.
+    """Classify images (PNG/JPEG/...), MNIST-style preprocessed; prints each one's class name.
 
     IMAGES are files, folders (every image inside, recursively, sorted) or -
     for one image on stdin. A bad image is reported and the rest still
     predicted (exit 2 if any failed). The checkpoint used is named on stderr.
+    The class names are the checkpoint's: digits for MNIST, Fashion-MNIST's, or
+    the sub-folders of a folder dataset.
 
     \b
     Examples:
@@ -89,8 +94,8 @@ def predict(images, checkpoint, top_k, as_json) -> None:
         for r in results:
             if r.error:
                 continue
-            tops = "  ".join(f"{c}: {p:.3f}" for c, p in r.top_k or [])
-            click.echo(f"{r.path}: {r.prediction}   ({tops})")
+            tops = "  ".join(f"{name}: {p:.3f}" for name, p in r.top_k or [])
+            click.echo(f"{r.path}: {r.class_name}   ({tops})")
     for r in results:
         if r.warning:
             click.echo(f"warning: {r.path}: {r.warning}", err=True)

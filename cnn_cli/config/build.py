@@ -117,10 +117,20 @@ def _check_cross_field(config: Config) -> None:
         if given != need:
             raise ConfigError(f"data.paths: dataset 'idx' needs exactly the keys {sorted(need)}, got {sorted(given)}", "data.paths")
     data = config.data
+    if data.dataset == "folder" and not data.path:
+        raise ConfigError("data.path: dataset 'folder' needs the folder of images (one sub-folder per class), got none", "data.path")
+    if data.path is not None and data.dataset != "folder":
+        raise ConfigError(
+            f"data.path: expected no path for dataset {data.dataset!r} (path is for dataset 'folder'), got {data.path!r}", "data.path"
+        )
+    highest = None if data.dataset == "folder" else 9  # a folder's labels are known once it is read
     if data.classes is not None and (
-        len(set(data.classes)) != len(data.classes) or len(data.classes) < 2 or not all(0 <= c <= 9 for c in data.classes)
+        len(set(data.classes)) != len(data.classes)
+        or len(data.classes) < 2
+        or not all(0 <= c and (highest is None or c <= highest) for c in data.classes)
     ):
-        raise ConfigError(f"data.classes: expected at least 2 different labels in 0..9, got {data.classes!r}", "data.classes")
+        labels = "labels >= 0" if highest is None else f"labels in 0..{highest}"
+        raise ConfigError(f"data.classes: expected at least 2 different {labels}, got {data.classes!r}", "data.classes")
     if data.paths and data.dataset != "idx":
         raise ConfigError(
             f"data.paths: expected no paths for dataset {data.dataset!r} (paths are for dataset 'idx'), got {data.paths!r}", "data.paths"

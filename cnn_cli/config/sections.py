@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from cnn_cli.data.catalog import DATASETS, IDX_DATASET
+from cnn_cli.data.catalog import DATASETS, DEFAULT_TEST_FRACTION, FOLDER_DATASET, IDX_DATASET
 from cnn_cli.layers import LAYER_SPECS, LayerSpec
 from cnn_cli.layers.losses import LOSSES
 from cnn_cli.nn.init import INIT_SCHEMES
@@ -68,9 +68,11 @@ class AugmentConfig:
 class DataConfig:
     """Which dataset, how it is split, filtered and normalised."""
 
-    dataset: Annotated[str, OneOf((*DATASETS, IDX_DATASET))] = "mnist"
+    dataset: Annotated[str, OneOf((*DATASETS, IDX_DATASET, FOLDER_DATASET))] = "mnist"
     data_dir: str | None = None  # None: ./data in a project folder, else $CNN_DATA_DIR or the per-user cache
-    paths: dict[str, str] | None = None
+    paths: dict[str, str] | None = None  # dataset idx: the four IDX files
+    path: str | None = None  # dataset folder: the folder of images, one sub-folder per class (cnn_cli.data.folder)
+    test_fraction: Annotated[float, Range(above=0, below=1)] = DEFAULT_TEST_FRACTION  # dataset folder without test/: held out per class
     val_size: NonNegativeInt = 5000
     classes: list[int] | None = None
     limit: PositiveInt | None = None

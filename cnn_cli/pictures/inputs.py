@@ -9,7 +9,7 @@ import numpy as np
 
 from cnn_cli.errors import CheckpointError
 from cnn_cli.model.network import Model
-from cnn_cli.runs.checkpoint import Checkpoint
+from cnn_cli.runs.checkpoint import Checkpoint, class_names
 from cnn_cli.runs.folders import RunPaths
 
 
@@ -30,9 +30,8 @@ def _test_split(ckpt: Checkpoint) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _class_names(ckpt: Checkpoint, model: Model) -> list[str]:
-    """The original label of each class index (e.g. ``['0', '1']`` or ``['3', '8']``)."""
-    classes = ckpt.data.get("classes") or list(range(model.loss.num_classes))
-    return [str(c) for c in classes]
+    """The name of each class index (``['3', '8']``, ``['T-shirt/top', ...]``, an image folder's sub-folders)."""
+    return class_names(ckpt, model.loss.num_classes)
 
 
 def _pixels(image: np.ndarray, ckpt: Checkpoint) -> np.ndarray:

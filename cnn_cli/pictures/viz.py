@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnn_cli.data.images import MNIST_SIZE, load_image
 from cnn_cli.errors import CnnError, ImageError
 from cnn_cli.learn.visualize import feature_maps, saliency
 from cnn_cli.model.network import Model
@@ -16,7 +17,6 @@ from cnn_cli.pictures.filters import plot_feature_maps, plot_feature_vector, plo
 from cnn_cli.pictures.inputs import _class_names, _pixels, _test_split
 from cnn_cli.runs.checkpoint import Checkpoint, load_checkpoint
 from cnn_cli.runs.folders import CHECKPOINT_DIR, CONFIG_FILE, RunPaths
-from cnn_cli.runs.images import MNIST_SIZE, load_image
 
 
 def default_viz_dir(checkpoint: str | Path, image: str) -> Path:

@@ -5,7 +5,7 @@ A checkpoint is an ``.npz`` holding
 - the optimizer's state under ``optimizer/<name>`` (and ``optimizer/steps``),
 - metadata under ``meta/``: format version, epoch, step, position inside the
   epoch, running sums of a partial epoch, best validation accuracy, RNG states,
-  the data normalisation and the resolved config (JSON text), and the metrics
+  the data normalisation, classes and class names, and the resolved config (JSON text), and the metrics
   history (one row per finished epoch, ``meta/history``, a float64 array with the
   columns of ``metrics.csv``; optional, so older checkpoints still load).
 
@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from cnn_cli.data.catalog import MAX_CLASS_NAME_CHARS
 from cnn_cli.errors import CheckpointError, CnnError, RuntimeFault
 from cnn_cli.io import atomic_write  # re-exported: runs and plots write through it too
 
@@ -61,7 +62,7 @@ class Checkpoint:
     best_val_acc: float = -1.0
     best_epoch: int = 0
     rng: dict[str, Any] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)  # mean, std, classes
+    data: dict[str, Any] = field(default_factory=dict)  # mean, std, classes, class_names
     history: list[dict[str, Any]] | None = None  # metrics rows of the finished epochs (None: not stored)
 
 
@@ -354,6 +355,22 @@ def _check_meta(path: Path, ckpt: Checkpoint, model: Any) -> None:
         or not all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
     ):
         raise bad("data", f"classes must list {model.loss.num_classes} integer labels, got {classes!r}")
+    names = data.get("class_names")
+    if names is not None and (
+        not isinstance(names, list)
+        or len(names) != model.loss.num_classes
+        or not all(isinstance(name, str) and 0 < len(name) <= MAX_CLASS_NAME_CHARS for name in names)
+    ):
+        raise bad("data", f"class_names must list {model.loss.num_classes} names of 1 to {MAX_CLASS_NAME_CHARS} characters, got {names!r}")
+
+
+def class_names(ckpt: Checkpoint, num_classes: int) -> list[str]:
+    """The name of each class index the checkpoint's model predicts: the stored names (Fashion-MNIST's, an image
+    folder's sub-folders, the digits), else, for checkpoints written before names were kept, the original labels."""
+    names = ckpt.data.get("class_names")
+    if names:
+        return [str(name) for name in names]
+    return [str(label) for label in (ckpt.data.get("classes") or range(num_classes))]
 
 
 def _check_array(path: Path, name: str, value: np.ndarray, shape: tuple, dtype: np.dtype) -> None:

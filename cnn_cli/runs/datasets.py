@@ -22,6 +22,8 @@ def load_config_dataset(
         dataset=d.dataset,
         data_dir=d.data_dir,
         paths=d.paths,
+        path=d.path,
+        test_fraction=d.test_fraction,
         val_size=d.val_size,
         seed=config.train.seed,
         classes=d.classes,

@@ -6,7 +6,7 @@ Below training, inference and plots: each of them imports it, it imports none of
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ class EvalResult:
     n: int
     per_class_accuracy: list[float]
     confusion_matrix: list[list[int]]  # rows: true class, columns: predicted class
+    class_names: list[str] = field(default_factory=list)  # of each class index, when known (a checkpoint's)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

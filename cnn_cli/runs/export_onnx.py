@@ -33,7 +33,7 @@ import numpy as np
 
 from cnn_cli.errors import CnnError
 from cnn_cli.model.network import Model
-from cnn_cli.runs.checkpoint import atomic_write, load_checkpoint
+from cnn_cli.runs.checkpoint import atomic_write, class_names, load_checkpoint
 from cnn_cli.version import __version__
 
 OPSET = 17
@@ -196,6 +196,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, opset: int = OPSE
     metadata = {
         "config_name": str(ckpt.config.get("name", "")),
         "classes": ckpt.data.get("classes"),
+        "class_names": class_names(ckpt, model.loss.num_classes),
         "mean": ckpt.data.get("mean"),
         "std": ckpt.data.get("std"),
         "epoch": ckpt.epoch,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,16 +11,17 @@ from typing import IO, Any
 import numpy as np
 
 from cnn_cli.config.build import config_from_dict
+from cnn_cli.data.images import MAX_STDIN_BYTES, MNIST_SIZE, Prepared, ink_fraction, load_image, preprocess, read_grayscale_bytes
 from cnn_cli.errors import CnnError, ImageError
-from cnn_cli.runs.checkpoint import Checkpoint, load_checkpoint
+from cnn_cli.runs.checkpoint import Checkpoint, class_names, load_checkpoint
 from cnn_cli.runs.evaluation import EvalResult, evaluate
 from cnn_cli.runs.folders import BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, DEFAULT_RUNS_ROOT, LATEST_LINK, newest_completed_run
-from cnn_cli.runs.images import MAX_STDIN_BYTES, MNIST_SIZE, Prepared, ink_fraction, load_image, preprocess, read_grayscale_bytes
 
 STDIN = "-"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 LOW_CONFIDENCE = 0.6  # top-class probability below this gets a warning
 MNIST_INK_RANGE = (0.02, 0.40)  # ink fraction of MNIST digits lies in 3%..30% (0.1 and 99.9 percentiles), with margin
+DIGIT_DATASETS = ("mnist", "idx")  # models of these are asked whether an image looks like an MNIST digit
 
 DEFAULT_CHECKPOINT = Path(DEFAULT_RUNS_ROOT) / LATEST_LINK / CHECKPOINT_DIR / BEST_CHECKPOINT
 
@@ -41,7 +43,8 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", progress: b
     part = {"test": splits.test, "val": splits.val}[split]
     if len(part.labels) == 0:
         raise CnnError(f"{checkpoint}: its run has no {split} split (data.val_size is 0); evaluate --split test instead")
-    return evaluate(model, part.images, part.labels, config_from_dict(ckpt.config).train.eval_batch_size)
+    result = evaluate(model, part.images, part.labels, config_from_dict(ckpt.config).train.eval_batch_size)
+    return dataclasses.replace(result, class_names=class_names(ckpt, model.loss.num_classes))
 
 
 def resolve_eval_checkpoint(target: str | Path | None, runs_root: str | Path = DEFAULT_RUNS_ROOT) -> Path:
@@ -74,18 +77,23 @@ def checkpoint_in(target: str | Path) -> Path:
 
 @dataclass
 class Prediction:
-    """One image's result: the predicted class and the top-k (class, probability) pairs."""
+    """One image's result: the predicted class (its label and its name) and the top-k (class name, probability) pairs.
+
+    A class's name is the one its checkpoint stores (``Ankle boot``, an image folder's sub-folder); an MNIST digit's is the digit.
+    """
 
     path: str
     prediction: int | None = None
-    top_k: list[tuple[int, float]] | None = None
+    class_name: str | None = None
+    top_k: list[tuple[str, float]] | None = None
     warning: str = ""
     error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON form: the top-k classes only (most probable first), as ``--top-k`` asks."""
-        probabilities = None if self.top_k is None else {str(c): round(p, 6) for c, p in self.top_k}
-        out: dict[str, Any] = {"path": self.path, "prediction": self.prediction, "probabilities": probabilities}
+        """JSON form: the top-k classes only (most probable first, by name), as ``--top-k`` asks."""
+        probabilities = None if self.top_k is None else {name: round(p, 6) for name, p in self.top_k}
+        out: dict[str, Any] = {"path": self.path, "prediction": self.prediction, "class_name": self.class_name}
+        out["probabilities"] = probabilities
         if self.warning:
             out["warning"] = self.warning
         if self.error:
@@ -145,16 +153,17 @@ def expand_sources(sources: list[str]) -> list[tuple[str, str]]:
     return items
 
 
-def doubt(prepared: Prepared, top_probability: float) -> str:
-    """A warning when the answer deserves doubt: low confidence, or an image unlike an MNIST digit."""
+def doubt(prepared: Prepared, top_probability: float, digits: bool = True) -> str:
+    """A warning when the answer deserves doubt: low confidence, or (for a model of ``digits``) an image unlike an MNIST digit."""
     if prepared.warning:  # blank or no ink: already said to be meaningless
         return prepared.warning
     reasons = []
     if top_probability < LOW_CONFIDENCE:
-        reasons.append(f"low confidence (top class p={top_probability:.2f}); this may not be a digit the model knows")
+        known = "a digit" if digits else "something"
+        reasons.append(f"low confidence (top class p={top_probability:.2f}); this may not be {known} the model knows")
     fraction = ink_fraction(prepared.pixels)
     low, high = MNIST_INK_RANGE
-    if not low <= fraction <= high:
+    if digits and not low <= fraction <= high:
         reasons.append(f"unlike an MNIST digit: {fraction:.0%} of the prepared 28x28 pixels are ink (MNIST digits: 3% to 30%)")
     return "; ".join(reasons)
 
@@ -174,6 +183,8 @@ def predict_images(
         )
     mean, std = float(ckpt.data.get("mean", 0.0)), float(ckpt.data.get("std", 1.0))
     classes = ckpt.data.get("classes") or list(range(model.loss.num_classes))
+    names = class_names(ckpt, model.loss.num_classes)
+    digits = ckpt.config.get("data", {}).get("dataset") in DIGIT_DATASETS
     results = []
     for source, error in expand_sources(paths):
         if error:
@@ -196,8 +207,9 @@ def predict_images(
             Prediction(
                 path=source,
                 prediction=int(classes[int(order[0])]),
-                top_k=[(int(classes[int(i)]), float(probs[i])) for i in order],
-                warning=doubt(prepared, float(probs[order[0]])),
+                class_name=names[int(order[0])],
+                top_k=[(names[int(i)], float(probs[i])) for i in order],
+                warning=doubt(prepared, float(probs[order[0]]), digits),
             )
         )
     return results

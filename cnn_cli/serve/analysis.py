@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
+from cnn_cli.data.images import MNIST_SIZE, preprocess, read_grayscale_bytes
 from cnn_cli.errors import CnnError
 from cnn_cli.model.network import Model
 from cnn_cli.runs.checkpoint import Checkpoint, load_checkpoint
-from cnn_cli.runs.images import MNIST_SIZE, preprocess, read_grayscale_bytes
+from cnn_cli.runs.checkpoint import class_names as checkpoint_class_names
 
 MAX_CHANNELS_SHOWN = 64  # feature-map panels per layer; larger layers show their first 64
 # One image's matrix products are small: waking OpenBLAS's worker threads for them costs more than
@@ -52,8 +53,7 @@ class LoadedModel:
 
     @property
     def class_names(self) -> list[str]:
-        classes = self.ckpt.data.get("classes") or list(range(self.model.loss.num_classes))
-        return [str(c) for c in classes]
+        return checkpoint_class_names(self.ckpt, self.model.loss.num_classes)
 
 
 class ModelCache:

@@ -278,7 +278,7 @@ def evaluate_run(checkpoint: Path, mistakes: int = 24) -> dict[str, Any]:
     """
     from cnn_cli.config.build import config_from_dict
     from cnn_cli.learn.visualize import confident_mistakes
-    from cnn_cli.runs.checkpoint import load_checkpoint
+    from cnn_cli.runs.checkpoint import class_names, load_checkpoint
     from cnn_cli.runs.inference import checkpoint_splits
     from cnn_cli.serve.analysis import encode_unsigned
     from cnn_cli.training.train import predictions
@@ -295,7 +295,7 @@ def evaluate_run(checkpoint: Path, mistakes: int = 24) -> dict[str, Any]:
     k = model.loss.num_classes
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (test.labels, predicted), 1)
-    names = [str(c) for c in (ckpt.data.get("classes") or list(range(model.loss.num_classes)))]
+    names = class_names(ckpt, model.loss.num_classes)
     mean, std = float(ckpt.data.get("mean", 0.0)), float(ckpt.data.get("std", 1.0))
     shown = []
     for index in confident_mistakes(probabilities, predicted, test.labels, mistakes):

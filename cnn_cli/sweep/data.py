@@ -13,7 +13,8 @@ There are two ways the files get there:
   ``cnn train`` does on that machine.
 - **Shipped by the client** (the default with ``--scheduler``; ``--ship-data``
   / ``--no-ship-data`` choose): the client reads the files every trial needs
-  (its verified cache for named datasets, ``data.paths`` for ``idx``), sends their
+  (its verified cache for named datasets, ``data.paths`` for ``idx``, every file
+  under ``data.path`` for ``folder``), sends their
   bytes to every worker once, and each worker writes the missing ones at the
   same path under its own folder. A named dataset lands in the worker's cache,
   where the normal lookup checks its SHA-256 as usual. An existing file with
@@ -27,7 +28,8 @@ from pathlib import Path
 
 from cnn_cli.config.sections import Config
 from cnn_cli.data.cache import sha256_of_file
-from cnn_cli.data.catalog import FILE_ROLES, IDX_DATASET
+from cnn_cli.data.catalog import FILE_ROLES, FOLDER_DATASET, IDX_DATASET
+from cnn_cli.data.folder import list_folder
 from cnn_cli.errors import DataError
 from cnn_cli.io import atomic_write_bytes
 
@@ -45,6 +47,10 @@ def files_to_ship(configs: list[Config], progress: bool = False) -> DataFiles:
         if d.dataset == IDX_DATASET:
             for role in FILE_ROLES:
                 wanted[str((d.paths or {})[role])] = Path((d.paths or {})[role])
+        elif d.dataset == FOLDER_DATASET:
+            listing = list_folder(d.path or "")
+            for path, _ in listing.train + (listing.test or []):
+                wanted[str(path)] = path
         else:
             for path in ensure_dataset(d.dataset, d.data_dir, progress=progress).values():
                 wanted[str(path)] = path

@@ -97,27 +97,16 @@ def lr_range_test(
     Augmentation is left off (the curve should show the lr, not the augmentation's noise);
     weight decay and gradient clipping apply as in training. Nothing is written.
     """
-    from cnn_cli.data import iterate_batches, load_dataset
+    from cnn_cli.data import iterate_batches
     from cnn_cli.model.network import build_model
     from cnn_cli.nn.optim import apply_update, make_optimizer
+    from cnn_cli.runs.datasets import load_config_dataset
 
     if not (0 < min_lr < max_lr):
         raise CnnError(f"lr range: need 0 < min_lr < max_lr, got {min_lr:g} and {max_lr:g}")
     tc, oc, d = config.train, config.optimizer, config.data
     model = build_model(config, seed=tc.seed, dtype=tc.dtype)
-    splits = load_dataset(
-        dataset=d.dataset,
-        data_dir=d.data_dir,
-        paths=d.paths,
-        val_size=d.val_size,
-        seed=tc.seed,
-        classes=d.classes,
-        limit=d.limit,
-        mean=d.mean,
-        std=d.std,
-        progress=progress,
-        train_as_pixels=True,
-    )
+    splits = load_config_dataset(config, mean=d.mean, std=d.std, progress=progress, train_as_pixels=True)
     if model.loss.num_classes != splits.num_classes:
         raise ConfigError(f"model has {model.loss.num_classes} classes, but the data has {splits.num_classes} ({splits.classes})")
     optimizer = make_optimizer(oc.name, min_lr, oc.momentum, (oc.betas[0], oc.betas[1]), oc.eps)

@@ -140,7 +140,7 @@ def train(
         optimizer,
         paths,
         steps_per_epoch=data.steps_per_epoch,
-        data_info={"mean": splits.mean, "std": splits.std, "classes": list(map(int, splits.classes))},
+        data_info={"mean": splits.mean, "std": splits.std, "classes": list(map(int, splits.classes)), "class_names": splits.class_names},
         log=_PipeSafeLog(log, interrupt),
         frozen=frozen,
     )
@@ -268,9 +268,10 @@ def _check_classes(model: Model, splits) -> None:
             f"set model.input_shape: {list(image_shape)}"
         )
     if model.loss.num_classes != splits.num_classes:
+        names = ", ".join(splits.class_names) if splits.class_names else str(splits.classes)
         raise ConfigError(
             f"model has {model.loss.num_outputs} output(s) for {model.loss.num_classes} classes, "
-            f"but the data has {splits.num_classes} classes ({splits.classes})"
+            f"but the data has {splits.num_classes} classes ({names}); make the last layer give one score per class"
         )
 
 

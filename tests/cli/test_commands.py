@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cnn_cli.cli.main import cli
-from cnn_cli.runs.images import preprocess
+from cnn_cli.data.images import preprocess
 
 COMMANDS = ["train", "eval", "predict", "summary", "gradcheck", "data", "export", "compare", "lr-find"]
 
@@ -112,7 +112,8 @@ def test_end_to_end_on_real_mnist(mnist_data_dir, tmp_path):
     proc = run_cnn("eval", str(best), "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert set(report) == {"split", "checkpoint", "accuracy", "loss", "n", "per_class_accuracy", "confusion_matrix"}
+    assert set(report) == {"split", "checkpoint", "accuracy", "loss", "n", "per_class_accuracy", "confusion_matrix", "class_names"}
+    assert report["class_names"] == [str(digit) for digit in range(10)]
     assert report["split"] == "test" and report["checkpoint"] == str(best)
     assert report["n"] == 10_000 and report["accuracy"] == pytest.approx(summary["test_accuracy"])
     assert np.array(report["confusion_matrix"]).sum() == 10_000

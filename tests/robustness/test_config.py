@@ -191,7 +191,7 @@ BAD_VALUES = {
     "dataset choice": (
         "  dataset: idx",
         "  dataset: mnsit",
-        "data.dataset: expected one of mnist, fashion-mnist, idx, got 'mnsit' (did you mean 'mnist'?)",
+        "data.dataset: expected one of mnist, fashion-mnist, idx, folder, got 'mnsit' (did you mean 'mnist'?)",
     ),
     "init choice": ("model:\n", "model:\n  init: 3\n", "model.init: expected one of kaiming, xavier, small, got 3"),
 }

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from cnn_cli.config.build import config_from_dict
-from cnn_cli.runs.images import MNIST_SIZE, load_image
+from cnn_cli.data.images import MNIST_SIZE, load_image
 from cnn_cli.training.train import train
 from tests.support.cli import EXIT_BAD_INPUT, Outcome, invoke_cli, run_cli
 from tests.support.synthetic import make_idx_dataset, tiny_config

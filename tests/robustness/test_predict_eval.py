@@ -27,8 +27,8 @@ from cnn_cli.cli.main import cli
 from cnn_cli.config.build import config_from_dict
 from cnn_cli.config.load import load_config
 from cnn_cli.data.idx import read_images, read_labels
+from cnn_cli.data.images import flatten_background, load_image
 from cnn_cli.errors import os_error_exit_code, os_error_message
-from cnn_cli.runs.images import flatten_background, load_image
 from cnn_cli.runs.inference import predict_images
 from cnn_cli.training.train import train
 from tests.support.cli import EXIT_BAD_INPUT, EXIT_FAULT, Outcome, cli_command, cli_environment, error_line, invoke_cli, run_cli

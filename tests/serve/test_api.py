@@ -19,10 +19,10 @@ from tests.serve.conftest import NEEDS_SERVE_EXTRA, TRAINED_RUN, copy_run
 pytest.importorskip("flask", reason=NEEDS_SERVE_EXTRA)
 pytest.importorskip("threadpoolctl", reason=NEEDS_SERVE_EXTRA)
 
+from cnn_cli.data.images import load_image
 from cnn_cli.learn.visualize import feature_maps, saliency
 from cnn_cli.runs.checkpoint import load_checkpoint
 from cnn_cli.runs.folders import RunPaths
-from cnn_cli.runs.images import load_image
 from cnn_cli.runs.inference import predict_images
 from cnn_cli.serve.analysis import encode_signed
 from cnn_cli.serve.app import MAX_UPLOAD_BYTES
@@ -61,7 +61,7 @@ def test_analyze_matches_cnn_predict_and_the_viz_functions(client, runs_root: Pa
     assert result["prediction"] == str(predicted.prediction) == "7"
     assert predicted.top_k is not None
     by_class = dict(predicted.top_k)
-    assert result["probabilities"] == pytest.approx([by_class[c] for c in range(10)], abs=1e-5)
+    assert result["probabilities"] == pytest.approx([by_class[str(c)] for c in range(10)], abs=1e-5)
     assert abs(sum(result["probabilities"]) - 1) < 1e-4
     pixels = load_image(image_file).pixels
     assert np.array_equal(decode(result["input"]), np.round(255 * pixels).astype(np.uint8))

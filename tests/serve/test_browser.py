@@ -301,3 +301,36 @@ def test_a_run_page_gains_a_point_while_cnn_train_runs(
         if training.poll() is None:
             training.kill()
             training.communicate(timeout=10)
+
+
+def test_the_draw_pad_shows_class_names(runs_root: Path, tmp_path: Path, page) -> None:
+    """A model of named classes (Fashion-MNIST's; untrained: only the names matter): its answer, the bars and the
+    class picker show the names, and the answer fits its box."""
+    from cnn_cli.config.load import load_config
+    from cnn_cli.data.catalog import FASHION_MNIST
+    from cnn_cli.model.network import build_model
+    from cnn_cli.runs.checkpoint import Checkpoint, save_checkpoint
+
+    names = list(FASHION_MNIST.class_names or ())
+    config = load_config("fashion")
+    model = build_model(config, seed=0, dtype=config.train.dtype)
+    checkpoint = tmp_path / "fashion.npz"
+    data = {"mean": 0.286, "std": 0.353, "classes": list(range(10)), "class_names": names}
+    save_checkpoint(checkpoint, Checkpoint(params=model.params, config=config.as_dict(), data=data))
+    served = Server(runs_root, checkpoint, "127.0.0.1", 0)
+    served.start_thread()
+    try:
+        page.goto(served.url)
+        page.wait_for_function("document.getElementById('model').value === 'checkpoint'")
+        draw_seven(page)
+        wait_until_idle(page)
+        page.wait_for_function("document.getElementById('prediction').dataset.digit !== '' && window.cnnIdle()")
+        answer = page.locator("#prediction")
+        assert answer.inner_text() in names and "named" in (answer.get_attribute("class") or "")
+        assert page.locator("#probabilities .label").all_inner_texts() == names
+        assert page.locator("#class option").all_inner_texts() == ["predicted", *names]
+        box, parent = answer.bounding_box(), page.locator(".prediction-box").bounding_box()
+        assert box is not None and parent is not None and box["width"] <= parent["width"] + 1
+        save_screenshot(page, page, "serve-drawpad-class-names.png", tmp_path)
+    finally:
+        served.shutdown()

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from cnn_cli.config.build import config_from_dict
+from cnn_cli.data.folder import list_folder
 from cnn_cli.errors import DataError
 from cnn_cli.sweep.data import files_to_ship, place_files
 from cnn_cli.sweep.report import TrialRow, format_table, ranked, read_sweep_csv, write_sweep_csv
+from tests.support.folders import write_digit_folder
 from tests.support.synthetic import make_idx_dataset, tiny_config
 
 
@@ -30,6 +32,18 @@ def test_shipped_files_land_at_the_configs_relative_paths_on_the_worker(tmp_path
     with pytest.raises(DataError, match="already has a different file there; not overwriting it"):
         place_files(files)
     assert (worker / paths["test_labels"]).read_bytes() == b"something else"
+
+
+def test_a_folder_dataset_is_shipped_file_by_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    client, worker = tmp_path / "client", tmp_path / "worker"
+    write_digit_folder(client / "digits", per_class=1, test_per_class=1)
+    monkeypatch.chdir(client)
+    files = files_to_ship([config_from_dict({"data": {"dataset": "folder", "path": "digits"}})])
+    assert len(files) == 20 and all(name.startswith(("digits/train/", "digits/test/")) for name in files)
+    worker.mkdir()
+    monkeypatch.chdir(worker)
+    place_files(files)
+    assert list_folder("digits").class_names == list_folder(client / "digits").class_names
 
 
 def test_a_missing_data_file_on_the_client_is_a_data_error(tmp_path: Path) -> None:

@@ -142,12 +142,14 @@ function showResult(result) {
   const prediction = document.getElementById("prediction");
   prediction.textContent = result.prediction;
   prediction.dataset.digit = result.prediction;
+  prediction.classList.toggle("named", result.prediction.length > 2); // a class name, not a digit: smaller type
   const top = result.probabilities[result.prediction_index];
   document.getElementById("confidence").textContent = `p = ${(100 * top).toFixed(1)}%`;
   document.getElementById("explained").textContent = result.explained;
 
   const classSelect = document.getElementById("class");
-  if (classSelect.options.length !== result.classes.length + 1) {
+  const options = Array.from(classSelect.options).slice(1).map((option) => option.text);
+  if (options.join("\n") !== result.classes.join("\n")) {
     const chosen = classSelect.value;
     classSelect.replaceChildren(cnn.el("option", { value: "", text: "predicted" }));
     result.classes.forEach((name, i) => classSelect.append(cnn.el("option", { value: String(i), text: name })));
@@ -156,6 +158,8 @@ function showResult(result) {
 
   const bars = document.getElementById("probabilities");
   bars.replaceChildren();
+  const longest = Math.max(...result.classes.map((name) => name.length));
+  bars.style.setProperty("--label-width", longest > 2 ? `${longest * 0.6 + 0.5}em` : "18px");
   result.probabilities.forEach((p, i) => {
     const row = cnn.el("div", { class: "prob-row" + (i === result.prediction_index ? " top" : "") });
     const bar = cnn.el("div", { class: "bar" });

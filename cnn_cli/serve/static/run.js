@@ -89,6 +89,9 @@ function confusion(result) {
   const ctx = canvas.getContext("2d");
   const k = result.classes.length;
   const matrix = result.confusion_matrix;
+  // Class names longer than a digit or two do not fit beside a cell: number the classes, and name them in the note.
+  const named = result.classes.some((name) => name.length > 2);
+  const axisLabels = named ? result.classes.map((_, i) => String(i)) : result.classes;
   const pad = 44;
   const cell = Math.floor((canvas.width - pad - 8) / k);
   ctx.clearRect(0, 0, canvas.width, canvas.height);
@@ -107,8 +110,8 @@ function confusion(result) {
       if (matrix[t][p]) ctx.fillText(String(matrix[t][p]), x + cell / 2, y + cell / 2 + 4);
     }
     ctx.fillStyle = "#333";
-    ctx.fillText(result.classes[t], pad - 10, pad + t * cell + cell / 2 + 4);
-    ctx.fillText(result.classes[t], pad + t * cell + cell / 2, pad - 8);
+    ctx.fillText(axisLabels[t], pad - 10, pad + t * cell + cell / 2 + 4);
+    ctx.fillText(axisLabels[t], pad + t * cell + cell / 2, pad - 8);
   }
   ctx.fillStyle = "#666";
   ctx.fillText("predicted →", pad + (k * cell) / 2, 12);
@@ -117,7 +120,8 @@ function confusion(result) {
   ctx.rotate(-Math.PI / 2);
   ctx.fillText("true →", 0, 0);
   ctx.restore();
-  document.getElementById("evaluation-note").textContent = `${result.checkpoint}: test accuracy ${cnn.percent(result.accuracy)} on ${result.n.toLocaleString()} images`;
+  const legend = named ? `; classes: ${result.classes.map((name, i) => `${i} ${name}`).join(", ")}` : "";
+  document.getElementById("evaluation-note").textContent = `${result.checkpoint}: test accuracy ${cnn.percent(result.accuracy)} on ${result.n.toLocaleString()} images${legend}`;
 }
 
 function mistakes(result) {
