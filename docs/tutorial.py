@@ -281,3 +281,114 @@ from cnn_cli.learn.backward_views import col2im_overlap
 counts = col2im_overlap((9, 9), (3, 3), (2, 2), (1, 1))
 print(counts)
 assert set(np.unique(counts)) == {1, 2, 4}
+
+# %% [markdown]
+# ## Gradient flow, drawn: why deep sigmoid nets stop learning
+#
+# `deep-sigmoid` and `deep-relu` are the same 7-layer dense net with the two
+# activations. One backward pass on a random batch is enough to see the difference:
+# each sigmoid multiplies the gradient by σ'(z) ≤ 1/4 (`cnn docs sigmoid`), so ‖∂L/∂W‖
+# shrinks layer by layer towards the input; ReLU passes it on unchanged where the unit
+# is active (`cnn docs relu`). `cnn train` logs the same norms to `gradients.csv` during a
+# real run, and `cnn plot` draws them as `gradient_flow.png`.
+
+# %%
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from IPython.display import Image, display
+
+pictures_dir = Path(tempfile.mkdtemp())  # the pictures of this notebook, out of your way
+rng = np.random.default_rng(0)
+batch = rng.standard_normal((32, 1, 28, 28))
+labels = rng.integers(0, 10, 32)
+norms = {}
+for name in ("deep-sigmoid", "deep-relu"):
+    net = build_model(name, seed=0, dtype="float64")
+    loss, grad_logits = net.loss(net.forward(batch, training=True), labels)
+    net.backward(grad_logits)
+    layers = [key.removesuffix(".weight") for key in net.grads if key.endswith(".weight")]
+    norms[name] = [float(np.linalg.norm(net.grads[f"{layer}.weight"])) for layer in layers]
+
+figure, axes = plt.subplots(figsize=(7, 3.5))
+for name, values in norms.items():
+    axes.semilogy(layers, values, marker="o", label=name)
+axes.set_xlabel("layer (input side left)")
+axes.set_ylabel("‖∂L/∂W‖ (log scale)")
+axes.set_title("One backward pass: the gradient reaching each layer")
+axes.legend()
+figure.tight_layout()
+figure.savefig(pictures_dir / "gradient_flow.png", dpi=80)
+plt.close(figure)
+display(Image(str(pictures_dir / "gradient_flow.png")))
+# The output layer starts small (so that the untrained loss is ≈ ln 10, `cnn docs initial-loss`), which
+# scales every gradient below it alike; compare the first hidden layer with the last hidden one.
+ratios = {name: values[0] / values[-2] for name, values in norms.items()}
+print({name: f"{layers[0]}/{layers[-2]} = {ratio:.2g}" for name, ratio in ratios.items()})
+assert ratios["deep-sigmoid"] < 0.1 < ratios["deep-relu"]
+
+# %% [markdown]
+# ## The backward pass of one image, layer by layer
+#
+# `cnn viz CKPT IMAGE --backward` draws ∂score/∂(each layer's output) for a trained
+# network. The same pictures come from any model; here the untrained `smoke` net and a
+# hand-drawn 7, so that this notebook needs no download. Stride-2 convolutions are
+# where the checkerboard of the previous section shows up.
+
+# %%
+from cnn_cli.pictures.backward import plot_backward_pass
+
+seven = np.zeros((28, 28))
+seven[6:9, 6:22] = 1.0  # the bar
+for row in range(9, 24):
+    seven[row, 21 - (row - 9) // 2 : 23 - (row - 9) // 2] = 1.0  # the stroke down
+smoke = build_model("smoke", seed=0, dtype="float64")
+x = ((seven - 0.1307) / 0.3081)[None, None]
+pictures = plot_backward_pass(smoke, x, seven, [str(d) for d in range(10)], "a hand-drawn 7", "untrained smoke", pictures_dir / "backward")
+print([path.name for path in pictures])
+display(Image(str(pictures[0])))
+
+# %% [markdown]
+# ## Your turn
+#
+# Watching is the first half. `cnn exercise` is the second: every backward pass cnn has
+# is an exercise with a skeleton to fill in (`cnn exercise list`), and `cnn exercise
+# check FILE` tests it in five stages, stopping at the first that fails, and names the
+# mistake when it is a known one (`cnn docs exercises`). From Python:
+
+# %%
+from cnn_cli.learn.exercises import check_file, list_exercises, start_exercise
+
+print(list_exercises())
+work = Path(tempfile.mkdtemp())
+mine = start_exercise("relu", work / "relu_exercise.py")
+text, passed = check_file(mine)  # the skeleton as written: its TODO raises NotImplementedError
+print(text)
+assert not passed
+
+# %% [markdown]
+# Open `relu_exercise.py` and replace the TODO with your backward. Below, the
+# classic first attempt: gradient everywhere the *output* is non-negative, which also
+# lets it through where the input was exactly 0. The check's edge-case stage catches it.
+
+# %%
+skeleton = mine.read_text(encoding="utf-8")
+todo = '    # TODO\n    raise NotImplementedError("relu_backward: fill me in")\n'
+mine.write_text(skeleton.replace(todo, "    dx = grad_out * (x >= 0)\n"), encoding="utf-8")
+text, passed = check_file(mine)
+print(text)
+assert not passed and "edge cases" in text
+
+# %% [markdown]
+# Your turn: make it pass. (The answer: the gradient flows only where the input was
+# strictly positive, `cnn docs relu`.)
+
+# %%
+mine.write_text(skeleton.replace(todo, "    dx = grad_out * (x > 0)\n"), encoding="utf-8")
+text, passed = check_file(mine)
+print(text.splitlines()[-1])
+assert passed

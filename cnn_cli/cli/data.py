@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.shell_completion import CompletionItem
 
 from cnn_cli.data.catalog import DATASETS
 from cnn_cli.errors import DataError
@@ -59,8 +60,14 @@ def download_command(dataset: str, data_dir: Path | None, quiet: bool) -> None:
         click.echo(f"{dataset}: all {len(paths)} files verified")
 
 
+def _complete_dataset_or_dir(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """A catalog name, or a folder of class folders (the shell lists the folders)."""
+    names = [CompletionItem(name) for name in DATASETS if name.startswith(incomplete)]
+    return names or [CompletionItem(incomplete, type="dir")]
+
+
 @data_group.command("info", epilog="\b\nExamples:\n  cnn data info\n  cnn data info fashion-mnist --json\n  cnn data info my-images/")
-@click.argument("dataset", default="mnist", metavar="[DATASET|DIR]")
+@click.argument("dataset", default="mnist", metavar="[DATASET|DIR]", shell_complete=_complete_dataset_or_dir)
 @_DATA_DIR_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def info_command(dataset: str, data_dir: Path | None, as_json: bool) -> None:

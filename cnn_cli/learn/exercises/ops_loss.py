@@ -105,7 +105,7 @@ class BinaryCrossEntropyExercise(_LossExercise):
     name = "binary_cross_entropy"
     function_name = "binary_cross_entropy_with_logits"
     target_name = "targets"
-    summary = "binary cross-entropy on the logit: ∂L/∂z = (σ(z) − y)/N, notes 004's chain collapsed (`cnn docs binary_cross_entropy`)"
+    summary = "binary cross-entropy on the logit: ∂L/∂z = (σ(z) − y)/N: the sigmoid's derivative cancels"
     worked_from = "logits [0, ln 3] (σ = 1/2, 3/4) with targets [1, 0]: ∂L/∂z = [−1/2, 3/4] / 2"
 
     def cases(self, stage: str, rng: np.random.Generator) -> list[Case]:
@@ -129,7 +129,7 @@ class BinaryCrossEntropyExercise(_LossExercise):
 
 class L2UpdateExercise(Exercise):
     name = "l2_update"
-    summary = "one SGD step with L2: w ← w − lr·(∂L/∂w + λw), notes 001's update (`cnn docs l2`)"
+    summary = "one SGD step with L2: w ← w − lr·(∂L/∂w + λw)"
     worked_from = "notes 001: α = λ = 0.1; w = 0.1 with ∂L/∂w = −0.2401, −0.0147 and 0 moves by +0.02301, +0.00047, −0.001 (`cnn docs l2`)"
     numeric_title = "central differences of the penalty ½λΣw², against the λw your update implies"
 

@@ -47,7 +47,7 @@ def _model_section() -> dict[str, Any]:
 
 class Net004Exercise(Exercise):
     name = "net004"
-    summary = "notes 004's whole 15-parameter net: every gradient by the chain rule (`cnn docs seed004`)"
+    summary = "the 15-parameter net of the seed004 config: every gradient by the chain rule"
     worked_from = (
         "notes 004's net with fixed small weights on a 6x6 image of 36 distinct values, y = 1 (`cnn explain seed004-net`)"
         " (`cnn docs seed004`)"
