@@ -12,6 +12,8 @@ import click
 from cnn_cli.cli.group import cli
 from cnn_cli.errors import EXIT_FAULT, CnnError
 
+MLFLOW_HELP = 'Also log to MLflow: a tracking URI, or alone a store beside the runs (train.mlflow; pip install ".[mlflow]").'
+
 
 @cli.command()
 @click.option(
@@ -32,14 +34,7 @@ from cnn_cli.errors import EXIT_FAULT, CnnError
     is_flag=True,
     help='Also write TensorBoard logs to RUN_DIR/tensorboard (train.tensorboard; pip install ".[tensorboard]").',
 )
-@click.option(
-    "--mlflow",
-    "mlflow_uri",
-    is_flag=False,
-    flag_value="local",
-    metavar="[URI]",
-    help='Also log to MLflow: a tracking URI, or alone a store beside the runs (train.mlflow; pip install ".[mlflow]").',
-)
+@click.option("--mlflow", "mlflow_uri", is_flag=False, flag_value="local", metavar="[URI]", help=MLFLOW_HELP)
 @click.option(
     "--init-from",
     type=click.Path(path_type=Path),
@@ -82,8 +77,7 @@ def train(
       cnn train --resume runs/mnist-20261123-101500
       cnn train --resume runs/mnist-20261123-101500 --set train.epochs=12
       cnn train --config mnist --tensorboard        # then: tensorboard --logdir runs
-      cnn train --config mnist --mlflow             # or --mlflow http://127.0.0.1:5000
-      cnn train --config mnist --set train.max_time=00:10:00 --set train.early_stopping.patience=3
+      cnn train --config mnist --mlflow --set train.max_time=00:10:00    # or --mlflow http://127.0.0.1:5000
       cnn train --config mnist --init-from runs/mnist-20261123-101500 --freeze conv1,conv2
       cnn train --config mnist --fast-dev-run
       cnn train --config mnist --overfit-batches 2 --set train.epochs=30 --set schedule.name=constant
