@@ -51,6 +51,7 @@ from cnn_cli.training.epochs import describe_batches, epoch_data, one_batch_spli
 from cnn_cli.training.gradient_logger import GradientLogger
 from cnn_cli.training.loop import fit
 from cnn_cli.training.state import Callback, CallbackList, InterruptFlag, RunningTotals, TrainState, resume_hint
+from cnn_cli.training.step_log import StepLog
 from cnn_cli.training.tensorboard import TensorBoardLogger, require_extras
 from cnn_cli.training.transfer import frozen_parameters, init_from_checkpoint
 
@@ -181,6 +182,7 @@ def _builtin_callbacks(
         LatestLink(runs_root),
         *([ProgressBar()] if progress else []),
         DivergenceGuard(),
+        StepLog(tc.log_every),
         *([gradients] if gradients else []),
         *([TensorBoardLogger(gradients)] if tc.tensorboard else []),  # before the commit: a resume purges its later steps
         Checkpointer(),
