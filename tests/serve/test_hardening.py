@@ -147,6 +147,15 @@ def test_every_answer_forbids_framing(client) -> None:
         assert headers["X-Frame-Options"] == "DENY"
 
 
+def test_templates_have_no_inline_style_or_script() -> None:
+    from cnn_cli.serve.app import TEMPLATE_DIR
+
+    for page in TEMPLATE_DIR.glob("*.html"):
+        text = page.read_text()
+        assert "style=" not in text and "<style" not in text, page.name
+        assert "<script>" not in text and " on" + "click=" not in text, page.name
+
+
 # ---------------------------------------------------------------- run names
 
 
