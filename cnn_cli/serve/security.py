@@ -81,17 +81,17 @@ class HostGuard:
         return address.is_loopback or self.any_address or address == _ip(self.bound)
 
 
-def cross_origin(reason_prefix: str = "") -> str | None:
+def cross_origin() -> str | None:
     """Why the current request comes from another site's page, or None when it does not (or says nothing)."""
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if fetch_site is not None and fetch_site.lower() not in SAME_ORIGIN_FETCH:
-        return f"{reason_prefix}a request from a {fetch_site} page (Sec-Fetch-Site)"
+        return f"a request from a {fetch_site} page (Sec-Fetch-Site)"
     origin = request.headers.get("Origin")
     if origin is None:
         return None
     parts = urlsplit(origin)
     if origin == "null" or parts.scheme not in ("http", "https") or parts.netloc.lower() != request.host.lower():
-        return f"{reason_prefix}a request from the page at {origin!r}, not from this server's own pages"
+        return f"a request from the page at {origin!r}, not from this server's own pages"
     return None
 
 
