@@ -24,7 +24,14 @@ from cnn_cli.runs.folders import DEFAULT_RUNS_ROOT
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; not loopback: runs visible on the network.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0 picks a free one).")
-def serve_command(runs_root: Path, checkpoint: Path | None, host: str, port: int) -> None:
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests addressed to NAME (repeatable), e.g. this machine's LAN name; others are refused (DNS rebinding).",
+)
+def serve_command(runs_root: Path, checkpoint: Path | None, host: str, port: int, allow_hosts: tuple[str, ...]) -> None:
     """Open a local web app: draw a digit and watch the network answer; watch runs train live.
 
     Needs the serve extra: pip install ".[serve]". Ctrl-C stops the server.
@@ -34,7 +41,8 @@ def serve_command(runs_root: Path, checkpoint: Path | None, host: str, port: int
       cnn serve
       cnn serve --runs runs --port 8080
       cnn serve --checkpoint runs/latest/checkpoints/best.npz
+      cnn serve --host 0.0.0.0 --allow-host mybox.local
     """
     from cnn_cli.serve import serve
 
-    serve(runs_root, checkpoint, host, port, log=click.echo, warn=lambda line: click.echo(line, err=True))
+    serve(runs_root, checkpoint, host, port, log=click.echo, warn=lambda line: click.echo(line, err=True), allow_hosts=allow_hosts)

@@ -24,6 +24,8 @@ CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.csv"
 GRADIENTS_FILE = "gradients.csv"
+STEPS_FILE = "steps.csv"  # the training loss every train.log_every steps (cnn_cli.training.step_log)
+STEP_COLUMNS = ("epoch", "step", "lr", "loss", "epoch_loss", "epoch_acc")
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.npz"
@@ -59,6 +61,10 @@ class RunPaths:
     @property
     def gradients(self) -> Path:
         return self.root / GRADIENTS_FILE
+
+    @property
+    def steps(self) -> Path:
+        return self.root / STEPS_FILE
 
     @property
     def summary(self) -> Path:

@@ -4,42 +4,60 @@ Pages are templates shipped in the package (``templates/``, one shared head and 
 scripts and styles static files (``static/``); the pages fetch JSON
 from ``/api/...``. Only GET requests read, and one POST (``/api/analyze``)
 computes without writing: no endpoint changes or deletes a file.
+What every request must show and every answer carries (Host, Origin, security
+headers, error pages) is :mod:`cnn_cli.serve.security`; how an upload is taken in
+(size, pixels, concurrent decodes) is :mod:`cnn_cli.serve.uploads`.
 """
 
 from __future__ import annotations
 
+import io
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, abort, jsonify, render_template, request, send_file
 
-from cnn_cli.errors import CnnError
 from cnn_cli.runs.folders import RunPaths
-from cnn_cli.serve import records
+from cnn_cli.serve import records, security
 from cnn_cli.serve.analysis import ModelCache, analyze_upload
+from cnn_cli.serve.evaluation import EvaluationCache, evaluate_run
+from cnn_cli.serve.index import RunsIndex, compare
+from cnn_cli.serve.uploads import MAX_UPLOAD_BYTES, DecodeSlots, check_pixels, read_upload, too_large_message
 
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATE_DIR = Path(__file__).parent / "templates"  # the pages: page.html (head, nav, scripts) and one child per page
-MAX_UPLOAD_BYTES = 4 << 20  # a digit photo needs far less; bigger bodies get 413
 CUSTOM_MODEL = "checkpoint"  # the model id of --checkpoint
-SECURITY_HEADERS = {
-    # Everything the pages need is served from here; nothing is fetched from elsewhere.
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+CLASS_INDEX = re.compile(r"[0-9]{1,6}")  # ASCII digits only: str.isdigit() also takes '²' and '٣'
+EXPENSIVE_ENDPOINTS = ("api_analyze", "api_evaluation")  # besides every POST: refused from another site's page
+__all__ = ["MAX_UPLOAD_BYTES", "create_app"]
 
 
-def create_app(runs_root: str | Path, checkpoint: str | Path | None = None) -> Flask:
-    """The web app for the runs in ``runs_root``; ``checkpoint`` adds a draw-pad model outside any run (and is the default)."""
+def create_app(
+    runs_root: str | Path,
+    checkpoint: str | Path | None = None,
+    *,
+    bound_host: str = "127.0.0.1",
+    allow_hosts: Sequence[str] = (),
+) -> Flask:
+    """The web app for the runs in ``runs_root``; ``checkpoint`` adds a draw-pad model outside any run (and is the default).
+
+    ``bound_host`` (the address the server listens on) and ``allow_hosts`` are the ``Host`` names answered
+    besides localhost (:class:`cnn_cli.serve.security.HostGuard`).
+    """
     site = _Site(Path(runs_root), Path(checkpoint) if checkpoint is not None else None)
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static", template_folder=str(TEMPLATE_DIR))
-    app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES
+    # One byte above the limit: a chunked body of exactly the limit still fits (uploads.read_upload).
+    app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES + 1
     app.url_map.merge_slashes = False  # "//etc" is not quietly redirected to "/etc"; it is simply not found
-    _add_headers_and_errors(app)
+    security.install(app, security.HostGuard(bound_host, allow_hosts), EXPENSIVE_ENDPOINTS)
+
+    @app.errorhandler(413)
+    def _too_large(exc):
+        return security.error_response(413, too_large_message(request.content_length))
+
     _add_pages(app, site)
     _add_model_api(app, site)
     _add_run_api(app, site)
@@ -53,7 +71,12 @@ class _Site:
     root: Path
     custom: Path | None
     models: ModelCache = field(default_factory=ModelCache)
-    evaluations: records.EvaluationCache = field(default_factory=records.EvaluationCache)
+    evaluations: EvaluationCache = field(default_factory=EvaluationCache)
+    decodes: DecodeSlots = field(default_factory=DecodeSlots)
+    index: RunsIndex = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.index = RunsIndex(self.root)
 
     def run_or_404(self, name: str) -> RunPaths:
         paths = records.run_paths(self.root, name)
@@ -66,7 +89,7 @@ class _Site:
         if model_id in (None, ""):
             if self.custom is not None:
                 return self.custom
-            model_id = records.newest_completed_run(self.root)
+            model_id = self.index.newest_completed()
             if model_id is None:
                 abort(404, description="no completed run with checkpoints/best.npz; train one (cnn train -c mnist) or pass --checkpoint")
         if model_id == CUSTOM_MODEL and self.custom is not None:
@@ -76,23 +99,6 @@ class _Site:
         if path is None:
             abort(404, description=f"run {model_id!r} has no checkpoints/best.npz")
         return path
-
-
-def _add_headers_and_errors(app: Flask) -> None:
-    """Security headers on every response; errors answered as JSON (``{"error": ..., "status": ...}``)."""
-
-    @app.after_request
-    def _headers(response: Response) -> Response:
-        response.headers.update(SECURITY_HEADERS)
-        return response
-
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
-        return jsonify(error=exc.description, status=exc.code), exc.code
-
-    @app.errorhandler(CnnError)
-    def _bad_input(exc: CnnError):
-        return jsonify(error=str(exc), status=400), 400
 
 
 def _add_pages(app: Flask, site: _Site) -> None:
@@ -112,6 +118,14 @@ def _add_pages(app: Flask, site: _Site) -> None:
         return render_template("run.html")
 
 
+def _class_index(chosen: str | None) -> int | None:
+    if chosen in (None, ""):
+        return None
+    if not CLASS_INDEX.fullmatch(chosen):
+        abort(400, description=f"class must be a class index (0, 1, ...), got {chosen!r}")
+    return int(chosen)
+
+
 def _add_model_api(app: Flask, site: _Site) -> None:
     """The draw pad's API: which models there are, and one drawing analysed by one of them."""
 
@@ -120,42 +134,38 @@ def _add_model_api(app: Flask, site: _Site) -> None:
         choices: list[dict[str, Any]] = []
         if site.custom is not None:
             choices.append({"id": CUSTOM_MODEL, "label": f"{site.custom.name} (--checkpoint)"})
-        for run in records.list_runs(site.root):
+        runs = site.index.runs()
+        for run in runs:
             if run["has_checkpoint"]:
                 accuracy = run["test_acc"] if run["test_acc"] is not None else run["best_val_acc"]
                 label = f"{run['name']} ({run['status']}" + (f", {accuracy:.2%}" if accuracy is not None else "") + ")"
                 choices.append({"id": run["name"], "label": label})
-        default = CUSTOM_MODEL if site.custom is not None else records.newest_completed_run(site.root)
+        default = CUSTOM_MODEL if site.custom is not None else site.index.newest_completed()
         return jsonify(default=default, models=choices)
 
     @app.post("/api/analyze")
     def api_analyze():
-        chosen = request.args.get("class")
-        class_index = None
-        if chosen not in (None, ""):
-            if not chosen.isdigit():
-                abort(400, description=f"class must be a class index (0, 1, ...), got {chosen!r}")
-            class_index = int(chosen)
+        class_index = _class_index(request.args.get("class"))
         path = site.model_path(request.args.get("model"))
-        upload = request.files.get("image")
-        data = upload.read(MAX_UPLOAD_BYTES + 1) if upload is not None else request.get_data(cache=False)
-        if len(data) > MAX_UPLOAD_BYTES:
-            abort(413)
-        if not data:
-            abort(400, description="no image in the request body (send PNG or JPEG bytes)")
+        data = read_upload(request)
+        check_pixels(data)
         try:
             loaded = site.models.get(path)
         except OSError as exc:
             abort(404, description=f"{path.name}: cannot read the checkpoint ({exc.strerror})")
-        return jsonify(analyze_upload(data, loaded, class_index))
+        with site.decodes.slot():
+            return jsonify(analyze_upload(data, loaded, class_index))
 
 
 def _add_run_api(app: Flask, site: _Site) -> None:
-    """The runs pages' API: every run, one run's records (polled), and its best checkpoint's evaluation."""
+    """The runs pages' API: every run, one run's records (polled), its CSV files, its evaluation, and runs compared."""
 
     @app.get("/api/runs")
     def api_runs():
-        return jsonify(runs=records.list_runs(site.root))
+        runs, stamp = site.index.listing()
+        if request.args.get("since") == stamp:  # the list page polls; nothing new is a small answer
+            return jsonify(stamp=stamp, unchanged=True)
+        return jsonify(runs=runs, stamp=stamp)
 
     @app.get("/api/runs/<name>")
     def api_run(name: str):
@@ -165,10 +175,24 @@ def _add_run_api(app: Flask, site: _Site) -> None:
             return jsonify(stamp=stamp, unchanged=True)
         return jsonify(records.run_detail(paths, name))
 
+    @app.get("/api/runs/<name>/<any(metrics, steps):which>.csv")
+    def api_csv(name: str, which: str):
+        text = records.csv_text(site.run_or_404(name), which)
+        if text is None:
+            abort(404, description=f"run {name!r} has no {which}.csv")
+        return send_file(io.BytesIO(text.encode("utf-8")), "text/csv", as_attachment=True, download_name=f"{name}-{which}.csv")
+
     @app.get("/api/runs/<name>/evaluation")
     def api_evaluation(name: str):
         paths = site.run_or_404(name)
         checkpoint = records.run_file(paths, paths.best)
         if checkpoint is None:
             abort(404, description=f"run {name!r} has no checkpoints/best.npz yet")
-        return jsonify(site.evaluations.get(checkpoint, records.evaluate_run))
+        return jsonify(site.evaluations.get(checkpoint, evaluate_run))
+
+    @app.get("/api/compare")
+    def api_compare():
+        names = [name for name in request.args.getlist("run") if name]
+        if not names:
+            abort(400, description="name the runs to compare: /api/compare?run=A&run=B")
+        return jsonify(compare([(name, site.run_or_404(name)) for name in dict.fromkeys(names)]))

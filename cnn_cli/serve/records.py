@@ -13,7 +13,6 @@ import io
 import json
 import math
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +20,31 @@ import numpy as np
 import yaml
 
 from cnn_cli.errors import CnnError
-from cnn_cli.runs.folders import CONFIG_FILE, LATEST_LINK, METRIC_COLUMNS, RunPaths, read_metrics
+from cnn_cli.runs.folders import METRIC_COLUMNS, STEP_COLUMNS, RunPaths, read_metrics
+from cnn_cli.runs.liveness import process_alive
 
-GRADIENTS_FILE = "gradients.csv"  # the agreed name (RunPaths.gradients where present)
 GRADIENT_NUMBERS = ("weight_grad_norm", "bias_grad_norm", "input_grad_norm", "update_ratio", "dead_fraction")
 MAX_GRADIENT_POINTS = 400  # per layer and series; a long run is thinned evenly for the chart
-RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,199}")
+MAX_STEP_POINTS = 2000  # steps.csv rows sent to the page; a long run is thinned evenly
+MAX_NAME_BYTES = 255  # a file name's limit on common file systems
 MAX_TEXT_BYTES = 4 << 20  # a run's text records are small; a bigger file is shown as missing
+# libyaml's parser where PyYAML has it: a run page's config is parsed many times faster in C. Safe either way.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+STOPPED = "stopped"  # the status shown for a run whose run.json says running but whose process is gone
+# A YAML plain scalar that reads as the same string (not a number, a bool or null), and the words YAML reads otherwise.
+PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.+=-]*")
+YAML_WORDS = frozenset({"null", "true", "false", "yes", "no", "on", "off", "y", "n"})
 
 
 def run_paths(runs_root: Path, name: str) -> RunPaths | None:
     """The run folder ``name`` directly inside ``runs_root``, or None.
 
-    None for anything that is not a plain folder name (``..``, ``/``, a leading
-    dot, encoded separators once decoded) and for a symlink whose target lies
-    outside the runs folder. ``latest`` (a link to a run inside) is allowed.
+    Any folder name is served, spaces and non-ASCII letters included (URL-encoded in
+    links). None for anything that is not one plain name (:func:`plain_name`) and for
+    a symlink whose target lies outside the runs folder. ``latest`` (a link to a run
+    inside) is allowed.
     """
-    if not RUN_NAME.fullmatch(name) or ".." in name:
+    if not plain_name(name):
         return None
     root = runs_root.resolve()
     candidate = root / name
@@ -48,6 +55,15 @@ def run_paths(runs_root: Path, name: str) -> RunPaths | None:
     if resolved.parent != root or not resolved.is_dir():
         return None
     return RunPaths(candidate)
+
+
+def plain_name(name: str) -> bool:
+    """One folder name: no separator, NUL or control character, no leading dot (so neither ``.`` nor ``..``), valid UTF-8."""
+    try:
+        size = len(name.encode("utf-8"))  # a name with bytes that are not UTF-8 cannot be written in a URL and back
+    except UnicodeEncodeError:
+        return False
+    return 0 < size <= MAX_NAME_BYTES and not name.startswith(".") and not any(ch in "/\\" or ord(ch) < 32 or ord(ch) == 127 for ch in name)
 
 
 def run_file(paths: RunPaths, path: Path) -> Path | None:
@@ -126,7 +142,7 @@ def gradient_series(paths: RunPaths) -> dict[str, Any]:
         "weight_grad_norm": [...], ...}]}``, layers in model order, at most
         :data:`MAX_GRADIENT_POINTS` points each; rows that do not parse are skipped.
     """
-    text = _read_text(paths, paths.root / GRADIENTS_FILE)
+    text = _read_text(paths, paths.gradients)
     if text is None:
         return {"present": False, "event": "step", "layers": []}
     if not text.endswith("\n"):
@@ -156,33 +172,92 @@ def gradient_series(paths: RunPaths) -> dict[str, Any]:
     return {"present": True, "event": event, "layers": result}
 
 
-def _config_name(paths: RunPaths) -> tuple[str, str]:
-    """(config name, config YAML text); empty strings when config.yaml is missing or unreadable."""
+def step_series(paths: RunPaths) -> dict[str, Any]:
+    """steps.csv (when the run has one) as columns: ``{"present": bool, "step": [...], "lr": [...], "loss": [...], ...}``.
+
+    Rows that do not parse (the one being appended) are skipped; at most
+    :data:`MAX_STEP_POINTS` rows, thinned evenly, are returned.
+    """
+    text = _read_text(paths, paths.steps)
+    columns: dict[str, Any] = {key: [] for key in STEP_COLUMNS}
+    if text is None:
+        return {"present": False, **columns}
+    for row in csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1])):
+        step = _number(row.get("step"))
+        if step is None:
+            continue
+        for key in STEP_COLUMNS:
+            columns[key].append(_number(row.get(key)))
+        columns["step"][-1] = int(step)
+    count = len(columns["step"])
+    if count > MAX_STEP_POINTS:
+        keep = np.unique(np.linspace(0, count - 1, MAX_STEP_POINTS).round().astype(int))
+        columns = {key: [values[i] for i in keep] for key, values in columns.items()}
+    return {"present": True, **columns}
+
+
+def read_config(paths: RunPaths) -> tuple[dict[str, Any], str]:
+    """(config.yaml as a mapping, its text); ``({}, "")`` when missing, ``({}, text)`` when it does not parse."""
     text = _read_text(paths, paths.config)
     if text is None:
-        return "", ""
+        return {}, ""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return "", text
-    name = str(data.get("name", "")) if isinstance(data, dict) else ""
-    return name, text
+        data = yaml.load(text, Loader=YAML_LOADER)  # noqa: S506 - a safe loader
+    except (yaml.YAMLError, RecursionError):
+        return {}, text
+    return (data if isinstance(data, dict) else {}), text
 
 
-def _epochs_planned(config_text: str) -> int | None:
-    try:
-        data = yaml.safe_load(config_text)
-        epochs = data["train"]["epochs"]
-    except (yaml.YAMLError, KeyError, TypeError):
-        return None
-    return epochs if isinstance(epochs, int) else None
+def _list_fields(paths: RunPaths) -> tuple[str, int | None]:
+    """The config's ``name`` and ``train.epochs`` for the runs list, read from config.yaml's lines when they are plain.
+
+    cnn writes a run's config.yaml in block style: ``name: smoke`` at the top level and
+    ``epochs: 2`` indented under ``train:``. Reading those two lines is ten times faster
+    than parsing the whole file, which counts for thousands of runs. A file that does
+    not look like that (flow style, quoted or unusual values, comments) is parsed as YAML.
+    """
+    text = _read_text(paths, paths.config)
+    if text is None:
+        return "", None
+    name = epochs = None
+    section = ""
+    for line in text.splitlines():
+        key, colon, value = line.strip().partition(":")
+        if not colon:
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        if indent == 0:
+            section = key
+            name = value.strip() if key == "name" else name
+        elif section == "train" and indent == 2 and key == "epochs":
+            epochs = value.strip()
+    plain = name is not None and PLAIN_NAME.fullmatch(name) and name.lower() not in YAML_WORDS
+    if plain and epochs is not None and epochs.isascii() and epochs.isdigit():
+        return str(name), int(epochs)
+    config, _ = read_config(paths)
+    planned = _section(config, "train").get("epochs")
+    return str(config.get("name", "")), planned if isinstance(planned, int) and not isinstance(planned, bool) else None
 
 
-def run_summary(paths: RunPaths, name: str) -> dict[str, Any]:
-    """One row of the runs list: name, status, config, epochs, best validation and test accuracy, date."""
-    info = _read_json(paths, paths.run_info)
+def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
+    section = config.get(name)
+    return section if isinstance(section, dict) else {}
+
+
+def run_info(paths: RunPaths) -> dict[str, Any]:
+    """run.json as a mapping (``{}`` when missing or unreadable)."""
+    return _read_json(paths, paths.run_info)
+
+
+def run_summary(paths: RunPaths, name: str, info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One row of the runs list, as the files say: name, status, config, epochs, best validation and test accuracy, dates.
+
+    ``info``: run.json, when the caller has read it already. ``status`` is run.json's;
+    :func:`live_status` tells a running run from one whose process is gone.
+    """
+    info = run_info(paths) if info is None else info
     summary = _read_json(paths, paths.summary)
-    config_name, config_text = _config_name(paths)
+    config_name, epochs_planned = _list_fields(paths)
     rows = metrics_rows(paths)
     val = [row["val_acc"] for row in rows if row.get("val_acc") is not None]
     best_val = summary.get("best_val_accuracy")
@@ -191,7 +266,7 @@ def run_summary(paths: RunPaths, name: str) -> dict[str, Any]:
         "status": str(info.get("status", "unknown")),
         "config": config_name,
         "epochs": len(rows),
-        "epochs_planned": _epochs_planned(config_text),
+        "epochs_planned": epochs_planned,
         "best_val_acc": best_val if isinstance(best_val, int | float) and best_val >= 0 else (max(val) if val else None),
         "test_acc": summary.get("test_accuracy") if isinstance(summary.get("test_accuracy"), int | float) else None,
         "started": str(info.get("started") or ""),
@@ -200,27 +275,17 @@ def run_summary(paths: RunPaths, name: str) -> dict[str, Any]:
     }
 
 
-def list_runs(runs_root: Path) -> list[dict[str, Any]]:
-    """Every run folder inside ``runs_root``, newest first (by start time, then name); ``latest`` is not listed twice."""
-    if not runs_root.is_dir():
-        return []
-    runs = []
-    for entry in runs_root.iterdir():
-        if entry.name == LATEST_LINK or entry.name.startswith("."):
-            continue
-        paths = run_paths(runs_root, entry.name)
-        if paths is None or not ((paths.root / CONFIG_FILE).exists() or paths.run_info.exists()):
-            continue
-        runs.append(run_summary(paths, entry.name))
-    return sorted(runs, key=lambda r: (r["started"], r["name"]), reverse=True)
+def process_record(info: dict[str, Any]) -> dict[str, Any]:
+    """The training process run.json (``info``) names: ``pid``, ``host``, ``pid_start``; ``{}`` when it names none."""
+    return {key: info[key] for key in ("pid", "host", "pid_start") if key in info}
 
 
-def newest_completed_run(runs_root: Path) -> str | None:
-    """The newest run with ``checkpoints/best.npz`` and status ``completed`` (the draw pad's default model)."""
-    for run in list_runs(runs_root):
-        if run["status"] == "completed" and run["has_checkpoint"]:
-            return str(run["name"])
-    return None
+def live_status(status: str, process: dict[str, Any]) -> tuple[str, bool | None]:
+    """(status to show, whether the training process is alive): ``running`` whose process is gone shows as ``stopped``."""
+    if status != "running":
+        return status, None
+    alive = process_alive(process)
+    return (STOPPED if alive is False else status), alive
 
 
 def _stat_text(path: Path) -> str:
@@ -231,90 +296,40 @@ def _stat_text(path: Path) -> str:
     return f"{stat.st_mtime_ns}:{stat.st_size}"
 
 
+def summary_stamp(paths: RunPaths) -> tuple[str, ...]:
+    """Changes whenever a file :func:`run_summary` reads changes (the runs index re-reads a run only then)."""
+    return tuple(_stat_text(path) for path in (paths.run_info, paths.summary, paths.config, paths.metrics, paths.best))
+
+
 def file_stamp(paths: RunPaths) -> str:
-    """Changes whenever metrics.csv, gradients.csv, run.json, summary.json or best.npz change (the page polls it)."""
-    parts = [_stat_text(path) for path in (paths.metrics, paths.root / GRADIENTS_FILE, paths.run_info, paths.summary, paths.best)]
-    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:16]
+    """Changes whenever a record the run page shows changes (the page polls it), or the training process ends."""
+    parts = [_stat_text(path) for path in (paths.metrics, paths.steps, paths.gradients, paths.run_info, paths.summary, paths.best)]
+    info = run_info(paths)
+    status, _ = live_status(str(info.get("status", "")), process_record(info))
+    return hashlib.sha256("/".join([*parts, status]).encode()).hexdigest()[:16]
 
 
 def run_detail(paths: RunPaths, name: str) -> dict[str, Any]:
     """Everything a run page shows except the test-split evaluation: summary row, curves, gradients, config, records."""
-    _, config_text = _config_name(paths)
+    config, config_text = read_config(paths)
+    info = run_info(paths)
+    row = run_summary(paths, name, info)
+    row["status"], row["alive"] = live_status(row["status"], process_record(info))
+    logs_gradients = _section(config, "train").get("log_gradients", True)
     return {
-        **run_summary(paths, name),
+        **row,
         "stamp": file_stamp(paths),
         "checkpoint_stamp": _stat_text(paths.best),  # the page re-evaluates when best.npz changes
         "metrics": metrics_rows(paths),
-        "gradients": gradient_series(paths),
+        "steps": step_series(paths),
+        "gradients": {**gradient_series(paths), "logged": logs_gradients is not False},
         "config_text": config_text,
-        "run": _read_json(paths, paths.run_info),
+        "run": info,
         "summary": _read_json(paths, paths.summary),
     }
 
 
-class EvaluationCache:
-    """The test-split evaluation (confusion matrix, confident mistakes) of a checkpoint, computed once per file version."""
-
-    def __init__(self) -> None:
-        self._results: dict[tuple[Path, int, int], dict[str, Any]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, checkpoint: Path, compute) -> dict[str, Any]:
-        stat = checkpoint.stat()
-        key = (checkpoint, stat.st_mtime_ns, stat.st_size)
-        with self._lock:  # one evaluation at a time: the test split is 10,000 images
-            if key not in self._results:
-                self._results = {k: v for k, v in self._results.items() if k[0] != checkpoint}
-                self._results[key] = compute(checkpoint)
-            return self._results[key]
-
-
-def evaluate_run(checkpoint: Path, mistakes: int = 24) -> dict[str, Any]:
-    """Confusion matrix on the checkpoint's test split and its most confident mistakes (images as bytes).
-
-    Uses the same split, normalisation and predictions as ``cnn eval`` and ``cnn plot``, in one forward pass.
-    Raises:
-        CnnError: the checkpoint or its data cannot be loaded.
-    """
-    from cnn_cli.config.build import config_from_dict
-    from cnn_cli.learn.visualize import confident_mistakes
-    from cnn_cli.runs.checkpoint import class_names, load_checkpoint
-    from cnn_cli.runs.inference import checkpoint_splits
-    from cnn_cli.serve.analysis import encode_unsigned
-    from cnn_cli.training.train import predictions
-
-    ckpt, model = load_checkpoint(checkpoint)
-    test = checkpoint_splits(ckpt).test
-    batch = config_from_dict(ckpt.config).train.eval_batch_size
-    chunks = [model.forward(test.images[i : i + batch], keep_cache=False) for i in range(0, len(test.images), batch)]
-    if not chunks:
-        raise CnnError(f"{checkpoint.name}: the test split is empty")
-    logits = np.concatenate(chunks)
-    probabilities = model.loss.probabilities(logits)
-    predicted = predictions(model, logits)
-    k = model.loss.num_classes
-    confusion = np.zeros((k, k), dtype=np.int64)
-    np.add.at(confusion, (test.labels, predicted), 1)
-    names = class_names(ckpt, model.loss.num_classes)
-    mean, std = float(ckpt.data.get("mean", 0.0)), float(ckpt.data.get("std", 1.0))
-    shown = []
-    for index in confident_mistakes(probabilities, predicted, test.labels, mistakes):
-        pixels = np.clip(test.images[index].mean(axis=0) * std + mean, 0.0, 1.0)
-        shown.append(
-            {
-                "index": int(index),
-                "true": names[int(test.labels[index])],
-                "predicted": names[int(predicted[index])],
-                "probability": float(probabilities[index, predicted[index]]),
-                "image": encode_unsigned(pixels, 1.0),
-            }
-        )
-    return {
-        "checkpoint": checkpoint.name,
-        "classes": names,
-        "accuracy": float(confusion.diagonal().sum() / len(predicted)),
-        "n": int(len(predicted)),
-        "confusion_matrix": confusion.tolist(),
-        "per_class_accuracy": [float(v) for v in confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)],
-        "mistakes": shown,
-    }
+def csv_text(paths: RunPaths, which: str) -> str | None:
+    """The text of a run's ``metrics`` or ``steps`` CSV file for download, complete lines only; None when absent."""
+    text = _read_text(paths, paths.metrics if which == "metrics" else paths.steps)
+    return None if text is None else text[: text.rfind("\n") + 1]

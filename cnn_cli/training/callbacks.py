@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from cnn_cli.nn.optim import l2_penalty
 from cnn_cli.runs.checkpoint import Checkpoint, model_rng_state, save_checkpoint
 from cnn_cli.runs.folders import point_latest, read_json_record, run_record, write_json, write_metrics
+from cnn_cli.runs.liveness import this_process
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,7 +42,11 @@ def now_text() -> str:
 
 
 class RunRecord(Callback):
-    """``run.json``: the status of the run and every invocation of it (the first command, then each resume)."""
+    """``run.json``: the status of the run and every invocation of it (the first command, then each resume).
+
+    The process training it (PID, host) is recorded at the top and in its invocation, so that a
+    reader can tell a run still running from one whose process was killed (cnn_cli.runs.liveness).
+    """
 
     def __init__(self, command_line: list[str], resumed: bool, extra: dict[str, Any] | None = None) -> None:
         self.command_line, self.resumed, self.extra = command_line, resumed, extra or {}  # extra: keys of a new run's record
@@ -49,7 +54,8 @@ class RunRecord(Callback):
 
     def on_fit_start(self, state: TrainState) -> None:
         started = now_text()
-        invocation = {"command": self.command_line, "started": started, "ended": None, "status": "running"}
+        process = this_process()
+        invocation = {"command": self.command_line, "started": started, "ended": None, "status": "running", **process}
         previous = read_json_record(state.paths.run_info) if self.resumed else None
         if previous is not None and "command" in previous and "started" in previous:
             earlier = previous.get("invocations") or [
@@ -69,6 +75,7 @@ class RunRecord(Callback):
                 invocations=[invocation],
                 **self.extra,
             )
+        self.record.update(process)
         write_json(state.paths.run_info, self.record)
 
     def on_finish(self, state: TrainState) -> None:

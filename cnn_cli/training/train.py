@@ -61,6 +61,7 @@ from cnn_cli.training.loop import fit
 from cnn_cli.training.mlflow_log import MLflowLogger
 from cnn_cli.training.resume import EXTENDABLE_KEYS, open_run_to_resume, restore_state
 from cnn_cli.training.state import Callback, CallbackList, EpochData, InterruptFlag, TrainState, resume_hint
+from cnn_cli.training.step_log import StepLog
 from cnn_cli.training.stopping import stop_record, stopping_callbacks
 from cnn_cli.training.tensorboard import TensorBoardLogger
 from cnn_cli.training.transfer import frozen_parameters, init_from_checkpoint
@@ -249,6 +250,7 @@ def _builtin_callbacks(
         LatestLink(runs_root),
         *([ProgressBar()] if progress else []),
         DivergenceGuard(),
+        StepLog(tc.log_every),
         *([gradients] if gradients else []),
         *([TensorBoardLogger(gradients)] if tc.tensorboard else []),  # before the commit: a resume purges its later steps
         Checkpointer(),

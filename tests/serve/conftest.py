@@ -6,12 +6,14 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cnn_cli.config.load import load_config
 from cnn_cli.runs.folders import RunPaths
 from cnn_cli.training.train import train
+from tests.serve.browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
 
 NEEDS_SERVE_EXTRA = "cnn serve needs its extra (Flask, threadpoolctl): pip install '.[serve]'"
 
@@ -56,3 +58,61 @@ def client(runs_root: Path) -> Iterator:
     app.testing = True
     with app.test_client() as test_client:
         yield test_client
+
+
+# ---------------------------------------------------------------- the real-browser tests (tests/serve/browser.py)
+
+
+@pytest.fixture(scope="module")
+def playwright_session() -> Iterator:
+    """One Playwright driver per test module (the sync API allows one at a time)."""
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as playwright:
+        yield playwright
+
+
+def launch_chromium(playwright, profile: Path, **options: Any):
+    """Debian's Chromium, headless, with a fresh profile folder (no first-run, no background networking)."""
+    context = playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900}, **options
+    )
+    context.set_default_timeout(WAIT_MS)
+    return context
+
+
+@pytest.fixture(scope="module")
+def browser_context(playwright_session, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """The browser the page tests use; it bypasses the pages' CSP, which forbids the eval Playwright's wait_for_function needs."""
+    context = launch_chromium(playwright_session, tmp_path_factory.mktemp("chromium-profile"), device_scale_factor=1, bypass_csp=True)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def server(runs_root: Path) -> Iterator[str]:
+    """``cnn serve`` over the test's runs folder, on 127.0.0.1 and a free port; yields its URL."""
+    from cnn_cli.serve import Server
+
+    served = Server(runs_root, None, "127.0.0.1", 0)
+    served.start_thread()
+    try:
+        yield served.url
+    finally:
+        served.shutdown()
+
+
+@pytest.fixture
+def page(browser_context) -> Iterator:
+    """A new page; the test fails if it logged a script error or a failed request."""
+    page = browser_context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("requestfailed", lambda request: errors.append(f"request failed: {request.url}"))
+    try:
+        yield page
+    finally:
+        page.close()
+    assert not errors, errors

@@ -261,12 +261,13 @@ def test_a_run_page_draws_gradient_flow_from_gradients_csv(server: str, page, ru
 def test_a_run_page_gains_a_point_while_cnn_train_runs(
     server: str, page, runs_root: Path, mnist_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Start a short smoke training in another process; the open run page draws each new epoch without a reload."""
+    """Start a short smoke training in another process; the open run page draws each new step and epoch without a reload."""
     run_dir = runs_root / "smoke-live"
     epochs = 12
     # A relative data folder, as a user's config has it (the run page shows the config; the screenshot too).
     monkeypatch.chdir(mnist_data_dir.parent)
-    overrides = [f"data.data_dir={mnist_data_dir.name}", "data.limit=6000", f"train.epochs={epochs}"]
+    overrides = [f"data.data_dir={mnist_data_dir.name}", "data.limit=6000", f"train.epochs={epochs}", "train.log_every=5"]
+    overrides += ["schedule.name=step", "schedule.step_size=4", "schedule.gamma=0.3"]  # two lr changes, marked per step
     command = cli_command(["train", "-c", "smoke", "--run-dir", run_dir, "-q", *(a for o in overrides for a in ("--set", o))])
     training = subprocess.Popen(
         command, cwd=mnist_data_dir.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_environment()
@@ -280,9 +281,17 @@ def test_a_run_page_gains_a_point_while_cnn_train_runs(
         page.goto(server + "runs/smoke-live")
         page.evaluate("window.__sameDocument = true")
         page.wait_for_function("document.getElementById('acc-chart').dataset.points !== undefined")
+        # Per step: a new row of steps.csv is drawn within 2 s (the page polls every 0.7 s), long before the epoch ends.
+        steps_shown = int(page.locator("#step-chart").get_attribute("data-points"))
+        while len(step_rows(run_dir)) <= steps_shown:
+            assert training.poll() is None and time.monotonic() < deadline + 60, "no new step row appeared"
+            time.sleep(0.01)
+        row_written = time.monotonic()
+        page.wait_for_function(f"+document.getElementById('step-chart').dataset.points > {steps_shown}", timeout=WAIT_MS)
+        assert time.monotonic() - row_written < 2.0, "the page took more than 2 s to show the new step"
         shown = int(page.locator("#acc-chart").get_attribute("data-points"))
         assert shown < epochs, "the training finished before the page could watch it; make it longer"
-        # A new row appears in metrics.csv; the page must draw it within 2 s of that (it polls every 0.7 s).
+        # Per epoch: a new row appears in metrics.csv; the page must draw it within 2 s of that.
         while len(read_metrics(run_dir / "metrics.csv")) <= shown:
             assert training.poll() is None and time.monotonic() < deadline + 60, "no new epoch row appeared"
             time.sleep(0.01)
@@ -292,9 +301,12 @@ def test_a_run_page_gains_a_point_while_cnn_train_runs(
         assert page.evaluate("window.__sameDocument") is True  # no reload happened
         assert training.wait(timeout=120) == 0, training.communicate()[0]
         page.wait_for_function(f"document.getElementById('acc-chart').dataset.points === '{epochs}'")
+        page.wait_for_function(f"+document.getElementById('step-chart').dataset.points === {len(step_rows(run_dir))}")
         page.wait_for_function("document.querySelector('.fact .status').textContent === 'completed'")
         page.wait_for_function("document.getElementById('confusion').dataset.cells === '100'", timeout=60_000)
         page.wait_for_function("document.querySelectorAll('#mistakes canvas').length > 0")
+        page.wait_for_function("document.getElementById('evaluation-note').textContent.startsWith('best.npz')", timeout=60_000)
+        assert page.locator("#step-chart").get_attribute("data-markers") == "2"  # the lr steps after epochs 4 and 8
         assert page.evaluate("window.__sameDocument") is True
         save_screenshot(page, page, "serve-run.png", tmp_path)
     finally:
@@ -334,3 +346,12 @@ def test_the_draw_pad_shows_class_names(runs_root: Path, tmp_path: Path, page) -
         save_screenshot(page, page, "serve-drawpad-class-names.png", tmp_path)
     finally:
         served.shutdown()
+
+
+def step_rows(run_dir: Path) -> list[str]:
+    """The complete rows of a run's steps.csv so far (none before it exists)."""
+    try:
+        text = (run_dir / "steps.csv").read_text()
+    except FileNotFoundError:
+        return []
+    return text[: text.rfind("\n") + 1].splitlines()[1:]

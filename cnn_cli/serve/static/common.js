@@ -128,12 +128,46 @@ cnn.chartContext = function (canvas, fallbackWidth, fallbackHeight) {
   return { ctx, width, height };
 };
 
+// Poll `fetchOnce` (an async function) forever, starting the next call `delayMs` after the previous
+// one has answered: calls never overlap, however slow the server is (setInterval would pile them up).
+cnn.poll = function (fetchOnce, delayMs) {
+  const next = async () => {
+    try {
+      await fetchOnce();
+    } finally {
+      setTimeout(next, delayMs);
+    }
+  };
+  next();
+};
+
+// TensorBoard's smoothing: an exponential moving average with weight `weight` (0 = none),
+// divided by (1 - weight^n) so that the first points are not pulled towards 0.
+// Missing values stay missing and do not move the average.
+cnn.smooth = function (ys, weight) {
+  let last = 0;
+  let count = 0;
+  return ys.map((y) => {
+    if (y === null || y === undefined || !isFinite(y)) return null;
+    last = last * weight + (1 - weight) * y;
+    count += 1;
+    return weight > 0 ? last / (1 - weight ** count) : y;
+  });
+};
+
 // A line chart on a canvas.
-// spec: {title, xLabel, yLabel, log: bool, series: [{label, colour, xs, ys, dashed}], marker: {x, label}}
+// spec: {title, xLabel, yLabel, log: bool, series: [{label, colour, xs, ys, dashed, faint}],
+//        marker: {x, label}, markers: [{x, label, colour, top}]}  (top: the label at the top of the plot, not the bottom)
+// A faint series (the raw values under a smoothed line) is drawn thin and pale, without legend or dots.
 // Sets canvas.dataset.points to the number of points of the first series (the tests read it).
 cnn.lineChart = function (canvas, spec) {
   const { ctx, width: cssWidth, height: cssHeight } = cnn.chartContext(canvas, 480, 260);
-  const pad = { left: 58, right: 12, top: 26, bottom: 40 };
+  // The legend sits right of the title; where both do not fit (a phone), on a line of its own below it.
+  const labelled = spec.series.filter((s) => s.label && !s.faint);
+  const legendWidth = labelled.reduce((sum, s) => sum + ctx.measureText(s.label).width + 30, 0);
+  const legendBelow = ctx.measureText(spec.title || "").width + legendWidth + 16 > cssWidth - 58 - 12;
+  const legendY = legendBelow ? 32 : 16;
+  const pad = { left: 58, right: 12, top: legendBelow ? 42 : 26, bottom: 40 };
   const w = cssWidth - pad.left - pad.right;
   const h = cssHeight - pad.top - pad.bottom;
   const transform = spec.log ? (v) => Math.log10(v) : (v) => v;
@@ -198,26 +232,31 @@ cnn.lineChart = function (canvas, spec) {
   ctx.restore();
   ctx.strokeStyle = "#999";
   ctx.strokeRect(pad.left, pad.top, w, h);
-  if (spec.marker && spec.marker.x !== undefined && spec.marker.x !== null) {
-    ctx.strokeStyle = "#2a9d4b";
+  const markers = [...(spec.markers || []), ...(spec.marker ? [spec.marker] : [])].filter((m) => m.x !== undefined && m.x !== null);
+  markers.forEach((marker, i) => {
+    const colour = marker.colour || "#2a9d4b";
+    ctx.strokeStyle = colour;
     ctx.setLineDash([4, 4]);
     ctx.beginPath();
-    ctx.moveTo(px(spec.marker.x), pad.top);
-    ctx.lineTo(px(spec.marker.x), pad.top + h);
+    ctx.moveTo(px(marker.x), pad.top);
+    ctx.lineTo(px(marker.x), pad.top + h);
     ctx.stroke();
     ctx.setLineDash([]);
-    ctx.fillStyle = "#2a9d4b";
-    const nearRight = px(spec.marker.x) > pad.left + w * 0.75;
+    ctx.fillStyle = colour;
+    const nearRight = px(marker.x) > pad.left + w * 0.75;
     ctx.textAlign = nearRight ? "right" : "left";
-    ctx.fillText(spec.marker.label || "", px(spec.marker.x) + (nearRight ? -4 : 4), pad.top + h - 6);
-  }
+    const labelY = marker.top ? pad.top + 14 + 14 * (i % 2) : pad.top + h - 6 - 14 * (i % 3);
+    ctx.fillText(marker.label || "", px(marker.x) + (nearRight ? -4 : 4), labelY);
+  });
+  canvas.dataset.markers = String(markers.length);
   // series
   let legendX = pad.left + w;
   ctx.textAlign = "right";
   for (const s of spec.series.slice().reverse()) {
     ctx.strokeStyle = s.colour;
     ctx.fillStyle = s.colour;
-    ctx.lineWidth = 2;
+    ctx.lineWidth = s.faint ? 1 : 2;
+    ctx.globalAlpha = s.faint ? 0.3 : 1;
     ctx.setLineDash(s.dashed ? [6, 4] : []);
     ctx.beginPath();
     let started = false;
@@ -234,6 +273,8 @@ cnn.lineChart = function (canvas, spec) {
     }
     ctx.stroke();
     ctx.setLineDash([]);
+    ctx.globalAlpha = 1;
+    if (s.faint) continue;
     if (s.xs.length <= 40) {
       for (let i = 0; i < s.xs.length; i++) {
         const y = s.ys[i];
@@ -243,9 +284,10 @@ cnn.lineChart = function (canvas, spec) {
         ctx.fill();
       }
     }
+    if (!s.label) continue;
     const width = ctx.measureText(s.label).width;
-    ctx.fillText(s.label, legendX, 16);
-    ctx.fillRect(legendX - width - 18, 10, 12, 3);
+    ctx.fillText(s.label, legendX, legendY);
+    ctx.fillRect(legendX - width - 18, legendY - 6, 12, 3);
     legendX -= width + 30;
   }
   ctx.textAlign = "left";

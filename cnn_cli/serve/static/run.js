@@ -1,16 +1,21 @@
-// One run's page: curves, gradient flow, confusion matrix, mistakes, config. Polls for new rows (no reload).
+// One run's page: per-step and per-epoch curves, the learning rate, gradient flow, confusion matrix,
+// mistakes, config. Polls for new rows (no reload); each poll starts after the previous one answered.
 "use strict";
 
 const runName = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
 const apiBase = "/api/runs/" + encodeURIComponent(runName);
 const palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const POLL_MS = 700;
+const MAX_LR_MARKERS = 12; // a step schedule's few changes are marked; a cosine's change at every step is not
 let lastStamp = null;
 let lastBest = null;
 let detail = null;
+let evaluating = false;
 
 document.getElementById("run-name").textContent = runName;
 document.title = "cnn · " + runName;
+document.getElementById("metrics-csv").href = apiBase + "/metrics.csv";
+document.getElementById("steps-csv").href = apiBase + "/steps.csv";
 
 function facts(run) {
   const items = [
@@ -27,6 +32,70 @@ function facts(run) {
   for (const [label, value] of items) {
     box.append(cnn.el("div", { class: "fact" }, cnn.el("span", { class: "label", text: label }), cnn.el("span", { class: "value" + (label === "status" ? " status " + value : ""), text: value })));
   }
+}
+
+function liveness(run) {
+  const message = document.getElementById("message");
+  if (run.status === "stopped") {
+    const record = run.run || {};
+    const pid = record.pid ? ` (PID ${record.pid})` : "";
+    const folder = record.run_dir || "<this run's folder>";
+    message.textContent = `run.json says running, but its training process${pid} is gone: killed or crashed. Resume with: cnn train --resume ${folder}`;
+  } else {
+    message.textContent = "";
+  }
+}
+
+// The epochs at which the learning rate changed, as chart markers (none when it changes at nearly every step).
+function lrChanges(xs, lrs) {
+  const changes = [];
+  for (let i = 1; i < lrs.length; i++) {
+    if (lrs[i] !== null && lrs[i - 1] !== null && Math.abs(lrs[i] - lrs[i - 1]) > 1e-12 * Math.abs(lrs[i - 1])) {
+      changes.push({ x: xs[i], label: "lr → " + lrs[i].toExponential(1), colour: "#9467bd", top: true });
+    }
+  }
+  return changes.length <= MAX_LR_MARKERS ? changes : [];
+}
+
+function stepCurves(run) {
+  const steps = run.steps;
+  const note = document.getElementById("step-note");
+  const weight = Number(document.getElementById("smoothing").value);
+  const log = document.getElementById("step-log").checked;
+  document.getElementById("smoothing-value").textContent = weight.toFixed(2);
+  cnn.lineChart(document.getElementById("step-chart"), {
+    title: "Training loss per step",
+    xLabel: "step",
+    yLabel: log ? "loss (log)" : "loss",
+    log,
+    empty: steps.present ? "no logged step yet" : "no steps.csv in this run",
+    series: [
+      { label: "smoothed", colour: palette[0], xs: steps.step, ys: cnn.smooth(steps.loss, weight) },
+      { label: "", colour: palette[0], xs: steps.step, ys: steps.loss, faint: true },
+      { label: "epoch mean so far", colour: palette[1], xs: steps.step, ys: steps.epoch_loss, dashed: true },
+    ],
+    markers: lrChanges(steps.step, steps.lr),
+  });
+  note.textContent = steps.present
+    ? `${steps.step.length} logged steps (every train.log_every steps and at each epoch's end)`
+    : "This run has no steps.csv: it was trained by an older version. The curves per epoch below are from metrics.csv.";
+}
+
+function learningRate(run) {
+  const steps = run.steps;
+  const fromSteps = steps.present && steps.step.length > 0;
+  cnn.lineChart(document.getElementById("lr-chart"), {
+    title: fromSteps ? "lr per logged step" : "lr per epoch",
+    xLabel: fromSteps ? "step" : "epoch",
+    yLabel: "learning rate",
+    log: true,
+    empty: "no learning rate logged yet",
+    series: [
+      fromSteps
+        ? { label: "lr", colour: "#9467bd", xs: steps.step, ys: steps.lr }
+        : { label: "lr", colour: "#9467bd", xs: run.metrics.map((r) => r.epoch), ys: run.metrics.map((r) => r.lr) },
+    ],
+  });
 }
 
 function curves(run) {
@@ -60,7 +129,9 @@ function gradientFlow(run) {
   const note = document.getElementById("gradient-note");
   canvas.hidden = !g.present;
   if (!g.present) {
-    note.textContent = "This run has no gradients.csv: it was trained without gradient logging.";
+    if (!g.logged) note.textContent = "This run has no gradients.csv: it was trained without gradient logging (train.log_gradients: false).";
+    else if (run.status === "running") note.textContent = "No gradients yet: gradients.csv is written at the end of each epoch.";
+    else note.textContent = "This run has no gradients.csv.";
     return;
   }
   const weighted = g.layers.filter((l) => (l.weight_grad_norm || []).some((v) => v !== null));
@@ -135,8 +206,12 @@ function mistakes(result) {
   if (!result.mistakes.length) box.textContent = "no mistakes on the test split";
 }
 
+// One evaluation at a time: a best.npz saved again while one runs is evaluated once that one has answered.
 async function refreshEvaluation() {
+  if (evaluating) return;
+  evaluating = true;
   const note = document.getElementById("evaluation-note");
+  const wanted = lastBest;
   try {
     note.textContent = "evaluating the best checkpoint on the test split…";
     const result = await cnn.getJSON(apiBase + "/evaluation");
@@ -144,19 +219,28 @@ async function refreshEvaluation() {
     mistakes(result);
   } catch (error) {
     note.textContent = error.message;
+  } finally {
+    evaluating = false;
   }
+  if (lastBest !== wanted) refreshEvaluation();
+}
+
+function draw(run) {
+  facts(run);
+  liveness(run);
+  stepCurves(run);
+  curves(run);
+  learningRate(run);
+  gradientFlow(run);
 }
 
 async function refresh() {
   try {
     const run = await cnn.getJSON(apiBase + (lastStamp ? "?since=" + encodeURIComponent(lastStamp) : ""));
-    document.getElementById("message").textContent = "";
     if (!run.unchanged && run.stamp !== lastStamp) {
       lastStamp = run.stamp;
       detail = run;
-      facts(run);
-      curves(run);
-      gradientFlow(run);
+      draw(run);
       document.getElementById("config").textContent = run.config_text || "(no config.yaml)";
       const best = run.checkpoint_stamp;
       if (best !== lastBest) {
@@ -165,17 +249,12 @@ async function refresh() {
         else document.getElementById("evaluation-note").textContent = "no best checkpoint yet";
       }
     }
+    if (detail) liveness(detail); // also clears the message of an earlier failed poll
   } catch (error) {
     document.getElementById("message").textContent = "error: " + error.message;
-  } finally {
-    setTimeout(refresh, POLL_MS);
   }
 }
 
-window.addEventListener("resize", () => {
-  if (detail) {
-    curves(detail);
-    gradientFlow(detail);
-  }
-});
-refresh();
+for (const id of ["smoothing", "step-log"]) document.getElementById(id).addEventListener("input", () => detail && stepCurves(detail));
+window.addEventListener("resize", () => detail && draw(detail));
+cnn.poll(refresh, POLL_MS);
