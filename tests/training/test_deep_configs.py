@@ -65,9 +65,11 @@ def test_sigmoid_gradients_shrink_toward_the_input_and_relu_ones_do_not(deep_run
     assert relu_ratio > 0.3
     assert relu_mean[1] / relu_mean[-1] > 0.3  # fc2, the first layer fed by an activation, too
     assert relu_ratio > 30 * sigmoid_ratio
-    # At every single step, not only on average.
-    assert np.all(sigmoid.weight_norms[:, 0] / sigmoid.weight_norms[:, -1] < 0.05)
-    assert np.all(relu.weight_norms[:, 0] / relu.weight_norms[:, -1] > 0.3)
+    # At every single step, not only on average. The output layer starts small (the untrained loss is ≈ ln 10,
+    # `cnn docs initial-loss`), which scales every gradient below it alike for the first steps; so step by step
+    # the input-side layer is compared with the last hidden one, fc6.
+    assert np.all(sigmoid.weight_norms[:, 0] / sigmoid.weight_norms[:, -2] < 0.05)
+    assert np.all(relu.weight_norms[:, 0] / relu.weight_norms[:, -2] > 0.3)
 
 
 @pytest.mark.slow
