@@ -38,7 +38,7 @@ MAX_CHANNELS_SHOWN = 64  # feature-map panels per layer; larger layers show thei
 # One image's matrix products are small: waking OpenBLAS's worker threads for them costs more than
 # it saves, and on a busy machine a woken thread that must wait for a core adds tens of milliseconds
 # to an update. The draw pad's passes run single-threaded (measured: see the serve tests' latency test).
-_BLAS = ThreadpoolController()
+BLAS = ThreadpoolController()  # shared by every server-side pass (analysis.py, evaluation.py)
 
 
 @dataclass
@@ -124,7 +124,7 @@ def analyze(loaded: LoadedModel, x: np.ndarray, class_index: int | None = None) 
     names = loaded.class_names
     if class_index is not None and not 0 <= class_index < model.loss.num_classes:
         raise CnnError(f"class must be in 0..{model.loss.num_classes - 1}, got {class_index}")
-    with loaded.lock, _BLAS.limit(limits=1, user_api="blas"):
+    with loaded.lock, BLAS.limit(limits=1, user_api="blas"):
         steps = model.trace(x, training=False)
         logits = steps[-1].output
         probabilities = model.loss.probabilities(logits)[0]

@@ -42,13 +42,16 @@ def evaluate_run(checkpoint: Path, mistakes: int = 24) -> dict[str, Any]:
     from cnn_cli.learn.visualize import confident_mistakes
     from cnn_cli.runs.checkpoint import class_names, load_checkpoint
     from cnn_cli.runs.inference import checkpoint_splits
-    from cnn_cli.serve.analysis import encode_unsigned
+    from cnn_cli.serve.analysis import BLAS, encode_unsigned
     from cnn_cli.training.train import predictions
 
     ckpt, model = load_checkpoint(checkpoint)
     test = checkpoint_splits(ckpt).test
     batch = config_from_dict(ckpt.config).train.eval_batch_size
-    chunks = [model.forward(test.images[i : i + batch], keep_cache=False) for i in range(0, len(test.images), batch)]
+    # Single-threaded BLAS, as the draw pad's passes: a server thread's threaded GEMM running beside another
+    # thread's threaded GEMM in the same process (a training or eval call) can deadlock inside OpenBLAS.
+    with BLAS.limit(limits=1, user_api="blas"):
+        chunks = [model.forward(test.images[i : i + batch], keep_cache=False) for i in range(0, len(test.images), batch)]
     if not chunks:
         raise CnnError(f"{checkpoint.name}: the test split is empty")
     logits = np.concatenate(chunks)
