@@ -3,7 +3,7 @@
 The receptive field follows one output unit back to the input image (notes 000's
 28 -> 28 -> 14 -> 12 -> 10 feature maps): through a window of kernel k, stride s and
 dilation d, r_out = r_in + (k - 1)·d·j_in and j_out = j_in·s, from r = j = 1 at the
-input (:class:`cnn_cli.nn.shapes.ReceptiveField`; each layer applies its own step).
+input (:class:`cnn_cli.nn.shapes.ReceptiveField`; each layer applies its own step; `cnn docs output-size`).
 """
 
 from __future__ import annotations

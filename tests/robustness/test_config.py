@@ -380,7 +380,12 @@ def test_missing_config_from_a_real_process(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "suggestion"), [("mnst", "did you mean mnist? "), ("lenet", "did you mean lenet5? "), ("smok.yaml", "did you mean smoke? ")]
+    ("name", "suggestion"),
+    [
+        ("mnst", "did you mean mnist or mnist-sgd? "),
+        ("lenet", "did you mean lenet5? "),
+        ("smok.yaml", "did you mean smoke? "),
+    ],
 )
 def test_a_misspelt_built_in_config_suggests_the_closest_names(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, suggestion: str

@@ -136,7 +136,14 @@ def test_max_time_at_an_epoch_end_stops_before_the_next_epoch(idx_paths, tmp_pat
     clock = iter([0.0, *[1.0] * STEPS_PER_EPOCH, 100.0]).__next__  # fit start, the steps of epoch 1, its end
     budget = TimeBudget(10.0, clock=clock)
     state = SimpleNamespace(
-        epoch=0, step=0, batch_in_epoch=0, steps_per_epoch=STEPS_PER_EPOCH, status="running", stop_training=False, stop_reason=None
+        epoch=0,
+        step=0,
+        batch_in_epoch=0,
+        steps_per_epoch=STEPS_PER_EPOCH,
+        status="running",
+        stop_training=False,
+        stop_reason=None,
+        resume_args=(),
     )
     state.config = SimpleNamespace(train=SimpleNamespace(epochs=3))
     state.paths, state.log, state.message = SimpleNamespace(root=tmp_path), lambda line: None, ""
