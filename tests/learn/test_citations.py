@@ -10,6 +10,7 @@ cite. "A user can read" means: docstrings and other strings of the package (help
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -81,9 +82,10 @@ def config_texts(path: Path) -> list[tuple[int, str]]:
     return found
 
 
+@functools.cache
 def explain_reports() -> dict[str, list[str]]:
     """``cnn explain`` (every example), split into each example's printed lines."""
-    outcome = invoke_cli(["explain"])
+    outcome = invoke_cli(["explain"], timeout=120)
     assert outcome.code == 0, outcome.output
     reports: dict[str, list[str]] = {}
     current = ""
@@ -137,7 +139,7 @@ def test_every_notes_citation_cnn_explain_prints_names_its_guide_section():
             elif not cited <= introduced or "note erratum" in line:
                 missing.append(f"{name}: {line.strip()}")
     assert not missing, "\n".join(missing)
-    listed = invoke_cli(["explain", "--list"]).stdout.splitlines()
+    listed = invoke_cli(["explain", "--list"], timeout=60).stdout.splitlines()
     assert all(cited_topics(line) for line in listed if CITATION.search(line)), listed
 
 

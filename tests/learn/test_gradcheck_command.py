@@ -75,7 +75,7 @@ def test_every_layer_type_and_loss_passes(loss):
 @pytest.mark.parametrize("name", [name for name in builtin_configs() if name != "mnist"])  # mnist: the test above
 def test_every_builtin_config_passes_its_own_gradcheck(name):
     """``cnn gradcheck --config NAME`` with the defaults, for every config shipped with the package."""
-    outcome = invoke_cli(["gradcheck", "--config", name], timeout=120)
+    outcome = invoke_cli(["gradcheck", "--config", name], timeout=600)
     assert outcome.code == 0, outcome.output
     assert "FAIL" not in outcome.stdout
 
@@ -99,7 +99,7 @@ def test_deep_sigmoid_passes_on_the_absolute_floor_and_says_why():
 
 
 def test_without_the_floor_deep_sigmoid_fails_its_vanished_tensors():
-    outcome = invoke_cli(["gradcheck", "--config", "deep-sigmoid", "--atol", "0"], timeout=120)
+    outcome = invoke_cli(["gradcheck", "--config", "deep-sigmoid", "--atol", "0"], timeout=600)
     assert outcome.code == EXIT_FAULT, outcome.output
     rows = {line.split()[0]: line.split()[-1] for line in outcome.stdout.splitlines() if line.startswith(("fc", "input"))}
     assert rows["fc1.weight"] == rows["input"] == "FAIL"
@@ -116,7 +116,7 @@ def test_the_floor_hides_no_bug_in_the_vanished_layers(monkeypatch):
 
 @pytest.mark.parametrize(("config", "mistake"), [("deep-sigmoid", "loss-not-averaged"), ("mnist", "relu-no-mask")])
 def test_a_bug_zoo_mistake_still_fails_with_the_floor(config, mistake):
-    outcome = invoke_cli(["gradcheck", "--config", config, "--break", mistake], timeout=120)
+    outcome = invoke_cli(["gradcheck", "--config", config, "--break", mistake], timeout=600)
     assert outcome.code == 1, outcome.output  # the check caught the mistake: exit 1, as `cnn gradcheck --help` says
     rows = {line.split()[0]: line.split()[-1] for line in outcome.stdout.splitlines() if line.startswith(("fc", "conv", "input"))}
     assert rows["input"] == "FAIL"
