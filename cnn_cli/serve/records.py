@@ -202,7 +202,11 @@ def read_config(paths: RunPaths) -> tuple[dict[str, Any], str]:
     if text is None:
         return {}, ""
     try:
-        data = yaml.load(text, Loader=YAML_LOADER)  # noqa: S506 - a safe loader
+        loader = YAML_LOADER(text)  # the C safe loader where libyaml is there: the runs index reads many configs
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except (yaml.YAMLError, RecursionError):
         return {}, text
     return (data if isinstance(data, dict) else {}), text
