@@ -33,36 +33,30 @@ class Example:
     name: str
     summary: str
     run: Callable[[ExampleInput], Report]
-    takes: tuple[str, ...] = ()  # the learner's matrices it uses: "input", "kernel", "grad"
 
 
 EXAMPLES = {
     e.name: e
     for e in [
-        Example(
-            "cross-correlation",
-            "notes 003's 3x3 ⋆ 2x2 = [[8,7],[4,5]], as sums of products and im2col rows",
-            cross_correlation,
-            ("input", "kernel"),
-        ),
-        Example(
-            "convolution",
-            "the same with rot180(K) = [[7,5],[11,3]], and why cnn computes cross-correlation",
-            convolution,
-            ("input", "kernel"),
-        ),
-        Example(
-            "conv-backward",
-            "∂L/∂K = X ⋆ ∂L/∂Y, ∂L/∂b = Σ ∂L/∂Y, ∂L/∂X as col2im += and as full correlation",
-            conv_backward,
-            ("input", "kernel", "grad"),
-        ),
-        Example("maxpool", "where a max-pool gradient goes (notes 000 §2.7)", maxpool, ("input", "grad")),
-        Example("relu", "where a ReLU gradient goes (notes 000 §2.8)", relu, ("input", "grad")),
+        Example("cross-correlation", "notes 003's 3x3 ⋆ 2x2 = [[8,7],[4,5]], as sums of products and im2col rows", cross_correlation),
+        Example("convolution", "the same with rot180(K) = [[7,5],[11,3]], and why cnn computes cross-correlation", convolution),
+        Example("conv-backward", "∂L/∂K = X ⋆ ∂L/∂Y, ∂L/∂b = Σ ∂L/∂Y, ∂L/∂X as col2im += and as full correlation", conv_backward),
+        Example("maxpool", "where a max-pool gradient goes (notes 000 §2.7)", maxpool),
+        Example("relu", "where a ReLU gradient goes (notes 000 §2.8)", relu),
         Example("softmax-ce", "p − y with the numbers of notes 000, 001 and 002", softmax_ce),
         Example("seed004-net", "notes 004's 15-parameter net: forward, every chain-rule factor, (A2 − Y)Fᵀ", seed004_net),
         Example("l2-update", "notes 001's w ← w − α(∂L/∂w + λw) with its numbers", l2_update),
     ]
+}
+
+
+# The learner's own matrices each example reads (--input, --kernel, --grad); an example not listed reads none.
+MATRICES_READ = {
+    "cross-correlation": ("input", "kernel"),
+    "convolution": ("input", "kernel"),
+    "conv-backward": ("input", "kernel", "grad"),
+    "maxpool": ("input", "grad"),
+    "relu": ("input", "grad"),
 }
 
 
@@ -71,13 +65,14 @@ def _given_options(given: ExampleInput) -> list[str]:
     return [name for name in ("input", "kernel", "grad") if getattr(given, name) is not None]
 
 
-def _refuse_unused(example: Example, given: ExampleInput) -> None:
+def _refuse_unused(name: str, given: ExampleInput) -> None:
     """An option the example would not read is an error, not silently ignored."""
-    unused = [f"--{name}" for name in _given_options(given) if name not in example.takes]
+    reads = MATRICES_READ.get(name, ())
+    unused = [f"--{option}" for option in _given_options(given) if option not in reads]
     if unused:
-        takes = " and ".join(f"--{name}" for name in example.takes) or "none of --input/--kernel/--grad"
+        takes = " and ".join(f"--{option}" for option in reads) or "none of --input/--kernel/--grad"
         verb = "is" if len(unused) == 1 else "are"
-        raise CnnError(f"{example.name}: {' and '.join(unused)} {verb} not used by this example (it takes {takes})")
+        raise CnnError(f"{name}: {' and '.join(unused)} {verb} not used by this example (it takes {takes})")
 
 
 def run_examples(names: list[str], given: ExampleInput | None = None) -> list[Report]:
@@ -92,9 +87,9 @@ def run_examples(names: list[str], given: ExampleInput | None = None) -> list[Re
         raise CnnError(f"unknown example {unknown[0]!r}; known: {', '.join(EXAMPLES)}")
     if not names:
         options = set(_given_options(given))
-        names = [e.name for e in EXAMPLES.values() if options <= set(e.takes) and (e.takes or not options)]
+        names = [name for name in EXAMPLES if options <= set(MATRICES_READ.get(name, ()))]
     for name in names:
-        _refuse_unused(EXAMPLES[name], given)
+        _refuse_unused(name, given)
     return [EXAMPLES[name].run(given) for name in names]
 
 
