@@ -35,7 +35,7 @@ def _is_closed_pipe(exc: BaseException) -> bool:
     return isinstance(exc, BrokenPipeError) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE)
 
 
-def _stop_quietly() -> NoReturn:
+def stop_quietly() -> NoReturn:
     """The reader of stdout went away (``cnn eval | head -1``): no error line, exit 128 + SIGPIPE, as ``cnn train`` does."""
     _Stdout.closed = True
     silence_stdout()
@@ -45,11 +45,6 @@ def _stop_quietly() -> NoReturn:
 def stdout_closed() -> bool:
     """True once a write to stdout found its reader gone, during this command."""
     return _Stdout.closed
-
-
-def stop_quietly() -> NoReturn:
-    """Exit as a command whose reader went away exits (141, no message), e.g. after it saved an interrupted sweep."""
-    _stop_quietly()
 
 
 def echo_or_stop(line: str) -> None:
@@ -85,11 +80,11 @@ class CnnGroup(click.Group):
             self._fail(ctx, exc, EXIT_FAULT)
         except OSError as exc:  # one policy for every path the OS refuses: one line naming it
             if _is_closed_pipe(exc):
-                _stop_quietly()
+                stop_quietly()
             self._fail(ctx, exc, os_error_exit_code(exc), os_error_message(exc))
         except KeyboardInterrupt:
             if _Stdout.closed:  # raised by echo_or_stop: the command has saved what it had
-                _stop_quietly()
+                stop_quietly()
             if _debug(ctx):
                 raise
             click.echo("interrupted", err=True)
@@ -124,7 +119,7 @@ class CnnGroup(click.Group):
         except OSError as exc:
             if not _is_closed_pipe(exc):
                 raise
-            _stop_quietly()
+            stop_quietly()
         sys.exit(result if isinstance(result, int) else 0)
 
     @staticmethod

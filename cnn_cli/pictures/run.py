@@ -47,7 +47,8 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     written = [plot_learning_curves(metric_rows, ckpt.best_epoch, paths.plots / LEARNING_CURVES_FILE, title)]
     images, labels = _test_split(ckpt)
     batch = config_from_dict(ckpt.config).train.eval_batch_size
-    chunks = [model.forward(images[i : i + batch], keep_cache=False) for i in range(0, len(images), batch)]
+    with np.errstate(over="ignore", invalid="ignore"):  # the weights of a diverged step are inf/NaN: its pictures show NaN
+        chunks = [model.forward(images[i : i + batch], keep_cache=False) for i in range(0, len(images), batch)]
     logits = np.concatenate(chunks) if chunks else np.zeros((0, *model.output_shape), model.dtype)
     probabilities = model.loss.probabilities(logits)
     predicted = predictions(model, logits)

@@ -279,7 +279,8 @@ def compare_runs(arguments: list[str]) -> Comparison:
 
 def _key_order(key: str) -> tuple[Any, ...]:
     """Config keys in reading order: ``model.layers[2]`` before ``model.layers[10]``."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"\[(\d+)\]", key))
+    parts = re.split(r"\[(\d+)\]", key)  # the captured indices land at the odd positions
+    return tuple(int(part) if position % 2 else part for position, part in enumerate(parts))
 
 
 def _cell(value: Any) -> str:

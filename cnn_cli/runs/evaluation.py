@@ -46,8 +46,11 @@ def evaluate(model: Model, images: np.ndarray, labels: np.ndarray, batch_size: i
     loss_sum = 0.0
     for start in range(0, len(images), batch_size):
         x, y = images[start : start + batch_size], labels[start : start + batch_size]
-        logits = model.forward(x, training=False, keep_cache=False)
-        loss, _ = model.loss(logits, y)
+        # A diverged model's weights are inf or NaN: its loss comes out NaN, and that is what the caller reports
+        # (a failed fast dev run, the one "diverged" line); NumPy's overflow warnings would only print ahead of it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            logits = model.forward(x, training=False, keep_cache=False)
+            loss, _ = model.loss(logits, y)
         loss_sum += loss * len(y)
         np.add.at(confusion, (y, predictions(model, logits)), 1)
     n = int(len(labels))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import warnings
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from cnn_cli.runs.folders import read_metrics
 from cnn_cli.training.dry_run import initial_loss_check
 from cnn_cli.training.state import Callback
 from cnn_cli.training.train import train
-from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, write_config
+from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, run_cli, write_config
 from tests.support.synthetic import make_idx_dataset, tiny_config
 
 CHECKS = ("run", "train", "validation", "test", "checkpoints", "records", "plots")
@@ -89,7 +90,9 @@ def test_fast_dev_run_says_which_check_failed(config_dict, tmp_path, monkeypatch
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     path = write_config(tmp_path / "tiny.yaml", broken)
-    outcome = invoke_cli(["train", "--config", path, "--fast-dev-run"], timeout=120)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # NaN weights are evaluated and drawn without NumPy warnings
+        outcome = invoke_cli(["train", "--config", path, "--fast-dev-run"], timeout=120)
     assert outcome.code == 1, outcome.output
     lines = outcome.stdout.splitlines()
     assert "ok    train: 1 step" in outcome.stdout  # the first step's loss is finite; its update is not
@@ -132,6 +135,14 @@ def test_initial_loss_check(loss, name, classes, line):
     if line:
         assert initial.line() == line
     assert initial_loss_check(loss, "sum_squared_error", classes) is None
+
+
+def test_a_diverging_fast_dev_run_prints_no_numpy_warnings(config_dict, tmp_path):
+    """A real process: its stderr holds no 'RuntimeWarning: overflow encountered' lines ahead of the outcome."""
+    path = write_config(tmp_path / "tiny.yaml", {**config_dict, "optimizer": {"name": "sgd", "lr": 1e30}})
+    outcome = run_cli(["train", "--config", path, "--fast-dev-run", "--run-dir", tmp_path / "run"], timeout=120)
+    assert outcome.code == 1 and outcome.stdout.splitlines()[-1] == "some checks FAILED", outcome.output
+    assert "Warning" not in outcome.stderr, outcome.stderr
 
 
 def test_fast_dev_run_with_resume_is_refused(tmp_path):
