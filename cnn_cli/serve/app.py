@@ -2,8 +2,8 @@
 
 Pages are templates shipped in the package (``templates/``, one shared head and nav),
 scripts and styles static files (``static/``); the pages fetch JSON
-from ``/api/...``. Only GET requests read, and one POST (``/api/analyze``)
-computes without writing: no endpoint changes or deletes a file.
+from ``/api/...``. Only GET requests read, and two POSTs (``/api/analyze``, ``/api/pixel``)
+compute without writing: no endpoint changes or deletes a file.
 What every request must show and every answer carries (Host, Origin, security
 headers, error pages) is :mod:`cnn_cli.serve.security`; how an upload is taken in
 (size, pixels, concurrent decodes) is :mod:`cnn_cli.serve.uploads`.
@@ -22,7 +22,7 @@ from flask import Flask, abort, jsonify, render_template, request, send_file
 
 from cnn_cli.runs.folders import RunPaths
 from cnn_cli.serve import records, security
-from cnn_cli.serve.analysis import ModelCache, analyze_upload
+from cnn_cli.serve.analysis import ModelCache, Spot, analyze_upload, pixel_upload
 from cnn_cli.serve.evaluation import EvaluationCache, evaluate_run
 from cnn_cli.serve.index import RunsIndex, compare
 from cnn_cli.serve.uploads import MAX_UPLOAD_BYTES, DecodeSlots, check_pixels, read_upload, too_large_message
@@ -31,7 +31,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATE_DIR = Path(__file__).parent / "templates"  # the pages: page.html (head, nav, scripts) and one child per page
 CUSTOM_MODEL = "checkpoint"  # the model id of --checkpoint
 CLASS_INDEX = re.compile(r"[0-9]{1,6}")  # ASCII digits only: str.isdigit() also takes '²' and '٣'
-EXPENSIVE_ENDPOINTS = ("api_analyze", "api_evaluation")  # besides every POST: refused from another site's page
+EXPENSIVE_ENDPOINTS = ("api_analyze", "api_pixel", "api_evaluation")  # besides every POST: refused from another site's page
 __all__ = ["MAX_UPLOAD_BYTES", "create_app"]
 
 
@@ -126,8 +126,28 @@ def _class_index(chosen: str | None) -> int | None:
     return int(chosen)
 
 
+def _index(name: str) -> int:
+    """A non-negative integer query parameter (ASCII digits only), else 400."""
+    chosen = request.args.get(name, "")
+    if not CLASS_INDEX.fullmatch(chosen):
+        abort(400, description=f"{name} must be a non-negative integer (0, 1, ...), got {chosen!r}")
+    return int(chosen)
+
+
+def _upload_and_model(site: _Site):
+    """The uploaded image (size and pixels checked before anything is decoded) and the model the request names, loaded
+    (404 when its checkpoint cannot be read)."""
+    path = site.model_path(request.args.get("model"))
+    data = read_upload(request)
+    check_pixels(data)
+    try:
+        return data, site.models.get(path)
+    except OSError as exc:
+        abort(404, description=f"{path.name}: cannot read the checkpoint ({exc.strerror})")
+
+
 def _add_model_api(app: Flask, site: _Site) -> None:
-    """The draw pad's API: which models there are, and one drawing analysed by one of them."""
+    """The draw pad's API: which models there are, one drawing analysed by one of them, and one pixel's arithmetic."""
 
     @app.get("/api/models")
     def api_models():
@@ -146,15 +166,18 @@ def _add_model_api(app: Flask, site: _Site) -> None:
     @app.post("/api/analyze")
     def api_analyze():
         class_index = _class_index(request.args.get("class"))
-        path = site.model_path(request.args.get("model"))
-        data = read_upload(request)
-        check_pixels(data)
-        try:
-            loaded = site.models.get(path)
-        except OSError as exc:
-            abort(404, description=f"{path.name}: cannot read the checkpoint ({exc.strerror})")
+        data, loaded = _upload_and_model(site)
         with site.decodes.slot():
-            return jsonify(analyze_upload(data, loaded, class_index))
+            return jsonify(analyze_upload(data, loaded, class_index, request.args.get("target") or "score"))
+
+    @app.post("/api/pixel")
+    def api_pixel():
+        """?layer=conv1&channel=C&y=I&x=J (and model, class, target as for /api/analyze), the image as the body."""
+        spot = Spot(request.args.get("layer", ""), _index("channel"), _index("y"), _index("x"))
+        class_index = _class_index(request.args.get("class"))
+        data, loaded = _upload_and_model(site)
+        with site.decodes.slot():
+            return jsonify(pixel_upload(data, loaded, spot, class_index, request.args.get("target") or "score"))
 
 
 def _add_run_api(app: Flask, site: _Site) -> None:
