@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -38,11 +37,17 @@ def require_browser() -> None:
 
 
 def save_screenshot(page, locator_or_page, name: str, tmp_path: Path) -> None:
-    """A full-page screenshot in the test's folder, copied to CNN_SERVE_SCREENSHOTS when that is set."""
-    locator_or_page.screenshot(path=str(tmp_path / name), full_page=True)
-    if SCREENSHOT_DIR:
+    """A full-page screenshot (or one element's) in the test's folder, copied to CNN_SERVE_SCREENSHOTS when that is set."""
+    if locator_or_page is page:
+        page.screenshot(path=str(tmp_path / name), full_page=True)
+    else:
+        locator_or_page.screenshot(path=str(tmp_path / name))
+    if SCREENSHOT_DIR:  # the README's copy: 256 colours, so the repository stays small
+        from PIL import Image
+
         Path(SCREENSHOT_DIR).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tmp_path / name, Path(SCREENSHOT_DIR) / name)
+        with Image.open(tmp_path / name) as shot:
+            shot.convert("RGB").quantize(256, dither=Image.Dither.NONE).save(Path(SCREENSHOT_DIR) / name, optimize=True)
 
 
 def canvas_colours(page, selector: str) -> list[int]:

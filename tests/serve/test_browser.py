@@ -9,7 +9,6 @@ with a fresh profile folder.
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import time
@@ -20,12 +19,12 @@ import pytest
 
 from cnn_cli.runs.folders import read_metrics
 from cnn_cli.serve import Server
+from tests.serve.browser import save_screenshot
 from tests.serve.conftest import NEEDS_SERVE_EXTRA, TRAINED_RUN
 from tests.support.cli import cli_command, cli_environment
 
 CHROMIUM = Path(os.environ.get("CNN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-SCREENSHOT_DIR = os.environ.get("CNN_SERVE_SCREENSHOTS")  # set to docs/images to refresh the README pictures
 WAIT_MS = 20_000
 
 REQUIRED = os.environ.get("CNN_REQUIRE_BROWSER_TESTS") == "1"  # CI sets it: a missing browser fails instead of skipping
@@ -92,13 +91,6 @@ def page(browser_context) -> Iterator:
     assert not errors, errors
 
 
-def save_screenshot(page, locator_or_page, name: str, tmp_path: Path) -> None:
-    locator_or_page.screenshot(path=str(tmp_path / name), full_page=True)
-    if SCREENSHOT_DIR:
-        Path(SCREENSHOT_DIR).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tmp_path / name, Path(SCREENSHOT_DIR) / name)
-
-
 def draw_seven(page) -> None:
     """A 7 in three mouse strokes' worth of moves: the top bar left to right, then the diagonal down."""
     box = page.locator("#pad").bounding_box()
@@ -143,7 +135,7 @@ def test_drawing_a_seven_predicts_7_with_feature_maps_and_saliency(server: str, 
 
     # The 28x28 input, every conv layer's maps and the saliency map show something.
     assert canvas_colours(page, "#input")[0] > 10
-    maps = canvas_colours(page, "canvas.feature-map")
+    maps = canvas_colours(page, 'canvas.feature-map[data-layer^="conv"]')
     assert len(maps) == 2 and all(count > 20 for count in maps), maps
     assert canvas_colours(page, "#saliency")[0] > 20
     gradients = canvas_colours(page, "canvas.grad-map")
@@ -158,7 +150,7 @@ def test_drawing_a_seven_predicts_7_with_feature_maps_and_saliency(server: str, 
     assert page.eval_on_selector("#saliency", "c => c.toDataURL()") != before
     page.select_option("#class", "")
     page.wait_for_function("document.getElementById('explained').textContent === '7' && window.cnnIdle()")
-    save_screenshot(page, page, "serve-drawpad.png", tmp_path)
+    save_screenshot(page, page, "serve-drawpad-drawn.png", tmp_path)
 
     # Clear empties the pad and the answer.
     page.click("#clear")

@@ -1,16 +1,32 @@
-// The draw pad: strokes on a canvas go to /api/analyze as a PNG; the answer is drawn as it comes back.
+// The draw pad: strokes on a canvas go to /api/analyze as a PNG; the answer is drawn as it comes back
+// (draw-views.js). A click on a map asks /api/pixel for that pixel's arithmetic (inspect.js).
+// Every answer belongs to one "generation" of the pad: Clear, an upload and a change of model start a new
+// one, and an answer that comes back for an older one is dropped, so no old result outlives what it was for.
 "use strict";
 
 const pad = document.getElementById("pad");
 const padCtx = pad.getContext("2d");
-const state = { drawing: false, last: null, dirty: false, inFlight: false, blank: true, upload: null };
-window.cnnStats = { updates: [] }; // per update: server_ms and round_trip_ms (the latency tests read them)
+const state = { drawing: false, last: null, dirty: false, inFlight: false, blank: true, upload: null, generation: 0, result: null, spot: null, pixelBusy: false };
+window.cnnStats = { updates: [], pixels: 0 }; // per update: server_ms and round_trip_ms (the latency tests read them)
 
-function clearPad() {
+function paintWhite() {
   padCtx.fillStyle = "#fff";
   padCtx.fillRect(0, 0, pad.width, pad.height);
+}
+
+function clearPad() {
+  paintWhite();
   state.blank = true;
   state.upload = null;
+}
+
+// A new generation: answers still on their way are for something no longer on screen.
+function newGeneration() {
+  state.generation += 1;
+  state.result = null;
+  state.spot = null;
+  views.showBlank();
+  setMessage("");
 }
 
 function padPoint(event) {
@@ -32,7 +48,7 @@ function stroke(from, to) {
 
 pad.addEventListener("pointerdown", (event) => {
   event.preventDefault();
-  if (state.upload) clearPad();
+  if (state.upload) clearPad(); // drawing over an uploaded picture starts from a white pad
   pad.setPointerCapture(event.pointerId);
   state.drawing = true;
   state.last = padPoint(event);
@@ -61,26 +77,35 @@ for (const name of ["pointerup", "pointercancel"]) {
 
 document.getElementById("clear").addEventListener("click", () => {
   clearPad();
-  showBlank();
+  newGeneration();
 });
-document.getElementById("class").addEventListener("change", () => requestUpdate());
-document.getElementById("model").addEventListener("change", () => requestUpdate());
+for (const id of ["class", "target"]) document.getElementById(id).addEventListener("change", () => requestUpdate());
+document.getElementById("model").addEventListener("change", () => {
+  // Another model: another set of classes. The old answer and the chosen class go; the pad stays.
+  document.getElementById("class").value = "";
+  newGeneration();
+  requestUpdate();
+});
+document.getElementById("scale").addEventListener("change", () => state.result && views.showResult(state.result));
+document.getElementById("overlay").addEventListener("change", () => state.result && views.showSaliency(state.result));
 document.getElementById("upload").addEventListener("change", (event) => {
   const file = event.target.files[0];
   if (!file) return;
-  state.upload = file;
+  newGeneration();
+  state.upload = file; // sent as it is; the pad shows it
+  state.blank = false;
   const url = URL.createObjectURL(file);
   const image = new Image();
   image.onload = () => {
-    clearPad();
-    state.upload = file;
+    URL.revokeObjectURL(url);
+    if (state.upload !== file) return; // cleared or replaced meanwhile
+    paintWhite();
     const scale = Math.min(pad.width / image.width, pad.height / image.height);
     padCtx.drawImage(image, (pad.width - image.width * scale) / 2, (pad.height - image.height * scale) / 2, image.width * scale, image.height * scale);
-    URL.revokeObjectURL(url);
   };
   image.onerror = () => URL.revokeObjectURL(url);
   image.src = url;
-  state.blank = false;
+  event.target.value = ""; // the same file chosen again is a new upload
   requestUpdate();
 });
 
@@ -94,27 +119,45 @@ function padBlob() {
   return new Promise((resolve) => pad.toBlob(resolve, "image/png"));
 }
 
+// What a request says besides the image: the model, the explained class and the backprop target.
+function queryParams() {
+  const params = new URLSearchParams();
+  const model = document.getElementById("model").value;
+  const chosen = document.getElementById("class").value;
+  if (model) params.set("model", model);
+  if (chosen) params.set("class", chosen);
+  params.set("target", document.getElementById("target").value);
+  return params;
+}
+
+async function post(path, params, body) {
+  const response = await fetch(path + "?" + params, { method: "POST", body, headers: { "Content-Type": "application/octet-stream" } });
+  const result = await response.json().catch(() => ({ error: response.statusText }));
+  if (!response.ok) throw new Error(result.error || response.statusText);
+  return result;
+}
+
 // One update: the current pad (or the uploaded file, sent as it is) -> /api/analyze -> the page.
 async function sendUpdate() {
   state.dirty = false;
   state.inFlight = true;
+  const generation = state.generation;
   try {
     const body = state.upload || (await padBlob());
-    const params = new URLSearchParams();
-    const model = document.getElementById("model").value;
-    const chosen = document.getElementById("class").value;
-    if (model) params.set("model", model);
-    if (chosen) params.set("class", chosen);
     const start = performance.now();
-    const response = await fetch("/api/analyze?" + params, { method: "POST", body, headers: { "Content-Type": "application/octet-stream" } });
-    const result = await response.json().catch(() => ({ error: response.statusText }));
+    const result = await post("/api/analyze", queryParams(), body);
     const roundTrip = performance.now() - start;
-    if (!response.ok) throw new Error(result.error || response.statusText);
+    if (generation !== state.generation || state.blank) return; // cleared, another model or upload meanwhile
     window.cnnStats.updates.push({ server_ms: result.server_ms, round_trip_ms: roundTrip });
-    showResult(result);
+    state.result = result;
+    views.showResult(result);
     document.getElementById("latency").textContent = `update: ${result.server_ms.toFixed(1)} ms on the server, ${roundTrip.toFixed(1)} ms round trip`;
     setMessage(result.warning ? "warning: " + result.warning : "");
+    if (state.spot && !state.dirty) refreshSpot();
   } catch (error) {
+    if (generation !== state.generation) return;
+    state.result = null;
+    views.showBlank(); // no old answer under a new model's name or a new class
     setMessage("error: " + error.message, true);
   } finally {
     state.inFlight = false;
@@ -122,121 +165,59 @@ async function sendUpdate() {
   }
 }
 window.cnnUpdate = sendUpdate;
-window.cnnIdle = () => !state.inFlight && !state.dirty;
+window.cnnIdle = () => !state.inFlight && !state.dirty && !state.pixelBusy;
+
+// A click on a map: enlarge it, and for a conv layer (or its activation) ask for the arithmetic.
+views.onPick = function (spot) {
+  const canvas = spot.canvas;
+  const grid = canvas.mapGrid;
+  const channel = spot.channel + (grid.channelOffset || 0);
+  const value = canvas.id === "enlarged" ? spot.value : grid.values[(channel * grid.shape[1] + spot.y) * grid.shape[2] + spot.x];
+  state.spot = { ...spot, channel, value, canvas: undefined, grid: canvas.id === "enlarged" ? state.spot.grid : { ...grid, canvasClass: canvas.className } };
+  inspect.enlarge({ ...state.spot }, state.spot.grid);
+  inspectSpot(state.spot);
+};
+
+// After a new answer: the same map of the new answer, enlarged again, and its arithmetic asked again.
+function refreshSpot() {
+  const old = state.spot.grid;
+  const same = (c) => c.id !== "enlarged" && c.mapGrid && c.mapGrid.name === old.name && c.mapGrid.title === old.title && c.mapGrid.kind === old.kind && c.className === old.canvasClass;
+  const canvas = [...document.querySelectorAll("canvas.map-grid")].find(same);
+  if (!canvas) return;
+  const [, h, w] = canvas.mapGrid.shape;
+  const s = state.spot;
+  state.spot = { ...s, grid: { ...canvas.mapGrid, canvasClass: canvas.className }, value: canvas.mapGrid.values[(s.channel * h + s.y) * w + s.x] };
+  inspect.enlarge(state.spot, state.spot.grid);
+  inspectSpot(state.spot);
+}
+
+async function inspectSpot(spot) {
+  const holder = document.getElementById("arithmetic");
+  if (!spot.grid.arith) {
+    holder.replaceChildren(cnn.el("p", { class: "caption", text: "The arithmetic is shown for a pixel of a conv layer's map or its activation's." }));
+    return;
+  }
+  const generation = state.generation;
+  state.pixelBusy = true;
+  try {
+    const params = queryParams();
+    for (const key of ["layer", "channel", "y", "x"]) params.set(key, String(spot[key]));
+    const body = state.upload || (await padBlob());
+    const answer = await post("/api/pixel", params, body);
+    if (generation !== state.generation || state.spot !== spot) return;
+    inspect.show(answer, state.result && state.result.input);
+    window.cnnStats.pixels += 1;
+  } catch (error) {
+    if (generation === state.generation) holder.replaceChildren(cnn.el("p", { class: "message error", text: "error: " + error.message }));
+  } finally {
+    state.pixelBusy = false;
+  }
+}
 
 function setMessage(text, isError) {
   const node = document.getElementById("message");
   node.textContent = text;
   node.classList.toggle("error", !!isError);
-}
-
-function showBlank() {
-  document.getElementById("prediction").textContent = "–";
-  document.getElementById("prediction").dataset.digit = "";
-  document.getElementById("confidence").textContent = "";
-  setMessage("");
-}
-
-function showResult(result) {
-  cnn.drawArray(document.getElementById("input"), result.input, cnn.inkColour);
-  const prediction = document.getElementById("prediction");
-  prediction.textContent = result.prediction;
-  prediction.dataset.digit = result.prediction;
-  prediction.classList.toggle("named", result.prediction.length > 2); // a class name, not a digit: smaller type
-  const top = result.probabilities[result.prediction_index];
-  document.getElementById("confidence").textContent = `p = ${(100 * top).toFixed(1)}%`;
-  document.getElementById("explained").textContent = result.explained;
-
-  const classSelect = document.getElementById("class");
-  const options = Array.from(classSelect.options).slice(1).map((option) => option.text);
-  if (options.join("\n") !== result.classes.join("\n")) {
-    const chosen = classSelect.value;
-    classSelect.replaceChildren(cnn.el("option", { value: "", text: "predicted" }));
-    result.classes.forEach((name, i) => classSelect.append(cnn.el("option", { value: String(i), text: name })));
-    classSelect.value = chosen;
-  }
-
-  const bars = document.getElementById("probabilities");
-  bars.replaceChildren();
-  const longest = Math.max(...result.classes.map((name) => name.length));
-  bars.style.setProperty("--label-width", longest > 2 ? `${longest * 0.6 + 0.5}em` : "18px");
-  result.probabilities.forEach((p, i) => {
-    const row = cnn.el("div", { class: "prob-row" + (i === result.prediction_index ? " top" : "") });
-    const bar = cnn.el("div", { class: "bar" });
-    bar.style.width = Math.max(0.5, 100 * p) + "%";
-    row.append(cnn.el("span", { class: "label", text: result.classes[i] }), cnn.el("div", { class: "track" }, bar), cnn.el("span", { class: "value", text: (100 * p).toFixed(1) + "%" }));
-    bars.append(row);
-  });
-
-  cnn.drawArray(document.getElementById("saliency"), result.saliency, cnn.signedColour);
-
-  const maps = document.getElementById("feature-maps");
-  maps.replaceChildren();
-  for (const layer of result.feature_maps) {
-    const [c, h, w] = layer.shape;
-    const shown = layer.maps.shape[0];
-    const canvas = cnn.el("canvas", { class: "feature-map", "data-layer": layer.layer });
-    cnn.drawGrid(canvas, layer.maps, h * w > 1 ? 60 : 14);
-    const note = `${layer.layer}: ${c}×${h}×${w}` + (shown < c ? `, first ${shown}` : "") + (layer.next ? ` → ${layer.next}` : "");
-    maps.append(cnn.el("figure", {}, canvas, cnn.el("figcaption", { text: note })));
-  }
-
-  const gradients = document.getElementById("layer-gradients");
-  gradients.replaceChildren();
-  for (const layer of result.layer_gradients) {
-    if (!layer.map) continue;
-    const canvas = cnn.el("canvas", { width: 112, height: 112, class: "grad-map", "data-layer": layer.layer });
-    cnn.drawArray(canvas, layer.map, cnn.heatColour);
-    gradients.append(cnn.el("figure", {}, canvas, cnn.el("figcaption", { text: `${layer.layer} (${layer.type}) ${layer.shape.join("×")}` })));
-  }
-  drawNorms(result);
-}
-
-// Bar chart: ||∂score/∂activation|| of every layer's output, input side first, log scale.
-function drawNorms(result) {
-  const canvas = document.getElementById("gradient-norms");
-  const { ctx, width, height } = cnn.chartContext(canvas, 600, 200);
-  const layers = result.layer_gradients;
-  const logs = layers.map((l) => (l.norm > 0 ? Math.log10(l.norm) : null));
-  const valid = logs.filter((v) => v !== null);
-  canvas.dataset.points = String(valid.length);
-  if (!valid.length) return;
-  const low = Math.floor(Math.min(...valid)) - 0.5;
-  const high = Math.ceil(Math.max(...valid));
-  const pad = { left: 58, right: 10, top: 16, bottom: 34 };
-  const w = width - pad.left - pad.right;
-  const h = height - pad.top - pad.bottom;
-  const slot = w / layers.length;
-  ctx.fillStyle = "#555";
-  ctx.textAlign = "right";
-  for (let t = Math.ceil(low); t <= high; t++) {
-    const y = pad.top + h - ((t - low) / (high - low)) * h;
-    ctx.strokeStyle = "#e3e3e8";
-    ctx.beginPath();
-    ctx.moveTo(pad.left, y);
-    ctx.lineTo(pad.left + w, y);
-    ctx.stroke();
-    ctx.fillText("1e" + t, pad.left - 6, y + 4);
-  }
-  ctx.save();
-  ctx.translate(14, pad.top + h / 2);
-  ctx.rotate(-Math.PI / 2);
-  ctx.textAlign = "center";
-  ctx.fillText("‖∂score/∂output‖", 0, 0);
-  ctx.restore();
-  ctx.textAlign = "center";
-  layers.forEach((layer, i) => {
-    const x = pad.left + i * slot;
-    if (logs[i] !== null) {
-      const top = pad.top + h - ((logs[i] - low) / (high - low)) * h;
-      ctx.fillStyle = layer.type === "conv2d" || layer.type === "dense" ? "#3b6fb6" : "#9db4d8";
-      ctx.fillRect(x + slot * 0.15, top, slot * 0.7, pad.top + h - top);
-    }
-    ctx.fillStyle = "#333";
-    ctx.fillText(layer.layer, x + slot / 2, height - 18);
-    ctx.fillStyle = "#888";
-    ctx.fillText(layer.type, x + slot / 2, height - 4);
-  });
 }
 
 async function loadModels() {
@@ -252,5 +233,7 @@ async function loadModels() {
   }
 }
 
+maps.attach(document.getElementById("saliency"), null, null);
+maps.attach(document.getElementById("enlarged"), null, (spot, canvas) => views.onPick({ ...spot, canvas }));
 clearPad();
 loadModels();
