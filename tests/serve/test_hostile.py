@@ -140,6 +140,7 @@ def _mixed_requests(port: int, worker: int) -> list[tuple[str, int, float]]:
         ("GET", "/static/common.js", None, 200),
         ("POST", "/api/analyze", seven, 200),
         ("POST", "/api/analyze?class=%C2%B2", seven, 400),
+        ("POST", "/api/pixel?layer=conv2&channel=3&y=2&x=4&target=loss", seven, 200),
         ("GET", "/api/runs/%2e%2e", None, 404),
         ("GET", "/no/such/page", None, 404),
     ]

@@ -26,7 +26,8 @@ views.showBlank = function () {
   $("latency").textContent = "";
 };
 
-views.showResult = function (result) {
+// light: while a stroke is being drawn, only the answer and the saliency (every layer follows when the stroke ends).
+views.showResult = function (result, light) {
   cnn.drawArray($("input"), result.input, cnn.inkColour);
   const prediction = $("prediction");
   prediction.textContent = result.prediction;
@@ -38,6 +39,7 @@ views.showResult = function (result) {
   showProbabilities(result);
   showLogits(result);
   views.showSaliency(result);
+  if (light) return;
   views.showLayers(result);
   showWeights(result);
 };

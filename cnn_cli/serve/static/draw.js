@@ -150,10 +150,10 @@ async function sendUpdate() {
     if (generation !== state.generation || state.blank) return; // cleared, another model or upload meanwhile
     window.cnnStats.updates.push({ server_ms: result.server_ms, round_trip_ms: roundTrip });
     state.result = result;
-    views.showResult(result);
+    views.showResult(result, state.drawing);
     document.getElementById("latency").textContent = `update: ${result.server_ms.toFixed(1)} ms on the server, ${roundTrip.toFixed(1)} ms round trip`;
     setMessage(result.warning ? "warning: " + result.warning : "");
-    if (state.spot && !state.dirty) refreshSpot();
+    if (state.spot && !state.dirty && !state.drawing) refreshSpot();
   } catch (error) {
     if (generation !== state.generation) return;
     state.result = null;

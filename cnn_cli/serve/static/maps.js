@@ -28,6 +28,11 @@ maps.colour = function (kind, t) {
   return cnn.signedColour(Math.round(127.5 + 127.5 * Math.min(1, Math.max(-1, t))));
 };
 
+// An opaque [r, g, b] as one little-endian RGBA word (ImageData's byte order on every platform the page runs on).
+maps.packed = function ([r, g, b]) {
+  return ((255 << 24) | (b << 16) | (g << 8) | r) >>> 0;
+};
+
 // The scale of panel c: signed/mask -> the largest magnitude; log -> [low, high] of log10|v|.
 maps.limits = function (values, count, size, mode) {
   const out = [];
@@ -52,30 +57,33 @@ maps.drawGrid = function (canvas, spec) {
   const gap = channels > 1 ? 2 : 0;
   canvas.width = cols * (width * zoom + gap) - gap;
   canvas.height = rows * (height * zoom + gap) - gap;
+  // One ImageData at the canvas's own resolution: each value's colour filled into its zoom×zoom block.
   const ctx = canvas.getContext("2d");
-  ctx.fillStyle = "#e8e8ee";
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  const image = ctx.createImageData(canvas.width, canvas.height);
+  const pixels = new Uint32Array(image.data.buffer);
+  pixels.fill(maps.packed([232, 232, 238]));
   const size = height * width;
   const limits = maps.limits(spec.values, channels, size, spec.scale);
   for (let c = 0; c < channels; c++) {
-    const image = ctx.createImageData(width, height);
-    for (let i = 0; i < size; i++) {
-      const v = spec.values[c * size + i];
-      let t;
-      if (spec.kind === "log") {
-        const [low, high] = spec.logRange;
-        t = v > 0 ? (Math.log10(v) - low) / (high - low || 1) : 0;
-      } else t = spec.kind === "mask" ? v : v / (limits[c] || 1);
-      const [r, g, b] = maps.colour(spec.kind, t);
-      image.data.set([r, g, b, 255], 4 * i);
+    const left = (c % cols) * (width * zoom + gap);
+    const top = Math.floor(c / cols) * (height * zoom + gap);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const v = spec.values[c * size + y * width + x];
+        let t;
+        if (spec.kind === "log") {
+          const [low, high] = spec.logRange;
+          t = v > 0 ? (Math.log10(v) - low) / (high - low || 1) : 0;
+        } else t = spec.kind === "mask" ? v : v / (limits[c] || 1);
+        const colour = maps.packed(maps.colour(spec.kind, t));
+        for (let dy = 0; dy < zoom; dy++) {
+          const row = (top + y * zoom + dy) * canvas.width + left + x * zoom;
+          pixels.fill(colour, row, row + zoom);
+        }
+      }
     }
-    const scratch = document.createElement("canvas");
-    scratch.width = width;
-    scratch.height = height;
-    scratch.getContext("2d").putImageData(image, 0, 0);
-    ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(scratch, (c % cols) * (width * zoom + gap), Math.floor(c / cols) * (height * zoom + gap), width * zoom, height * zoom);
   }
+  ctx.putImageData(image, 0, 0);
   canvas.mapGrid = { ...spec, cols, zoom, gap, limits };
   canvas.dataset.channels = String(channels);
   return canvas;
