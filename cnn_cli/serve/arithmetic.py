@@ -139,8 +139,9 @@ def backward_arithmetic(step: LayerTrace, grad: LayerGradient, channel: int, row
     """col2im for one window: its share of ∂/∂(layer input), and one input pixel's ∂/∂x as the sum of every share.
 
     The share is :func:`cnn_cli.nn.conv.conv2d_backward` run on the layer's input with an upstream gradient that is
-    ``∂/∂z[channel, row, col]`` at that pixel and zero elsewhere. The pixel summed is the window's centre tap
-    (first input channel), inside the image.
+    ``∂/∂z[channel, row, col]`` at that pixel and zero elsewhere; taps in the zero padding are None (their share
+    is cropped away with the padding). The pixel summed is the window's centre tap (first input channel), moved
+    inside the image where the centre lies in the padding.
     """
     layer = conv_layer(step)
     x = step.input.astype(np.float64)
@@ -154,10 +155,13 @@ def backward_arithmetic(step: LayerTrace, grad: LayerGradient, channel: int, row
         raise RuntimeError(f"{layer.name}: conv2d_backward returned no input gradient")
     window, top, left = _window(step, row, col)
     (k_h, k_w), (d_h, d_w) = layer.kernel_size, layer.dilation
-    rows = [min(max(top + a * d_h, 0), x.shape[2] - 1) for a in range(k_h)]
-    cols = [min(max(left + b * d_w, 0), x.shape[3] - 1) for b in range(k_w)]
-    share_window = [[[float(share[0, c, r, s]) for s in cols] for r in rows] for c in range(x.shape[1])]
-    pixel = (0, rows[k_h // 2], cols[k_w // 2])
+    height, width = x.shape[2:]
+    rows = [top + a * d_h for a in range(k_h)]  # a tap in the zero padding (outside 0..H-1) passes nothing back
+    cols = [left + b * d_w for b in range(k_w)]
+    share_window = [
+        [[float(share[0, c, r, s]) if 0 <= r < height and 0 <= s < width else None for s in cols] for r in rows] for c in range(x.shape[1])
+    ]
+    pixel = (0, min(max(rows[k_h // 2], 0), height - 1), min(max(cols[k_w // 2], 0), width - 1))
     terms, total = _terms_into(step, grad, pixel)
     return {
         "grad_output": g,

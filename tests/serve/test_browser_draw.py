@@ -110,6 +110,16 @@ def test_legends_and_hover_values_are_the_networks_numbers(server: str, page, ru
     page.uncheck("#overlay")
     page.select_option("#scale", "layer")
     save_screenshot(page, page, "serve-drawpad.png", tmp_path)
+    # Click enlarges any map (here a kernel): its own legend; no arithmetic for a weight.
+    hover_pixel(page, 'canvas.weights[data-layer="conv2"]', 9, 1, 2)
+    page.mouse.down()
+    page.mouse.up()
+    page.wait_for_function("!document.getElementById('inspector-card').hidden")
+    assert page.locator("#enlarged-caption").inner_text().startswith("conv2.weight · w[1, 1] · y 1, x 2 · ")
+    assert number(page.locator("#enlarged-legend .legend-high").inner_text()) == pytest.approx(
+        np.abs(d.params["conv2.weight"][1, 1]).max(), rel=1e-3
+    )
+    assert page.locator("#field").is_hidden() and page.locator("#arith-z").count() == 0
 
 
 def test_a_clicked_pixel_shows_its_arithmetic_equal_to_numpy(server: str, page, runs_root: Path, seven: Path, tmp_path: Path) -> None:
@@ -221,8 +231,15 @@ def test_a_two_class_model_after_explaining_class_7(runs_root: Path, tmp_path: P
         page.wait_for_function(IDLE)
         page.select_option("#class", "7")
         page.wait_for_function("document.getElementById('explained').textContent === '7' && window.cnnIdle()")
+        held = []
+        page.route("**/api/analyze*", lambda route: held.append(route))  # the new model's answer waits for the check
         page.select_option("#model", "checkpoint")
+        while not held:
+            page.wait_for_timeout(20)
         assert page.locator("#prediction").inner_text() == "–"  # the 10-class answer is gone at once
+        assert page.locator("#probabilities .prob-row").count() == 0
+        assert "class=" not in held[0].request.url  # class 7 is not asked of a 2-class model
+        held[0].continue_()
         page.wait_for_function("document.getElementById('prediction').dataset.digit !== '' && window.cnnIdle()")
         assert page.locator("#message").inner_text() == ""
         assert page.locator("#probabilities .label").all_inner_texts() == ["odd", "even"]

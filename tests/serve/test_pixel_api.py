@@ -161,10 +161,15 @@ def test_the_arithmetic_behind_a_pixel_equals_numpy(client, runs_root: Path, lay
     assert back["grad_output"] == pytest.approx(grad_z[channel, y, x], abs=1e-6)
     rows, cols = back["window_rows"], back["window_cols"]
     interior = [(a, b) for a in range(3) for b in range(3) if 0 <= 2 * y - 1 + a < source.shape[1] and 0 <= 2 * x - 1 + b < source.shape[2]]
-    share = np.array(back["share"])
-    for a, b in interior:
-        assert rows[a] == 2 * y - 1 + a and cols[b] == 2 * x - 1 + b
-        np.testing.assert_allclose(share[:, a, b], grad_z[channel, y, x] * weight[:, a, b], atol=1e-6)
+    share = back["share"]
+    assert rows == [2 * y - 1 + a for a in range(3)] and cols == [2 * x - 1 + b for b in range(3)]
+    for a in range(3):
+        for b in range(3):
+            taps = [share[c][a][b] for c in range(len(share))]
+            if (a, b) in interior:
+                np.testing.assert_allclose(taps, grad_z[channel, y, x] * weight[:, a, b], atol=1e-6)
+            else:  # in the zero padding: nothing to show
+                assert taps == [None] * len(taps)
     if second:
         pixel = back["pixel"]
         assert back["input_grad"] == pytest.approx(d.grad_a1[pixel["channel"], pixel["y"], pixel["x"]], abs=1e-6)
@@ -217,3 +222,29 @@ def test_max_pool_winners_are_where_each_window_peaked(tmp_path: Path) -> None:
     np.put_along_axis(expected, blocks.argmax(axis=-1)[..., None], 1.0, axis=-1)
     np.testing.assert_array_equal(winners, expected.reshape(c, h // 2, w // 2, 2, 2).transpose(0, 1, 3, 2, 4).reshape(c, h, w))
     np.testing.assert_allclose(floats(pool["values"]), blocks.max(axis=-1), rtol=1e-6)
+
+
+@pytest.mark.parametrize(("layer", "channel", "y", "x"), [("conv1", 0, 0, 0), ("conv1", 7, 12, 5), ("conv2", 4, 0, 6), ("conv2", 15, 3, 3)])
+def test_a_dilated_convolution_adds_up_too(tmp_path: Path, layer: str, channel: int, y: int, x: int) -> None:
+    """conv1 with dilation 2 (untrained): the window's sum of products plus the bias is the layer's own output
+    (computed by im2col, another code path), and an input pixel's ∂ is the sum of the window shares that reach it."""
+    from cnn_cli.config.load import load_config
+    from cnn_cli.model.network import build_model
+    from cnn_cli.runs.checkpoint import Checkpoint, save_checkpoint
+    from cnn_cli.serve.app import create_app
+
+    config = load_config("smoke", ["model.layers[0].dilation=2"])
+    model = build_model(config, seed=1, dtype=config.train.dtype)
+    path = tmp_path / "dilated.npz"
+    data = {"mean": 0.13, "std": 0.31, "classes": list(range(10))}
+    save_checkpoint(path, Checkpoint(params=model.params, config=config.as_dict(), data=data))
+    (tmp_path / "runs").mkdir()
+    client = create_app(tmp_path / "runs", path).test_client()
+    got = post_pixel(client, f"layer={layer}&channel={channel}&y={y}&x={x}&target=loss&class=2", seven_png()).get_json()
+    assert got["dilation"] == ([2, 2] if layer == "conv1" else [1, 1])
+    assert got["sum"] == pytest.approx(got["output"], abs=1e-4)
+    back = got["backward"]
+    assert back["terms_sum"] == pytest.approx(back["input_grad"], abs=1e-6)
+    if layer == "conv1":  # the window's taps are two pixels apart
+        assert back["window_rows"] == [2 * y - 1 + 2 * a for a in range(3)]
+        assert got["receptive_field"]["bottom"] - got["receptive_field"]["top"] == 4

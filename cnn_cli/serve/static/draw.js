@@ -193,8 +193,10 @@ function refreshSpot() {
 
 async function inspectSpot(spot) {
   const holder = document.getElementById("arithmetic");
+  document.getElementById("field").parentElement.hidden = !spot.grid.arith;
   if (!spot.grid.arith) {
-    holder.replaceChildren(cnn.el("p", { class: "caption", text: "The arithmetic is shown for a pixel of a conv layer's map or its activation's." }));
+    document.getElementById("inspector-title").textContent = "enlarged";
+    holder.replaceChildren(cnn.el("p", { class: "caption", text: "Click a pixel of a conv layer's map (or of its ReLU's) for the arithmetic behind it." }));
     return;
   }
   const generation = state.generation;
@@ -233,7 +235,7 @@ async function loadModels() {
   }
 }
 
-maps.attach(document.getElementById("saliency"), null, null);
+maps.attach(document.getElementById("saliency"), null, (spot) => views.onPick(spot));
 maps.attach(document.getElementById("enlarged"), null, (spot, canvas) => views.onPick({ ...spot, canvas }));
 clearPad();
 loadModels();

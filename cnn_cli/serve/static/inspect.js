@@ -27,7 +27,8 @@ inspect.enlarge = function (spot, grid) {
   document.getElementById("inspector-card").hidden = false;
 };
 
-const numCell = (v, cls) => cnn.el("td", { class: cls || "", text: maps.num(v), "data-value": String(v) });
+// A number cell; null (a tap in the zero padding, which passes nothing back) is shown as "pad".
+const numCell = (v, cls) => (v === null ? cnn.el("td", { class: "padding " + (cls || ""), text: "pad" }) : cnn.el("td", { class: cls || "", text: maps.num(v), "data-value": String(v) }));
 
 function matrix(rows, cls) {
   const table = cnn.el("table", { class: "numbers matrix " + cls });
