@@ -37,11 +37,12 @@ def conv_step_index(steps: list[LayerTrace], layer_name: str) -> int:
     if layer_name not in names:
         raise CnnError(f"no layer named {layer_name!r}; the layers are {', '.join(names)}")
     index = names.index(layer_name)
-    while index >= 0 and steps[index].layer.type_name != "conv2d":
-        if steps[index].layer.params:  # only parameter-free activations lie between a conv and its maps
+    # Back over elementwise activations only (no parameters, the same shape in and out): relu(z)[c, y, x] is z[c, y, x]'s.
+    while index > 0 and steps[index].layer.type_name != "conv2d" and not steps[index].layer.params:
+        if steps[index].input.shape != steps[index].output.shape:
             break
         index -= 1
-    if index < 0 or steps[index].layer.type_name != "conv2d":
+    if steps[index].layer.type_name != "conv2d":
         raise CnnError(f"{layer_name}: its pixels are not the output of a conv layer; click a conv layer's map or its ReLU's")
     return index
 

@@ -184,6 +184,7 @@ def test_the_arithmetic_behind_a_pixel_equals_numpy(client, runs_root: Path, lay
     ("query", "fragment"),
     [
         ("layer=fc1&channel=0&y=0&x=0", "not the output of a conv layer"),
+        ("layer=flatten1&channel=0&y=0&x=0", "not the output of a conv layer"),
         ("layer=nope&channel=0&y=0&x=0", "no layer named 'nope'"),
         ("layer=conv1&channel=8&y=0&x=0", "outside its 8×14×14 output"),
         ("layer=conv1&channel=0&y=²&x=0", "y must be a non-negative integer"),
@@ -222,6 +223,9 @@ def test_max_pool_winners_are_where_each_window_peaked(tmp_path: Path) -> None:
     np.put_along_axis(expected, blocks.argmax(axis=-1)[..., None], 1.0, axis=-1)
     np.testing.assert_array_equal(winners, expected.reshape(c, h // 2, w // 2, 2, 2).transpose(0, 1, 3, 2, 4).reshape(c, h, w))
     np.testing.assert_allclose(floats(pool["values"]), blocks.max(axis=-1), rtol=1e-6)
+    # A max-pool's pixel has no sum of products: refused, not taken for the conv before it.
+    answer = app.test_client().post("/api/pixel?layer=maxpool2d1&channel=0&y=0&x=0", data=seven_png(), content_type="image/png")
+    assert answer.status_code == 400 and "not the output of a conv layer" in answer.get_json()["error"]
 
 
 @pytest.mark.parametrize(("layer", "channel", "y", "x"), [("conv1", 0, 0, 0), ("conv1", 7, 12, 5), ("conv2", 4, 0, 6), ("conv2", 15, 3, 3)])
