@@ -267,3 +267,39 @@ def test_the_draw_page_has_no_sideways_scroll_at_390_px(server: str, page, seven
     )
     assert too_wide == []
     save_screenshot(page, page, "phone-draw.png", tmp_path)
+
+
+def test_a_max_pool_shows_its_winners(runs_root: Path, tmp_path: Path, page, seven: Path) -> None:
+    """A model with a max-pool after conv1 (untrained: only the routing matters): its winners are drawn with a
+    legend, one per pool window, and its pixels enlarge without a sum of products."""
+    from cnn_cli.config.load import load_config
+    from cnn_cli.model.network import build_model
+    from cnn_cli.runs.checkpoint import Checkpoint, save_checkpoint
+
+    config = load_config("smoke", ["model.layers[1]={type: maxpool2d, kernel_size: 2}"])
+    model = build_model(config, seed=0, dtype=config.train.dtype)
+    checkpoint = tmp_path / "pool.npz"
+    save_checkpoint(
+        checkpoint, Checkpoint(params=model.params, config=config.as_dict(), data={"mean": 0.13, "std": 0.31, "classes": list(range(10))})
+    )
+    served = Server(runs_root, checkpoint, "127.0.0.1", 0)
+    served.start_thread()
+    try:
+        open_with_upload(page, served.url, seven)
+        winners = page.locator('canvas.pool-winners[data-layer="maxpool2d1"]')
+        assert winners.count() == 1
+        figure = page.locator("#layers-forward figure").filter(has=winners)
+        assert figure.locator(".legend-high").inner_text() == "1 won"
+        # 8 channels of 14×14 conv outputs: one winner per 2×2 window, 8·7·7 in all.
+        assert (
+            page.eval_on_selector('canvas.pool-winners[data-layer="maxpool2d1"]', "c => c.mapGrid.values.reduce((a, b) => a + b, 0)")
+            == 8 * 7 * 7
+        )
+        hover_pixel(page, 'canvas.feature-map[data-layer="maxpool2d1"]', 2, 3, 3)
+        page.mouse.down()
+        page.mouse.up()
+        page.wait_for_function("!document.getElementById('inspector-card').hidden && window.cnnIdle()")
+        assert page.locator("#inspector-title").inner_text() == "enlarged" and page.locator("#arith-z").count() == 0
+        assert page.locator("#message").inner_text() == ""
+    finally:
+        served.shutdown()

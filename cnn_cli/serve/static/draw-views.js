@@ -120,7 +120,8 @@ views.showLayers = function (result) {
   let previous = null;
   for (const layer of result.layers) {
     // Pixels with arithmetic: a conv layer's, and those of the activation right after one (the same pixel, then the ReLU).
-    const arith = layer.type === "conv2d" || (previous !== null && previous.type === "conv2d" && previous.index === layer.index - 1);
+    const elementwise = previous !== null && previous.index === layer.index - 1 && previous.shape.join() === layer.shape.join() && !layer.type.includes("pool");
+    const arith = layer.type === "conv2d" || (elementwise && previous.type === "conv2d");
     previous = layer;
     const [c, h, w] = layer.shape;
     const shown = layer.values.shape[0];
