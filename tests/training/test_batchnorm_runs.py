@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from cnn_cli.config.build import config_from_dict
 from cnn_cli.errors import CheckpointError
 from cnn_cli.model.network import build_model
 from cnn_cli.runs.checkpoint import BUFFER_PREFIX, load_checkpoint
+from cnn_cli.runs.evaluation import evaluate
 from cnn_cli.training.train import train
 from cnn_cli.training.transfer import init_from_checkpoint
+from tests.support.cli import invoke_cli
 from tests.support.synthetic import make_idx_dataset, tiny_config
 
 # 500 training images in batches of 32: 16 batches per epoch.
@@ -110,3 +114,22 @@ def test_init_from_copies_the_running_statistics_of_matching_layers(bn_config, s
     for name in report.loaded_buffers:
         np.testing.assert_array_equal(model.buffers[name], best.buffers[name], err_msg=name)
     np.testing.assert_array_equal(model.buffers["bn3.running_var"], np.ones(6, dtype=np.float32))
+
+
+def test_evaluation_paths_run_in_evaluation_mode(straight, tmp_path):
+    """A batchnorm1d in training mode refuses a batch of 1, so a path that evaluated in training mode would fail here;
+    in evaluation mode each image's result is independent of the batch around it."""
+    _, model = load_checkpoint(straight / "checkpoints" / "best.npz")
+    rng = np.random.default_rng(1)
+    images, labels = rng.standard_normal((12, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 12)
+    one_by_one, whole = evaluate(model, images, labels, batch_size=1), evaluate(model, images, labels, batch_size=12)
+    assert one_by_one.confusion_matrix == whole.confusion_matrix and abs(one_by_one.loss - whole.loss) < 1e-5
+    np.testing.assert_allclose(model.predict_proba(images[:1]), model.predict_proba(images)[:1], rtol=1e-5, atol=1e-6)
+    image = tmp_path / "digit.png"
+    Image.fromarray((rng.random((28, 28)) * 255).astype(np.uint8)).save(image)
+    outcome = invoke_cli(["predict", image, "--checkpoint", straight / "checkpoints" / "best.npz"])
+    assert outcome.code == 0, outcome.output
+    summary = json.loads((straight / "summary.json").read_text())
+    evaluated = invoke_cli(["eval", straight, "--json"])
+    assert evaluated.code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)["accuracy"] == summary["test_accuracy"]
