@@ -16,9 +16,10 @@ from cnn_cli.errors import CheckpointError
 from cnn_cli.model.network import build_model
 from cnn_cli.runs.checkpoint import BUFFER_PREFIX, load_checkpoint
 from cnn_cli.runs.evaluation import evaluate
+from cnn_cli.training.epochs import check_batch_statistics
 from cnn_cli.training.train import train
 from cnn_cli.training.transfer import init_from_checkpoint
-from tests.support.cli import invoke_cli
+from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, write_config
 from tests.support.synthetic import make_idx_dataset, tiny_config
 
 # 500 training images in batches of 32: 16 batches per epoch.
@@ -133,3 +134,13 @@ def test_evaluation_paths_run_in_evaluation_mode(straight, tmp_path):
     evaluated = invoke_cli(["eval", straight, "--json"])
     assert evaluated.code == 0, evaluated.output
     assert json.loads(evaluated.stdout)["accuracy"] == summary["test_accuracy"]
+
+
+def test_a_training_batch_of_one_image_for_batchnorm1d_is_one_line(bn_config, tmp_path):
+    """500 training images in batches of 499 leave a last batch of 1: batchnorm1d could not normalise it."""
+    config = dict(bn_config, train=dict(bn_config["train"], batch_size=499))
+    outcome = invoke_cli(["train", "--config", write_config(tmp_path / "bn.yaml", config), "--run-dir", tmp_path / "run"])
+    error_line(outcome, EXIT_BAD_INPUT, "model.layers[9] (batchnorm1d) needs more than one value per channel", "drop_last")
+    assert not (tmp_path / "run").exists()  # refused before a run folder appears
+    config["train"]["drop_last"] = True
+    assert check_batch_statistics(config_from_dict(config), 500) is None
