@@ -75,6 +75,20 @@ LEARNER_FUNCTIONS: tuple[LearnerFunction, ...] = (
         "binary_cross_entropy",
         "binary_cross_entropy",
     ),
+    LearnerFunction(
+        "batchnorm",
+        "batchnorm_forward(x, gamma, beta, eps=1e-5) -> (out, cache)",
+        "batchnorm_backward(grad_out, cache) -> (dx, dgamma, dbeta)",
+        "",
+        "batchnorm",
+    ),
+    LearnerFunction(
+        "global_avg_pool",
+        "global_avg_pool_forward(x) -> (out, cache)",
+        "global_avg_pool_backward(grad_out, cache) -> dx",
+        "",
+        "global_avg_pool",
+    ),
     LearnerFunction("l2_update", "l2_update(w, grad_w, lr, weight_decay) -> new_w", "", "", "l2"),
 )
 

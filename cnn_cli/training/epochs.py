@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cnn_cli.config.memory import layer_shapes
+from cnn_cli.errors import ConfigError
+from cnn_cli.layers.base import elements
 from cnn_cli.runs.evaluation import EvalResult, evaluate
 from cnn_cli.training.state import EpochData
 
@@ -45,6 +48,26 @@ def epoch_data(config: Config, splits: DataSplits, one_batch: bool) -> EpochData
     if config.train.overfit_batches:
         return FixedBatches(config, splits, config.train.overfit_batches, validate_on_batches=True)
     return EpochData(config, splits)
+
+
+def check_batch_statistics(config: Config, train_images: int) -> None:
+    """A batch norm in training needs more than one value per channel; refuse a batch that would give it one.
+
+    A ``batchnorm1d`` sees one value per feature and image, a ``batchnorm2d`` H·W: a batch of
+    one image (``batch_size`` 1, or the last, partial batch of an epoch) is too few for the former.
+    """
+    tc = config.train
+    remainder = train_images % tc.batch_size
+    smallest = remainder if remainder and not tc.drop_last else tc.batch_size
+    shapes = layer_shapes(config.model)
+    for index, (spec, shape) in enumerate(zip(config.model.layers, shapes, strict=False)):
+        if spec.type.startswith("batchnorm") and smallest * elements(shape[1:]) < 2:
+            raise ConfigError(
+                f"train.batch_size: model.layers[{index}] ({spec.type}) needs more than one value per channel in training, but "
+                f"{train_images} training images in batches of {tc.batch_size} give a batch of {smallest} image; "
+                "set train.drop_last: true or another batch_size",
+                "train.batch_size",
+            )
 
 
 def describe_batches(data: EpochData) -> list[str]:

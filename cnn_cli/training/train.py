@@ -45,7 +45,7 @@ from cnn_cli.training.callbacks import (
     ProgressBar,
     RunRecord,
 )
-from cnn_cli.training.epochs import describe_batches, epoch_data, one_batch_splits
+from cnn_cli.training.epochs import check_batch_statistics, describe_batches, epoch_data, one_batch_splits
 from cnn_cli.training.extras import require_extras
 from cnn_cli.training.gradient_logger import GradientLogger
 from cnn_cli.training.learner_report import LearnerReport, check_reference
@@ -129,6 +129,8 @@ def train(
     splits = _data_splits(config, progress)
     splits = one_batch_splits(config, splits) if one_batch else splits
     _check_classes(model, splits)
+    if not one_batch and not config.train.overfit_batches:  # those train on whole batches only
+        check_batch_statistics(config, len(splits.train.labels))
     optimizer = _make_optimizer(config, model, frozen, ckpt, paths)
     if paths is None:  # a new run: only now, with model and data ready, does the run folder appear
         paths = claim_run_dir(run_dir) if run_dir is not None else new_run_dir(config.name, runs_root)

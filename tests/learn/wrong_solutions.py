@@ -273,6 +273,32 @@ WRONG = [
         1,
         ("has shape (4,), expected (4, 1)", "reshape"),
     ),
+    # batchnorm
+    Wrong(
+        "batchnorm",
+        "no-mean-term",
+        "    dbeta = grad_out.sum(axis=0)\n    dgamma = (grad_out * x_hat).sum(axis=0)\n"
+        "    dx = gamma / std / n * (n * grad_out - x_hat * dgamma)\n    return dx, dgamma, dbeta\n",
+        2,
+        ("`bn-no-mean-term`", "−Σdy"),
+    ),
+    Wrong(
+        "batchnorm",
+        "sigma-constant",
+        "    dbeta = grad_out.sum(axis=0)\n    dgamma = (grad_out * x_hat).sum(axis=0)\n"
+        "    dx = gamma / std * (grad_out - grad_out.mean(axis=0))\n    return dx, dgamma, dbeta\n",
+        2,
+        ("`bn-no-variance-term`", "σ is computed from the batch too"),
+    ),
+    # global_avg_pool
+    Wrong("global_avg_pool", "no-divide", "    dx[...] = grad_out[:, :, None, None]\n    return dx\n", 2, ("`gap-no-divide`", "(H·W)")),
+    Wrong(
+        "global_avg_pool",
+        "not-spread",
+        "    dx = grad_out / (h * w)\n    return dx\n",
+        1,
+        ("has shape (2, 3), expected (2, 3, 4, 5)",),
+    ),
     # l2_update
     Wrong("l2_update", "missing", "    new_w = w - lr * grad_w\n    return new_w\n", 2, ("`l2-missing`",)),
     Wrong(

@@ -99,3 +99,27 @@ BINARY_NET: dict[str, Any] = {
         {"type": "dense", "out_features": 1},
     ],
 }
+# A batch norm after each of two convs, and one after a dense layer: each channel's mean and variance couple the batch.
+BN_NET: dict[str, Any] = {
+    "input_shape": [1, 6, 6],
+    "layers": [
+        {"type": "conv2d", "out_channels": 2, "kernel_size": 3},
+        {"type": "batchnorm2d"},
+        {"type": "tanh"},
+        {"type": "flatten"},
+        {"type": "dense", "out_features": 4},
+        {"type": "batchnorm1d"},
+        {"type": "tanh"},
+        {"type": "dense", "out_features": 3},
+    ],
+}
+# Global average pooling of 3 maps of 4x4 into the dense layer's 3 inputs.
+GAP_NET: dict[str, Any] = {
+    "input_shape": [1, 6, 6],
+    "layers": [
+        {"type": "conv2d", "out_channels": 3, "kernel_size": 3},
+        {"type": "tanh"},
+        {"type": "global_avg_pool"},
+        {"type": "dense", "out_features": 3},
+    ],
+}

@@ -18,6 +18,7 @@ from cnn_cli.errors import CnnError
 from cnn_cli.learn.exercises.check import ExerciseReport, check_exercise
 from cnn_cli.learn.exercises.ops_loss import BinaryCrossEntropyExercise, L2UpdateExercise, SoftmaxCrossEntropyExercise
 from cnn_cli.learn.exercises.ops_net import Net004Exercise
+from cnn_cli.learn.exercises.ops_norm import BatchNormExercise, GlobalAvgPoolExercise
 from cnn_cli.learn.exercises.ops_pointwise import (
     DenseExercise,
     DropoutExercise,
@@ -45,6 +46,8 @@ _ALL: list[Exercise] = [
     DropoutExercise(),
     SoftmaxCrossEntropyExercise(),
     BinaryCrossEntropyExercise(),
+    BatchNormExercise(),
+    GlobalAvgPoolExercise(),
     L2UpdateExercise(),
     Net004Exercise(),
 ]
@@ -55,6 +58,8 @@ ALIASES = {
     "avgpool": "avgpool2d",
     "softmax": "softmax_cross_entropy",
     "bce": "binary_cross_entropy",
+    "batchnorm1d": "batchnorm",
+    "gap": "global_avg_pool",
 }
 if [f.name for f in LEARNER_FUNCTIONS] != [name for name in EXERCISES if name != "net004"]:  # pragma: no cover - a table edit
     raise RuntimeError("cnn_cli.learn.exercises: one exercise per entry of LEARNER_FUNCTIONS, in its order")

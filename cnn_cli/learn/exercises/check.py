@@ -40,6 +40,8 @@ MATH_NAMES = {
     "dx": "∂L/∂x (dx)",
     "dw": "∂L/∂w (dw)",
     "db": "∂L/∂b (db)",
+    "dgamma": "∂L/∂γ (dgamma)",
+    "dbeta": "∂L/∂β (dbeta)",
     "grad_logits": "∂L/∂z (grad_logits)",
     "conv1.weight": "∂L/∂W1 (conv1.weight)",
     "conv1.bias": "∂L/∂b1 (conv1.bias)",
