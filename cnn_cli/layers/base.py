@@ -88,6 +88,7 @@ class Layer(Generic[SpecT]):
         self.name = name
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
         self.training = False
         self.keep_cache = True  # False: forward keeps nothing for a backward
         self.input_shape: Shape = ()
