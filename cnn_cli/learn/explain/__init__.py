@@ -25,6 +25,7 @@ from cnn_cli.errors import CnnError
 from cnn_cli.learn.explain.conv import conv_backward, convolution, cross_correlation
 from cnn_cli.learn.explain.network import l2_update, seed004_net
 from cnn_cli.learn.explain.report import ExampleInput, Report
+from cnn_cli.learn.explain.residual import residual
 from cnn_cli.learn.explain.routing import maxpool, relu, softmax_ce
 
 
@@ -64,6 +65,7 @@ EXAMPLES = {
             "seed004-net", "notes 004's 15-parameter net: forward, every chain-rule factor, (A2 − Y)Fᵀ (`cnn docs seed004`)", seed004_net
         ),
         Example("l2-update", "notes 001's w ← w − α(∂L/∂w + λw) with its numbers (`cnn docs seesaw`)", l2_update),
+        Example("residual", "out = F(x) + x: the gradient through the layers plus the one along the skip (`cnn docs residual`)", residual),
     ]
 }
 

@@ -40,6 +40,7 @@ TOPICS = {
     "softmax_cross_entropy": "2.12 Softmax cross-entropy",
     "binary_cross_entropy": "2.13 Binary cross-entropy",
     "sum_squared_error": "2.14 Sum of squared errors",
+    "residual": "2.15 Residual blocks",
     "optim": "3. After backward",
     "l2": "3.1 L2 regularisation",
     "seesaw": "Notes 001's seesaw updates",
@@ -77,6 +78,8 @@ ALIASES = {
     "l2-update": "l2",
     "exercise": "exercises",
     "ln-c": "initial-loss",
+    "resnet": "residual",
+    "skip": "residual",
 }
 
 
