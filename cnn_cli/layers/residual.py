@@ -113,7 +113,7 @@ class Residual(Layer[ResidualSpec]):
     type_name = "residual"
     spec_class = ResidualSpec
 
-    def __init__(self, name: str, inner: list[Layer[Any]], projection: Conv2D | None = None) -> None:
+    def __init__(self, name: str, inner: list[Layer[Any]], projection: Layer[Any] | None = None) -> None:
         super().__init__(name)
         self.inner = inner
         self.projection = projection
@@ -135,8 +135,19 @@ class Residual(Layer[ResidualSpec]):
             projection = Conv2D.build(dataclasses.replace(projection_spec, name=f"{name}.{PROJECTION_NAME}"), input_shape, ctx)
         return cls(name, inner, projection)._placed(input_shape, spec)
 
+    def with_children(self, inner: list[Layer[Any]], projection: Layer[Any] | None) -> Residual:
+        """The same block around other layer objects holding the same arrays (e.g. a learner's code around them)."""
+        block = Residual(self.name, inner, projection)
+        block.input_shape, block.output_shape = self.input_shape, self.output_shape
+        return block
+
     def children(self) -> list[Layer[Any]]:
         return [*self.inner, *([self.projection] if self.projection is not None else [])]
+
+    def collect_children(self) -> None:
+        """Read ``params`` and ``grads`` from the children again, after a child's arrays were replaced (a dtype copy)."""
+        self._collect("params")
+        self._collect("grads")
 
     def _collect(self, kind: str) -> None:
         """This block's ``params``/``grads``/``buffers``: its children's arrays, the same objects, under local names."""

@@ -10,6 +10,7 @@ import copy
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cnn_cli.config.build import config_from_dict
@@ -98,3 +99,32 @@ def test_freezing_a_layer_without_parameters_inside_a_block_names_the_ones_that_
         ConfigError, match=r"'res1.relu1' is a relu layer, which has no parameters; layers with parameters: conv1, res1, res1.conv1"
     ):
         train(config_from_dict(config), run_dir=tmp_path / "run", log=quiet)
+
+
+def test_train_impl_runs_the_learners_layers_inside_a_block_too(source, tmp_path) -> None:
+    """--impl: res1.conv1, res1.relu1, res1.conv2 and the projection run the learner's functions; the check against
+    cnn's own code (in float64) keeps every weight the same."""
+    from tests.training.test_train_impl import MY_LAYERS, Log, check_record, impl_run
+
+    source_config, _ = source
+    config = copy.deepcopy(source_config)
+    config["train"]["log_gradients"] = False
+    log = Log()
+    result = impl_run(config, tmp_path / "mine", MY_LAYERS, log, check_steps=5)
+    assert result.status == "completed"
+    assert any("conv1, res1.conv1, res1.conv2, res1.proj (conv2d); relu1, res1.relu1, relu2 (relu)" in line for line in log), log
+    assert any("every weight within 1e-06 of cnn's after 5 steps" in line for line in log), log
+    weights = check_record(result.run.root)["weights"]
+    assert weights["steps"] == 5 and weights["first_divergence"] is None
+    assert set(weights["max_difference"]) >= set(BLOCK_PARAMS) and max(weights["max_difference"].values()) < 1e-6, weights
+
+
+def test_a_float64_copy_keeps_a_blocks_parameters_its_inner_layers_arrays(source) -> None:
+    from cnn_cli.learn.learner_check import float64_copy
+
+    _, run = source
+    _, model = load_checkpoint(run / "checkpoints" / "last.npz")
+    twin = float64_copy(model)
+    block = twin.layers[2]
+    assert all(value.dtype == np.float64 for value in twin.params.values())
+    assert block.params["conv1.weight"] is block.inner[0].params["weight"] is twin.params["res1.conv1.weight"]
