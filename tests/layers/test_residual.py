@@ -161,3 +161,30 @@ def test_inner_names_are_unique_within_the_block_and_proj_is_reserved_there() ->
         block({"layers": [{**conv, "name": "a"}, {**conv, "name": "a"}]}, (2, 6, 6))
     with pytest.raises(ModelBuildError, match="'proj' is the block's projection"):
         block({"layers": [{**conv, "name": "proj"}], "projection": True}, (2, 6, 6))
+
+
+def test_summary_lists_a_blocks_inner_layers_under_it_and_depth_1_hides_them() -> None:
+    from cnn_cli.config.memory import estimate_memory
+    from cnn_cli.model.network import build_model
+
+    config = {
+        "input_shape": [2, 8, 8],
+        "layers": [
+            {
+                "type": "residual",
+                "projection": True,
+                "layers": [{"type": "conv2d", "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1}],
+            },
+            {"type": "flatten"},
+            {"type": "dense", "out_features": 3},
+        ],
+    }
+    model = build_model(config)
+    rows = model.summary()
+    assert [(row.name, row.depth) for row in rows] == [("res1", 0), ("res1.conv1", 1), ("res1.proj", 1), ("flatten1", 0), ("fc1", 0)]
+    assert rows[0].num_params == rows[1].num_params + rows[2].num_params == 4 * 2 * 9 + 4 + 4 * 2
+    assert [row.name for row in model.summary(depth=1)] == ["res1", "flatten1", "fc1"]
+    spec = model_config_from_dict(config).layers[0]
+    assert spec.num_params((2, 8, 8)) == rows[0].num_params
+    assert spec.workspace((2, 8, 8)) == 2 * 4 * 4 * 4 + 4 * 4 * 9 * 2 + 4 * 4 * 2  # inner + projection outputs, their im2col
+    assert estimate_memory(model_config_from_dict(config), 1, "float32").param_bytes == 4 * 4 * model.num_params()
