@@ -118,6 +118,7 @@ class Residual(Layer[ResidualSpec]):
         self.inner = inner
         self.projection = projection
         self._collect("params")
+        self._collect("buffers")  # running statistics of an inner layer (batch norm): the model's and checkpoints' too
 
     @classmethod
     def build(cls, spec: ResidualSpec, input_shape: Shape, ctx: BuildContext) -> Self:
@@ -145,9 +146,9 @@ class Residual(Layer[ResidualSpec]):
         return [*self.inner, *([self.projection] if self.projection is not None else [])]
 
     def collect_children(self) -> None:
-        """Read ``params`` and ``grads`` from the children again, after a child's arrays were replaced (a dtype copy)."""
-        self._collect("params")
-        self._collect("grads")
+        """Read ``params``, ``grads`` and ``buffers`` from the children again, after a child's arrays were replaced (a dtype copy)."""
+        for kind in ("params", "grads", "buffers"):
+            self._collect(kind)
 
     def _collect(self, kind: str) -> None:
         """This block's ``params``/``grads``/``buffers``: its children's arrays, the same objects, under local names."""

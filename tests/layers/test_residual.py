@@ -136,6 +136,21 @@ def test_params_grads_and_buffers_are_the_inner_layers_own_arrays() -> None:
     assert layer.buffers == {}
 
 
+def test_an_inner_layers_buffers_are_the_blocks_under_its_local_name() -> None:
+    """The batch-norm contract: Layer.buffers (running statistics) of an inner layer appear in the block's buffers,
+    the same arrays, from the moment the block is built (a checkpoint loads them in place)."""
+    from cnn_cli.layers import Conv2D
+
+    conv = Conv2D("res1.conv1", 2, 2, 3, padding=1, dtype=np.float64)
+    conv.buffers["running_mean"] = np.zeros(2)
+    layer = Residual("res1", [conv])
+    assert layer.buffers["conv1.running_mean"] is conv.buffers["running_mean"]
+    conv.buffers["running_mean"] = np.ones(2)  # a layer that replaces its array: the block reads it again after a forward
+    conv.input_shape = conv.output_shape = (2, 4, 4)
+    layer.forward(np.zeros((1, 2, 4, 4)))
+    assert layer.buffers["conv1.running_mean"] is conv.buffers["running_mean"]
+
+
 def test_shapes_that_differ_without_a_projection_are_refused_with_the_remedy() -> None:
     with pytest.raises(ModelBuildError, match=r"model.layers\[0\] \(residual\): the inner layers give \(4, 6, 6\).*projection: true"):
         block({"layers": [{"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1}]}, (2, 6, 6))
