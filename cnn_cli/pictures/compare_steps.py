@@ -65,7 +65,7 @@ def draw_steps_and_flow(loss_ax: Any, flow_ax: Any, runs: list[RunRecord], colou
     loss_ax.set_title("Training loss per logged step (steps.csv)")
     loss_ax.set_xlabel("training step")
     loss_ax.set_ylabel("loss on the step's batch")
-    flow_ax.set_title("‖dL/dW‖ across each run's layers with weights, at its last logged step")
+    flow_ax.set_title("‖dL/dW‖ across each run's weighted layers (last logged step)")
     flow_ax.set_xlabel("layer position: 0 = input side, 1 = output side")
     flow_ax.set_ylabel("L2 norm of the weight gradient (log)")
     for ax in (loss_ax, flow_ax):
