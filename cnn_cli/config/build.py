@@ -9,8 +9,9 @@ from cnn_cli.config.memory import check_memory, layer_shapes
 from cnn_cli.config.sections import Config, ModelConfig, TrainConfig
 from cnn_cli.config.yaml_text import MAX_CONFIG_BYTES
 from cnn_cli.errors import ConfigError, ModelBuildError
-from cnn_cli.layers import default_layer_names
+from cnn_cli.layers import LayerSpec, default_layer_names
 from cnn_cli.layers.losses import LOSSES
+from cnn_cli.layers.residual import PROJECTION_NAME, ResidualSpec
 from cnn_cli.schema.convert import build
 from cnn_cli.schema.markers import Key, parent_paths
 
@@ -95,18 +96,31 @@ def model_config_from_dict(section: dict) -> ModelConfig:
 
 def _checked_model(model: ModelConfig) -> ModelConfig:
     """Names filled in and unique, shapes inferred through every layer, the loss fitting the last layer."""
-    names = default_layer_names(model.layers)
-    seen: set[str] = set()
-    for index, (spec, name) in enumerate(zip(model.layers, names, strict=True)):
-        if name in seen:
-            raise ModelBuildError(f"model.layers[{index}] ({spec.type}): layer name {name!r} is used twice", f"model.layers[{index}]")
-        seen.add(name)
-    model.layers = [dataclasses.replace(spec, name=name) for spec, name in zip(model.layers, names, strict=True)]
+    model.layers = _named(model.layers, "model.layers")
     shape = layer_shapes(model)[-1]
     problem = LOSSES[model.loss].output_problem(shape)
     if problem:
         raise ModelBuildError(f"model.loss: {problem}", "model.loss")
     return model
+
+
+def _named(specs: list[LayerSpec], path: str, reserved: frozenset[str] = frozenset()) -> list[LayerSpec]:
+    """The specs with every name filled in, unique among its siblings; a block's inner layers named the same way
+    (within the block: ``res1``'s ``conv1`` is the model's ``res1.conv1``)."""
+    names = default_layer_names(specs)
+    seen: set[str] = set()
+    for index, (spec, name) in enumerate(zip(specs, names, strict=True)):
+        if name in seen or name in reserved:
+            why = "is used twice" if name in seen else "is the block's projection (the skip's 1x1 conv)"
+            raise ModelBuildError(f"{path}[{index}] ({spec.type}): layer name {name!r} {why}", f"{path}[{index}]")
+        seen.add(name)
+    named = []
+    for index, (spec, name) in enumerate(zip(specs, names, strict=True)):
+        if isinstance(spec, ResidualSpec):
+            inner_reserved = frozenset({PROJECTION_NAME}) if spec.projection else frozenset()
+            spec = dataclasses.replace(spec, layers=_named(spec.layers, f"{path}[{index}].layers", inner_reserved))
+        named.append(dataclasses.replace(spec, name=name))
+    return named
 
 
 def _check_cross_field(config: Config) -> None:

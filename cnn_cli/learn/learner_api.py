@@ -90,6 +90,13 @@ LEARNER_FUNCTIONS: tuple[LearnerFunction, ...] = (
         "global_avg_pool",
     ),
     LearnerFunction("l2_update", "l2_update(w, grad_w, lr, weight_decay) -> new_w", "", "", "l2"),
+    LearnerFunction(
+        "residual",
+        "residual_forward(x, w1, b1, w2, b2) -> (out, cache)",
+        "residual_backward(grad_out, cache) -> (dx, dw1, db1, dw2, db2)",
+        "",
+        "residual",
+    ),
 )
 
 BY_NAME = {f.name: f for f in LEARNER_FUNCTIONS}

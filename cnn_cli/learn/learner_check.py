@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from cnn_cli.layers import Residual
 from cnn_cli.learn.learner_code import LearnerCode, LearnerStop
 from cnn_cli.learn.learner_layers import LearnerLayer, LearnerLoss, use_learner_code
 from cnn_cli.model.network import Model
@@ -95,9 +96,13 @@ def float64_copy(model: Model) -> Model:
     two correct implementations; in float64 they stay within ~1e-14 and a bug stands out.
     """
     twin = copy.deepcopy(model)
-    for layer in twin.layers:
-        for key, value in layer.params.items():
-            layer.params[key] = value.astype(np.float64)
+    for layer in twin.all_layers():
+        if not layer.children():  # a block's params are its inner layers' arrays: converted there, then collected again
+            for key, value in layer.params.items():
+                layer.params[key] = value.astype(np.float64)
+    for layer in twin.all_layers()[::-1]:
+        if isinstance(layer, Residual):
+            layer.collect_children()
     return Model(twin.layers, twin.input_shape, twin.loss.name, np.dtype(np.float64))
 
 
@@ -118,7 +123,8 @@ def diagnose(
 
     ``reference`` is a cnn model with the weights (and generator states) from before the
     step; it is copied, not changed. Returns the results that differ from cnn's, in the
-    order they run: forwards from the input, the loss, backwards from the loss.
+    order they run: forwards from the input, the loss, backwards from the loss. Layers inside a
+    residual block are not tried one by one here (the weight check still covers them).
     """
     reference = copy.deepcopy(reference)
     learner = use_learner_code(copy.deepcopy(reference), code, skip)  # copied before any forward: the same dropout masks

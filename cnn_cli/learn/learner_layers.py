@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cnn_cli.layers import Layer
+from cnn_cli.layers import Layer, Residual
 from cnn_cli.layers.losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from cnn_cli.learn.learner_api import BY_NAME
 from cnn_cli.learn.learner_code import LearnerCode, LearnerStop, call_learner
@@ -284,7 +284,7 @@ LEARNER_LOSSES: dict[str, type[LearnerLoss]] = {cls.name: cls for cls in (Learne
 def learner_ops(model: Model, code: LearnerCode, skip: frozenset[str] = frozenset()) -> dict[str, str]:
     """Which parts of ``model`` the file replaces: {layer name or "loss": the table's name}, in the model's order."""
     ops = {}
-    for layer in model.layers:
+    for layer in model.all_layers():  # inside a block too: res1.conv1 runs the learner's conv2d
         wrapper = LEARNER_LAYERS.get(layer.type_name)
         if wrapper is not None and wrapper.op not in skip and code.defines(BY_NAME[wrapper.op]):
             ops[layer.name] = wrapper.op
@@ -301,7 +301,15 @@ def use_learner_code(model: Model, code: LearnerCode, skip: frozenset[str] = fro
     names table entries to leave as cnn's (e.g. ones not written yet).
     """
     ops = learner_ops(model, code, skip)
-    layers = [LEARNER_LAYERS[layer.type_name](layer, code) if layer.name in ops else layer for layer in model.layers]
+
+    def learners(layer: Layer) -> Layer:
+        if layer.name in ops:
+            return LEARNER_LAYERS[layer.type_name](layer, code)
+        if isinstance(layer, Residual):
+            return layer.with_children([learners(inner) for inner in layer.inner], layer.projection and learners(layer.projection))
+        return layer
+
+    layers = [learners(layer) for layer in model.layers]
     wrapped = Model(layers, model.input_shape, model.loss.name, model.dtype)
     if "loss" in ops:
         loss = LEARNER_LOSSES[ops["loss"]](ops["loss"], model.loss.num_outputs)
@@ -312,7 +320,15 @@ def use_learner_code(model: Model, code: LearnerCode, skip: frozenset[str] = fro
 
 def cnn_model_of(model: Model) -> Model:
     """The same network with cnn's own layers and loss, sharing the parameters (the inverse of :func:`use_learner_code`)."""
-    layers = [layer.cnn_layer if isinstance(layer, LearnerLayer) else layer for layer in model.layers]
+
+    def own(layer: Layer) -> Layer:
+        if isinstance(layer, LearnerLayer):
+            return layer.cnn_layer
+        if isinstance(layer, Residual):
+            return layer.with_children([own(inner) for inner in layer.inner], layer.projection and own(layer.projection))
+        return layer
+
+    layers = [own(layer) for layer in model.layers]
     return Model(layers, model.input_shape, model.loss.name, model.dtype)
 
 
@@ -325,7 +341,7 @@ def find_unwritten(model: Model, seed: int = 0) -> dict[str, str]:
     probe = copy.deepcopy(model)
     rng = np.random.default_rng(seed)
     unwritten: dict[str, str] = {}
-    for layer in probe.layers:
+    for layer in probe.all_layers():
         if not isinstance(layer, LearnerLayer) or layer.op in unwritten:
             continue
         layer.training, layer.keep_cache = True, True

@@ -21,7 +21,7 @@ import numpy as np
 from cnn_cli.config.build import config_from_dict, model_config_from_dict
 from cnn_cli.config.load import load_config
 from cnn_cli.config.sections import Config, ModelConfig
-from cnn_cli.layers import LAYER_TYPES, BuildContext, Layer
+from cnn_cli.layers import LAYER_TYPES, BuildContext, Layer, Residual
 from cnn_cli.layers.losses import Loss
 from cnn_cli.model.summary import LayerSummary, summarize
 from cnn_cli.nn.init import OUTPUT_INIT
@@ -64,6 +64,14 @@ class Model:
         self.params: dict[str, np.ndarray] = {f"{layer.name}.{key}": value for layer in layers for key, value in layer.params.items()}
         # Layers before the first one with parameters need no input gradient in training.
         self._first_param_layer = next((i for i, layer in enumerate(layers) if layer.params), len(layers))
+
+    def all_layers(self) -> list[Layer]:
+        """Every layer, blocks followed by their inner layers (named ``res1.conv1``), in forward order."""
+
+        def walk(layers: list[Layer]) -> list[Layer]:
+            return [found for layer in layers for found in (layer, *walk(layer.children()))]
+
+        return walk(self.layers)
 
     @property
     def buffers(self) -> dict[str, np.ndarray]:
@@ -110,21 +118,27 @@ class Model:
             steps.append(LayerTrace(layer, layer_input, out, time.perf_counter() - began))
         return steps
 
-    def backward_trace(self, grad_logits: np.ndarray) -> list[LayerGradient]:
+    def backward_trace(self, grad_logits: np.ndarray, nested: bool = False) -> list[LayerGradient]:
         """A backward pass that keeps dL/d(output) and dL/d(input) of every layer, input side first.
 
         Follows :meth:`forward` or :meth:`trace` on the same batch; fills ``grads`` as
-        :meth:`backward` does.
+        :meth:`backward` does. A residual block is one step (its input gradient the sum of
+        its two paths'); ``nested`` also gives, after it, the steps of the layers inside it.
         """
         grad = grad_logits
-        steps = []
+        steps: list[list[LayerGradient]] = []
         for layer in reversed(self.layers):
-            grad_input = layer.backward(grad, need_input_grad=True)
+            inner: list[LayerGradient] = []
+            if nested and isinstance(layer, Residual):
+                grad_input, inner_steps = layer.backward_steps(grad)
+                inner = [LayerGradient(*step) for step in inner_steps]
+            else:
+                grad_input = layer.backward(grad, need_input_grad=True)
             if grad_input is None:  # pragma: no cover - every layer returns it when asked
                 raise RuntimeError(f"{layer.name}: backward returned no input gradient")
-            steps.append(LayerGradient(layer, grad, grad_input))
+            steps.append([LayerGradient(layer, grad, grad_input), *inner])
             grad = grad_input
-        return steps[::-1]
+        return [step for layer_steps in steps[::-1] for step in layer_steps]
 
     def backward(self, grad_logits: np.ndarray, need_input_grad: bool = False) -> np.ndarray | None:
         """Run every layer's backward from the loss gradient to the input.

@@ -1,4 +1,5 @@
-"""compare.png: the validation curves of several runs on one set of axes."""
+"""compare.png: the validation curves of several runs on one set of axes; below them, when the runs logged them,
+their per-step losses and gradient flow (:mod:`cnn_cli.pictures.compare_steps`)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,22 @@ def plot_comparison(comparison: Comparison, path: Path) -> Path:
     """compare.png: every run's learning curves overlaid, loss on the left and accuracy on the right.
 
     One colour per run; training curves solid, validation dashed; a star marks each run's best validation epoch.
+    Runs with steps.csv or gradients.csv get a second row: the loss per logged step, and ‖dL/dW‖ across the layers.
     """
     import matplotlib
     from matplotlib.ticker import MaxNLocator
 
     from cnn_cli.pictures.common import out_figure
+    from cnn_cli.pictures.compare_steps import draw_steps_and_flow, has_steps_or_gradients
 
     path = Path(path)
-    with out_figure(path, (13.0, 5.5), "compare.png") as fig:
-        loss_ax, acc_ax = fig.subplots(1, 2)
+    second_row = has_steps_or_gradients(comparison.runs)
+    with out_figure(path, (13.0, 11.0 if second_row else 5.5), "compare.png") as fig:
+        axes = fig.subplots(2 if second_row else 1, 2, squeeze=False)
+        loss_ax, acc_ax = axes[0]
         palette = matplotlib.colormaps["tab10"]
+        if second_row:
+            draw_steps_and_flow(axes[1][0], axes[1][1], comparison.runs, [palette(i % 10) for i in range(len(comparison.runs))])
         for index, run in enumerate(comparison.runs):
             colour = palette(index % 10)
             label = run.name if run.rows else f"{run.name} (no finished epoch)"

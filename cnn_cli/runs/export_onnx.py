@@ -18,6 +18,8 @@ relu, ...      ``Relu``, ``LeakyRelu`` (alpha = negative_slope), ``Sigmoid``, ``
 flatten        ``Reshape`` to (N, C·H·W, 1, 1), the same (C, H, W) order
 dense          ``Flatten`` (axis 1) then ``Gemm`` with transB (y = x Wᵀ + b)
 dropout        ``Identity``: inference never drops
+residual       its inner layers' nodes (named ``res1.conv1``), the skip (the input
+               itself, or the 1x1 projection's ``Conv``), and ``Add`` of the two
 =============  =====================================================================
 
 The graph takes ``input`` (N, C, H, W), already normalised as in training
@@ -140,6 +142,8 @@ def _layer_nodes(g: _GraphBuilder, layer: Any, x: str) -> str:
         if "bias" in params:
             inputs.append(g.constant(f"{name}.bias", params["bias"]))
         return g.node("Gemm", inputs, out, name, transB=1)
+    if kind == "residual":
+        return _residual_nodes(g, layer, x)
     raise CnnError(f"{name}: layer type {kind!r} has no ONNX export")
 
 
@@ -154,6 +158,15 @@ def _batch_norm_node(g: _GraphBuilder, layer: Any, x: str, out: str) -> str:
     }
     inputs = [g.constant(f"{name}.{key}", np.ascontiguousarray(value, dtype=np.float32)) for key, value in arrays.items()]
     return g.node("BatchNormalization", [x, *inputs], out, name, epsilon=float(layer.eps))
+
+
+def _residual_nodes(g: _GraphBuilder, block: Any, x: str) -> str:
+    """A residual block reading ``x``: out = F(x) + S(x), F its inner layers, S the identity or the 1x1 projection."""
+    through_layers = x
+    for inner in block.inner:
+        through_layers = _layer_nodes(g, inner, through_layers)
+    along_skip = _layer_nodes(g, block.projection, x) if block.projection is not None else x
+    return g.node("Add", [through_layers, along_skip], f"{block.name}.out", block.name)
 
 
 def _probability_nodes(g: _GraphBuilder, model: Model, logits: str) -> None:

@@ -35,7 +35,9 @@ def _schema_of(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
     tagged = _meta(meta, Tagged)
     if tagged:
         for tag, spec_cls in tagged.registry.items():
-            defs.setdefault(spec_cls.__name__, _object_schema(spec_cls, defs, discriminator=(tagged.key, tag)))
+            if spec_cls.__name__ not in defs:  # claimed first: a type whose fields list the registry again (a block) refers back
+                defs[spec_cls.__name__] = {}
+                defs[spec_cls.__name__] = _object_schema(spec_cls, defs, discriminator=(tagged.key, tag))
         return {
             **out,
             "type": "object",

@@ -93,7 +93,7 @@ class GradientLogger(Callback):
             value[...] = before[name]
         try:
             _, grad_logits = model.loss(state.logits, state.labels)
-            backward = model.backward_trace(grad_logits)
+            backward = model.backward_trace(grad_logits, nested=True)  # a block's inner layers get rows too
         finally:
             for name, value in model.params.items():
                 value[...] = after[name]

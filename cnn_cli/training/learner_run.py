@@ -148,11 +148,11 @@ class LearnerRun:
             by_op.setdefault(op, []).append("the loss" if layer == "loss" else layer)
         uses = "; ".join(f"{', '.join(names)} ({op})" for op, names in by_op.items())
         lines = [f"learner code {self.code.label}: {uses}"]
-        own = [layer.name for layer in self.cnn_model.layers if layer.name not in self.ops]
+        own = [layer.name for layer in self.cnn_model.all_layers() if layer.name not in self.ops and not layer.children()]
         own += ["the loss"] if "loss" not in self.ops else []
         lines += [f"  cnn's own code: {', '.join(own)}"] if own else []
         lines += [f"  note: {why}; its layers use cnn's" for why in self.unwritten.values()]
-        types = {layer.type_name for layer in self.cnn_model.layers}
+        types = {layer.type_name for layer in self.cnn_model.all_layers()}
         lines += [f"  note: {half}: its layers use cnn's" for op, half in self.code.half_pairs() if op in types]
         if self.options.check_steps:
             lines.append(f"  the first {self.options.check_steps} steps are checked against cnn's own code (--impl-check-steps)")
@@ -174,7 +174,7 @@ class LearnerRun:
 def start_learner_code(options: LearnerOptions, code: LearnerCode, model: Model) -> LearnerRun:
     """Wrap the model in the learner's code, after one trial call of each function; refuses (CnnError) before anything is written."""
     if not learner_ops(model, code):
-        types = sorted({layer.type_name for layer in model.layers if layer.type_name in LEARNER_LAYERS})
+        types = sorted({layer.type_name for layer in model.all_layers() if layer.type_name in LEARNER_LAYERS})
         wanted = [f"{op}_forward/{op}_backward" for op in types]
         wanted += [model.loss.name] if model.loss.name in LEARNER_LOSSES else []
         raise CnnError(f"--impl: {options.file}: defines none of the functions this model uses ({', '.join(wanted)})")

@@ -3,7 +3,8 @@
 :func:`init_from_checkpoint` copies every parameter whose dotted name
 (``conv1.weight``) and shape match into a freshly built model; the rest keep
 their fresh initialisation. :func:`frozen_parameters` turns ``train.freeze``
-(layer names) into the parameter names that :func:`cnn_cli.training.loop.train_step`
+(layer names: a block ``res1``, or a layer inside it, ``res1.conv1``)
+into the parameter names that :func:`cnn_cli.training.loop.train_step`
 keeps away from the optimizer: a frozen parameter gets no update, no weight
 decay, no optimizer state, and does not count towards gradient clipping, so it
 stays bit-identical through training. Its gradient is still computed (the
@@ -56,13 +57,14 @@ class TransferReport:
 
 def frozen_parameters(model: Model, layers: list[str]) -> frozenset[str]:
     """The dotted parameter names of the named layers; a name that is no layer with parameters is a ConfigError."""
-    with_params = [layer.name for layer in model.layers if layer.params]
+    by_name = {layer.name: layer for layer in model.all_layers()}  # a block (res1) and its inner layers (res1.conv1)
+    with_params = [name for name, layer in by_name.items() if layer.params]
     for name in layers:
-        layer = next((candidate for candidate in model.layers if candidate.name == name), None)
+        layer = by_name.get(name)
         if layer is None or not layer.params:
             what = "is not a layer of this model" if layer is None else f"is a {layer.type_name} layer, which has no parameters"
             raise ConfigError(f"train.freeze: {name!r} {what}; layers with parameters: {', '.join(with_params) or 'none'}")
-    return frozenset(f"{name}.{key}" for name in layers for key in next(lay for lay in model.layers if lay.name == name).params)
+    return frozenset(f"{name}.{key}" for name in layers for key in by_name[name].params)
 
 
 def source_checkpoint(source: str | Path) -> Path:

@@ -24,6 +24,7 @@ MINIMAL_OPTIONS = {
     "leaky_relu": {"negative_slope": 0.1},
     "dense": {"out_features": 4},
     "dropout": {"p": 0.5},
+    "residual": {"layers": [{"type": "conv2d", "out_channels": 2, "kernel_size": 3, "padding": 1}, {"type": "relu"}]},
 }
 IMAGE = (2, 6, 6)
 FEATURES_ONLY = {"batchnorm1d": (6,)}  # layers that take (F,), not an image

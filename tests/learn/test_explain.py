@@ -158,3 +158,14 @@ def test_explain_list_points_at_the_exercises():
 
 def test_explain_and_docs_help_name_the_docs():
     assert "cnn docs" in invoke_cli(["explain", "--help"]).stdout
+
+
+def test_explain_residual_catches_a_block_that_forgets_the_skips_gradient():
+    from cnn_cli.learn.bugzoo.patches import patched
+    from cnn_cli.learn.explain import run_examples
+    from cnn_cli.nn import residual
+
+    with patched(residual, "fork_backward", lambda through_layers, along_skip: through_layers):
+        (report,) = run_examples(["residual"])
+    assert report.failures == 4  # the three entries of ∂L/∂x, and ∂L/∂x with W = 0
+    assert "✗ ∂L/∂x with W = 0: cnn [0, 0, 0]" in report.text

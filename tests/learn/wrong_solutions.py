@@ -123,6 +123,16 @@ NET004_TIES_ALL = """            tied = (window == window.max(axis=1, keepdims=T
             da1[:, 0, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2] += tied * dp1[:, 0, i, j][:, None, None]
 """
 
+RESIDUAL_BODY = """    dw2 = grad_out.T @ h
+    db2 = grad_out.sum(axis=0)
+    grad_z = (grad_out @ w2) * (z > 0)
+    dw1 = grad_z.T @ x
+    db1 = grad_z.sum(axis=0)
+    through = grad_z @ w1
+    dx = through + grad_out
+    return dx, dw1, db1, dw2, db2
+"""
+
 WRONG = [
     # conv2d
     Wrong("conv2d", "assign", CONV_LOOP.replace("DX_LINE", RIGHT_DX.replace("+=", "=")), 2, ("`col2im-assign`", "+=")),
@@ -303,6 +313,28 @@ WRONG = [
     Wrong("l2_update", "missing", "    new_w = w - lr * grad_w\n    return new_w\n", 2, ("`l2-missing`",)),
     Wrong(
         "l2_update", "no-half", "    new_w = w - lr * (grad_w + 2 * weight_decay * w)\n    return new_w\n", 2, ("`l2-no-half`", "not 2λw")
+    ),
+    # residual
+    Wrong(
+        "residual",
+        "no-skip",
+        RESIDUAL_BODY.replace("dx = through + grad_out", "dx = through"),
+        2,
+        ("dx, yours =", "[ 0.5    1  2.5 ]", "your ∂L/∂x (dx) equals what `residual-no-skip-grad` gives", "read: cnn docs residual"),
+    ),
+    Wrong(
+        "residual",
+        "no-mask",
+        RESIDUAL_BODY.replace("grad_z = (grad_out @ w2) * (z > 0)", "grad_z = grad_out @ w2"),
+        2,
+        ("your ∂L/∂x (dx), dw1, db1 equal what `relu-no-mask` gives", "read: cnn docs relu"),
+    ),
+    Wrong(
+        "residual",
+        "dw2-transposed",
+        RESIDUAL_BODY.replace("dw2 = grad_out.T @ h", "dw2 = h.T @ grad_out"),
+        1,
+        ("your dw2 has shape (3, 4), expected (4, 3)", "transpose"),
     ),
     # net004
     Wrong(

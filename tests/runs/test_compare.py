@@ -115,7 +115,7 @@ def test_compare_png_overlays_every_run(runs_root: Path, tmp_path: Path) -> None
     outcome = invoke_cli(["compare", runs_root, "--out", out])
     assert outcome.code == 0 and f"plot: {out}" in outcome.stdout
     pixels = np.asarray(Image.open(out).convert("RGB")).astype(int)
-    assert pixels.shape == (550, 1300, 3)
+    assert pixels.shape == (1100, 1300, 3)  # the runs logged steps.csv: a second row, loss per step and gradient flow
     tab10 = {"fast": (255, 127, 14), "slow": (44, 160, 44), "cut": (31, 119, 180)}  # runs sorted: cut, fast, slow
     for name, colour in tab10.items():
         drawn = (np.abs(pixels - np.array(colour)).sum(axis=2) < 30).sum()

@@ -111,6 +111,26 @@ BATCH_NORM_NET = {
 }
 
 
+RESIDUAL_BLOCKS = {
+    "input_shape": [2, 9, 9],
+    "layers": [
+        {"type": "conv2d", "out_channels": 3, "kernel_size": 3, "padding": 1},
+        {"type": "residual", "layers": [{"type": "conv2d", "out_channels": 3, "kernel_size": 3, "padding": 1}, {"type": "tanh"}]},
+        {
+            "type": "residual",
+            "projection": True,
+            "layers": [
+                {"type": "conv2d", "out_channels": 5, "kernel_size": 3, "stride": 2, "padding": 1},
+                {"type": "relu"},
+                {"type": "residual", "layers": [{"type": "conv2d", "out_channels": 5, "kernel_size": 1}]},
+            ],
+        },
+        {"type": "flatten"},
+        {"type": "dense", "out_features": 4},
+    ],
+}
+
+
 def test_batch_norm_and_global_average_pooling_agree_on_real_digits(real_test_images: np.ndarray) -> None:
     """Evaluation mode: random γ, β and running statistics (the fresh 0 and 1 would hide a swapped mean and variance)."""
     model = build_model(BATCH_NORM_NET, seed=12)
@@ -129,6 +149,26 @@ def test_batch_norm_and_global_average_pooling_agree_on_real_digits(real_test_im
     assert float(np.abs(logits - reference).max()) < LOGIT_TOLERANCE
     np.testing.assert_array_equal(model.loss.predict(logits), model.loss.predict(reference))
     assert float(np.abs(model.forward(real_test_images, training=True) - reference).max()) > 1e-2  # the modes do differ
+
+
+def test_residual_blocks_export_as_an_add_of_the_two_paths() -> None:
+    """An identity skip, a projected one (a 1x1 Conv with the inner stride) and a block inside a block."""
+    model = build_model(RESIDUAL_BLOCKS, seed=11)
+    randomise_biases(model, seed=12)
+    x = np.random.default_rng(13).normal(0.0, 1.0, (6, 2, 9, 9)).astype(np.float32)
+    proto = model_to_onnx(model)
+    logits, _ = run_onnx(proto, x)
+    assert float(np.abs(logits - model.forward(x)).max()) < LOGIT_TOLERANCE
+    adds = [node for node in proto.graph.node if node.op_type == "Add"]
+    assert [node.name for node in adds] == ["res1", "res2.res1", "res2"]
+    assert [node.name for node in proto.graph.node if node.op_type == "Conv"] == [
+        "conv1",
+        "res1.conv1",
+        "res2.conv1",
+        "res2.res1.conv1",
+        "res2.proj",
+    ]
+    assert adds[-1].input[1] == "res2.proj.out"
 
 
 def test_average_pool_padding_convention_is_what_the_check_sees() -> None:

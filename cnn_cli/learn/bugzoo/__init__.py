@@ -10,8 +10,8 @@ check can miss: ``=`` instead of ``+=`` in col2im passes when stride = kernel si
 because then no two windows share an input pixel; a max-pool that gives a tie's
 gradient to every tied input passes because a random batch never ties.
 
-- :mod:`.table`: every entry (:data:`MUTATIONS`), from :mod:`.entries_window` and
-  :mod:`.entries_pointwise`; :mod:`.mutation` says what an entry holds;
+- :mod:`.table`: every entry (:data:`MUTATIONS`), from :mod:`.entries_window`,
+  :mod:`.entries_pointwise` and :mod:`.entries_residual`; :mod:`.mutation` says what an entry holds;
 - :mod:`.patches`, :mod:`.patches_pointwise`: the wrong code, as context managers
   that swap it into the library and restore it on exit;
 - :mod:`.nets`: the small nets each mistake is shown on;
@@ -30,6 +30,7 @@ from cnn_cli.learn.bugzoo.nets import (
     LEAKY_STACK,
     PATCHES,
     POOL_NET,
+    RESIDUAL_NET,
     SQUASH_NET,
 )
 from cnn_cli.learn.bugzoo.report import explain_mutation, get_mutation, gradcheck_report, list_mutations
@@ -45,6 +46,7 @@ __all__ = [
     "MUTATIONS",
     "PATCHES",
     "POOL_NET",
+    "RESIDUAL_NET",
     "SQUASH_NET",
     "Mutation",
     "_everything",

@@ -123,3 +123,21 @@ GAP_NET: dict[str, Any] = {
         {"type": "dense", "out_features": 3},
     ],
 }
+# A conv, then a residual block (identity skip) around conv -> tanh -> conv: what is below the block is what the skip feeds.
+RESIDUAL_NET: dict[str, Any] = {
+    "input_shape": [1, 6, 6],
+    "layers": [
+        {"type": "conv2d", "out_channels": 2, "kernel_size": 3, "padding": 1},
+        {"type": "relu"},
+        {
+            "type": "residual",
+            "layers": [
+                {"type": "conv2d", "out_channels": 2, "kernel_size": 3, "padding": 1},
+                {"type": "tanh"},
+                {"type": "conv2d", "out_channels": 2, "kernel_size": 3, "padding": 1},
+            ],
+        },
+        {"type": "flatten"},
+        {"type": "dense", "out_features": 3},
+    ],
+}

@@ -1,7 +1,7 @@
 """``cnn exercise``: from watching backprop to doing it.
 
 One exercise per learner function of :data:`cnn_cli.learn.learner_api.LEARNER_FUNCTIONS`
-(conv2d, maxpool2d, ..., l2_update), plus ``net004``, notes 004's whole net by the
+(conv2d, maxpool2d, ..., l2_update, residual), plus ``net004``, notes 004's whole net by the
 chain rule. ``start`` writes a skeleton (``skeletons/NAME.py``: the forward written
 out, the shapes, the derivation in a docstring, the ``cnn docs`` section);
 ``check`` runs the learner's file through the stages of :mod:`.check`, in a
@@ -28,6 +28,7 @@ from cnn_cli.learn.exercises.ops_pointwise import (
     SigmoidExercise,
     TanhExercise,
 )
+from cnn_cli.learn.exercises.ops_residual import ResidualExercise
 from cnn_cli.learn.exercises.ops_window import AvgPool2DExercise, Conv2DExercise, MaxPool2DExercise
 from cnn_cli.learn.exercises.runner import DEFAULT_TIMEOUT
 from cnn_cli.learn.exercises.spec import STAGES, Exercise
@@ -49,6 +50,7 @@ _ALL: list[Exercise] = [
     BatchNormExercise(),
     GlobalAvgPoolExercise(),
     L2UpdateExercise(),
+    ResidualExercise(),
     Net004Exercise(),
 ]
 EXERCISES: dict[str, Exercise] = {ex.name: ex for ex in _ALL}

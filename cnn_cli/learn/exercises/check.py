@@ -36,6 +36,8 @@ from cnn_cli.learn.exercises.spec import NUMERIC, SHAPES, STAGE_TITLES, STAGES, 
 INDENT = "      "
 # The layers of the whole-net exercise, whose bug-zoo mistakes can show in it.
 NET004_OPS = ("conv2d", "relu", "maxpool2d", "flatten", "dense", "binary_cross_entropy")
+# The residual exercise's block: its own mistake, and those of the layers inside it.
+RESIDUAL_OPS = ("residual", "dense", "relu")
 MATH_NAMES = {
     "dx": "∂L/∂x (dx)",
     "dw": "∂L/∂w (dw)",
@@ -176,8 +178,8 @@ def _shown(case: Case, results: dict[str, TensorResult], expected: dict[str, np.
 
 
 def _relevant(exercise: Exercise) -> list[Mutation]:
-    if exercise.name == "net004":
-        return [m for op in NET004_OPS for m in mutations_for(op)]
+    if exercise.name in ("net004", "residual"):
+        return [m for op in (NET004_OPS if exercise.name == "net004" else RESIDUAL_OPS) for m in mutations_for(op)]
     return mutations_for(exercise.name)
 
 

@@ -26,6 +26,7 @@ from cnn_cli.learn.explain.conv import conv_backward, convolution, cross_correla
 from cnn_cli.learn.explain.network import l2_update, seed004_net
 from cnn_cli.learn.explain.normalization import batchnorm, global_avg_pool
 from cnn_cli.learn.explain.report import ExampleInput, Report
+from cnn_cli.learn.explain.residual import residual
 from cnn_cli.learn.explain.routing import maxpool, relu, softmax_ce
 
 
@@ -71,6 +72,7 @@ EXAMPLES = {
             batchnorm,
         ),
         Example("global-avg-pool", "the mean of a map, and dy/(H·W) back to each input (`cnn docs global_avg_pool`)", global_avg_pool),
+        Example("residual", "out = F(x) + x: the gradient through the layers plus the one along the skip (`cnn docs residual`)", residual),
     ]
 }
 

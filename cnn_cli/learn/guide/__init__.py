@@ -42,6 +42,7 @@ TOPICS = {
     "sum_squared_error": "2.14 Sum of squared errors",
     "batchnorm": "2.15 BatchNorm2D and BatchNorm1D",
     "global_avg_pool": "2.16 Global average pooling",
+    "residual": "2.17 Residual blocks",
     "optim": "3. After backward",
     "l2": "3.1 L2 regularisation",
     "seesaw": "Notes 001's seesaw updates",
@@ -84,6 +85,8 @@ ALIASES = {
     "l2-update": "l2",
     "exercise": "exercises",
     "ln-c": "initial-loss",
+    "resnet": "residual",
+    "skip": "residual",
 }
 
 
