@@ -2,8 +2,8 @@
 
 One short real run of each (real MNIST, 10,600 training images: 332 steps of 32, SGD with
 momentum, the configs' own settings) through ``train()``, then ``cnn compare`` of the two:
-the residual net ends far lower in loss, and its input-side conv gets a larger share of the
-gradient the output layer gets.
+the residual net ends far lower in loss and far higher in accuracy. The plain net is unstable at
+these settings, so how badly it ends depends on rounding; the margins leave room for that.
 """
 
 from __future__ import annotations
@@ -70,9 +70,10 @@ def test_after_a_short_run_only_the_residual_net_has_learned_and_compare_draws_b
             f"‖dL/dW‖ {plain_ratio:.4f}; deep-residual val_acc {residual_end['val_acc']:.3f} (loss "
             f"{residual_end['train_loss']:.3f}), conv1/fc1 {residual_ratio:.4f}"
         )
-    assert plain_end["train_loss"] > 2.0 and residual_end["train_loss"] < 1.0
-    assert residual_end["val_acc"] > plain_end["val_acc"] + 0.5
-    assert residual_ratio > 5 * plain_ratio
+    assert plain_end["train_loss"] > 2.0 and residual_end["train_loss"] < 1.0 and residual_end["val_acc"] > 0.8
+    assert residual_end["val_acc"] > plain_end["val_acc"] + 0.2  # the plain net is chaotic: BLAS rounding (thread count) moves it
+    # The conv1/fc1 ratio is printed, not asserted: where the unstable plain run ends (and so its ratio) moves with the
+    # BLAS thread count's rounding (0.0033 with one OpenBLAS thread, 0.058 with two, against 0.086 and 0.068).
     outcome = invoke_cli(["compare", plain, residual, "--out", tmp_path / "compare.png"])
     assert outcome.code == 0, outcome.output
     assert_picture(tmp_path / "compare.png", (13 * DPI, 11 * DPI))
