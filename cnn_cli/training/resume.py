@@ -83,9 +83,7 @@ def open_run_to_resume(resume: str | Path, extended: Config | None) -> tuple[Run
         if extended.train.epochs < ckpt.epoch:
             raise ConfigError(f"train.epochs: {extended.train.epochs} is fewer than the {ckpt.epoch} epoch(s) {paths.root} has trained")
         moved = any(key.startswith(_DATA_LOCATION_KEYS) for key in changed)
-        if changed:
-            write_text(paths.config, config_to_yaml(extended))
-            config = extended
+        config = extended if changed else config  # config.yaml is rewritten once the data is checked (save_extension)
     if extended is None or not moved:
         _check_data_folder(paths, config)
     return paths, config, ckpt, model
@@ -105,6 +103,13 @@ def _check_data_folder(paths: RunPaths, config: Config) -> None:
             f"data.data_dir: {folder} is gone (the data {paths.root} trained on); if it moved, resume with "
             f"--set data.data_dir=NEW_FOLDER (its SHA-256 is checked against the run's)"
         )
+
+
+def save_extension(paths: RunPaths, config: Config) -> None:
+    """Write a resumed run's extended config to its config.yaml (after every check passed)."""
+    text = config_to_yaml(config)
+    if paths.config.read_text(encoding="utf-8") != text:
+        write_text(paths.config, text)
 
 
 def check_resumed_data(paths: RunPaths, fingerprint: str) -> None:

@@ -61,7 +61,7 @@ from cnn_cli.training.learner_run import (
 )
 from cnn_cli.training.loop import fit
 from cnn_cli.training.mlflow_log import MLflowLogger
-from cnn_cli.training.resume import DATA_RECORD_KEY, EXTENDABLE_KEYS, check_resumed_data, open_run_to_resume, restore_state
+from cnn_cli.training.resume import DATA_RECORD_KEY, EXTENDABLE_KEYS, check_resumed_data, open_run_to_resume, restore_state, save_extension
 from cnn_cli.training.state import Callback, CallbackList, EpochData, InterruptFlag, TrainState, resume_hint
 from cnn_cli.training.step_log import StepLog
 from cnn_cli.training.stopping import stop_record, stopping_callbacks
@@ -132,7 +132,7 @@ def train(
         frozen = frozen_parameters(model, config.train.freeze)
         transfer = init_from_checkpoint(model, init_from, config.train.freeze) if init_from is not None else None
         splits = _data_splits(config, progress)
-        data_record = _data_record(splits, paths)  # a resumed run's data must be the data it trained on
+        data_record = _data_record(splits, paths, config)  # a resumed run's data must be the data it trained on
         splits = one_batch_splits(config, splits) if one_batch else splits
         _check_classes(model, splits)
         optimizer = _make_optimizer(config, model, frozen, ckpt, paths)
@@ -181,13 +181,14 @@ def _data_info(splits) -> dict[str, Any]:
     return {"mean": splits.mean, "std": splits.std, "classes": list(map(int, splits.classes)), "class_names": splits.class_names}
 
 
-def _data_record(splits, resumed: RunPaths | None) -> dict[str, str]:
-    """run.json's record of the data (its SHA-256), checked against a resumed run's own record."""
+def _data_record(splits, resumed: RunPaths | None, config: Config) -> dict[str, str]:
+    """run.json's record of the data (its SHA-256), checked against a resumed run's own record before its extension is saved."""
     from cnn_cli.runs.datasets import data_fingerprint
 
     fingerprint = data_fingerprint(splits)
     if resumed is not None:
         check_resumed_data(resumed, fingerprint)
+        save_extension(resumed, config)
     return {DATA_RECORD_KEY: fingerprint}
 
 
