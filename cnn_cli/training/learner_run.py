@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from cnn_cli import signals
 from cnn_cli.errors import CnnError, StepStopped
 from cnn_cli.learn.learner_check import WeightCheck, diagnose, float64_copy
 from cnn_cli.learn.learner_code import LearnerCode, LearnerStop, StopLearnerCode
@@ -242,7 +243,8 @@ class LearnerStep:
         if running is None:
             return
         if repeated:
-            raise StopLearnerCode("a second Ctrl-C came", "Ctrl-C", self.interrupt.exit_code)
+            this = signals.describe(signals.exit_code() - signals.EXIT_BASE)  # the signal being handled
+            raise StopLearnerCode(f"a second {this} came", this, signals.exit_code())
         self.log(f"stopping after this step ({running} is running); Ctrl-C again to stop your code now")
 
     def __call__(self, state: TrainState, x: np.ndarray, y: np.ndarray) -> None:
