@@ -116,3 +116,46 @@ def test_a_scheduler_that_accepts_and_stays_silent_is_given_up_on_within_the_dea
     took = time.monotonic() - began
     error_line(outcome, EXIT_BAD_INPUT, address, "no answer within 2 s")
     assert took < 2 + 15, f"took {took:.1f} s"  # the deadline plus starting Python, NumPy and Dask on a loaded machine
+
+
+STUBBORN_RELU = """
+
+import pathlib as _pathlib
+
+
+def relu_backward(grad_out, cache):  # noqa: F811 - a loop that catches every stop it is given
+    if grad_out.shape[0] == 32 and grad_out.ndim == 4 and grad_out.shape[1] == 8:
+        _pathlib.Path(__file__).with_suffix(".started").touch()
+        while True:
+            try:
+                while True:
+                    pass
+            except BaseException:  # noqa: BLE001, S110
+                pass
+    return grad_out * (cache > 0)
+"""
+
+
+def test_learner_code_that_catches_the_stop_is_ended_naming_the_function(tmp_path: Path, data_paths) -> None:
+    """Past the deadline, then past the grace period: the process ends with one line naming the function; the checkpoint stays."""
+    path = tmp_path / "stubborn.py"
+    path.write_text(MY_LAYERS.read_text(encoding="utf-8") + STUBBORN_RELU, encoding="utf-8")
+    config = write_config(tmp_path / "tiny.yaml", tiny_config(data_paths, epochs=1, plots=False))
+    args = ["train", "--config", config, "--impl", path, "--impl-check-steps", "0", "--impl-deadline", "1", "--run-dir", "run", "-q"]
+    outcome = run_cli_bounded(args, cwd=tmp_path, timeout=60)
+    assert outcome.code == 1, outcome.output
+    assert "Traceback" not in outcome.output
+    (line,) = [line for line in outcome.stderr.splitlines() if line.startswith("error: ")]
+    assert "ran past the 1 s deadline" in line and "relu_backward (layer relu2)" in line and "caught the stop" in line, line
+    path.with_suffix(".started").unlink()
+    child = start_cli_bounded(
+        ["train", "--config", config, "--impl", path, "--impl-check-steps", "0", "--run-dir", "run2", "-q"], cwd=tmp_path
+    )
+    wait_until(path.with_suffix(".started").exists, child, what="the learner's loop")
+    for _ in range(3):
+        time.sleep(0.5)
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    outcome = finish(child, timeout=30)
+    assert outcome.code == 128 + signal.SIGTERM, outcome.output
+    assert "relu_backward (layer relu2) did not stop at the second SIGTERM" in outcome.stderr
