@@ -6,7 +6,9 @@ import contextlib
 import importlib.util
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -29,7 +31,8 @@ def require_dask() -> None:
 
 @contextlib.contextmanager
 def _dask_client(options: EngineOptions, spec: SweepSpec, n_trials: int) -> Iterator[tuple[Any, str]]:
-    from distributed import Client, LocalCluster
+    import dask
+    from distributed import Client
 
     if options.scheduler:
         try:
@@ -47,6 +50,18 @@ def _dask_client(options: EngineOptions, spec: SweepSpec, n_trials: int) -> Iter
     cores = _usable_cpus()
     n_workers = options.workers or max(1, min(cores, n_trials, spec.parallelism or cores))
     share = str(max(1, cores // n_workers))
+    scratch = tempfile.mkdtemp(prefix="cnn-dask-")  # Dask's own files (its dask-scratch-space), gone with the cluster
+    try:
+        with dask.config.set({"temporary-directory": scratch}):
+            yield from _local_cluster(n_workers, share, options, spec)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _local_cluster(n_workers: int, share: str, options: EngineOptions, spec: SweepSpec) -> Iterator[tuple[Any, str]]:
+    """A client of a new cluster of ``n_workers`` local worker processes, each told to use ``share`` threads."""
+    from distributed import Client, LocalCluster
+
     # Set in each worker process before NumPy loads there, so OpenBLAS starts with the worker's share of the cores.
     env = dict.fromkeys(THREAD_SETTINGS, share)
     cluster = LocalCluster(

@@ -7,12 +7,16 @@ to (no ``.tmp`` left, in the run or in TMPDIR).
 
 from __future__ import annotations
 
+import gzip
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -155,4 +159,58 @@ def test_sigterm_to_a_sweep_saves_its_trials_prints_the_resume_command_and_leave
     assert "cnn sweep --resume" in outcome.output
     rows = (next((tmp_path / "runs").glob("sweep-t-*")) / "sweep.csv").read_text()
     assert "interrupted" in rows, rows
-    assert [p.name for p in tmpdir.iterdir() if p.name.startswith("cnn-")] == []
+    assert sorted(str(p.relative_to(tmpdir)) for p in tmpdir.rglob("*")) == []
+
+
+LOOPBACK_MIRROR = """
+import dataclasses, sys
+from cnn_cli.data import catalog
+catalog.DATASETS["mnist"] = dataclasses.replace(catalog.DATASETS["mnist"], mirrors=(sys.argv.pop(1),))
+from cnn_cli.cli.main import main
+sys.argv[0] = "cnn"
+main()
+"""
+
+
+@pytest.fixture
+def trickling_mirror() -> Iterator[str]:
+    """A loopback mirror that sends a large gzip stream a few kilobytes at a time (its base URL)."""
+    body = gzip.compress(bytes(8 << 20), compresslevel=1)
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for start in range(0, len(body), 2048):
+                try:
+                    self.wfile.write(body[start : start + 2048])
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_signal_during_a_download_leaves_no_temp_file(tmp_path: Path, trickling_mirror: str, signame: str) -> None:
+    cache = tmp_path / "cache"
+    child = start_cli_bounded([trickling_mirror, "data", "download", "mnist", "--data-dir", cache], script=LOOPBACK_MIRROR)
+    wait_until(lambda: bool(temps(cache)), child, what="the download's temp file")
+    child.send_signal(getattr(signal, signame))
+    outcome = finish(child)
+    assert outcome.code == 128 + getattr(signal, signame), outcome.output
+    assert "Traceback" not in outcome.output
+    assert temps(cache) == []

@@ -194,11 +194,17 @@ def run_cli_bounded(
 
 
 def start_cli_bounded(
-    args: Sequence[object], *, cwd: Path | None = None, env: dict[str, str] | None = None, memory_bytes: int = CHILD_MEMORY_BYTES
+    args: Sequence[object],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    memory_bytes: int = CHILD_MEMORY_BYTES,
+    script: str | None = None,
 ) -> subprocess.Popen:
     """Start ``cnn ARGS`` as a real process with its address space capped, for tests that signal it or race it.
 
-    The caller waits for it with a timeout (``communicate(timeout=...)``) and kills it if that passes.
+    ``script`` (Python run with ``-c``, ending in ``main()``) stands in for ``-m cnn_cli`` where a test must
+    point the process at a loopback service first. The caller waits for it with :func:`finish`.
     """
     import resource
 
@@ -206,7 +212,7 @@ def start_cli_bounded(
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 
     return subprocess.Popen(
-        cli_command(args),
+        cli_command(args) if script is None else [sys.executable, "-c", script, *map(str, args)],
         cwd=cwd,
         env=cli_environment(env),
         stdout=subprocess.PIPE,
