@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.cli import finish, run_cli_bounded, start_cli_bounded, wait_until, write_config
+from tests.support.cli import error_line, finish, run_cli_bounded, start_cli_bounded, wait_until, write_config
 from tests.support.synthetic import make_idx_dataset, tiny_config
 
 EXIT_SIGTERM, EXIT_SIGHUP = 128 + signal.SIGTERM, 128 + signal.SIGHUP
@@ -152,6 +152,9 @@ def test_sigterm_to_a_sweep_saves_its_trials_prints_the_resume_command_and_leave
         ["sweep", sweep_file, "--workers", "2", "--runs-root", "runs"], cwd=tmp_path, env={"TMPDIR": str(tmpdir)}, memory_bytes=8 << 30
     )
     wait_until(lambda: len(list(tmpdir.glob("cnn-trial-*/run/checkpoints/last.npz"))) >= 1, child, timeout=90, what="a trial's checkpoint")
+    root = next((tmp_path / "runs").glob("sweep-t-*"))
+    second = run_cli_bounded(["sweep", "--resume", root], cwd=tmp_path, timeout=60)  # category 1: one writer per folder
+    error_line(second, 2, str(root), f"PID {child.pid}")
     child.send_signal(signal.SIGTERM)
     outcome = finish(child, timeout=90)
     assert outcome.code == EXIT_SIGTERM, outcome.output
