@@ -217,3 +217,35 @@ def test_a_signal_during_a_download_leaves_no_temp_file(tmp_path: Path, tricklin
     assert outcome.code == 128 + getattr(signal, signame), outcome.output
     assert "Traceback" not in outcome.output
     assert temps(cache) == []
+
+
+LOOPING_EXERCISE = """
+import numpy as np
+
+
+def relu_forward(x):
+    return np.maximum(x, 0), x
+
+
+def relu_backward(grad_out, cache):
+    while True:
+        pass
+"""
+
+
+def test_sigterm_to_exercise_check_ends_the_learners_process_and_its_temp_folder(tmp_path: Path) -> None:
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    mine = tmp_path / "mine.py"
+    mine.write_text(LOOPING_EXERCISE)
+    parent = start_cli_bounded(["exercise", "check", mine, "--exercise", "relu", "--timeout", "60"], env={"TMPDIR": str(tmpdir)})
+    children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
+    wait_until(lambda: bool(children.read_text().split()) if children.exists() else False, parent, what="the learner's process")
+    (child,) = map(int, children.read_text().split())
+    time.sleep(1)
+    parent.send_signal(signal.SIGTERM)
+    outcome = finish(parent)
+    assert outcome.code == EXIT_SIGTERM, outcome.output
+    assert "Traceback" not in outcome.output
+    assert not Path(f"/proc/{child}").exists(), "the learner's process outlived cnn"
+    assert list(tmpdir.iterdir()) == []
