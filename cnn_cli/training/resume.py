@@ -90,19 +90,22 @@ def open_run_to_resume(resume: str | Path, extended: Config | None) -> tuple[Run
 
 
 def _check_data_folder(paths: RunPaths, config: Config) -> None:
-    """A plain resume reads the run's data where it was; a cache folder that is gone is not made again (and filled)."""
+    """A plain resume reads the run's data where it was: what is gone is named with the key that moves it, never made again."""
     from cnn_cli.data import DATASETS
     from cnn_cli.data.sources import resolve_data_dir
 
     d = config.data
-    if d.dataset not in DATASETS or d.data_dir is None:  # idx files and image folders are only read, never made
-        return
-    folder = resolve_data_dir(d.data_dir) / DATASETS[d.dataset].name
-    if not folder.is_dir():
-        raise CnnError(
-            f"data.data_dir: {folder} is gone (the data {paths.root} trained on); if it moved, resume with "
-            f"--set data.data_dir=NEW_FOLDER (its SHA-256 is checked against the run's)"
-        )
+    if d.dataset in DATASETS:
+        gone = [("data.data_dir", resolve_data_dir(d.data_dir) / DATASETS[d.dataset].name)] if d.data_dir is not None else []
+    else:  # idx files, a folder of images: only read, so a missing one would be refused anyway; name the key that moves it
+        gone = [(f"data.paths.{role}", Path(path)) for role, path in (d.paths or {}).items()]
+        gone += [("data.path", Path(d.path))] if d.path is not None else []
+    for key, where in gone:
+        if not where.expanduser().exists():
+            raise CnnError(
+                f"{key}: {where} is gone (the data {paths.root} trained on); if it moved, resume with "
+                f"--set {key}=NEW_PLACE (the data's SHA-256 is checked against the run's)"
+            )
 
 
 def save_extension(paths: RunPaths, config: Config) -> None:

@@ -183,3 +183,17 @@ def test_resume_on_other_data_is_refused_by_its_hash(tmp_path: Path, data_paths)
     error_line(outcome, EXIT_BAD_INPUT, "not the data", recorded[:12])
     assert [row["epoch"] for row in read_metrics(RunPaths(tmp_path / "run").metrics)] == [1]
     assert str(tmp_path / "other") not in (tmp_path / "run" / "config.yaml").read_text(), "a refused resume changed the config"
+
+
+def test_resume_with_idx_files_moved_names_the_key_and_accepts_the_new_paths(tmp_path: Path) -> None:
+    paths = make_idx_dataset(tmp_path / "old", n_train=300, n_test=50)
+    config = write_config(tmp_path / "tiny.yaml", tiny_config(paths, epochs=1, plots=False))
+    assert run_cli_bounded(["train", "--config", config, "--run-dir", "run", "-q"], cwd=tmp_path, timeout=60).code == 0
+    (tmp_path / "old").rename(tmp_path / "new")
+    plain = run_cli_bounded(["train", "--resume", "run", "--set", "train.epochs=2"], cwd=tmp_path, timeout=60)
+    error_line(plain, EXIT_BAD_INPUT, "data.paths.", "is gone", "--set data.paths.")
+    assert not (tmp_path / "old").exists()
+    sets = [f"--set=data.paths.{role}={tmp_path / 'new' / Path(path).name}" for role, path in paths.items()]
+    moved = run_cli_bounded(["train", "--resume", "run", "-q", "--set", "train.epochs=2", *sets], cwd=tmp_path, timeout=60)
+    assert moved.code == 0, moved.output
+    assert [row["epoch"] for row in read_metrics(tmp_path / "run" / "metrics.csv")] == [1, 2]
