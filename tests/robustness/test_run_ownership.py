@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -197,3 +198,30 @@ def test_resume_with_idx_files_moved_names_the_key_and_accepts_the_new_paths(tmp
     moved = run_cli_bounded(["train", "--resume", "run", "-q", "--set", "train.epochs=2", *sets], cwd=tmp_path, timeout=60)
     assert moved.code == 0, moved.output
     assert [row["epoch"] for row in read_metrics(tmp_path / "run" / "metrics.csv")] == [1, 2]
+
+
+# ---------------------------------------------------------------- readers never see half a file
+
+WRITE_CALL = re.compile(
+    r"""\.open\(\s*["'][wax]|open\([^)]*, *["'][wax]b?["']|\.write_text\(|\.write_bytes\(|np\.savez?(_compressed)?\(|savefig\(|"""
+    r"""shutil\.copy|\.rename\(|tofile\("""
+)
+NOT_ATOMIC_ON_PURPOSE = {
+    "cnn_cli/io.py": "the atomic writer itself",
+    "cnn_cli/training/step_log.py": "steps.csv is appended a row at a time; its reader drops a line cut short",
+    "cnn_cli/learn/exercises/runner.py": "the learner's process's private temp folder, read by nobody else",
+    "cnn_cli/learn/exercises/child.py": "the same private temp folder, from the learner's side",
+}
+
+
+def test_every_record_write_goes_through_the_atomic_writer() -> None:
+    """A reader (eval, plot, compare, serve) takes no lock: every file cnn writes must appear whole, or be named here."""
+    package = Path(__file__).parents[2] / "cnn_cli"
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        name = path.relative_to(package.parent).as_posix()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if WRITE_CALL.search(line) and "atomic_write" not in line and name not in NOT_ATOMIC_ON_PURPOSE:
+                found.append(f"{name}:{number}: {line.strip()}")
+    assert found == [], "\n".join(found)
+    assert WRITE_CALL.search('path.write_text("x")') and WRITE_CALL.search('with open(p, "wb") as f:'), "the pattern can fail"
