@@ -46,6 +46,11 @@ def note(signum: int) -> None:
     _Received.signum = int(signum)
 
 
+def reset() -> None:
+    """Forget the signals of an earlier command run in this process (tests, an embedding program): Ctrl-C's again."""
+    _Received.signum = int(signal.SIGINT)
+
+
 def exit_code() -> int:
     """``128 + n`` for the latest stop signal ``n``: 130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP."""
     return EXIT_BASE + _Received.signum

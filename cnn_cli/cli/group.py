@@ -94,6 +94,7 @@ class CnnGroup(click.Group):
         """click's usage errors (an unknown option, a missing argument) as one ``error:`` line too, exit 2."""
         standalone = kwargs.pop("standalone_mode", True)
         _Stdout.closed = False
+        signals.reset()
         try:
             result = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]  # click's overloads
         except click.UsageError as exc:
