@@ -124,6 +124,7 @@ def new_run_dir(config_name: str, runs_root: str | Path = DEFAULT_RUNS_ROOT, now
     check_run_name(config_name)
     root = Path(runs_root)
     root.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(root)  # e.g. a .latest link a killed run was about to move into place
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     base = f"{config_name}-{stamp}"
     for attempt in range(1, 10_000):
