@@ -6,7 +6,10 @@ files stay behind, a sweep's running trials are lost and a run's record says "ru
 :func:`install` (called once by the console script) makes each of them raise
 :class:`KeyboardInterrupt` in the main thread, exactly as Ctrl-C does, so every command
 unwinds through the ``finally`` blocks and ``except KeyboardInterrupt`` paths it already
-has for Ctrl-C. The process then ends with ``128 + n`` for signal ``n``
+has for Ctrl-C. A second signal within :data:`CLEANUP_GRACE_S` of the one that started
+the unwinding is noted but does not cut its ``finally`` blocks short (two quick SIGTERMs
+from a supervisor still leave no temp file); one after that raises again, so a command
+stuck in its cleanup can still be stopped. The process then ends with ``128 + n`` for signal ``n``
 (:func:`exit_code`: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP), as a shell reports
 a process killed by it.
 
@@ -24,16 +27,19 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from typing import Any
 
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # Ctrl-C, docker stop / Slurm / Kubernetes, a closed terminal
 EXIT_BASE = 128  # a process ended by signal n exits 128 + n
+CLEANUP_GRACE_S = 2.0  # after a stop signal, how long the cleanup it started runs undisturbed by another
 
 
 class _Received:
     """The latest stop signal this process received (SIGINT until one says otherwise)."""
 
     signum: int = int(signal.SIGINT)
+    raised_at: float | None = None  # when the latest KeyboardInterrupt was raised for a signal
 
 
 def stop_signals() -> list[int]:
@@ -48,7 +54,7 @@ def note(signum: int) -> None:
 
 def reset() -> None:
     """Forget the signals of an earlier command run in this process (tests, an embedding program): Ctrl-C's again."""
-    _Received.signum = int(signal.SIGINT)
+    _Received.signum, _Received.raised_at = int(signal.SIGINT), None
 
 
 def exit_code() -> int:
@@ -62,8 +68,12 @@ def describe(signum: int) -> str:
 
 
 def raise_interrupt(signum: int, frame: Any) -> None:
-    """The handler :func:`install` sets: note the signal, then take Ctrl-C's path."""
+    """The handler :func:`install` sets: note the signal, then take Ctrl-C's path (unless the last one's cleanup runs)."""
     note(signum)
+    now = time.monotonic()
+    if _Received.raised_at is not None and now - _Received.raised_at < CLEANUP_GRACE_S:
+        return
+    _Received.raised_at = now
     raise KeyboardInterrupt
 
 
@@ -79,3 +89,12 @@ def install() -> None:
     for signum in stop_signals():
         if not keeps_ignoring(signum):
             signal.signal(signum, raise_interrupt)
+
+
+def ignore_while_exiting() -> None:
+    """Once the command has chosen its exit code: ignore stop signals, so that one arriving while Python shuts down
+    (which puts the default handlers back, and the default kills) cannot turn that exit code into a kill."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in stop_signals():
+        signal.signal(signum, signal.SIG_IGN)

@@ -37,7 +37,10 @@ for _command in [cli, *cli.commands.values()]:
 def main() -> None:
     """Console-script entry point."""
     signals.install()  # SIGTERM and SIGHUP take Ctrl-C's path in every command, ending with exit 128 + n
-    cli(prog_name="cnn")
+    try:
+        cli(prog_name="cnn")
+    finally:
+        signals.ignore_while_exiting()
 
 
 if __name__ == "__main__":

@@ -207,12 +207,15 @@ def trickling_mirror() -> Iterator[str]:
         server.server_close()
 
 
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
-def test_a_signal_during_a_download_leaves_no_temp_file(tmp_path: Path, trickling_mirror: str, signame: str) -> None:
+@pytest.mark.parametrize(("signame", "times"), [("SIGTERM", 1), ("SIGHUP", 1), ("SIGTERM", 3)])
+def test_a_signal_during_a_download_leaves_no_temp_file(tmp_path: Path, trickling_mirror: str, signame: str, times: int) -> None:
+    """Also three SIGTERMs in a row, as an impatient supervisor sends them: the first one's cleanup still runs to its end."""
     cache = tmp_path / "cache"
     child = start_cli_bounded([trickling_mirror, "data", "download", "mnist", "--data-dir", cache], script=LOOPBACK_MIRROR)
     wait_until(lambda: bool(temps(cache)), child, what="the download's temp file")
-    child.send_signal(getattr(signal, signame))
+    for _ in range(times):
+        child.send_signal(getattr(signal, signame))
+        time.sleep(0.002)
     outcome = finish(child)
     assert outcome.code == 128 + getattr(signal, signame), outcome.output
     assert "Traceback" not in outcome.output
