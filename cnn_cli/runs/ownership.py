@@ -12,7 +12,10 @@ of a sweep) owns the folder for as long as it writes:
   ``run.lock``; a second writer gets one line naming the holder's PID (exit 2);
 - the kernel drops a ``flock`` when its process dies, however it died, so a lock never
   outlives its owner. A ``run.lock`` that still names a process (its owner was killed
-  before it could clear the file) is taken over, and the new owner says so.
+  before it could clear the file) is taken over, and the new owner says so;
+- a file system that has no locks (some network mounts answer ``ENOLCK``) does not stop a
+  run: the claim by ``os.link`` still holds for new folders, and a resume says that a
+  second writer cannot be detected there.
 
 Readers (``eval``, ``plot``, ``compare``, ``serve``) never take the lock: every record is
 written with :func:`cnn_cli.io.atomic_write`, so they see a whole file, old or new. The
@@ -23,6 +26,7 @@ short (:mod:`cnn_cli.training.step_log`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -38,6 +42,7 @@ from cnn_cli.io import temp_name
 
 LOCK_FILE = "run.lock"
 _HOLDER_WAIT_S = 0.5  # how long to wait for a new owner to write its PID into run.lock
+_PROBE_WAIT_S = 0.25  # how long a lock is retried: another starter's check holds it for an instant
 
 
 class RunInUse(CnnError):
@@ -70,6 +75,38 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)  # a file system without flock
+
+
+def _flock(fd: int, operation: int) -> bool:
+    """``flock(fd, operation | LOCK_NB)``: True if locked, False where the file system has no locks.
+
+    Raises:
+        BlockingIOError: another process holds the lock.
+    """
+    try:
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise
+    except OSError as exc:
+        if exc.errno in _NO_LOCKS:
+            return False
+        raise
+    return True
+
+
+def _flock_soon(fd: int) -> bool:
+    """:func:`_flock` exclusive, retried for :data:`_PROBE_WAIT_S` (:func:`check_not_in_use` holds a shared lock briefly)."""
+    until = time.monotonic() + _PROBE_WAIT_S
+    while True:
+        try:
+            return _flock(fd, fcntl.LOCK_EX)
+        except BlockingIOError:
+            if time.monotonic() >= until:
+                raise
+            time.sleep(0.02)
 
 
 def _identity() -> bytes:
@@ -113,7 +150,7 @@ def check_not_in_use(folder: Path) -> None:
     except OSError:
         return
     try:
-        fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        _flock(probe, fcntl.LOCK_SH)
     except BlockingIOError:
         raise _in_use(folder, "claimed") from None
     finally:
@@ -134,7 +171,7 @@ def claim_new_folder(folder: Path) -> RunLock:
     temp = folder / temp_name(LOCK_FILE)
     fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody else can have a name for it yet
+        _flock(fd, fcntl.LOCK_EX)  # nobody else can have a name for it yet
         _write_holder(fd)
         os.link(temp, folder / LOCK_FILE)  # the claim: fails when the name exists
         lock = RunLock(folder, fd)
@@ -155,11 +192,12 @@ def claim_new_folder(folder: Path) -> RunLock:
     return lock
 
 
-def _lock(folder: Path, what: str) -> RunLock:
+def _lock(folder: Path, what: str, log: Callable[[str], None] = print) -> RunLock:
     """``flock`` the folder's existing (or new) ``run.lock``; a holder gets :class:`RunInUse` naming it."""
     fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)  # runs from before run.lock have none
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if not _flock_soon(fd):
+            log(f"warning: {folder}: its file system has no locks; a second process writing this run would not be noticed")
     except BlockingIOError:
         os.close(fd)
         raise _in_use(folder, what) from None
@@ -175,7 +213,7 @@ def lock_existing_folder(folder: Path, log: Callable[[str], None] = print) -> Ru
     Raises:
         RunInUse: another process holds it (naming its PID).
     """
-    lock = _lock(folder, "being written")
+    lock = _lock(folder, "being written", log)
     stale = _read_holder(folder / LOCK_FILE)
     if isinstance(stale.get("pid"), int) and stale["pid"] != os.getpid():
         log(f"note: {folder}: took over the lock of PID {stale['pid']}, which is gone (it ended without releasing it)")
