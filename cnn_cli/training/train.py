@@ -132,13 +132,15 @@ def train(
         frozen = frozen_parameters(model, config.train.freeze)
         transfer = init_from_checkpoint(model, init_from, config.train.freeze) if init_from is not None else None
         splits = _data_splits(config, progress)
-        data_record = _data_record(splits, paths, config)  # a resumed run's data must be the data it trained on
+        data_record = _data_record(splits, paths)  # a resumed run's data must be the data it trained on
         splits = one_batch_splits(config, splits) if one_batch else splits
         _check_classes(model, splits)
         optimizer = _make_optimizer(config, model, frozen, ckpt, paths)
         if paths is None:  # a new run: only now, with model and data ready, does the run folder appear
             paths = _claim_new_run(config, run_dir, runs_root, owned)
             write_text(paths.config, config_to_yaml(config))
+        else:  # a resumed run's extended config (--set), once every check has passed
+            save_extension(paths, config)
         data = epoch_data(config, splits, one_batch)
         interrupt = InterruptFlag(log)
         state = TrainState(
@@ -147,12 +149,7 @@ def train(
             optimizer,
             paths,
             steps_per_epoch=data.steps_per_epoch,
-            data_info={
-                "mean": splits.mean,
-                "std": splits.std,
-                "classes": list(map(int, splits.classes)),
-                "class_names": splits.class_names,
-            },
+            data_info=_data_info(splits),
             log=_PipeSafeLog(log, interrupt),
             frozen=frozen,
         )
@@ -181,14 +178,13 @@ def _data_info(splits) -> dict[str, Any]:
     return {"mean": splits.mean, "std": splits.std, "classes": list(map(int, splits.classes)), "class_names": splits.class_names}
 
 
-def _data_record(splits, resumed: RunPaths | None, config: Config) -> dict[str, str]:
-    """run.json's record of the data (its SHA-256), checked against a resumed run's own record before its extension is saved."""
+def _data_record(splits, resumed: RunPaths | None) -> dict[str, str]:
+    """run.json's record of the data (its SHA-256), checked against a resumed run's own record."""
     from cnn_cli.runs.datasets import data_fingerprint
 
     fingerprint = data_fingerprint(splits)
     if resumed is not None:
         check_resumed_data(resumed, fingerprint)
-        save_extension(resumed, config)
     return {DATA_RECORD_KEY: fingerprint}
 
 
