@@ -122,6 +122,7 @@ def train(
     The run folder is this process's alone until the run ends (:mod:`cnn_cli.runs.ownership`).
     """
     command_line = command_line or [Path(sys.argv[0]).name, *sys.argv[1:]]
+    extending = resume is not None and config is not None  # --resume RUN --set KEY=VALUE
     with contextlib.ExitStack() as owned:
         if resume is not None:  # owned before anything of the run is read or changed
             owned.enter_context(lock_run(existing_run(resume), log))
@@ -139,7 +140,7 @@ def train(
         if paths is None:  # a new run: only now, with model and data ready, does the run folder appear
             paths = _claim_new_run(config, run_dir, runs_root, owned)
             write_text(paths.config, config_to_yaml(config))
-        else:  # a resumed run's extended config (--set), once every check has passed
+        elif extending:  # a resumed run's extended config, once every check has passed
             save_extension(paths, config)
         data = epoch_data(config, splits, one_batch)
         interrupt = InterruptFlag(log)
