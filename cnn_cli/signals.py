@@ -57,6 +57,11 @@ def reset() -> None:
     _Received.signum, _Received.raised_at = int(signal.SIGINT), None
 
 
+def came() -> bool:
+    """Whether a stop signal has raised KeyboardInterrupt in this command (else one seen was raised by code itself)."""
+    return _Received.raised_at is not None
+
+
 def exit_code() -> int:
     """``128 + n`` for the latest stop signal ``n``: 130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP."""
     return EXIT_BASE + _Received.signum

@@ -168,18 +168,21 @@ import sys as _sys
 
 def relu_backward(grad_out, cache):  # noqa: F811 - a learner's function that ends the program, on a training batch
     if grad_out.shape[0] == 32 and grad_out.ndim == 4 and grad_out.shape[1] == 8:
-        _sys.exit(0)
+        STATEMENT
     return grad_out * (cache > 0)
 """
 
 
-def test_a_learner_function_calling_sys_exit_0_fails_the_run_naming_it(tmp_path: Path, data_paths) -> None:
-    """exit 0 with no word would look like a pass: it is the learner's failure, named, and the run is not "completed"."""
+@pytest.mark.parametrize(
+    ("statement", "said"), [("_sys.exit(0)", "called sys.exit(0)"), ("raise KeyboardInterrupt", "raised KeyboardInterrupt")]
+)
+def test_a_learner_function_ending_the_program_fails_the_run_naming_it(tmp_path: Path, data_paths, statement: str, said: str) -> None:
+    """exit 0 with no word would look like a pass, and 130 like a Ctrl-C: it is the learner's failure, named."""
     path = tmp_path / "exiting.py"
-    path.write_text(MY_LAYERS.read_text(encoding="utf-8") + EXITING_RELU, encoding="utf-8")
+    path.write_text(MY_LAYERS.read_text(encoding="utf-8") + EXITING_RELU.replace("STATEMENT", statement), encoding="utf-8")
     config = write_config(tmp_path / "tiny.yaml", tiny_config(data_paths, epochs=1, plots=False))
     outcome = run_cli_bounded(["train", "--config", config, "--impl", path, "--impl-check-steps", "0", "--run-dir", "run"], cwd=tmp_path)
-    assert outcome.code != 0, outcome.output
-    assert "relu_backward (layer relu2) called sys.exit(0)" in outcome.stderr, outcome.output
+    assert outcome.code == 1, outcome.output
+    assert f"relu_backward (layer relu2) {said}" in outcome.stderr, outcome.output
     assert "Traceback" not in outcome.output
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] != "completed"
