@@ -225,3 +225,18 @@ def test_every_record_write_goes_through_the_atomic_writer() -> None:
                 found.append(f"{name}:{number}: {line.strip()}")
     assert found == [], "\n".join(found)
     assert WRITE_CALL.search('path.write_text("x")') and WRITE_CALL.search('with open(p, "wb") as f:'), "the pattern can fail"
+
+
+def test_two_resumes_of_one_run_at_once_one_trains_the_other_names_it(tmp_path: Path, data_paths) -> None:
+    config = long_config(tmp_path, data_paths)
+    trainer = start_cli_bounded(["train", "--config", config, "--run-dir", "run", "-q"], cwd=tmp_path)
+    wait_until(lambda: started(tmp_path / "run"), trainer, what="first checkpoint")
+    trainer.send_signal(signal.SIGINT)
+    assert finish(trainer).code == 130
+    resumes = [start_cli_bounded(["train", "--resume", "run", "-q", "--set", "train.max_time=2"], cwd=tmp_path) for _ in range(2)]
+    outcomes = [finish(process) for process in resumes]
+    winners = [i for i, outcome in enumerate(outcomes) if outcome.code == 0]
+    assert len(winners) == 1, [o.output for o in outcomes]
+    error_line(outcomes[1 - winners[0]], EXIT_BAD_INPUT, f"PID {resumes[winners[0]].pid}")
+    record = status(tmp_path / "run")
+    assert record["status"] == "completed" and len(record["invocations"]) == 2
