@@ -11,8 +11,8 @@ of a sweep) owns the folder for as long as it writes:
 - an existing folder (a resume) is locked with ``fcntl.flock(LOCK_EX | LOCK_NB)`` on its
   ``run.lock``; a second writer gets one line naming the holder's PID (exit 2);
 - the kernel drops a ``flock`` when its process dies, however it died, so a lock never
-  outlives its owner. A ``run.lock`` that still names a process (its owner was killed
-  before it could clear the file) is taken over, and the new owner says so;
+  outlives its owner. A clean end removes ``run.lock``; one that is still there names a
+  process that was killed, and is taken over, the new owner saying so;
 - a file system that has no locks (some network mounts answer ``ENOLCK``) does not stop a
   run: the claim by ``os.link`` still holds for new folders, and a resume says that a
   second writer cannot be detected there.
@@ -60,11 +60,15 @@ class RunLock:
         return self._fd
 
     def release(self) -> None:
-        """Clear the holder's name (a clean end leaves no stale lock to report) and unlock."""
+        """Remove ``run.lock`` while still holding it, then unlock: a clean end leaves the folder as it was.
+
+        A process waiting on the removed file notices (:func:`_lock` checks that the name still is
+        the file it locked) and starts again on a new one, so two owners never coexist.
+        """
         if self._fd < 0:
             return
         with contextlib.suppress(OSError):
-            os.ftruncate(self._fd, 0)
+            os.unlink(self.folder / LOCK_FILE)
         with contextlib.suppress(OSError):
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
@@ -193,18 +197,34 @@ def claim_new_folder(folder: Path) -> RunLock:
 
 
 def _lock(folder: Path, what: str, log: Callable[[str], None] = print) -> RunLock:
-    """``flock`` the folder's existing (or new) ``run.lock``; a holder gets :class:`RunInUse` naming it."""
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)  # runs from before run.lock have none
-    try:
-        if not _flock_soon(fd):
-            log(f"warning: {folder}: its file system has no locks; a second process writing this run would not be noticed")
-    except BlockingIOError:
-        os.close(fd)
-        raise _in_use(folder, what) from None
-    except BaseException:
-        os.close(fd)
-        raise
+    """``flock`` the folder's ``run.lock`` (made if missing); a holder gets :class:`RunInUse` naming it."""
+    path = folder / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            locked = _flock_soon(fd)
+            if _same_file(fd, path):
+                break
+        except BlockingIOError:
+            os.close(fd)
+            raise _in_use(folder, what) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the owner before removed it as this process waited: lock the new one
+    if not locked:
+        log(f"warning: {folder}: its file system has no locks; a second process writing this run would not be noticed")
     return RunLock(folder, fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def lock_existing_folder(folder: Path, log: Callable[[str], None] = print) -> RunLock:
