@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -63,6 +64,8 @@ class TrialFolders:
             lock = self._locks.pop(key, None)
             if lock is not None:
                 lock.release()
+                with contextlib.suppress(OSError):  # a trial cancelled before it ran leaves no empty folder
+                    lock.folder.rmdir()
 
 
 def _store_result(future: Any, row: TrialRow, root: Path, spec: SweepSpec, log: Callable[[str], None]) -> float | None:
