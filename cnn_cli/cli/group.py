@@ -11,11 +11,11 @@ from typing import Any, NoReturn
 
 import click
 
+from cnn_cli import signals
 from cnn_cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_BROKEN_PIPE,
     EXIT_FAULT,
-    EXIT_INTERRUPTED,
     CnnError,
     RuntimeFault,
     os_error_exit_code,
@@ -87,13 +87,14 @@ class CnnGroup(click.Group):
                 stop_quietly()
             if _debug(ctx):
                 raise
-            click.echo("interrupted", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+            click.echo(f"interrupted ({signals.describe(signals.exit_code() - signals.EXIT_BASE)})", err=True)
+            ctx.exit(signals.exit_code())
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """click's usage errors (an unknown option, a missing argument) as one ``error:`` line too, exit 2."""
         standalone = kwargs.pop("standalone_mode", True)
         _Stdout.closed = False
+        signals.reset()
         try:
             result = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]  # click's overloads
         except click.UsageError as exc:
@@ -111,7 +112,7 @@ class CnnGroup(click.Group):
             if not standalone:
                 raise
             click.echo("interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            sys.exit(signals.exit_code())
         if not standalone:
             return result
         try:  # what print() left in the buffer: a reader that went away is no error here either

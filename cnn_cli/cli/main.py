@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import signal
-
+from cnn_cli import signals
 from cnn_cli.cli import evaluate, inspect, train  # noqa: F401 - their commands register on the group
 from cnn_cli.cli.completion import completion_command
 from cnn_cli.cli.data import data_group
@@ -37,11 +36,11 @@ for _command in [cli, *cli.commands.values()]:
 
 def main() -> None:
     """Console-script entry point."""
-    # A shell starts background jobs with SIGINT ignored, and Python then never raises KeyboardInterrupt.
-    # cnn's promise is that SIGINT stops a run (or a server, or a sweep) cleanly, however it was started.
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    cli(prog_name="cnn")
+    signals.install()  # SIGTERM and SIGHUP take Ctrl-C's path in every command, ending with exit 128 + n
+    try:
+        cli(prog_name="cnn")
+    finally:
+        signals.ignore_while_exiting()
 
 
 if __name__ == "__main__":

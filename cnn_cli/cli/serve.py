@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
+from cnn_cli import signals
 from cnn_cli.cli.completion import CheckpointFile
 from cnn_cli.runs.folders import DEFAULT_RUNS_ROOT
 
@@ -34,7 +36,7 @@ from cnn_cli.runs.folders import DEFAULT_RUNS_ROOT
 def serve_command(runs_root: Path, checkpoint: Path | None, host: str, port: int, allow_hosts: tuple[str, ...]) -> None:
     """Open a local web app: draw a digit and watch the network answer; watch runs train live.
 
-    Needs the serve extra: pip install ".[serve]". Ctrl-C stops the server.
+    Needs the serve extra: pip install ".[serve]". Ctrl-C (or SIGTERM) stops the server: exit 128 + the signal.
 
     \b
     Examples:
@@ -46,3 +48,4 @@ def serve_command(runs_root: Path, checkpoint: Path | None, host: str, port: int
     from cnn_cli.serve import serve
 
     serve(runs_root, checkpoint, host, port, log=click.echo, warn=lambda line: click.echo(line, err=True), allow_hosts=allow_hosts)
+    sys.exit(signals.exit_code())  # the server stops only on a signal; it ends as every command does then (cnn_cli.signals)

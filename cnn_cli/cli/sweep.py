@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
+from cnn_cli import signals
 from cnn_cli.cli.group import echo_or_stop, stdout_closed, stop_quietly
-from cnn_cli.errors import EXIT_INTERRUPTED, CnnError
+from cnn_cli.errors import CnnError
 
 BUILTIN_SWEEP_PACKAGE = "cnn_cli.sweeps"
 
@@ -30,12 +31,26 @@ def resolve_sweep_file(name_or_path: str) -> tuple[str, str]:
     raise CnnError(f"{name_or_path}: sweep file not found; give a path or one of the shipped sweeps: {', '.join(shipped)}")
 
 
+def _check_cluster_options(scheduler: str | None, connect_timeout: float | None, workers: int | None, dashboard: str | None) -> None:
+    if scheduler and (workers or dashboard):
+        raise CnnError("--workers and --dashboard set up the local cluster; with --scheduler the cluster is yours to size and watch")
+    if connect_timeout is not None and not scheduler:
+        raise CnnError("--connect-timeout goes with --scheduler ADDRESS")
+
+
 @click.command("sweep")
 @click.argument("sweep_file", required=False, metavar="SWEEP.yaml")
 @click.option(
     "--resume", "resume", type=click.Path(path_type=Path), metavar="SWEEP_DIR", help="Finish a sweep's pending and interrupted trials."
 )
 @click.option("--scheduler", metavar="tcp://HOST:8786", help="Run on an existing Dask cluster instead of a local one.")
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0, max=3600, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="With --scheduler: how long connecting and the scheduler's handshake may take together (default 10).",
+)
 @click.option("--workers", type=click.IntRange(min=1), help="Local workers (default: one per core, at most one per trial).")
 @click.option("--dashboard", metavar="ADDRESS", help="Serve the Dask dashboard of the local cluster, e.g. 127.0.0.1:8787 (default: off).")
 @click.option("--ship-data/--no-ship-data", default=None, help="Send the dataset files to the workers (default: with --scheduler only).")
@@ -43,13 +58,13 @@ def resolve_sweep_file(name_or_path: str) -> tuple[str, str]:
     "--runs-root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Where the sweep folder is made."
 )
 @click.option("--dry-run", is_flag=True, help="Validate the sweep file, list its trials and exit.")
-def sweep_command(sweep_file, resume, scheduler, workers, dashboard, ship_data, runs_root, dry_run) -> None:
+def sweep_command(sweep_file, resume, scheduler, connect_timeout, workers, dashboard, ship_data, runs_root, dry_run) -> None:
     """Train many runs at once on Dask and rank them: a grid or random search over config keys.
 
     Each trial is a normal run folder under runs/sweep-NAME-TIME/trial-NNN/;
     sweep.csv has one row per trial and sweep.png the metric against each
-    parameter. Ctrl-C stops running trials after their current step (saved as
-    interrupted); --resume finishes the rest and re-runs no completed trial.
+    parameter. Ctrl-C (or SIGTERM) stops running trials after their current step, saved as
+    interrupted; --resume finishes the rest and re-runs no completed trial.
 
     \b
     A sweep file (the shipped one: cnn sweep sweep-lr):
@@ -75,14 +90,13 @@ def sweep_command(sweep_file, resume, scheduler, workers, dashboard, ship_data, 
     """
     from cnn_cli.sweep.cluster import require_dask
     from cnn_cli.sweep.engine import new_sweep, resume_sweep
-    from cnn_cli.sweep.options import EngineOptions
+    from cnn_cli.sweep.options import CONNECT_TIMEOUT_S, EngineOptions
     from cnn_cli.sweep.spec import parse_sweep
 
     if (sweep_file is None) == (resume is None):
         raise CnnError("give a sweep file (e.g. cnn sweep sweep-lr) or --resume SWEEP_DIR, not both")
-    if scheduler and (workers or dashboard):
-        raise CnnError("--workers and --dashboard set up the local cluster; with --scheduler the cluster is yours to size and watch")
-    options = EngineOptions(scheduler=scheduler, workers=workers, dashboard=dashboard, ship_data=ship_data)
+    _check_cluster_options(scheduler, connect_timeout, workers, dashboard)
+    options = EngineOptions(scheduler, workers, dashboard, ship_data, connect_timeout or CONNECT_TIMEOUT_S)
     if resume is not None:
         result = resume_sweep(resume, options, log=echo_or_stop)
     else:
@@ -98,7 +112,7 @@ def sweep_command(sweep_file, resume, scheduler, workers, dashboard, ship_data, 
     if result.interrupted:
         if stdout_closed():  # stopped because the reader of stdout went away: saved, resumable, and quiet
             stop_quietly()
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(signals.exit_code())  # 130 for Ctrl-C, 143 for SIGTERM
     if not any(r.status == "completed" for r in result.rows):
         click.echo(f"error: no trial completed; see the message column of {result.root / 'sweep.csv'}", err=True)
         sys.exit(1)

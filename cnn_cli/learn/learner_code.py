@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnn_cli import signals
 from cnn_cli.errors import EXIT_FAULT, CnnError, StepStopped
 from cnn_cli.learn.learner_api import LEARNER_FUNCTIONS, LearnerFunction
 
@@ -149,6 +150,12 @@ def call_learner(code: LearnerCode, function: str, where: str, args: tuple[Any, 
         raise LearnerStop(f"{stop.reason} while {label} ran", True, stop.exit_code, stop.cause) from None
     except Exception as exc:
         raise failure(code, label, exc, _signature_problem(target, args, kwargs, signature) if isinstance(exc, TypeError) else "") from None
+    except SystemExit as exc:  # sys.exit() in the learner's code is its failure, never cnn's exit (0 would look like a pass)
+        raise failure(code, label, exc) from None
+    except KeyboardInterrupt as exc:  # raised by the learner's own code, unless a signal came (cnn_cli.signals)
+        if signals.came():
+            raise
+        raise failure(code, label, exc) from None
     finally:
         code.running = None
         code.seconds[function] = code.seconds.get(function, 0.0) + time.perf_counter() - began
@@ -166,12 +173,14 @@ def _signature_problem(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any
     return ""
 
 
-def failure(code: LearnerCode, label: str, exc: Exception, expected: str = "") -> LearnerStop:
+def failure(code: LearnerCode, label: str, exc: Exception | SystemExit | KeyboardInterrupt, expected: str = "") -> LearnerStop:
     """The stop for an exception raised by a learner function: one line, then the learner's own traceback lines."""
     if expected:
         what = f"does not fit: {expected}"
     elif isinstance(exc, NotImplementedError):
         what = "is not written yet (raises NotImplementedError)"
+    elif isinstance(exc, SystemExit):
+        what = f"called sys.exit({exc.code!r}); a learner function returns its result instead"
     else:
         what = f"raised {type(exc).__name__}: {' '.join(str(exc).split())}"  # the message on the one line
     lines = [f"{label} {what}", *(f"  {frame}" for frame in learner_traceback(exc, code.path))]

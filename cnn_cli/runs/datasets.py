@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 if TYPE_CHECKING:  # the config module imports this package: the type only
     from cnn_cli.config.sections import Config
@@ -33,3 +36,17 @@ def load_config_dataset(
         progress=progress,
         train_as_pixels=train_as_pixels,
     )
+
+
+def data_fingerprint(splits: DataSplits) -> str:
+    """The SHA-256 of the three splits' images and labels (dtype and shape included): which data a run trains on.
+
+    Recorded in a new run's run.json; a resume whose data moved checks what it finds against it.
+    """
+    digest = hashlib.sha256()
+    for split in (splits.train, splits.val, splits.test):
+        for array in (split.images, split.labels):
+            values = np.ascontiguousarray(array)
+            digest.update(f"{values.dtype.str}{values.shape}".encode())
+            digest.update(values.data)
+    return digest.hexdigest()

@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from cnn_cli.errors import CnnError, ConfigError
+from cnn_cli.io import sweep_stale_temps
 from cnn_cli.runs.checkpoint import HISTORY_COLUMNS, atomic_write
+from cnn_cli.runs.ownership import LOCK_FILE, RunLock, check_not_in_use, claim_new_folder, lock_existing_folder
 from cnn_cli.version import __version__
 
 CONFIG_FILE = "config.yaml"
@@ -121,6 +124,7 @@ def new_run_dir(config_name: str, runs_root: str | Path = DEFAULT_RUNS_ROOT, now
     check_run_name(config_name)
     root = Path(runs_root)
     root.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(root)  # e.g. a .latest link a killed run was about to move into place
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     base = f"{config_name}-{stamp}"
     for attempt in range(1, 10_000):
@@ -134,30 +138,48 @@ def new_run_dir(config_name: str, runs_root: str | Path = DEFAULT_RUNS_ROOT, now
 
 
 def check_run_dir_free(run_dir: str | Path) -> Path:
-    """``--run-dir`` must not exist yet or be empty; an existing run is never overwritten."""
+    """``--run-dir`` must not exist yet or be empty (an early check: :func:`claim_run_dir` is the claim itself).
+
+    An existing run is never overwritten; a folder another process has just claimed names that process.
+    """
     path = Path(run_dir)
     if path.exists():
         if not path.is_dir():
             raise CnnError(f"--run-dir {path}: exists and is not a folder")
-        if any(path.iterdir()):
+        check_not_in_use(path)
+        if any(entry.name != LOCK_FILE for entry in path.iterdir()):
             raise CnnError(f"--run-dir {path}: already holds a run; use --resume {path} to continue it, or choose a new folder")
     return path
 
 
-def claim_run_dir(run_dir: str | Path) -> RunPaths:
-    """Create the ``--run-dir`` folder after :func:`check_run_dir_free`."""
-    path = check_run_dir_free(run_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    return RunPaths(path)
+def claim_run_dir(run_dir: str | Path) -> tuple[RunPaths, RunLock]:
+    """Create the ``--run-dir`` folder and own it, atomically (:func:`cnn_cli.runs.ownership.claim_new_folder`)."""
+    path = Path(run_dir)
+    return RunPaths(path), claim_new_folder(path)
+
+
+def new_run_lock(paths: RunPaths) -> RunLock:
+    """Own a folder :func:`new_run_dir` just made (its ``mkdir`` was the claim; nobody else knows its name yet)."""
+    return claim_new_folder(paths.root)
+
+
+def lock_run(paths: RunPaths, log: Callable[[str], None] = print) -> RunLock:
+    """Own an existing run (to resume it); a second writer is refused naming the holder's PID."""
+    return lock_existing_folder(paths.root, log)
 
 
 def existing_run(run_dir: str | Path) -> RunPaths:
-    """A run folder to resume or plot; it must hold its config (callers check for checkpoints)."""
+    """A run folder to resume or plot; it must hold its config (callers check for checkpoints).
+
+    Temp files a killed writer left in it are swept here (:func:`cnn_cli.io.sweep_stale_temps`).
+    """
     paths = RunPaths(Path(run_dir))
     if not paths.root.is_dir():
         raise CnnError(f"{paths.root}: run folder not found")
     if not paths.config.is_file():
         raise CnnError(f"{paths.root}: not a run folder (no {CONFIG_FILE})")
+    for folder in (paths.root, paths.checkpoints, paths.plots):
+        sweep_stale_temps(folder)
     return paths
 
 

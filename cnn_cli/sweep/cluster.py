@@ -6,6 +6,10 @@ import contextlib
 import importlib.util
 import logging
 import os
+import shutil
+import socket
+import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,11 +31,13 @@ def require_dask() -> None:
 
 @contextlib.contextmanager
 def _dask_client(options: EngineOptions, spec: SweepSpec, n_trials: int) -> Iterator[tuple[Any, str]]:
-    from distributed import Client, LocalCluster
+    import dask
+    from distributed import Client
 
     if options.scheduler:
         try:
-            client = Client(options.scheduler, timeout=options.connect_timeout)
+            left = reach_scheduler(options.scheduler, options.connect_timeout)
+            client = Client(options.scheduler, timeout=left)
         except (OSError, TimeoutError, ValueError) as exc:
             raise CnnError(f"--scheduler {options.scheduler}: cannot connect ({exc})") from None
         try:
@@ -44,6 +50,18 @@ def _dask_client(options: EngineOptions, spec: SweepSpec, n_trials: int) -> Iter
     cores = _usable_cpus()
     n_workers = options.workers or max(1, min(cores, n_trials, spec.parallelism or cores))
     share = str(max(1, cores // n_workers))
+    scratch = tempfile.mkdtemp(prefix="cnn-dask-")  # Dask's own files (its dask-scratch-space), gone with the cluster
+    try:
+        with dask.config.set({"temporary-directory": scratch}):
+            yield from _local_cluster(n_workers, share, options, spec)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _local_cluster(n_workers: int, share: str, options: EngineOptions, spec: SweepSpec) -> Iterator[tuple[Any, str]]:
+    """A client of a new cluster of ``n_workers`` local worker processes, each told to use ``share`` threads."""
+    from distributed import Client, LocalCluster
+
     # Set in each worker process before NumPy loads there, so OpenBLAS starts with the worker's share of the cores.
     env = dict.fromkeys(THREAD_SETTINGS, share)
     cluster = LocalCluster(
@@ -66,6 +84,38 @@ def _dask_client(options: EngineOptions, spec: SweepSpec, n_trials: int) -> Iter
             client.close()
     finally:
         cluster.close()
+
+
+def reach_scheduler(address: str, seconds: float) -> float:
+    """Connect to a TCP scheduler and wait for the first bytes of its handshake, all under one deadline of ``seconds``.
+
+    A Dask scheduler writes its handshake as soon as it accepts a connection. A server
+    that accepts and then says nothing (not a scheduler, or a hung one) would otherwise
+    be waited on past Dask's own connect timeout, which covers only part of the way.
+    Addresses other than ``tcp://`` (``tls://``, ``ucx://``) are left to Dask.
+
+    Returns:
+        the seconds left of the deadline, for the client's own connection.
+    Raises:
+        CnnError: no connection, or no handshake, within ``seconds``.
+    """
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "tcp"):
+        return seconds
+    host, _, port = rest.rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        return seconds  # Dask names what is wrong with the address
+    until = time.monotonic() + seconds
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=seconds) as probe:
+            probe.settimeout(max(until - time.monotonic(), 0.001))
+            if not probe.recv(1):
+                raise CnnError(f"--scheduler {address}: closed the connection without a handshake; is it a Dask scheduler?")
+    except TimeoutError:
+        raise CnnError(f"--scheduler {address}: no answer within {seconds:g} s (connect and handshake); is it a Dask scheduler?") from None
+    except OSError as exc:
+        raise CnnError(f"--scheduler {address}: cannot connect ({exc.strerror or exc})") from None
+    return max(until - time.monotonic(), 0.001)
 
 
 def _usable_cpus() -> int:

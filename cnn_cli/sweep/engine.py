@@ -20,6 +20,7 @@ step and save as interrupted, and pending ones are cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import statistics
@@ -32,6 +33,7 @@ from typing import Any
 
 from cnn_cli.errors import CnnError
 from cnn_cli.runs.folders import DEFAULT_RUNS_ROOT, new_run_dir, write_json, write_text
+from cnn_cli.runs.ownership import lock_existing_folder
 from cnn_cli.sweep.cluster import _dask_client, _thread_shares, require_dask
 from cnn_cli.sweep.options import EngineOptions, SweepResult
 from cnn_cli.sweep.report import (
@@ -40,7 +42,16 @@ from cnn_cli.sweep.report import (
     format_table,
     read_sweep_csv,
 )
-from cnn_cli.sweep.results import SWEEP_FILE, SWEEP_JSON, _conclude, _finish_row, _resume_files, _save_progress, _store_result
+from cnn_cli.sweep.results import (
+    SWEEP_FILE,
+    SWEEP_JSON,
+    TrialFolders,
+    _conclude,
+    _finish_row,
+    _resume_files,
+    _save_progress,
+    _store_result,
+)
 from cnn_cli.sweep.spec import SweepSpec, Trial
 
 INTERRUPT_WAIT_S = 120  # how long Ctrl-C waits for running trials to save before giving up on them
@@ -54,20 +65,24 @@ def new_sweep(
 ) -> SweepResult:
     """Run a new sweep in ``<runs_root>/sweep-<name>-<time>/`` (made once the cluster is reachable)."""
     rows = {t.number: TrialRow(t.number, t.params) for t in spec.trials}
+    with contextlib.ExitStack() as owned:  # the sweep folder is this process's until the sweep ends
 
-    def create() -> Path:
-        root = new_run_dir(f"sweep-{spec.name}", runs_root).root
-        write_json(root / SWEEP_JSON, spec.as_dict())
-        write_text(root / SWEEP_FILE, sweep_text)
-        return root
+        def create() -> Path:
+            root = new_run_dir(f"sweep-{spec.name}", runs_root).root
+            owned.enter_context(lock_existing_folder(root, log))
+            write_json(root / SWEEP_JSON, spec.as_dict())
+            write_text(root / SWEEP_FILE, sweep_text)
+            return root
 
-    return _execute(spec, rows, options, log, create)
+        return _execute(spec, rows, options, log, create)
 
 
 def resume_sweep(root: str | Path, options: EngineOptions, log: Callable[[str], None] = print) -> SweepResult:
     """Finish a sweep: run its pending and interrupted trials (interrupted ones continue from their last.npz)."""
-    root, spec, rows = open_sweep(root)
-    return _execute(spec, rows, options, log, lambda: root)
+    root = open_sweep(root)[0]  # a sweep folder, or one line saying it is not, before it is locked
+    with lock_existing_folder(root, log):  # a second `cnn sweep --resume` of it is refused, naming this process
+        root, spec, rows = open_sweep(root)
+        return _execute(spec, rows, options, log, lambda: root)
 
 
 def open_sweep(root: str | Path) -> tuple[Path, SweepSpec, dict[int, TrialRow]]:
@@ -130,12 +145,10 @@ def _run_on_dask(
     options: EngineOptions,
     log: Callable[[str], None],
 ) -> bool:
-    """Submit the trials, a window at a time; store each result as it comes. Returns True if Ctrl-C stopped it.
+    """Submit the trials, a window at a time, each trial's folder owned until its result is stored. True if Ctrl-C stopped it.
 
-    It also reports Dask's cost per trial: the time from submission to the result
-    being back, less the trial's own time on its worker (pickling, transfers, the
-    scheduler's round trips). With the default window a worker is free at each
-    submission, so no queueing is counted in it.
+    It also reports Dask's cost per trial: submission to result, less the trial's own time on its worker
+    (pickling, transfers, the scheduler's round trips; with the default window a worker is free at each submission).
     """
     from distributed import Event, as_completed
 
@@ -148,7 +161,7 @@ def _run_on_dask(
     data_future = _scatter_data(client, [configs[n] for n in runnable], options, log)
     shares = _thread_shares(client)
     window = spec.parallelism or max(1, sum(client.nthreads().values()))
-    waiting = deque(runnable)
+    waiting, owned = deque(runnable), TrialFolders(root, log)
     futures: dict[Any, int] = {}
     started: dict[int, list[str]] = {}
     done = as_completed()
@@ -158,6 +171,7 @@ def _run_on_dask(
     def submit_next() -> None:
         number = waiting.popleft()
         row = rows[number]
+        owned.own(row)
         resume = _resume_files(root / row.name) if row.status == "interrupted" else None
         future = client.submit(
             run_trial,
@@ -183,6 +197,7 @@ def _run_on_dask(
             _note_starts(events, started, rows, log)
             number = futures.pop(future)
             seconds = _store_result(future, rows[number], root, spec, log)
+            owned.release(number)
             if seconds is not None:
                 overheads.append(time.perf_counter() - submitted[number] - seconds)
             _save_progress(spec, root, rows)
@@ -197,6 +212,8 @@ def _run_on_dask(
         stop.set()
         _wait_for_running(client, futures, started, waiting, rows, root, spec, log)
         return True
+    finally:
+        owned.release()
 
 
 def _subscribe_to_starts(client: Any, topic: str, log: Callable[[str], None]) -> queue.Queue:

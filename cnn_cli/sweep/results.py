@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -10,6 +11,7 @@ from typing import Any
 from cnn_cli.errors import RuntimeFault
 from cnn_cli.io import atomic_write_bytes
 from cnn_cli.runs.folders import METRICS_FILE, RUN_FILE, SUMMARY_FILE, read_metrics, write_json
+from cnn_cli.runs.ownership import LOCK_FILE, RunLock, lock_existing_folder
 from cnn_cli.sweep.options import SweepResult
 from cnn_cli.sweep.report import (
     SWEEP_CSV,
@@ -37,8 +39,33 @@ def _resume_files(folder: Path) -> dict[str, bytes] | None:
     if not (paths.config.is_file() and paths.last.is_file()):
         return None
     return {
-        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.startswith(".") and p.name != LOCK_FILE
     }
+
+
+class TrialFolders:
+    """The trial folders this sweep runs now, each owned (:mod:`cnn_cli.runs.ownership`) from submission until its
+    records are stored, so that no ``cnn train --resume`` of a trial runs beside the sweep's own."""
+
+    def __init__(self, root: Path, log: Callable[[str], None]) -> None:
+        self.root, self.log = root, log
+        self._locks: dict[int, RunLock] = {}
+
+    def own(self, row: TrialRow) -> None:
+        folder = self.root / row.name
+        folder.mkdir(exist_ok=True)
+        self._locks[row.number] = lock_existing_folder(folder, self.log)
+
+    def release(self, number: int | None = None) -> None:
+        """Give up one trial's folder (None: every one still held)."""
+        for key in list(self._locks) if number is None else [number]:
+            lock = self._locks.pop(key, None)
+            if lock is not None:
+                lock.release()
+                with contextlib.suppress(OSError):  # a trial cancelled before it ran leaves no empty folder
+                    lock.folder.rmdir()
 
 
 def _store_result(future: Any, row: TrialRow, root: Path, spec: SweepSpec, log: Callable[[str], None]) -> float | None:
@@ -82,7 +109,7 @@ def _write_records(folder: Path, outcome: Any, root: Path, row: TrialRow) -> Non
         relative = PurePosixPath(name)
         if relative.is_absolute() or ".." in relative.parts:
             raise RuntimeFault(f"{row.name}: a worker sent a record with an unsafe path {name!r}")
-        if name in (RUN_FILE, SUMMARY_FILE):
+        if name in (RUN_FILE, SUMMARY_FILE, LOCK_FILE):  # run.lock: this folder's own is held here, not replaced
             continue
         atomic_write_bytes(folder.joinpath(*relative.parts), content)
     if SUMMARY_FILE in outcome.files:

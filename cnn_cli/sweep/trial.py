@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cnn_cli.errors import CnnError, RuntimeFault
+from cnn_cli.runs.ownership import LOCK_FILE
 
 # How often a running trial asks the scheduler whether the sweep was interrupted (a round trip each time).
 STOP_POLL_SECONDS = 0.5
@@ -134,12 +135,12 @@ def _worker_hooks(number: int, stop_event: str | None, topic: str | None):
 
 
 def _read_tree(root: Path) -> dict[str, bytes]:
-    """Every regular file under ``root`` by its posix path inside it (temp files and links skipped)."""
+    """Every regular file under ``root`` by its posix path inside it (temp files, links and the worker's run.lock skipped)."""
     if not root.is_dir():
         return {}
     files = {}
     for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
+        if path.is_file() and not path.is_symlink() and not path.name.startswith(".") and path.name != LOCK_FILE:
             files[path.relative_to(root).as_posix()] = path.read_bytes()
     return files
 

@@ -130,25 +130,32 @@ def fast_dev_run(
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=1, overfit_batches=None))
     temporary = run_dir is None
     root = Path(tempfile.mkdtemp(prefix="cnn-fast-dev-run-")) / config.name if run_dir is None else Path(run_dir)
-    keep = _KeepFinalModel()
-    result = train(
-        config,
-        run_dir=root,
-        command_line=["cnn", "train", "--fast-dev-run"],
-        log=log,
-        callbacks=[keep],
-        one_batch=True,
-        init_from=init_from,
-    )
-    checks = [Check("run", result.status == "completed", f"{result.status}" + (f" ({result.message})" if result.message else ""))]
-    initial = None
-    if result.status == "completed":
-        checks += _checks(result.run, config, keep)
-        rows = read_metrics(result.run.metrics)
-        if rows and init_from is None:  # the first step's loss is taken before its update: the untrained net's
-            initial = initial_loss_check(rows[0]["train_loss"], keep.model.loss.name, keep.model.loss.num_classes)
-    passed = all(check.passed for check in checks)
-    removed = temporary and passed
+    removed = False
+    try:  # a refused or interrupted run leaves nothing in TMPDIR; only failed checks keep their folder to look at
+        keep = _KeepFinalModel()
+        result = train(
+            config,
+            run_dir=root,
+            command_line=["cnn", "train", "--fast-dev-run"],
+            log=log,
+            callbacks=[keep],
+            one_batch=True,
+            init_from=init_from,
+        )
+        if result.status == "interrupted":
+            raise KeyboardInterrupt  # the signal's own exit code (cnn_cli.signals), after the folder is gone
+        checks = [Check("run", result.status == "completed", f"{result.status}" + (f" ({result.message})" if result.message else ""))]
+        initial = None
+        if result.status == "completed":
+            checks += _checks(result.run, config, keep)
+            rows = read_metrics(result.run.metrics)
+            if rows and init_from is None:  # the first step's loss is taken before its update: the untrained net's
+                initial = initial_loss_check(rows[0]["train_loss"], keep.model.loss.name, keep.model.loss.num_classes)
+        removed = temporary and all(check.passed for check in checks)
+    except BaseException:
+        if temporary:
+            shutil.rmtree(root.parent, ignore_errors=True)
+        raise
     if removed:
         shutil.rmtree(root.parent, ignore_errors=True)
     return FastDevRun(root, temporary, removed, checks, initial)

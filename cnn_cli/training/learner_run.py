@@ -14,8 +14,11 @@ stay cnn's. Around that:
   code takes the same steps on the same batches (:class:`LearnerStep`), and the
   report at the end says how far apart the weights are
   (:mod:`cnn_cli.learn.learner_check`);
-- each step runs under a deadline, and a second Ctrl-C stops the learner's code
-  where it is; either way the run is saved at its last finished step.
+- each step runs under a deadline, and a second Ctrl-C (or SIGTERM, SIGHUP) stops the
+  learner's code where it is; either way the run is saved at its last finished step.
+  Code that catches that stop and goes on is given :data:`GRACE_S` more seconds (or a
+  third signal), then the process ends at once, naming the function; the last saved
+  checkpoint stays (:func:`abandon`).
 """
 
 from __future__ import annotations
@@ -23,16 +26,18 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
+from cnn_cli import signals
 from cnn_cli.errors import CnnError, StepStopped
 from cnn_cli.learn.learner_check import WeightCheck, diagnose, float64_copy
 from cnn_cli.learn.learner_code import LearnerCode, LearnerStop, StopLearnerCode
@@ -47,6 +52,18 @@ from cnn_cli.training.state import InterruptFlag, RunningTotals, TrainState
 DEFAULT_CHECK_STEPS = 50
 DEFAULT_DEADLINE = 600.0  # seconds per step: generous for loop-based learner code on a full MNIST batch
 _DEADLINE_SIGNAL = getattr(signal, "SIGUSR2", None)
+GRACE_S = 2.0  # after a stop was raised inside learner code, how long it may take to let it through
+
+
+def abandon(message: str, exit_code: int) -> NoReturn:
+    """The last resort against learner code that catches every exception: say what ran, end the process now.
+
+    No ``finally`` runs: the run keeps its last saved checkpoint, its ``run.lock`` is freed by the
+    kernel, and readers see from the recorded PID that its process is gone (:mod:`cnn_cli.runs.liveness`).
+    """
+    with contextlib.suppress(OSError):
+        os.write(2, f"error: {message}; it caught the stop and went on, so cnn exits now (the last checkpoint is kept)\n".encode())
+    os._exit(exit_code)
 
 
 @dataclass(frozen=True)
@@ -66,9 +83,11 @@ class Deadline:
     Only the main thread receives signals; elsewhere (a sweep's worker) steps run without a deadline.
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, running: Callable[[], str | None] = lambda: None) -> None:
         self.seconds = seconds
         self.what = ""  # e.g. "step 12": what is running, for the message
+        self._running = running  # the learner function running now, for the last resort's message
+        self._fired = False
         self.enabled = seconds > 0 and _DEADLINE_SIGNAL is not None and threading.current_thread() is threading.main_thread()
         self._main = threading.main_thread().ident or 0
         self._condition = threading.Condition()
@@ -103,7 +122,7 @@ class Deadline:
             yield
             return
         with self._condition:
-            self.what, self._armed, self._until = what, True, time.monotonic() + self.seconds
+            self.what, self._armed, self._fired, self._until = what, True, False, time.monotonic() + self.seconds
             self._condition.notify()
         try:
             yield
@@ -118,12 +137,14 @@ class Deadline:
                 if left is None or left > 0:
                     self._condition.wait(left)
                     continue
-                self._until = None
+                if self._fired:  # the stop was raised GRACE_S ago and the step still runs: the code caught it
+                    running = self._running() or "your code"
+                    abandon(f"{self.what} ran past the {self.seconds:g} s deadline (--impl-deadline) in {running}", 1)
+                self._fired, self._until = True, time.monotonic() + GRACE_S
                 signal.pthread_kill(self._main, _DEADLINE_SIGNAL)  # type: ignore[arg-type]
 
     def _expired(self, signum: int, frame: Any) -> None:
         if self._armed:  # a signal that arrives after its step ended is ignored
-            self._armed = False
             raise StopLearnerCode(f"{self.what} ran past the {self.seconds:g} s deadline (--impl-deadline)", "deadline")
 
 
@@ -222,7 +243,8 @@ class LearnerStep:
 
     def __init__(self, run: LearnerRun, interrupt: InterruptFlag, log: Any) -> None:
         self.run, self.interrupt, self.log = run, interrupt, log
-        self.deadline = Deadline(run.options.deadline)
+        self.deadline = Deadline(run.options.deadline, lambda: run.code.running)
+        self._stopped = False  # a second signal raised the stop inside the learner's code
         self.check: WeightCheck | None = None
         self._reference: TrainState | None = None  # cnn's own code
         self._twin: TrainState | None = None  # the learner's code in float64 (None: the run itself is float64)
@@ -241,8 +263,12 @@ class LearnerStep:
         running = self.run.code.running
         if running is None:
             return
+        this = signals.describe(signals.exit_code() - signals.EXIT_BASE)  # the signal being handled
+        if repeated and self._stopped:  # the stop raised at the second signal was caught by the learner's code
+            abandon(f"{running} did not stop at the second {this}", signals.exit_code())
         if repeated:
-            raise StopLearnerCode("a second Ctrl-C came", "Ctrl-C", self.interrupt.exit_code)
+            self._stopped = True
+            raise StopLearnerCode(f"a second {this} came", this, signals.exit_code())
         self.log(f"stopping after this step ({running} is running); Ctrl-C again to stop your code now")
 
     def __call__(self, state: TrainState, x: np.ndarray, y: np.ndarray) -> None:

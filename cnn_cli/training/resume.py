@@ -2,7 +2,14 @@
 
 A run resumes exactly: the checkpoint holds the parameters, the optimizer's state,
 the random generators, the position in the epoch and the metrics history. Only the
-keys in :data:`EXTENDABLE_KEYS` may change on the way (``--set train.epochs=12``).
+keys in :data:`EXTENDABLE_KEYS` may change on the way: those that extend the run
+(``--set train.epochs=12``) and those that change no result (:data:`NO_RESULT_KEYS`:
+where the data lives, what is logged and drawn).
+
+Data that moved is found again with ``--set data.data_dir=NEW`` (or ``data.paths``,
+``data.path``): the run's ``run.json`` holds the SHA-256 of the data it trained on
+(:func:`cnn_cli.runs.datasets.data_fingerprint`), and a resume checks the data it
+finds against it. A plain resume never makes the run's old data folder again.
 """
 
 from __future__ import annotations
@@ -21,10 +28,19 @@ from cnn_cli.runs.folders import RunPaths, existing_run, read_metrics, write_tex
 from cnn_cli.training.state import RunningTotals, TrainState
 from cnn_cli.training.stopping import STOPPING_KEYS
 
-EXTENDABLE_KEYS = (
-    *("train.epochs", "train.early_stopping_patience", "train.log_gradients", "train.log_every", "train.tensorboard"),
-    *(*STOPPING_KEYS, "train.progress_seconds", "train.mlflow"),
+NO_RESULT_KEYS = (  # a resume may change these: the numbers it trains to stay the same (a key covers the keys below it)
+    *("data.data_dir", "data.paths", "data.path"),  # where the data lives now; its SHA-256 is checked instead
+    *("train.log_gradients", "train.log_every", "train.tensorboard", "train.progress_seconds", "train.mlflow"),
+    *("train.plots", "train.save_every_epoch", "train.memory_limit_gb", "description"),
 )
+EXTENDABLE_KEYS = ("train.epochs", "train.early_stopping_patience", *STOPPING_KEYS, *NO_RESULT_KEYS)
+DATA_RECORD_KEY = "data_sha256"  # run.json: the SHA-256 of the splits the run trains on
+_DATA_LOCATION_KEYS = ("data.data_dir", "data.paths", "data.path")
+
+
+def may_change(key: str) -> bool:
+    """Whether a resume may change config key ``key`` (a flattened path such as ``data.paths.train_images``)."""
+    return any(key == allowed or key.startswith(allowed + ".") for allowed in EXTENDABLE_KEYS)
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -53,11 +69,12 @@ def open_run_to_resume(resume: str | Path, extended: Config | None) -> tuple[Run
     if not paths.last.is_file():
         raise CheckpointError(f"{paths.last}: no checkpoint to resume from")
     ckpt, model = load_checkpoint(paths.last)
-    if any(key not in EXTENDABLE_KEYS for key in _changed_keys(ckpt.config, config.as_dict())):
+    moved = False
+    if not all(map(may_change, _changed_keys(ckpt.config, config.as_dict()))):
         raise CheckpointError(f"{paths.last}: its config differs from {paths.config}; refusing to resume")
     if extended is not None:
         changed = _changed_keys(config.as_dict(), extended.as_dict())
-        refused = [key for key in changed if key not in EXTENDABLE_KEYS]
+        refused = [key for key in changed if not may_change(key)]
         if refused:
             raise ConfigError(
                 f"{refused[0]}: a resumed run keeps its config; only {', '.join(EXTENDABLE_KEYS)} may change "
@@ -65,10 +82,49 @@ def open_run_to_resume(resume: str | Path, extended: Config | None) -> tuple[Run
             )
         if extended.train.epochs < ckpt.epoch:
             raise ConfigError(f"train.epochs: {extended.train.epochs} is fewer than the {ckpt.epoch} epoch(s) {paths.root} has trained")
-        if changed:
-            write_text(paths.config, config_to_yaml(extended))
-            config = extended
+        moved = any(key.startswith(_DATA_LOCATION_KEYS) for key in changed)
+        config = extended if changed else config  # config.yaml is rewritten once the data is checked (save_extension)
+    if extended is None or not moved:
+        _check_data_folder(paths, config)
     return paths, config, ckpt, model
+
+
+def _check_data_folder(paths: RunPaths, config: Config) -> None:
+    """A plain resume reads the run's data where it was: what is gone is named with the key that moves it, never made again."""
+    from cnn_cli.data import DATASETS
+    from cnn_cli.data.sources import resolve_data_dir
+
+    d = config.data
+    if d.dataset in DATASETS:
+        gone = [("data.data_dir", resolve_data_dir(d.data_dir) / DATASETS[d.dataset].name)] if d.data_dir is not None else []
+    else:  # idx files, a folder of images: only read, so a missing one would be refused anyway; name the key that moves it
+        gone = [(f"data.paths.{role}", Path(path)) for role, path in (d.paths or {}).items()]
+        gone += [("data.path", Path(d.path))] if d.path is not None else []
+    for key, where in gone:
+        if not where.expanduser().exists():
+            raise CnnError(
+                f"{key}: {where} is gone (the data {paths.root} trained on); if it moved, resume with "
+                f"--set {key}=NEW_PLACE (the data's SHA-256 is checked against the run's)"
+            )
+
+
+def save_extension(paths: RunPaths, config: Config) -> None:
+    """Write a resumed run's extended config to its config.yaml (after every check passed)."""
+    text = config_to_yaml(config)
+    if paths.config.read_text(encoding="utf-8") != text:
+        write_text(paths.config, text)
+
+
+def check_resumed_data(paths: RunPaths, fingerprint: str) -> None:
+    """The data found now must be the data the run trained on (run.json's :data:`DATA_RECORD_KEY`; older runs have none)."""
+    from cnn_cli.runs.folders import read_json_record
+
+    recorded = (read_json_record(paths.run_info) or {}).get(DATA_RECORD_KEY)
+    if isinstance(recorded, str) and recorded != fingerprint:
+        raise CnnError(
+            f"the data found now is not the data {paths.root} trained on (SHA-256 {fingerprint[:12]}..., "
+            f"run.json records {recorded[:12]}...); point data.data_dir (or data.paths, data.path) at that data"
+        )
 
 
 def restore_state(state: TrainState, ckpt: Checkpoint) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cnn_cli import signals
 from cnn_cli.errors import EXIT_INTERRUPTED
 from cnn_cli.nn.optim import Optimizer
 from cnn_cli.runs.evaluation import EvalResult, evaluate
@@ -46,7 +47,7 @@ class Callback:
     def on_finish(self, state: TrainState) -> None: ...
 
 
-INTERRUPT_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # Ctrl-C, docker stop / Slurm / Kubernetes, a closed terminal
+INTERRUPT_SIGNALS = signals.STOP_SIGNALS  # Ctrl-C, docker stop / Slurm / Kubernetes, a closed terminal (cnn_cli.signals)
 
 
 @dataclass
@@ -121,6 +122,8 @@ def resume_hint(state: TrainState) -> str:
 class InterruptFlag:
     """Turns Ctrl-C, SIGTERM and SIGHUP into a flag the loop checks between steps, so a step is never cut in half.
 
+    While it is entered it stands in for :mod:`cnn_cli.signals`' handlers (and tells that module of each signal).
+
     A second signal while the checkpoint is being saved is noted and ignored: the
     save finishes, then the run exits. :meth:`raise_now` switches to raising
     :class:`KeyboardInterrupt` at once, for work that saves nothing (the final test).
@@ -137,9 +140,8 @@ class InterruptFlag:
 
     def __enter__(self) -> InterruptFlag:
         if threading.current_thread() is threading.main_thread():
-            for name in INTERRUPT_SIGNALS:
-                signum = getattr(signal, name, None)
-                if signum is not None:
+            for signum in signals.stop_signals():
+                if not signals.keeps_ignoring(signum):  # nohup's SIGHUP stays ignored
                     self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
@@ -156,7 +158,8 @@ class InterruptFlag:
 
     def _handle(self, signum, frame) -> None:
         repeated = self.requested and not self.immediate
-        self.request(signal.Signals(signum).name if signum != signal.SIGINT else "Ctrl-C", 128 + signum)
+        signals.note(signum)
+        self.request(signals.describe(signum), signals.EXIT_BASE + signum)
         if self.on_signal is not None and not self.immediate:
             self.on_signal(repeated)  # cnn train --impl: a repeat stops the learner's code where it is
         if repeated:

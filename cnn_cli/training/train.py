@@ -31,7 +31,9 @@ from cnn_cli.runs.folders import (
     check_run_name,
     claim_run_dir,
     existing_run,
+    lock_run,
     new_run_dir,
+    new_run_lock,
     write_json,
     write_text,
 )
@@ -59,7 +61,7 @@ from cnn_cli.training.learner_run import (
 )
 from cnn_cli.training.loop import fit
 from cnn_cli.training.mlflow_log import MLflowLogger
-from cnn_cli.training.resume import EXTENDABLE_KEYS, open_run_to_resume, restore_state
+from cnn_cli.training.resume import DATA_RECORD_KEY, EXTENDABLE_KEYS, check_resumed_data, open_run_to_resume, restore_state, save_extension
 from cnn_cli.training.state import Callback, CallbackList, EpochData, InterruptFlag, TrainState, resume_hint
 from cnn_cli.training.step_log import StepLog
 from cnn_cli.training.stopping import stop_record, stopping_callbacks
@@ -116,49 +118,77 @@ def train(
         init_from: a checkpoint (or run folder) whose matching parameters a new run starts from (:mod:`cnn_cli.transfer`).
         one_batch: one batch of each split only (``cnn train --fast-dev-run``, :mod:`cnn_cli.dry_run`).
         learner: ``cnn train --impl FILE``: train with the learner's layer functions (:mod:`cnn_cli.training.learner_run`).
-    Returns:
-        a :class:`TrainResult`; exit_code is 0, 1 (failed) or 128 + the signal (interrupted: 130 for Ctrl-C).
+    Returns a :class:`TrainResult`; exit_code is 0, 1 (failed) or 128 + the signal (interrupted: 130 for Ctrl-C).
+    The run folder is this process's alone until the run ends (:mod:`cnn_cli.runs.ownership`).
     """
     command_line = command_line or [Path(sys.argv[0]).name, *sys.argv[1:]]
-    code = _learner_code(learner, resume)  # before anything of a resumed run changes
-    paths, config, ckpt, model = _model_to_train(config, run_dir, resume, init_from)
-    learner_run = start_learner_code(learner, code, model) if learner is not None and code is not None else None
-    model = learner_run.model if learner_run is not None else model
-    frozen = frozen_parameters(model, config.train.freeze)
-    transfer = init_from_checkpoint(model, init_from, config.train.freeze) if init_from is not None else None
-    splits = _data_splits(config, progress)
-    splits = one_batch_splits(config, splits) if one_batch else splits
-    _check_classes(model, splits)
-    if not one_batch and not config.train.overfit_batches:  # those train on whole batches only
-        check_batch_statistics(config, len(splits.train.labels))
-    optimizer = _make_optimizer(config, model, frozen, ckpt, paths)
-    if paths is None:  # a new run: only now, with model and data ready, does the run folder appear
-        paths = claim_run_dir(run_dir) if run_dir is not None else new_run_dir(config.name, runs_root)
-        write_text(paths.config, config_to_yaml(config))
-    data = epoch_data(config, splits, one_batch)
-    interrupt = InterruptFlag(log)
-    state = TrainState(
-        config,
-        model,
-        optimizer,
-        paths,
-        steps_per_epoch=data.steps_per_epoch,
-        data_info={"mean": splits.mean, "std": splits.std, "classes": list(map(int, splits.classes)), "class_names": splits.class_names},
-        log=_PipeSafeLog(log, interrupt),
-        frozen=frozen,
-    )
-    if ckpt is not None:
-        restore_state(state, ckpt)
+    extending = resume is not None and config is not None  # --resume RUN --set KEY=VALUE
+    with contextlib.ExitStack() as owned:
+        if resume is not None:  # owned before anything of the run is read or changed
+            owned.enter_context(lock_run(existing_run(resume), log))
+        code = _learner_code(learner, resume)
+        paths, config, ckpt, model = _model_to_train(config, run_dir, resume, init_from)
+        learner_run = start_learner_code(learner, code, model) if learner is not None and code is not None else None
+        model = learner_run.model if learner_run is not None else model
+        frozen = frozen_parameters(model, config.train.freeze)
+        transfer = init_from_checkpoint(model, init_from, config.train.freeze) if init_from is not None else None
+        splits = _data_splits(config, progress)
+        data_record = _data_record(splits, paths)  # a resumed run's data must be the data it trained on
+        splits = one_batch_splits(config, splits) if one_batch else splits
+        _check_classes(model, splits)
+        if not one_batch and not config.train.overfit_batches:  # those train on whole batches only
+            check_batch_statistics(config, len(splits.train.labels))
+        optimizer = _make_optimizer(config, model, frozen, ckpt, paths)
+        if paths is None:  # a new run: only now, with model and data ready, does the run folder appear
+            paths = _claim_new_run(config, run_dir, runs_root, owned)
+            write_text(paths.config, config_to_yaml(config))
+        elif extending:  # a resumed run's extended config, once every check has passed
+            save_extension(paths, config)
+        data = epoch_data(config, splits, one_batch)
+        interrupt = InterruptFlag(log)
+        state = TrainState(
+            config,
+            model,
+            optimizer,
+            paths,
+            steps_per_epoch=data.steps_per_epoch,
+            data_info=_data_info(splits),
+            log=_PipeSafeLog(log, interrupt),
+            frozen=frozen,
+        )
+        _restore_or_describe(state, ckpt, splits, [*(transfer.lines() if transfer else []), *describe_batches(data)])
+        extra = {**data_record, **({"init_from": transfer.as_dict()} if transfer else {})}
+        step, learner_hooks = _learner_step(learner_run, state, interrupt, extra, runs_root)
+        builtin = _builtin_callbacks(config, command_line, ckpt is not None, runs_root, progress, extra)
+        hooks = CallbackList([*builtin, *learner_hooks, *(callbacks or [])])
+        _fit_and_test(state, data, splits, hooks, interrupt, stop_after_steps, should_stop, step)
+        return TrainResult(paths, state.status, state.exit_code, state.summary, state.message)
+
+
+def _claim_new_run(config: Config, run_dir: str | Path | None, runs_root: str | Path, owned: contextlib.ExitStack) -> RunPaths:
+    """The new run's folder, made and owned (its lock joins ``owned``): ``--run-dir`` or ``<runs root>/<name>-<time>``."""
+    if run_dir is not None:
+        paths, lock = claim_run_dir(run_dir)
     else:
-        _describe_new_run(state, splits)
-        for line in [*(transfer.lines() if transfer else []), *describe_batches(data)]:
-            state.log(line)
-    extra = {"init_from": transfer.as_dict()} if transfer else {}
-    step, learner_hooks = _learner_step(learner_run, state, interrupt, extra, runs_root)
-    builtin = _builtin_callbacks(config, command_line, ckpt is not None, runs_root, progress, extra)
-    hooks = CallbackList([*builtin, *learner_hooks, *(callbacks or [])])
-    _fit_and_test(state, data, splits, hooks, interrupt, stop_after_steps, should_stop, step)
-    return TrainResult(paths, state.status, state.exit_code, state.summary, state.message)
+        paths = new_run_dir(config.name, runs_root)
+        lock = new_run_lock(paths)
+    owned.enter_context(lock)
+    return paths
+
+
+def _data_info(splits) -> dict[str, Any]:
+    """What checkpoints store about the data: normalisation and classes."""
+    return {"mean": splits.mean, "std": splits.std, "classes": list(map(int, splits.classes)), "class_names": splits.class_names}
+
+
+def _data_record(splits, resumed: RunPaths | None) -> dict[str, str]:
+    """run.json's record of the data (its SHA-256), checked against a resumed run's own record."""
+    from cnn_cli.runs.datasets import data_fingerprint
+
+    fingerprint = data_fingerprint(splits)
+    if resumed is not None:
+        check_resumed_data(resumed, fingerprint)
+    return {DATA_RECORD_KEY: fingerprint}
 
 
 def _learner_code(learner: LearnerOptions | None, resume: str | Path | None) -> LearnerCode | None:
@@ -277,6 +307,16 @@ def _check_classes(model: Model, splits) -> None:
             f"model has {model.loss.num_outputs} output(s) for {model.loss.num_classes} classes, "
             f"but the data has {splits.num_classes} classes ({names}); make the last layer give one score per class"
         )
+
+
+def _restore_or_describe(state: TrainState, ckpt: Checkpoint | None, splits, lines: list[str]) -> None:
+    """A resumed run continues where its checkpoint left it; a new run says what it trains, then ``lines``."""
+    if ckpt is not None:
+        restore_state(state, ckpt)
+        return
+    _describe_new_run(state, splits)
+    for line in lines:
+        state.log(line)
 
 
 def _describe_new_run(state: TrainState, splits) -> None:

@@ -58,13 +58,13 @@ def test_a_network_host_warns(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 
     monkeypatch.setattr(serve_module, "Server", NoNetworkServer)
     outcome = invoke_cli(["serve", "--runs", tmp_path, "--host", "0.0.0.0", "--port", "8123"])
-    assert outcome.code == 0, outcome.output
+    assert outcome.code == 130, outcome.output  # Ctrl-C's exit code (cnn_cli.signals)
     assert started == ["0.0.0.0", "shutdown"]
     (warning,) = outcome.stderr.splitlines()
     assert warning.startswith("warning: listening on 0.0.0.0") and "see the runs" in warning
     assert "stopped" in outcome.stdout
     quiet = invoke_cli(["serve", "--runs", tmp_path])
-    assert quiet.code == 0 and quiet.stderr == ""
+    assert quiet.code == 130 and quiet.stderr == ""
 
 
 @pytest.mark.skipif(not serve_extra_installed(), reason=NEEDS_SERVE_EXTRA)
@@ -77,8 +77,13 @@ def _ignore_sigint() -> None:
 
 
 @pytest.mark.skipif(not serve_extra_installed(), reason=NEEDS_SERVE_EXTRA)
-@pytest.mark.parametrize("started_with_sigint_ignored", [False, True], ids=["plain", "sigint-ignored"])
-def test_a_real_server_answers_and_stops_cleanly_on_ctrl_c(runs_root: Path, started_with_sigint_ignored: bool) -> None:
+@pytest.mark.parametrize(
+    ("started_with_sigint_ignored", "signame"),
+    [(False, "SIGINT"), (True, "SIGINT"), (False, "SIGTERM"), (False, "SIGHUP")],
+    ids=["plain", "sigint-ignored", "sigterm", "sighup"],
+)
+def test_a_real_server_answers_and_stops_cleanly_on_a_signal(runs_root: Path, started_with_sigint_ignored: bool, signame: str) -> None:
+    """Ctrl-C, SIGTERM and SIGHUP stop the server the same way (cnn_cli.signals): "stopped", exit 128 + the signal."""
     process = subprocess.Popen(
         cli_command(["serve", "--runs", runs_root, "--port", "0"]),
         stdout=subprocess.PIPE,
@@ -97,13 +102,13 @@ def test_a_real_server_answers_and_stops_cleanly_on_ctrl_c(runs_root: Path, star
         with urllib.request.urlopen(url, timeout=10) as response:
             assert b'id="pad"' in response.read()
         time.sleep(0.1)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(getattr(signal, signame))
         stdout, stderr = process.communicate(timeout=10)
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate(timeout=10)
-    assert process.returncode == 0, stderr
+    assert process.returncode == 128 + getattr(signal, signame), stderr
     assert "stopped" in stdout and "Traceback" not in stderr
 
 

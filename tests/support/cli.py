@@ -191,3 +191,56 @@ def run_cli_bounded(
         preexec_fn=cap_memory,
     )
     return Outcome(completed.returncode, completed.stdout, completed.stderr)
+
+
+def start_cli_bounded(
+    args: Sequence[object],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    memory_bytes: int = CHILD_MEMORY_BYTES,
+    script: str | None = None,
+) -> subprocess.Popen:
+    """Start ``cnn ARGS`` as a real process with its address space capped, for tests that signal it or race it.
+
+    ``script`` (Python run with ``-c``, ending in ``main()``) stands in for ``-m cnn_cli`` where a test must
+    point the process at a loopback service first. The caller waits for it with :func:`finish`.
+    """
+    import resource
+
+    def cap_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+
+    return subprocess.Popen(
+        cli_command(args) if script is None else [sys.executable, "-c", script, *map(str, args)],
+        cwd=cwd,
+        env=cli_environment(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=cap_memory,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 60) -> Outcome:
+    """Wait for a started process (killed after ``timeout`` s, which fails the test through TimeoutExpired)."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return Outcome(process.returncode, out, err)
+
+
+def wait_until(condition, process: subprocess.Popen | None = None, timeout: float = 60, what: str = "the condition") -> None:
+    """Poll ``condition()`` every 10 ms; fail if ``process`` ends first or ``timeout`` s pass."""
+    import time
+
+    until = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the process ended before {what}: {process.communicate()}")
+        if time.monotonic() > until:
+            raise AssertionError(f"no {what} within {timeout} s")
+        time.sleep(0.01)

@@ -129,6 +129,10 @@ def run_learner(
                 process.kill()
                 process.wait()
                 returncode = None
+            except BaseException:  # Ctrl-C, SIGTERM (cnn_cli.signals): the learner's process ends with this one
+                process.kill()
+                process.wait()
+                raise
         return _read_answer(folder, path, returncode, timeout)
 
 
