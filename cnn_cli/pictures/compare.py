@@ -7,10 +7,21 @@ from pathlib import Path
 import numpy as np
 
 from cnn_cli.runs.compare import Comparison
+from cnn_cli.runs.run_record import RunRecord
+
+MAX_PLOTTED_RUNS = 10  # one colour each (tab10); more curves are a tangle, and a legend of thousands takes minutes to lay out
+
+
+def plotted_runs(comparison: Comparison) -> list[RunRecord]:
+    """The runs compare.png draws: all of them, or the :data:`MAX_PLOTTED_RUNS` best by validation accuracy (the table lists all)."""
+    if len(comparison.runs) <= MAX_PLOTTED_RUNS:
+        return comparison.runs
+    ranked = sorted(comparison.runs, key=lambda run: -1.0 if run.best_val_acc is None else run.best_val_acc, reverse=True)
+    return ranked[:MAX_PLOTTED_RUNS]
 
 
 def plot_comparison(comparison: Comparison, path: Path) -> Path:
-    """compare.png: every run's learning curves overlaid, loss on the left and accuracy on the right.
+    """compare.png: the learning curves of the runs (at most :data:`MAX_PLOTTED_RUNS`, the best) overlaid, loss left, accuracy right.
 
     One colour per run; training curves solid, validation dashed; a star marks each run's best validation epoch.
     """
@@ -23,7 +34,8 @@ def plot_comparison(comparison: Comparison, path: Path) -> Path:
     with out_figure(path, (13.0, 5.5), "compare.png") as fig:
         loss_ax, acc_ax = fig.subplots(1, 2)
         palette = matplotlib.colormaps["tab10"]
-        for index, run in enumerate(comparison.runs):
+        shown = plotted_runs(comparison)
+        for index, run in enumerate(shown):
             colour = palette(index % 10)
             label = run.name if run.rows else f"{run.name} (no finished epoch)"
             epochs = np.array([r["epoch"] for r in run.rows])
@@ -46,5 +58,8 @@ def plot_comparison(comparison: Comparison, path: Path) -> Path:
         acc_ax.legend(loc="best", fontsize=8)
         differ = ", ".join(comparison.differing_keys)
         differ = differ if len(differ) <= 100 else differ[:97] + "..."
-        fig.suptitle(f"{len(comparison.runs)} run(s)" + (f"; their configs differ in {differ}" if differ else ""))
+        count = f"{len(comparison.runs)} run(s)"
+        if len(shown) < len(comparison.runs):
+            count = f"the {len(shown)} best of {len(comparison.runs)} runs by validation accuracy (the table lists all)"
+        fig.suptitle(count + (f"; their configs differ in {differ}" if differ else ""))
     return path
