@@ -46,13 +46,13 @@ class YamlCache:
         return parse_yaml(text, source)[0] if data is None else data
 
     def _by_entries(self, text: str) -> dict[str, Any] | None:
-        chunks = _cut(text.split("\n"))
+        chunks = _cut(_lines(text))
         if not chunks:
             return None
         data: dict[str, Any] = {}
         values = 1
         for key, lines in chunks:
-            whole = "\n".join(lines)
+            whole = "".join(lines)
             if whole not in self._sections:
                 self._sections[whole] = self._section(key, lines)
             read = self._sections[whole]
@@ -66,19 +66,19 @@ class YamlCache:
 
     def _section(self, key: str, lines: list[str]) -> tuple[Any, int, int] | None:
         """One top-level entry: a block section key by key, anything else whole."""
-        if SECTION_HEAD.fullmatch(lines[0]) and len(lines) > 1:
+        if SECTION_HEAD.fullmatch(lines[0].rstrip("\n")) and len(lines) > 1:
             entries = _cut([line.removeprefix(INDENT) for line in lines[1:]])
             if entries and all(line.startswith(INDENT) or not line.strip() for line in lines[1:]):
                 section: dict[str, Any] = {}
                 size, levels = 1, 1
                 for name, part in entries:
-                    entry = self._entry(name, "\n".join(part))
+                    entry = self._entry(name, "".join(part))
                     if entry is None or name in section:
                         return None
                     section[name] = entry[1]
                     size, levels = size + entry[2] + 1, max(levels, entry[3] + 1)
                 return section, size, levels
-        entry = self._entry(key, "\n".join(lines))
+        entry = self._entry(key, "".join(lines))
         return None if entry is None else (entry[1], entry[2], entry[3])
 
     def _entry(self, key: str, text: str) -> Entry | None:
@@ -92,8 +92,16 @@ class YamlCache:
         return self._entries[text]
 
 
+def _lines(text: str) -> list[str]:
+    """The lines of ``text``, each with its ``\\n`` (YAML's line break; ``str.splitlines`` would also cut at form feeds)."""
+    parts = text.split("\n")
+    return [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
 def _cut(lines: list[str]) -> list[tuple[str, list[str]]] | None:
-    """The entries of a block mapping whose keys start at column 0: (key, its lines); None if it does not cut cleanly.
+    """The entries of a block mapping whose keys start at column 0: (key, its lines, each with its line end).
+
+    None if the text does not cut cleanly.
 
     A line at column 0 is a key, a comment, or a block sequence's ``-`` (a list under the
     key before it); anything else there (``---``, ``{``, a quoted key, a tab) means the
@@ -101,13 +109,13 @@ def _cut(lines: list[str]) -> list[tuple[str, list[str]]] | None:
     """
     entries: list[tuple[str, list[str]]] = []
     for line in lines:
-        if not line or line[0] == " " or line[0] == "#" or line.startswith("- ") or line == "-":
+        if not line or line[0] in " #\n" or line.startswith("- ") or line.rstrip("\n") == "-":
             if entries:
                 entries[-1][1].append(line)
             elif line.strip() and not line.lstrip().startswith("#"):
                 return None  # content before the first key
             continue
-        match = KEY.fullmatch(line)
+        match = KEY.fullmatch(line.rstrip("\n"))
         if match is None:
             return None
         entries.append((match.group(1), [line]))
