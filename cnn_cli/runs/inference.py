@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,7 +204,7 @@ def predict_images(
         if error:
             results.append(Prediction(path=source, error=error))
             continue
-        prepared, error = attempt(lambda source=source: _prepared(source, stdin))
+        prepared, error = attempt(functools.partial(_prepared, source, stdin))
         if prepared is None:
             results.append(Prediction(path=source, error=error))
             continue
