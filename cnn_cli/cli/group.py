@@ -90,6 +90,16 @@ class CnnGroup(click.Group):
             click.echo("interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
 
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        """``cnn --help`` and ``cnn --version`` print while the arguments are parsed, before :meth:`invoke`:
+        a reader gone by then stops quietly too (click's own handler would exit 1)."""
+        try:
+            return super().make_context(*args, **kwargs)
+        except OSError as exc:
+            if not _is_closed_pipe(exc):
+                raise
+            stop_quietly()
+
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """click's usage errors (an unknown option, a missing argument) as one ``error:`` line too, exit 2."""
         standalone = kwargs.pop("standalone_mode", True)

@@ -1,8 +1,8 @@
 """Thousands of run folders on disk, fast: the records of one real run, copied with the values that differ between runs.
 
 Each folder is a real run folder as ``cnn train`` leaves it (config.yaml, run.json,
-metrics.csv, summary.json, steps.csv, gradients.csv, checkpoints/best.npz), written as
-real files. The checkpoint is a hard link to the template's (a real file, no copy), so
+metrics.csv, summary.json, checkpoints/best.npz, and on request the template's other
+records, such as steps.csv), written as real files. The checkpoint is a hard link to the template's (a real file, no copy), so
 5,000 runs take a few seconds and little disk. Run ``i`` differs from the template by its
 learning rate, its seed, its start time and its accuracies, as the runs of a sweep do.
 """
@@ -17,16 +17,18 @@ from pathlib import Path
 from cnn_cli.runs.folders import BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, RUN_FILE, SUMMARY_FILE
 
 EPOCHS = 10  # metrics.csv rows per run: a run of a sweep, not a one-epoch test run
-COPIED = ("steps.csv", "gradients.csv")  # records copied as they are
 
 
-def write_many_runs(template: Path, root: Path, count: int) -> list[Path]:
-    """``count`` run folders ``root/run-00000`` ... made from the finished run ``template``; returns them in order."""
+def write_many_runs(template: Path, root: Path, count: int, copied: tuple[str, ...] = ()) -> list[Path]:
+    """``count`` run folders ``root/run-00000`` ... made from the finished run ``template``; returns them in order.
+
+    ``copied``: more of the template's records to copy as they are (``steps.csv``, ``gradients.csv``).
+    """
     config = (template / CONFIG_FILE).read_text(encoding="utf-8")
     info = json.loads((template / RUN_FILE).read_text(encoding="utf-8"))
     summary = json.loads((template / SUMMARY_FILE).read_text(encoding="utf-8"))
     header = (template / METRICS_FILE).read_text(encoding="utf-8").splitlines()[0]
-    copied = {name: (template / name).read_bytes() for name in COPIED if (template / name).is_file()}
+    copied = {name: (template / name).read_bytes() for name in copied if (template / name).is_file()}
     root.mkdir(parents=True, exist_ok=True)
     folders = []
     for index in range(count):
