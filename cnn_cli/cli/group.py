@@ -125,7 +125,8 @@ class CnnGroup(click.Group):
         if not standalone:
             return result
         try:  # what print() left in the buffer: a reader that went away is no error here either
-            sys.stdout.flush()
+            if sys.stdout is not None:  # None: started with stdout closed (cnn eval >&-), where click printed nothing
+                sys.stdout.flush()
         except OSError as exc:
             if not _is_closed_pipe(exc):
                 raise

@@ -169,3 +169,19 @@ def test_a_sweep_whose_reader_goes_away_saves_like_ctrl_c_and_exits_141(tmp_path
     assert "Traceback" not in err and "BrokenPipe" not in err and "error:" not in err, err
     rows = {r["trial"]: r["status"] for r in read_csv(sweep_folder(tmp_path / "runs") / "sweep.csv")}
     assert rows["trial-001"] in ("interrupted", "completed") and rows["trial-003"] == "pending", json.dumps(rows)
+
+
+@pytest.mark.parametrize("command", ["eval", "--version"])
+def test_a_stdout_closed_before_the_start_is_no_traceback(runs: Path, command: str) -> None:
+    """``cnn eval RUN >&-``: Python has no sys.stdout at all; the command runs and prints nothing."""
+    done = subprocess.run(
+        cli_command(COMMANDS[command]),
+        cwd=runs.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=TIMEOUT_S,
+        env=cli_environment(),
+        preexec_fn=lambda: os.close(1),
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
