@@ -37,12 +37,13 @@ def plot_comparison(comparison: Comparison, path: Path) -> Path:
         shown = plotted_runs(comparison)
         for index, run in enumerate(shown):
             colour = palette(index % 10)
-            label = run.name if run.rows else f"{run.name} (no finished epoch)"
-            epochs = np.array([r["epoch"] for r in run.rows])
+            rows = run.rows
+            label = run.name if rows else f"{run.name} (no finished epoch)"
+            epochs = np.array([r["epoch"] for r in rows])
             for ax, key in ((loss_ax, "loss"), (acc_ax, "acc")):
-                train = np.array([r[f"train_{key}"] for r in run.rows])
-                val = np.array([r[f"val_{key}"] for r in run.rows])
-                ax.plot(epochs, train, "-", marker="o", markersize=5, color=colour, label=f"{label} train" if run.rows else label)
+                train = np.array([r[f"train_{key}"] for r in rows])
+                val = np.array([r[f"val_{key}"] for r in rows])
+                ax.plot(epochs, train, "-", marker="o", markersize=5, color=colour, label=f"{label} train" if rows else label)
                 has_val = np.isfinite(val)
                 if has_val.any():
                     ax.plot(epochs[has_val], val[has_val], "--", marker="s", markersize=5, color=colour, label=f"{label} val")

@@ -54,7 +54,7 @@ class Comparison:
                     "path": str(r.path),
                     "status": r.status,
                     "differs": {k: r.config.get(k) for k in self.differing_keys},
-                    "epochs": len(r.rows),
+                    "epochs": r.epochs,
                     "epochs_planned": r.epochs_planned,
                     "best_val_acc": r.best_val_acc,
                     "best_epoch": r.best_epoch,
@@ -224,7 +224,7 @@ def _table_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     header = ["run", "status", *(["code"] if code else []), *comparison.differing_keys, *NUMBER_COLUMNS]
     rows = []
     for r in comparison.runs:
-        epochs = f"{len(r.rows)}/{r.epochs_planned}" if r.epochs_planned is not None else str(len(r.rows))
+        epochs = f"{r.epochs}/{r.epochs_planned}" if r.epochs_planned is not None else str(r.epochs)
         rows.append(
             [
                 r.name,

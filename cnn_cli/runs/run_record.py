@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cnn_cli.config.yaml_cache import YamlCache
 from cnn_cli.errors import CnnError
 from cnn_cli.runs.folders import METRIC_COLUMNS, RunPaths
@@ -37,7 +39,7 @@ class RunRecord:
     path: Path
     status: str
     config: dict[str, Any]  # flattened: dotted key -> value
-    rows: list[dict[str, float]]  # metrics.csv, complete rows only
+    metrics: np.ndarray  # (epochs, len(METRIC_COLUMNS)) float64: metrics.csv's complete rows, its columns in METRIC_COLUMNS order
     epochs_planned: int | None
     best_val_acc: float | None
     best_epoch: int | None
@@ -46,6 +48,16 @@ class RunRecord:
     images_per_s: float | None
     notes: list[str] = field(default_factory=list)
     learner_code: str | None = None  # my_layers.py@1a2b3c4d: trained with the learner's functions (cnn train --impl)
+
+    @property
+    def epochs(self) -> int:
+        """The epochs metrics.csv holds."""
+        return len(self.metrics)
+
+    @property
+    def rows(self) -> list[dict[str, float]]:
+        """metrics.csv's complete rows as {column: value} (made on demand: the picture needs a few runs', the table none)."""
+        return [dict(zip(METRIC_COLUMNS, row, strict=True)) for row in self.metrics.tolist()]
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -124,25 +136,49 @@ def _read_json(path: Path, notes: list[str]) -> dict[str, Any]:
     return data
 
 
-def read_metric_rows(path: Path, notes: list[str]) -> list[dict[str, float]]:
-    """metrics.csv rows that are complete; reading stops at the first row that is not (a half-written file)."""
+def metric_array(text: str) -> np.ndarray | None:
+    """metrics.csv as cnn writes it, parsed in one go: (epochs, len(METRIC_COLUMNS)) float64 in METRIC_COLUMNS order.
+
+    None unless every line is plain and whole (no quotes, every field a number): then
+    :func:`read_metric_rows` reads it line by line, says where it stops, and is the rule.
+    Thousands of runs of hundreds of epochs are read in a second this way.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or '"' in text:
+        return None
+    header = lines[0].split(",")
+    if not set(METRIC_COLUMNS) <= set(header) or any(line.count(",") != len(header) - 1 for line in lines[1:]):
+        return None
     try:
-        lines = read_record(path).decode("utf-8").splitlines()
-        header, *raw = [row for row in csv.reader(lines) if row] or [[]]  # blank lines skipped, as csv.DictReader does
+        values = np.array(",".join(lines[1:]).split(",") if len(lines) > 1 else [], dtype=np.float64)
+    except ValueError:
+        return None
+    return values.reshape(len(lines) - 1, len(header))[:, [header.index(name) for name in METRIC_COLUMNS]]
+
+
+def read_metric_rows(path: Path, notes: list[str]) -> np.ndarray:
+    """metrics.csv rows that are complete, as :func:`metric_array`; reading stops at the first row that is not (a half-written file)."""
+    empty = np.zeros((0, len(METRIC_COLUMNS)))
+    try:
+        text = read_record(path).decode("utf-8")
+        fast = metric_array(text)
+        if fast is not None:
+            return fast
+        header, *raw = [row for row in csv.reader(text.splitlines()) if row] or [[]]  # blank lines skipped, as csv.DictReader does
     except FileNotFoundError:
-        return []
+        return empty
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         notes.append(f"{path.name} unreadable ({exc}); no curves")
-        return []
+        return empty
     where = {name: header.index(name) for name in METRIC_COLUMNS if name in header}
     rows = []
     for number, row in enumerate(raw, start=2):  # line 1 is the header
         try:
-            rows.append({k: float(row[where[k]]) for k in METRIC_COLUMNS})
+            rows.append([float(row[where[k]]) for k in METRIC_COLUMNS])
         except (KeyError, IndexError, ValueError):
             notes.append(f"{path.name} line {number} is incomplete or not numeric; read {len(rows)} epoch(s) before it")
             break
-    return rows
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(METRIC_COLUMNS))
 
 
 def _number(value: Any) -> float | None:
@@ -169,26 +205,33 @@ def read_run(path: Path, configs: YamlCache | None = None, flat_sections: dict[i
     notes: list[str] = []
     info = _read_json(paths.run_info, notes)
     summary = _read_json(paths.summary, notes)
-    rows = read_metric_rows(paths.metrics, notes)
+    metrics = read_metric_rows(paths.metrics, notes)
     config = {k: v for k, v in flatten_sections(data, flat_sections).items() if k not in IGNORED_KEYS}
     planned = config.get("train.epochs")
-    val = [(r["val_acc"], int(r["epoch"])) for r in rows if math.isfinite(r["val_acc"])]
-    best_val, best_epoch = max(val, key=lambda pair: pair[0]) if val else (_number(summary.get("best_val_accuracy")), None)
+    column = {name: metrics[:, i] for i, name in enumerate(METRIC_COLUMNS)}
+    finite = np.flatnonzero(np.isfinite(column["val_acc"]))
+    best_val: float | None
+    best_epoch: int | None
+    if finite.size:  # the first epoch with the best validation accuracy
+        best = finite[int(np.argmax(column["val_acc"][finite]))]
+        best_val, best_epoch = float(column["val_acc"][best]), int(column["epoch"][best])
+    else:
+        best_val, best_epoch = _number(summary.get("best_val_accuracy")), None
     if best_val is not None and best_val < 0:  # training records -1 when there is no validation split
         best_val = None
-    seconds = sum(r["seconds"] for r in rows)
-    images = sum(r["seconds"] * r["images_per_s"] for r in rows)
+    seconds = sum(column["seconds"].tolist())  # summed in order, as a reader adding up the column would
+    images = sum((column["seconds"] * column["images_per_s"]).tolist())
     return RunRecord(
         name=path.name,
         path=path,
         status=str(info.get("status", "unknown")),
         config=config,
-        rows=rows,
+        metrics=metrics,
         epochs_planned=planned if isinstance(planned, int) and not isinstance(planned, bool) else None,
         best_val_acc=best_val if best_val is None else float(best_val),
         best_epoch=best_epoch,
         test_acc=_number(summary.get("test_accuracy")),
-        wall_seconds=_number(summary.get("wall_seconds")) or (round(seconds, 2) if rows else None),
+        wall_seconds=_number(summary.get("wall_seconds")) or (round(seconds, 2) if len(metrics) else None),
         images_per_s=round(images / seconds, 1) if seconds > 0 else None,
         notes=notes,
         learner_code=learner.short if (learner := learner_record_of(info)) else None,

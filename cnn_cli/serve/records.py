@@ -24,6 +24,7 @@ import yaml
 from cnn_cli.errors import CnnError
 from cnn_cli.runs.folders import METRIC_COLUMNS, STEP_COLUMNS, RunPaths, read_metrics
 from cnn_cli.runs.liveness import process_alive
+from cnn_cli.runs.run_record import metric_array
 
 GRADIENT_NUMBERS = ("weight_grad_norm", "bias_grad_norm", "input_grad_norm", "update_ratio", "dead_fraction")
 MAX_GRADIENT_POINTS = 400  # per layer and series; a long run is thinned evenly for the chart
@@ -292,14 +293,13 @@ def run_summary(paths: RunPaths, name: str, info: dict[str, Any] | None = None) 
     info = run_info(paths) if info is None else info
     summary = _read_json(paths, paths.summary)
     config_name, epochs_planned = _list_fields(paths)
-    rows = metrics_rows(paths)
-    val = [row["val_acc"] for row in rows if row.get("val_acc") is not None]
+    epochs, val = _epochs_and_val(paths)
     best_val = summary.get("best_val_accuracy")
     return {
         "name": name,
         "status": str(info.get("status", "unknown")),
         "config": config_name,
-        "epochs": len(rows),
+        "epochs": epochs,
         "epochs_planned": epochs_planned,
         "best_val_acc": best_val if isinstance(best_val, int | float) and best_val >= 0 else (max(val) if val else None),
         "test_acc": summary.get("test_accuracy") if isinstance(summary.get("test_accuracy"), int | float) else None,
@@ -307,6 +307,21 @@ def run_summary(paths: RunPaths, name: str, info: dict[str, Any] | None = None) 
         "ended": str(info.get("ended") or ""),
         "has_checkpoint": run_file(paths, paths.best) is not None,
     }
+
+
+def _epochs_and_val(paths: RunPaths) -> tuple[int, list[float]]:
+    """How many epochs metrics.csv holds and their finite validation accuracies, as :func:`metrics_rows` counts them.
+
+    The runs list asks this of every run: a file cnn wrote whole is parsed in one go
+    (:func:`cnn_cli.runs.run_record.metric_array`); anything else row by row.
+    """
+    text = _read_text(paths, paths.metrics)
+    table = metric_array(text) if text is not None else None
+    if table is None:
+        rows = metrics_rows(paths)
+        return len(rows), [row["val_acc"] for row in rows if row.get("val_acc") is not None]
+    val = table[:, METRIC_COLUMNS.index("val_acc")]
+    return len(table), val[np.isfinite(val)].tolist()
 
 
 def process_record(info: dict[str, Any]) -> dict[str, Any]:

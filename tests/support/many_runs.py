@@ -16,10 +16,10 @@ from pathlib import Path
 
 from cnn_cli.runs.folders import BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, RUN_FILE, SUMMARY_FILE
 
-EPOCHS = 10  # metrics.csv rows per run: a run of a sweep, not a one-epoch test run
+EPOCHS = 10  # metrics.csv rows per run by default: a run of a sweep, not a one-epoch test run
 
 
-def write_many_runs(template: Path, root: Path, count: int, copied: tuple[str, ...] = ()) -> list[Path]:
+def write_many_runs(template: Path, root: Path, count: int, copied: tuple[str, ...] = (), epochs: int = EPOCHS) -> list[Path]:
     """``count`` run folders ``root/run-00000`` ... made from the finished run ``template``; returns them in order.
 
     ``copied``: more of the template's records to copy as they are (``steps.csv``, ``gradients.csv``).
@@ -41,14 +41,14 @@ def write_many_runs(template: Path, root: Path, count: int, copied: tuple[str, .
         (folder / CONFIG_FILE).write_text(text, encoding="utf-8")
         accuracy = 0.5 + 0.4 * ((index * 7919) % 1000) / 1000
         rows = [header]
-        for epoch in range(1, EPOCHS + 1):
-            val = accuracy * epoch / EPOCHS
+        for epoch in range(1, epochs + 1):
+            val = accuracy * epoch / epochs
             rows.append(f"{epoch},{epoch * 7},{lr:.6g},{1.5 / epoch:.6f},{val:.4f},{1.2 / epoch:.6f},{val:.4f},0.8,25000.0")
         (folder / METRICS_FILE).write_text("\n".join(rows) + "\n", encoding="utf-8")
         started = f"2026-{1 + index // 2000 % 12:02d}-{1 + index // 80 % 25:02d}T{index // 60 % 24:02d}:{index % 60:02d}:00"
         record = {**info, "status": "completed", "started": started, "ended": started, "seed": seed, "run_dir": str(folder)}
         (folder / RUN_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
-        numbers = {"test_accuracy": accuracy, "best_val_accuracy": accuracy, "best_epoch": EPOCHS, "epochs_trained": EPOCHS}
+        numbers = {"test_accuracy": accuracy, "best_val_accuracy": accuracy, "best_epoch": epochs, "epochs_trained": epochs}
         (folder / SUMMARY_FILE).write_text(json.dumps({**summary, **numbers}, indent=2), encoding="utf-8")
         for name, data in copied.items():
             (folder / name).write_bytes(data)
