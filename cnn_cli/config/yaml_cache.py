@@ -19,6 +19,7 @@ never change them.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -42,7 +43,9 @@ class YamlCache:
 
     def parse(self, text: str, source: str) -> Any:
         """The config in ``text``, as ``parse_yaml(text, source)[0]`` gives it (its errors too)."""
-        data = self._by_entries(text) if len(text) <= MAX_CONFIG_BYTES else None
+        data = None
+        if len(text) <= MAX_CONFIG_BYTES:
+            data = _as_json(text) if text.lstrip().startswith("{") else self._by_entries(text)
         return parse_yaml(text, source)[0] if data is None else data
 
     def _by_entries(self, text: str) -> dict[str, Any] | None:
@@ -90,6 +93,31 @@ class YamlCache:
             ok = isinstance(data, dict) and list(data) == [key]
             self._entries[text] = (key, data[key], size, levels) if ok else None  # type: ignore[index]
         return self._entries[text]
+
+
+def _as_json(text: str) -> dict[str, Any] | None:
+    """A config written as JSON (which YAML reads the same), read by the JSON parser; None for anything else.
+
+    JSON that YAML would refuse or read otherwise goes to YAML, for its answer and its
+    message: a key twice, nesting past the depth bound (JSON has no aliases, and a config
+    within the size bound holds fewer values than the bound allows).
+    """
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len({key for key, _ in items}) < len(items):
+            raise ValueError("a key twice")
+        return dict(items)
+
+    try:
+        data = json.loads(text, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) and _depth(data) < MAX_YAML_DEPTH else None
+
+
+def _depth(value: Any) -> int:
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return 1 + max((_depth(child) for child in children), default=0)
 
 
 def _lines(text: str) -> list[str]:

@@ -30,6 +30,8 @@ SAME_AS_WHOLE = {
     "a quoted key": "'name': a\n",
     "CRLF line ends": "name: a\r\ntrain:\r\n  epochs: 2\r\n",
     "no line end at the end": "name: a\ntrain:\n  epochs: 2",
+    "JSON": '{"name": "a", "optimizer": {"lr": 1e-3, "betas": [0.9, 0.999]}, "train": {"epochs": 2, "tag": "\\u00e9", "x": null}}',
+    "JSON with one key at two levels": '{"name": "a", "train": {"seed": 1}, "model": {"name": "b"}}',
     "a kept literal in a section": "train:\n  note: |+\n    kept\n\n  epochs: 2\n",
     "a kept literal at the end": "note: |+\n  kept\n\n",
     "spaces on the last line": "train:\n  epochs: 2\n  ",
@@ -38,6 +40,8 @@ SAME_AS_WHOLE = {
 REFUSED = {
     "a key twice at the top": ("name: a\nname: b\n", "duplicate key 'name'"),
     "a key twice in a section": ("train:\n  epochs: 1\n  epochs: 2\n", "duplicate key 'epochs'"),
+    "a key twice in JSON": ('{"train": {"epochs": 1, "epochs": 2}}', "duplicate key 'epochs'"),
+    "JSON nested too deep": ('{"x": ' + "[" * 100 + "]" * 100 + "}", "nested deeper than 64 levels"),
     "an alias to nothing": ("optimizer: *nothing\n", "nothing"),
     "a tab": ("name: a\n\tseed: 1\n", "YAML error"),
     "a form feed": ("name: 'a\x0cb: c'\n", "special characters are not allowed"),
