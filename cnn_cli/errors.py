@@ -82,6 +82,7 @@ _OS_ERRNO_ADVICE = {
     errno.EROFS: "read-only file system; write somewhere else (e.g. --run-dir or --out)",
     errno.ENOSPC: "disk full; free some space",
     errno.EDQUOT: "disk quota exceeded; free some space",
+    errno.ENAMETOOLONG: "name too long for the file system (a name over 255 bytes, or a path over 4,096)",
 }
 
 

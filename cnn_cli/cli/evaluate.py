@@ -10,7 +10,6 @@ import click
 
 from cnn_cli.cli.completion import CHECKPOINT, RUN_OR_CHECKPOINT
 from cnn_cli.cli.group import cli
-from cnn_cli.errors import EXIT_BAD_INPUT
 
 
 @cli.command("eval")
@@ -70,10 +69,13 @@ def predict(images, checkpoint, top_k, as_json) -> None:
     """Classify images (PNG/JPEG/...), MNIST-style preprocessed; prints each one's class name.
 
     IMAGES are files, folders (every image inside, recursively, sorted) or -
-    for one image on stdin. A bad image is reported and the rest still
-    predicted (exit 2 if any failed). The checkpoint used is named on stderr.
-    The class names are the checkpoint's: digits for MNIST, Fashion-MNIST's, or
-    the sub-folders of a folder dataset.
+    for one image on stdin. An image that cannot be read (not an image, no
+    permission, a name too long for the file system) is one error line on
+    stderr, and the rest are still predicted. Exit 0: every image predicted;
+    1: some failed, the rest predicted; 2: none could be predicted, or bad
+    usage (no checkpoint). The checkpoint used is named on stderr. The class
+    names are the checkpoint's: digits for MNIST, Fashion-MNIST's, or the
+    sub-folders of a folder dataset.
 
     \b
     Examples:
@@ -82,6 +84,7 @@ def predict(images, checkpoint, top_k, as_json) -> None:
       cat seven.png | cnn predict -
     """
     from cnn_cli.runs.inference import predict_images, resolve_checkpoint
+    from cnn_cli.runs.per_input import exit_code
 
     used = resolve_checkpoint(checkpoint)
     results = predict_images([str(p) for p in images], used, top_k, stdin=getattr(sys.stdin, "buffer", None))
@@ -101,5 +104,6 @@ def predict(images, checkpoint, top_k, as_json) -> None:
             click.echo(f"warning: {r.path}: {r.warning}", err=True)
         if r.error:
             click.echo(f"error: {r.error}", err=True)
-    if failed:
-        sys.exit(EXIT_BAD_INPUT)
+    code = exit_code(len(results) - len(failed), len(failed))
+    if code:
+        sys.exit(code)

@@ -90,6 +90,16 @@ class CnnGroup(click.Group):
             click.echo(f"interrupted ({signals.describe(signals.exit_code() - signals.EXIT_BASE)})", err=True)
             ctx.exit(signals.exit_code())
 
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        """``cnn --help`` and ``cnn --version`` print while the arguments are parsed, before :meth:`invoke`:
+        a reader gone by then stops quietly too (click's own handler would exit 1)."""
+        try:
+            return super().make_context(*args, **kwargs)
+        except OSError as exc:
+            if not _is_closed_pipe(exc):
+                raise
+            stop_quietly()
+
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """click's usage errors (an unknown option, a missing argument) as one ``error:`` line too, exit 2."""
         standalone = kwargs.pop("standalone_mode", True)
@@ -116,7 +126,8 @@ class CnnGroup(click.Group):
         if not standalone:
             return result
         try:  # what print() left in the buffer: a reader that went away is no error here either
-            sys.stdout.flush()
+            if sys.stdout is not None:  # None: started with stdout closed (cnn eval >&-), where click printed nothing
+                sys.stdout.flush()
         except OSError as exc:
             if not _is_closed_pipe(exc):
                 raise

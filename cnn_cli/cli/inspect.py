@@ -88,17 +88,27 @@ def _count(flops: int) -> str:
     help="Check your own *_backward(grad_out, cache) in its own process; start from `cnn exercise start NAME`.",
 )
 @click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="With --impl: how long your code may run for each function it defines before it counts as stuck (default 5).",
+)
+@click.option(
     "--atol",
     type=click.FloatRange(min=0.0),
     metavar="A",
     help="The absolute floor: an entry passes when |a − n| ≤ A + 1e-5·(|a| + |n|) (default 1e-9; 0 turns it off).",
 )
-def gradcheck(config_name, seed, batch_size, mode, break_name, show, impl, atol) -> None:
+def gradcheck(config_name, seed, batch_size, mode, break_name, show, impl, timeout, atol) -> None:
     """Compare every hand-written gradient with a numeric one (float64); exit 1 on any failure.
 
     An entry passes when |a − n| ≤ atol + rtol·(|a| + |n|) (rtol 1e-5, atol 1e-9): a tensor whose
     gradients have all but vanished (deep-sigmoid's first layers) passes on the absolute floor,
     marked PASS* with the reason.
+
+    With --impl, your functions run in a process of their own, under a time limit (--timeout)
+    and a memory limit: code that raises, loops, ends the process (sys.exit, os._exit) or
+    returns something that is not an answer fails its row, with a line naming your function.
 
     \b
     Examples:
@@ -112,13 +122,16 @@ def gradcheck(config_name, seed, batch_size, mode, break_name, show, impl, atol)
     """
     from cnn_cli.learn.bugzoo import gradcheck_report
     from cnn_cli.learn.impl_check import check_learner_file, format_impl
+    from cnn_cli.learn.learner_process import DEFAULT_TIMEOUT
 
-    if impl is not None:  # the learner's own functions, not a model
+    if impl is not None:  # the learner's own functions, not a model, run in a process of their own
         if config_name or break_name:
             raise CnnError("--impl checks your own functions; drop --config/--break")
-        results = check_learner_file(Path(impl), seed=seed)
+        results = check_learner_file(Path(impl), seed=seed, timeout=timeout or DEFAULT_TIMEOUT)
         text, passed = format_impl(results), all(r.passed for r in results)
     else:
+        if timeout is not None:
+            raise CnnError("--timeout goes with --impl FILE.py (how long your code may run)")
         text, passed = gradcheck_report(config_name, seed, batch_size, break_name, show, atol, mode)
     click.echo(text)
     if not passed:

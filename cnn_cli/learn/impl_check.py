@@ -7,7 +7,7 @@ case of ``cnn exercise check``, so a convolution runs with stride 2 and padding 
 windows overlap — every returned gradient is compared with central differences of the
 learner's own forward (so the check never depends on cnn being right) and with cnn's own
 backward. The learner's code runs in a process of its own, under a time limit, through the
-same runner as ``cnn exercise check`` (:mod:`cnn_cli.learn.exercises.runner`): a file that
+same runner as ``cnn exercise check`` (:mod:`cnn_cli.learn.learner_process`): a file that
 raises, loops or ends the process is a failed row, never a pass.
 
 ``cnn exercise check`` does more: it runs every stage (shapes, the notes' worked numbers,
@@ -24,8 +24,8 @@ import numpy as np
 from cnn_cli.errors import CnnError
 from cnn_cli.learn.exercises import EXERCISES, exercises_in
 from cnn_cli.learn.exercises.compare import NUMERIC_TOLERANCE, as_array, relative_error, value_result
-from cnn_cli.learn.exercises.runner import DEFAULT_TIMEOUT, LearnerFailure, run_learner
 from cnn_cli.learn.exercises.spec import EPS, NUMERIC, Exercise
+from cnn_cli.learn.learner_process import DEFAULT_TIMEOUT, LearnerFailure, run_learner
 
 TOLERANCE = NUMERIC_TOLERANCE
 
@@ -57,8 +57,8 @@ def _check(exercise: Exercise, path: Path, seed: int, timeout: float) -> list[Im
         return [ImplResult(answer.function, "-", np.nan, np.nan, False, message)]
     returned = answer[0]
     mine = exercise.unpack(returned)
-    if isinstance(mine, str):
-        return [ImplResult(function, "-", np.nan, np.nan, False, mine)]
+    if isinstance(mine, str):  # it returned something that is no answer: named after the function that returned it
+        return [ImplResult(exercise.forward_name if returned.not_a_pair else function, "-", np.nan, np.nan, False, mine)]
     expected = exercise.reference(case)
     forward_out = exercise.outputs[0]
     if forward_out == "out":

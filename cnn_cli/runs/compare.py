@@ -1,27 +1,28 @@
 """``cnn compare``: read several run folders and put them side by side.
 
-A run is read from its records only (config.yaml, run.json, metrics.csv,
-summary.json); no checkpoint is loaded and nothing is written into a run. A
-half-written record is read as far as it goes, with a note; a folder that is
-not a run at all is skipped with one line saying why.
+Each run is read from its records only (:mod:`cnn_cli.runs.run_record`); a folder that
+is not a run at all is skipped with one line saying why. The cost grows with the number
+of runs and no faster: the folders are de-duplicated through a set of resolved paths,
+what the runs' configs share is read once, and the config keys that differ are found by
+comparing the few distinct values of each key, not every run's.
 """
 
 from __future__ import annotations
 
-import csv
 import glob
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnn_cli.config.yaml_cache import YamlCache
 from cnn_cli.errors import CnnError
-from cnn_cli.runs.folders import CONFIG_FILE, DEFAULT_RUNS_ROOT, LATEST_LINK, METRIC_COLUMNS, RunPaths
-from cnn_cli.runs.learner_record import learner_record_of
+from cnn_cli.runs.folders import CONFIG_FILE, DEFAULT_RUNS_ROOT, LATEST_LINK
+from cnn_cli.runs.run_record import IGNORED_KEYS, RunRecord, flatten, read_run
 
-IGNORED_KEYS = ("name", "description")  # always differ or say nothing about the training
+__all__ = ["IGNORED_KEYS", "Comparison", "RunRecord", "compare_runs", "find_run_dirs", "flatten", "format_table", "read_run"]
 
 
 GLOB_CHARS = set("*?[")
@@ -34,25 +35,6 @@ NUMBER_COLUMNS = ("epochs", "best val", "test acc", "wall s", "img/s")
 
 
 COLUMN_GAP = "  "
-
-
-@dataclass
-class RunRecord:
-    """What one run folder says about itself."""
-
-    name: str
-    path: Path
-    status: str
-    config: dict[str, Any]  # flattened: dotted key -> value
-    rows: list[dict[str, float]]  # metrics.csv, complete rows only
-    epochs_planned: int | None
-    best_val_acc: float | None
-    best_epoch: int | None
-    test_acc: float | None
-    wall_seconds: float | None
-    images_per_s: float | None
-    notes: list[str] = field(default_factory=list)
-    learner_code: str | None = None  # my_layers.py@1a2b3c4d: trained with the learner's functions (cnn train --impl)
 
 
 @dataclass
@@ -72,7 +54,7 @@ class Comparison:
                     "path": str(r.path),
                     "status": r.status,
                     "differs": {k: r.config.get(k) for k in self.differing_keys},
-                    "epochs": len(r.rows),
+                    "epochs": r.epochs,
                     "epochs_planned": r.epochs_planned,
                     "best_val_acc": r.best_val_acc,
                     "best_epoch": r.best_epoch,
@@ -99,17 +81,6 @@ def default_plot_path(comparison: Comparison) -> Path:
     parents = {run.path.resolve().parent for run in comparison.runs}
     folder = comparison.runs[0].path.parent if len(parents) == 1 else Path(DEFAULT_RUNS_ROOT)
     return folder / COMPARE_PLOT
-
-
-def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings -> {dotted.key: value}; lists stay whole (``model.layers`` is one value, see :func:`split_layers`)."""
-    if not isinstance(data, dict):
-        return {prefix: data} if prefix else {}
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        out.update(flatten(value, name) if isinstance(value, dict) else {name: value})
-    return out
 
 
 LAYERS_KEY = "model.layers"
@@ -140,12 +111,14 @@ def split_layers(configs: list[dict[str, Any]]) -> None:
 def find_run_dirs(arguments: list[str]) -> tuple[list[Path], list[str]]:
     """Expand run folders, globs and folders of runs into run folders (sorted, no duplicates), plus skip lines."""
     found: list[Path] = []
+    seen: set[Path] = set()  # the resolved folders found so far: a run named twice (a link, a glob and a folder) is read once
+    parents: dict[Path, Path] = {}  # folder -> where it resolves (thousands of runs share one)
     skipped: list[str] = []
     for argument in arguments:
         path = Path(argument)
         listed = False  # True: the candidates are the entries of a folder of runs, where stray files are ignored
         if not path.exists() and GLOB_CHARS & set(argument):
-            candidates = sorted(Path(p) for p in glob.glob(argument))
+            candidates = sorted((Path(p) for p in glob.glob(argument)), key=_path_order)
             if not candidates:
                 skipped.append(f"{argument}: the pattern matches nothing")
         elif not path.exists():
@@ -153,7 +126,7 @@ def find_run_dirs(arguments: list[str]) -> tuple[list[Path], list[str]]:
             continue
         elif path.is_dir() and not (path / CONFIG_FILE).exists():
             try:
-                candidates = sorted(p for p in path.iterdir() if p.name != LATEST_LINK and not p.name.startswith("."))
+                candidates = sorted((p for p in path.iterdir() if p.name != LATEST_LINK and not p.name.startswith(".")), key=_path_order)
             except OSError as exc:
                 skipped.append(f"{path}: cannot list the folder ({exc.strerror or exc})")
                 continue
@@ -171,100 +144,35 @@ def find_run_dirs(arguments: list[str]) -> tuple[list[Path], list[str]]:
             if not (candidate / CONFIG_FILE).is_file():
                 skipped.append(f"{candidate}: not a run folder (no {CONFIG_FILE})")
                 continue
-            if all(candidate.resolve() != seen.resolve() for seen in found):
+            resolved = _resolved(candidate, parents)
+            if resolved not in seen:
+                seen.add(resolved)
                 found.append(candidate)
     return found, skipped
 
 
-def _read_json(path: Path, notes: list[str]) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        notes.append(f"{path.name} unreadable ({type(exc).__name__}); ignored")
-        return {}
-    if not isinstance(data, dict):
-        notes.append(f"{path.name} is not a JSON object; ignored")
-        return {}
-    return data
+def _resolved(folder: Path, parents: dict[Path, Path]) -> Path:
+    """``folder.resolve()``, resolving each parent folder once: a folder that is no link resolves to its resolved parent / its name."""
+    if folder.name in ("", ".", "..") or folder.is_symlink():
+        return folder.resolve()
+    if folder.parent not in parents:
+        parents[folder.parent] = folder.parent.resolve()
+    return parents[folder.parent] / folder.name
 
 
-def read_metric_rows(path: Path, notes: list[str]) -> list[dict[str, float]]:
-    """metrics.csv rows that are complete; reading stops at the first row that is not (a half-written file)."""
-    if not path.exists():
-        return []
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            raw = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        notes.append(f"{path.name} unreadable ({exc}); no curves")
-        return []
-    rows = []
-    for number, row in enumerate(raw, start=2):  # line 1 is the header
-        try:
-            rows.append({k: float(row[k]) for k in METRIC_COLUMNS})
-        except (KeyError, TypeError, ValueError):
-            notes.append(f"{path.name} line {number} is incomplete or not numeric; read {len(rows)} epoch(s) before it")
-            break
-    return rows
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def read_run(path: Path) -> RunRecord:
-    """One run folder's record. Raises CnnError (the reason to skip it) when its config cannot be read."""
-    from cnn_cli.config.yaml_text import parse_yaml
-
-    paths = RunPaths(path)
-    try:
-        data, _ = parse_yaml(paths.config.read_text(encoding="utf-8"), str(paths.config))
-    except OSError as exc:
-        raise CnnError(f"{paths.config}: cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise CnnError(f"{paths.config}: not UTF-8 text") from None
-    if not isinstance(data, dict):
-        raise CnnError(f"{paths.config}: not a config (a YAML mapping)")
-    notes: list[str] = []
-    info = _read_json(paths.run_info, notes)
-    summary = _read_json(paths.summary, notes)
-    rows = read_metric_rows(paths.metrics, notes)
-    config = {k: v for k, v in flatten(data).items() if k not in IGNORED_KEYS}
-    planned = config.get("train.epochs")
-    val = [(r["val_acc"], int(r["epoch"])) for r in rows if math.isfinite(r["val_acc"])]
-    best_val, best_epoch = max(val, key=lambda pair: pair[0]) if val else (_number(summary.get("best_val_accuracy")), None)
-    if best_val is not None and best_val < 0:  # training records -1 when there is no validation split
-        best_val = None
-    seconds = sum(r["seconds"] for r in rows)
-    images = sum(r["seconds"] * r["images_per_s"] for r in rows)
-    return RunRecord(
-        name=path.name,
-        path=path,
-        status=str(info.get("status", "unknown")),
-        config=config,
-        rows=rows,
-        epochs_planned=planned if isinstance(planned, int) and not isinstance(planned, bool) else None,
-        best_val_acc=best_val if best_val is None else float(best_val),
-        best_epoch=best_epoch,
-        test_acc=_number(summary.get("test_accuracy")),
-        wall_seconds=_number(summary.get("wall_seconds")) or (round(seconds, 2) if rows else None),
-        images_per_s=round(images / seconds, 1) if seconds > 0 else None,
-        notes=notes,
-        learner_code=learner.short if (learner := learner_record_of(info)) else None,
-    )
+def _path_order(path: Path) -> tuple[str, ...]:
+    """The order of ``sorted(paths)`` (part by part), without pathlib's slower comparison."""
+    return path.parts
 
 
 def compare_runs(arguments: list[str]) -> Comparison:
     """Read every run the arguments name (folders, globs, folders of runs) and find the config keys that differ."""
     folders, skipped = find_run_dirs(arguments)
     runs = []
+    configs, flat_sections = YamlCache(), dict[int, dict[str, Any]]()
     for folder in folders:
         try:
-            runs.append(read_run(folder))
+            runs.append(read_run(folder, configs, flat_sections))
         except CnnError as exc:
             skipped.append(str(exc))
     if not runs:
@@ -272,9 +180,29 @@ def compare_runs(arguments: list[str]) -> Comparison:
         raise CnnError(f"no run folders to compare in {' '.join(arguments)}{reason}")
     split_layers([r.config for r in runs])
     keys = sorted({k for r in runs for k in r.config}, key=_key_order)
-    missing = object()
-    differing = [k for k in keys if len({json.dumps(r.config.get(k, missing), sort_keys=True, default=str) for r in runs}) > 1]
-    return Comparison(runs, differing, skipped)
+    return Comparison(runs, [k for k in keys if _differs(k, runs)], skipped)
+
+
+_MISSING = ("missing",)
+
+
+def _differs(key: str, runs: list[RunRecord]) -> bool:
+    """Whether the runs' values of ``key`` are not all the same (1 and 1.0 differ, as in JSON; a run without it differs).
+
+    Runs whose configs share an entry share its value object (the config cache), so the
+    values are first told apart by identity, and only the few distinct objects by content.
+    """
+    distinct = list({id(value): value for value in [r.config.get(key, _MISSING) for r in runs]}.values())
+    return len(distinct) > 1 and len({_value_mark(value) for value in distinct}) > 1
+
+
+def _value_mark(value: Any) -> Any:
+    """What tells two config values apart: a list's or mapping's JSON text, else (type, value)."""
+    if isinstance(value, (list, dict, set)):
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, float) and math.isnan(value):
+        return (float, "nan")
+    return (type(value), value)
 
 
 def _key_order(key: str) -> tuple[Any, ...]:
@@ -296,7 +224,7 @@ def _table_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     header = ["run", "status", *(["code"] if code else []), *comparison.differing_keys, *NUMBER_COLUMNS]
     rows = []
     for r in comparison.runs:
-        epochs = f"{len(r.rows)}/{r.epochs_planned}" if r.epochs_planned is not None else str(len(r.rows))
+        epochs = f"{r.epochs}/{r.epochs_planned}" if r.epochs_planned is not None else str(r.epochs)
         rows.append(
             [
                 r.name,

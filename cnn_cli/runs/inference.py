@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from cnn_cli.errors import CnnError, ImageError
 from cnn_cli.runs.checkpoint import Checkpoint, class_names, load_checkpoint
 from cnn_cli.runs.evaluation import EvalResult, evaluate
 from cnn_cli.runs.folders import BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, DEFAULT_RUNS_ROOT, LATEST_LINK, newest_completed_run
+from cnn_cli.runs.per_input import attempt
 
 STDIN = "-"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
@@ -142,7 +144,10 @@ def expand_sources(sources: list[str]) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
     for source in sources:
         path = Path(source)
-        if source != STDIN and path.is_dir():
+        is_folder, error = attempt(path.is_dir) if source != STDIN else (False, "")
+        if error:  # e.g. a name too long for the file system: this source fails, the others go on
+            items.append((source, error))
+        elif is_folder:
             files, errors = image_files(path)
             items.extend(("", error) for error in errors)
             if not files and not errors:
@@ -151,6 +156,15 @@ def expand_sources(sources: list[str]) -> list[tuple[str, str]]:
         else:
             items.append((source, ""))
     return items
+
+
+def _prepared(source: str, stdin: IO[bytes] | None) -> Prepared:
+    """One image read and preprocessed: a file, or ``-`` (stdin)."""
+    if source != STDIN:
+        return load_image(source)
+    if stdin is None:
+        raise ImageError(f"{STDIN}: no standard input to read an image from")
+    return preprocess(read_grayscale_bytes(_read_stdin(stdin), STDIN))
 
 
 def doubt(prepared: Prepared, top_probability: float, digits: bool = True) -> str:
@@ -173,7 +187,7 @@ def predict_images(
 ) -> list[Prediction]:
     """Classify images: files, folders (every image inside, recursively, sorted) and ``-`` (one image read from ``stdin``).
 
-    A bad image gets ``error`` set; the others are still predicted.
+    A bad image gets ``error`` set; the others are still predicted (:mod:`cnn_cli.runs.per_input`).
     """
     checkpoint_path = resolve_checkpoint(checkpoint)
     ckpt, model = load_checkpoint(checkpoint_path)
@@ -190,15 +204,9 @@ def predict_images(
         if error:
             results.append(Prediction(path=source, error=error))
             continue
-        try:
-            if source == STDIN:
-                if stdin is None:
-                    raise ImageError(f"{STDIN}: no standard input to read an image from")
-                prepared = preprocess(read_grayscale_bytes(_read_stdin(stdin), STDIN))
-            else:
-                prepared = load_image(source)
-        except CnnError as exc:
-            results.append(Prediction(path=source, error=str(exc)))
+        prepared, error = attempt(functools.partial(_prepared, source, stdin))
+        if prepared is None:
+            results.append(Prediction(path=source, error=error))
             continue
         x = ((prepared.pixels - mean) / std).astype(model.dtype)[None, None]
         probs = model.predict_proba(x)[0]

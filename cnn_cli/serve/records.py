@@ -12,7 +12,9 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ import yaml
 from cnn_cli.errors import CnnError
 from cnn_cli.runs.folders import METRIC_COLUMNS, STEP_COLUMNS, RunPaths, read_metrics
 from cnn_cli.runs.liveness import process_alive
+from cnn_cli.runs.run_record import metric_array
 
 GRADIENT_NUMBERS = ("weight_grad_norm", "bias_grad_norm", "input_grad_norm", "update_ratio", "dead_fraction")
 MAX_GRADIENT_POINTS = 400  # per layer and series; a long run is thinned evenly for the chart
@@ -67,7 +70,30 @@ def plain_name(name: str) -> bool:
 
 
 def run_file(paths: RunPaths, path: Path) -> Path | None:
-    """``path`` if it is a regular file that resolves inside the run folder (no symlink out), else None."""
+    """``path`` if it is a regular file that resolves inside the run folder (no symlink out), else None.
+
+    The runs list asks this of five files in each of thousands of runs, so the usual case
+    costs one ``lstat`` per part of the path below the run folder: no part is a link, so the
+    file is inside by construction. Only a path with a link in it is resolved and compared.
+    """
+    root, full = str(paths.root), str(path)
+    if not full.startswith(root + os.sep):
+        return _resolved_inside(paths, path)
+    parts = full[len(root) + 1 :].split(os.sep)
+    try:
+        for number in range(1, len(parts) + 1):
+            mode = os.lstat(os.path.join(root, *parts[:number])).st_mode
+            if stat.S_ISLNK(mode) or parts[number - 1] in ("", ".", ".."):
+                return _resolved_inside(paths, path)
+            if not (stat.S_ISREG(mode) if number == len(parts) else stat.S_ISDIR(mode)):
+                return None
+    except (OSError, ValueError):
+        return None
+    return path
+
+
+def _resolved_inside(paths: RunPaths, path: Path) -> Path | None:
+    """A path with a link in it: where it resolves, if that is a regular file inside the run folder."""
     try:
         resolved = path.resolve(strict=True)
         inside = resolved.is_relative_to(paths.root.resolve(strict=True))
@@ -82,7 +108,12 @@ def _read_text(paths: RunPaths, path: Path) -> str | None:
         return None
     try:
         with safe.open("rb") as handle:
-            data = handle.read(MAX_TEXT_BYTES + 1)
+            size = os.fstat(handle.fileno()).st_size  # ask for what is there: not a 4 MiB buffer for each 1 KB record
+            if size > MAX_TEXT_BYTES:
+                return None
+            data = handle.read(size + 1)
+            if len(data) > size:  # it grew since (a record being appended): the rest, within the bound
+                data += handle.read(MAX_TEXT_BYTES + 1 - len(data))
     except OSError:
         return None
     if len(data) > MAX_TEXT_BYTES:
@@ -262,14 +293,13 @@ def run_summary(paths: RunPaths, name: str, info: dict[str, Any] | None = None) 
     info = run_info(paths) if info is None else info
     summary = _read_json(paths, paths.summary)
     config_name, epochs_planned = _list_fields(paths)
-    rows = metrics_rows(paths)
-    val = [row["val_acc"] for row in rows if row.get("val_acc") is not None]
+    epochs, val = _epochs_and_val(paths)
     best_val = summary.get("best_val_accuracy")
     return {
         "name": name,
         "status": str(info.get("status", "unknown")),
         "config": config_name,
-        "epochs": len(rows),
+        "epochs": epochs,
         "epochs_planned": epochs_planned,
         "best_val_acc": best_val if isinstance(best_val, int | float) and best_val >= 0 else (max(val) if val else None),
         "test_acc": summary.get("test_accuracy") if isinstance(summary.get("test_accuracy"), int | float) else None,
@@ -277,6 +307,21 @@ def run_summary(paths: RunPaths, name: str, info: dict[str, Any] | None = None) 
         "ended": str(info.get("ended") or ""),
         "has_checkpoint": run_file(paths, paths.best) is not None,
     }
+
+
+def _epochs_and_val(paths: RunPaths) -> tuple[int, list[float]]:
+    """How many epochs metrics.csv holds and their finite validation accuracies, as :func:`metrics_rows` counts them.
+
+    The runs list asks this of every run: a file cnn wrote whole is parsed in one go
+    (:func:`cnn_cli.runs.run_record.metric_array`); anything else row by row.
+    """
+    text = _read_text(paths, paths.metrics)
+    table = metric_array(text) if text is not None else None
+    if table is None:
+        rows = metrics_rows(paths)
+        return len(rows), [row["val_acc"] for row in rows if row.get("val_acc") is not None]
+    val = table[:, METRIC_COLUMNS.index("val_acc")]
+    return len(table), val[np.isfinite(val)].tolist()
 
 
 def process_record(info: dict[str, Any]) -> dict[str, Any]:

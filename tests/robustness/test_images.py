@@ -19,7 +19,7 @@ from PIL import Image
 from cnn_cli.config.build import config_from_dict
 from cnn_cli.data.images import MNIST_SIZE, load_image
 from cnn_cli.training.train import train
-from tests.support.cli import EXIT_BAD_INPUT, Outcome, invoke_cli, run_cli
+from tests.support.cli import EXIT_BAD_INPUT, EXIT_FAULT, Outcome, invoke_cli, run_cli
 from tests.support.synthetic import make_idx_dataset, tiny_config
 
 
@@ -125,7 +125,7 @@ def test_a_broken_image_fails_alone(tmp_path: Path, checkpoint: Path, good_image
 
     mixed = invoke_cli(["predict", good_images[0], bad, good_images[1], "--checkpoint", checkpoint])
     check_clean(mixed)
-    assert mixed.code == EXIT_BAD_INPUT, mixed.output
+    assert mixed.code == EXIT_FAULT, mixed.output  # some predicted, one failed
     assert predicted(mixed) == predicted(alone), "the good images are still predicted, the same way"
     lines = reported(mixed)
     assert len(lines) == 1, mixed.stderr
@@ -137,7 +137,7 @@ def test_every_broken_image_gets_its_own_line(tmp_path: Path, checkpoint: Path, 
     bad = [path for path, _ in bad_images(tmp_path).values()]
     outcome = invoke_cli(["predict", good_images[0], *bad, good_images[1], "--checkpoint", checkpoint, "--json"])
     check_clean(outcome)
-    assert outcome.code == EXIT_BAD_INPUT
+    assert outcome.code == EXIT_FAULT
     lines = reported(outcome)
     assert [line.split(": ")[1] for line in lines] == [str(p) for p in bad], lines
     results = json.loads(outcome.stdout)
@@ -152,7 +152,7 @@ def test_broken_images_in_a_real_process(tmp_path: Path, checkpoint: Path, good_
     truncated, empty = cases["truncated png"][0], cases["empty file"][0]
     outcome = run_cli(["predict", good_images[0], truncated, empty, "--checkpoint", checkpoint], optimize=optimize)
     check_clean(outcome)
-    assert outcome.code == EXIT_BAD_INPUT, outcome.output
+    assert outcome.code == EXIT_FAULT, outcome.output
     assert list(predicted(outcome)) == [str(good_images[0])]
     assert [line.split(": ")[1] for line in reported(outcome)] == [str(truncated), str(empty)]
 
@@ -170,7 +170,7 @@ def test_decompression_bomb_is_refused_without_decoding(
     outcome = invoke_cli(["predict", bomb, good_images[0], "--checkpoint", checkpoint])
     assert time.perf_counter() - started < 5
     check_clean(outcome)
-    assert outcome.code == EXIT_BAD_INPUT
+    assert outcome.code == EXIT_FAULT  # the bomb failed, the good image was predicted
     assert list(predicted(outcome)) == [str(good_images[0])]
     lines = reported(outcome)
     assert len(lines) == 1 and lines[0].startswith(f"error: {bomb}: refused, too many pixels"), lines
@@ -306,9 +306,9 @@ def test_float_image_with_a_non_finite_pixel_never_crashes(tmp_path: Path, check
     path = _save(Image.fromarray(pixels, "F"), tmp_path / "float.tiff")
     outcome = invoke_cli(["predict", good_images[0], path, "--checkpoint", checkpoint])
     check_clean(outcome)
-    assert outcome.code in (0, EXIT_BAD_INPUT), outcome.output
+    assert outcome.code in (0, EXIT_FAULT), outcome.output
     assert str(good_images[0]) in predicted(outcome), "the good image is still predicted"
-    if outcome.code == EXIT_BAD_INPUT:
+    if outcome.code == EXIT_FAULT:
         assert reported(outcome)[0].startswith(f"error: {path}: ") and len(reported(outcome)) == 1
     else:
         assert "blank" not in outcome.stderr, f"a digit with one odd pixel is not blank: {outcome.stderr}"

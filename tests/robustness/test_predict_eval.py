@@ -201,7 +201,7 @@ def test_a_folder_is_searched_recursively_in_sorted_order(tmp_path: Path, mnist_
     (folder / "notes.txt").write_text("not an image, not even looked at")
     (folder / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     outcome = invoke_cli(["predict", folder, "--checkpoint", mnist_model, "--json", "--top-k", "1"])
-    assert outcome.code == EXIT_BAD_INPUT, "one broken image: exit 2, the rest still predicted"
+    assert outcome.code == EXIT_FAULT, "one broken image: exit 1, the rest still predicted"
     results = predictions(outcome)
     expected = sorted(str(folder / r) for r in ("b.png", "a/z.JPG", "a/c/d.png", "0.png", "a/broken.png"))
     assert [r["path"] for r in results] == expected
@@ -245,7 +245,7 @@ def test_an_unreadable_image_and_folder_do_not_abort_the_batch(
     assert [r.error for r in results] == ["", ""]
     refuse(monkeypatch, locked)
     outcome = invoke_cli(["predict", locked, good, "--checkpoint", mnist_model])
-    assert outcome.code == EXIT_BAD_INPUT
+    assert outcome.code == EXIT_FAULT
     assert outcome.stdout.startswith(f"{good}: 7")
     assert f"error: {locked}: cannot read (Permission denied)" in outcome.stderr.splitlines()
 
@@ -256,7 +256,7 @@ def test_an_unreadable_image_and_folder_do_not_abort_the_batch(
     shutil.copy(good, folder / "private" / "hidden.png")
     refuse(monkeypatch, folder / "private")
     outcome = invoke_cli(["predict", folder, "--checkpoint", mnist_model, "--json"])
-    assert outcome.code == EXIT_BAD_INPUT
+    assert outcome.code == EXIT_FAULT
     results = predictions(outcome)
     assert [r["path"] for r in results if r["prediction"] is not None] == [str(folder / "ok.png")]
     assert any(str(folder / "private") in line and "cannot list the folder" in line for line in outcome.stderr.splitlines())
@@ -269,7 +269,7 @@ def test_a_really_unreadable_file_in_a_real_process(tmp_path: Path, mnist_model:
         Image.fromarray(paper_photo(sevens[0])).save(path)
     locked.chmod(0)
     proc = subprocess.run(cli_command(["predict", locked, good, "--checkpoint", mnist_model]), capture_output=True, text=True, timeout=60)
-    assert proc.returncode == EXIT_BAD_INPUT and f"{good}: 7" in proc.stdout and "Permission denied" in proc.stderr
+    assert proc.returncode == EXIT_FAULT and f"{good}: 7" in proc.stdout and "Permission denied" in proc.stderr
 
 
 # ---------------------------------------------------------------- cnn eval finds what you mean

@@ -209,8 +209,8 @@ WRITE_CALL = re.compile(
 NOT_ATOMIC_ON_PURPOSE = {
     "cnn_cli/io.py": "the atomic writer itself",
     "cnn_cli/training/step_log.py": "steps.csv is appended a row at a time; its reader drops a line cut short",
-    "cnn_cli/learn/exercises/runner.py": "the learner's process's private temp folder, read by nobody else",
-    "cnn_cli/learn/exercises/child.py": "the same private temp folder, from the learner's side",
+    "cnn_cli/learn/learner_process.py": "the learner's process's private temp folder, read by nobody else",
+    "cnn_cli/learn/learner_child.py": "the same private temp folder, from the learner's side",
 }
 
 

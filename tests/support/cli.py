@@ -244,3 +244,38 @@ def wait_until(condition, process: subprocess.Popen | None = None, timeout: floa
         if time.monotonic() > until:
             raise AssertionError(f"no {what} within {timeout} s")
         time.sleep(0.01)
+
+
+@dataclass
+class Measured(Outcome):
+    """An :class:`Outcome` with what the child process cost: wall-clock and CPU (user + system) seconds."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+
+def run_cli_measured(
+    args: Sequence[object], *, cwd: Path | None = None, timeout: float = 60, memory_bytes: int = CHILD_MEMORY_BYTES
+) -> Measured:
+    """:func:`run_cli_bounded`, timed: the child's own CPU seconds beside the wall clock.
+
+    CPU time is what a check of speed can rely on on a shared, loaded machine, where the
+    wall clock mostly measures the other processes; report both, with the load. The CPU
+    time is the growth of this process's reaped children's (``RUSAGE_CHILDREN``): the child
+    is the only one reaped meanwhile.
+    """
+    import resource
+    import time
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    outcome = run_cli_bounded(args, cwd=cwd, timeout=timeout, memory_bytes=memory_bytes)
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Measured(outcome.code, outcome.stdout, outcome.stderr, wall, cpu)
+
+
+def load_average() -> str:
+    """The machine's 1-minute load average, to print beside a timing."""
+    return f"{os.getloadavg()[0]:.1f}"

@@ -5,7 +5,7 @@ One exercise per learner function of :data:`cnn_cli.learn.learner_api.LEARNER_FU
 chain rule. ``start`` writes a skeleton (``skeletons/NAME.py``: the forward written
 out, the shapes, the derivation in a docstring, the ``cnn docs`` section);
 ``check`` runs the learner's file through the stages of :mod:`.check`, in a
-process of its own (:mod:`.runner`) (`cnn docs exercises`).
+process of its own (:mod:`cnn_cli.learn.learner_process`) (`cnn docs exercises`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from cnn_cli.learn.exercises.ops_pointwise import (
 )
 from cnn_cli.learn.exercises.ops_residual import ResidualExercise
 from cnn_cli.learn.exercises.ops_window import AvgPool2DExercise, Conv2DExercise, MaxPool2DExercise
-from cnn_cli.learn.exercises.runner import DEFAULT_TIMEOUT
 from cnn_cli.learn.exercises.spec import STAGES, Exercise
 from cnn_cli.learn.learner_api import LEARNER_FUNCTIONS
+from cnn_cli.learn.learner_process import DEFAULT_TIMEOUT
 
 _ALL: list[Exercise] = [
     Conv2DExercise(),

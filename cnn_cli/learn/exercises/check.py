@@ -6,7 +6,7 @@
 4. edge cases each layer must get right (ties, exact zeros, stride, padding, dilation, groups, a batch of 1...);
 5. central differences of the learner's own forward, float64, with a random upstream gradient.
 
-Every stage runs the learner's code in a process of its own (:mod:`.runner`). When a
+Every stage runs the learner's code in a process of its own (:mod:`cnn_cli.learn.learner_process`). When a
 tensor is wrong, cnn's backward is run again on the same inputs with each relevant
 bug-zoo mistake swapped in; if one gives exactly the learner's tensor, the report
 names it and says what is right instead.
@@ -30,8 +30,8 @@ from cnn_cli.learn.exercises.compare import (
     show_matrix,
     value_result,
 )
-from cnn_cli.learn.exercises.runner import LearnerFailure, Returned, run_learner
 from cnn_cli.learn.exercises.spec import NUMERIC, SHAPES, STAGE_TITLES, STAGES, WORKED, Case, Exercise
+from cnn_cli.learn.learner_process import LearnerFailure, Returned, run_learner
 
 INDENT = "      "
 # The layers of the whole-net exercise, whose bug-zoo mistakes can show in it.

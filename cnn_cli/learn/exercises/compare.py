@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from cnn_cli.learn.exercises.runner import Number
 from cnn_cli.learn.exercises.spec import describe
+from cnn_cli.learn.learner_process import Number
 
 RTOL = 1e-6  # "close": float64 code computed in another order agrees to ~1e-15; a real mistake is off by 1e-2 or more
 NUMERIC_TOLERANCE = 1e-6  # relative error against central differences (ε = 1e-5, float64)

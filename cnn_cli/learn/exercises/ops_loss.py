@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from cnn_cli.layers import losses as losses_module
-from cnn_cli.learn.exercises.runner import LearnerCall, Returned, array_ref
 from cnn_cli.learn.exercises.spec import EDGES, EPS, RANDOM, SHAPES, WORKED, Case, Exercise, describe, rand
+from cnn_cli.learn.learner_process import LearnerCall, Returned, array_ref
 from cnn_cli.nn import optim
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from cnn_cli.learn.exercises.runner import LearnerCall, Returned, array_ref
 from cnn_cli.learn.exercises.spec import EDGES, RANDOM, SHAPES, WORKED, Case, Exercise, describe, distinct
 from cnn_cli.learn.explain.network import SEED004_PARAMS, seed004_input, seed004_model_section
 from cnn_cli.learn.learner_api import LearnerFunction
+from cnn_cli.learn.learner_process import LearnerCall, Returned, array_ref
 
 PARAMS = ("conv1.weight", "conv1.bias", "fc1.weight", "fc1.bias")
 PARAM_SHAPES = {"conv1.weight": (1, 1, 3, 3), "conv1.bias": (1,), "fc1.weight": (1, 4), "fc1.bias": (1,)}

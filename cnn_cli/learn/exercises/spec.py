@@ -1,7 +1,7 @@
 """What an exercise is: the learner's functions, the cases each stage tries, and cnn's own answer to each.
 
 An :class:`Exercise` knows how to call the learner's functions on a :class:`Case`
-(through :mod:`cnn_cli.learn.exercises.runner`, in another process), how to read
+(through :mod:`cnn_cli.learn.learner_process`, in another process), how to read
 what came back as named outputs (``out``, ``dx``, ``dw``, ...), and how cnn's own
 layers answer the same case (:meth:`Exercise.reference`). cnn's answer is computed
 by the layers as a model would run them, looking the math up at call time, so that
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from cnn_cli.learn.exercises.runner import LearnerCall, Returned, array_ref
 from cnn_cli.learn.learner_api import BY_NAME, LearnerFunction
+from cnn_cli.learn.learner_process import LearnerCall, Returned, array_ref
 
 SHAPES, WORKED, RANDOM, EDGES, NUMERIC = "shapes", "worked", "random", "edges", "numeric"
 STAGES = (SHAPES, WORKED, RANDOM, EDGES, NUMERIC)
@@ -148,7 +148,7 @@ class Exercise:
 
 def describe(value: Any) -> str:
     """A returned value in words: 'a str ('hello')', 'a tuple of 3 values', 'None', 'an array of shape (2, 3)'."""
-    from cnn_cli.learn.exercises.runner import Foreign, Number
+    from cnn_cli.learn.learner_process import Foreign, Number
 
     if value is None:
         return "None (a missing `return`?)"

@@ -2,7 +2,7 @@
 
 ``cnn exercise check`` and ``cnn gradcheck --impl`` both come through here: the
 learner's code never runs inside cnn. :func:`run_learner` writes the calls and
-their arrays to a temporary folder, starts ``child.py`` on it, and reads the
+their arrays to a temporary folder, starts ``learner_child.py`` on it, and reads the
 answer. Whatever the learner's code does instead of returning becomes a
 :class:`LearnerFailure` with one headline and the learner's own traceback lines:
 
@@ -16,12 +16,15 @@ failed stage (exit 1).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,9 @@ import numpy as np
 
 DEFAULT_TIMEOUT = 5.0  # seconds per stage: the learner's loops on tiny tensors need well under one
 MEMORY_LIMIT = 2 << 30  # bytes of address space for the learner's process
-CHILD = Path(__file__).with_name("child.py")
+OUTPUT_LIMIT = 64 << 20  # bytes any file the learner's process writes may hold (its prints, the arrays it returns)
+MAX_FRAMES = 6  # lines of the learner's traceback shown (a runaway recursion has a thousand)
+CHILD = Path(__file__).with_name("learner_child.py")
 GRACE = 5.0  # seconds past the limit before the process is killed from outside (faulthandler ends it first)
 
 
@@ -116,27 +121,46 @@ def run_learner(
     with tempfile.TemporaryDirectory(prefix="cnn-exercise-") as tmp:
         folder = Path(tmp)
         np.savez(folder / "arrays.npz", **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
-        request = {"file": str(path), "timeout": timeout, "memory": MEMORY_LIMIT, "calls": [c.as_json() for c in calls]}
+        request = {
+            "file": str(path),
+            "timeout": timeout,
+            "memory": MEMORY_LIMIT,
+            "output": OUTPUT_LIMIT,
+            "calls": [c.as_json() for c in calls],
+        }
         (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         with open(folder / "output.txt", "wb") as output:
-            process = subprocess.Popen(
-                [sys.executable, "-P", str(CHILD), str(folder)], stdin=subprocess.DEVNULL, stdout=output, stderr=output, env=env
-            )
-            try:
-                returncode = process.wait(timeout=timeout + GRACE)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                returncode = None
-            except BaseException:  # Ctrl-C, SIGTERM (cnn_cli.signals): the learner's process ends with this one
-                process.kill()
-                process.wait()
-                raise
-        return _read_answer(folder, path, returncode, timeout)
+            returncode = _run_child(folder, output, env, timeout + GRACE)
+        return _read_answer(folder, path, returncode, timeout, len(calls))
 
 
-def _read_answer(folder: Path, path: Path, returncode: int | None, timeout: float) -> list[Returned] | LearnerFailure:
+def _run_child(folder: Path, output: Any, env: dict[str, str], limit: float) -> int | None:
+    """Run the child on ``folder`` in a process group of its own; its exit code, or None when killed at ``limit`` seconds.
+
+    Whatever the learner's code started (a subprocess, a fork) is in that group and is
+    killed with it when the child ends, when the limit passes, and when cnn itself is stopped.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-P", str(CHILD), str(folder)],
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        return process.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _read_answer(folder: Path, path: Path, returncode: int | None, timeout: float, calls: int) -> list[Returned] | LearnerFailure:
+    """What the child reported; a failure unless it positively reported a result for every call (or the failure that stopped it)."""
     answer = folder / "response.json"
     progress = (folder / "progress.txt").read_text(encoding="utf-8", errors="replace") if (folder / "progress.txt").exists() else ""
     running, call = _last_called(progress)
@@ -144,9 +168,15 @@ def _read_answer(folder: Path, path: Path, returncode: int | None, timeout: floa
         failure = _no_answer(path, running, progress, returncode, timeout, folder)
         failure.call = call
         return failure
-    outcomes = json.loads(answer.read_text(encoding="utf-8"))["outcomes"]
-    with np.load(folder / "response.npz", allow_pickle=False) as stored:
-        returned_arrays = {key: stored[key] for key in stored.files}
+    try:
+        outcomes = json.loads(answer.read_text(encoding="utf-8"))["outcomes"]
+        with np.load(folder / "response.npz", allow_pickle=False) as stored:
+            returned_arrays = {key: stored[key] for key in stored.files}
+        complete = len(outcomes) == calls or (0 < len(outcomes) <= calls and outcomes[-1]["status"] != "ok")
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+        complete = False
+    if not complete:  # the file the learner's code runs from can write there too: only a whole report counts
+        return LearnerFailure(running, f"the process running your code did not report a result for every call ({_who(running)} ran last)")
     results: list[Returned] = []
     for outcome in outcomes:
         if outcome["status"] != "ok":
@@ -192,9 +222,11 @@ def _failure(outcome: dict[str, Any], path: Path) -> LearnerFailure:
             f"{_who(function)} called sys.exit({'' if code is None else code}): your code ended the process instead of returning",
         )
     if status == "unusable":
-        return LearnerFailure(function, f"what your code returned could not be used: {outcome['message']}")
+        return LearnerFailure(function, f"what {_who(function)} returned could not be used: {outcome['message']}")
     message = outcome.get("message", "")
     frames = [f"{file}, line {line}, in {name}: {source}" for file, line, name, source in outcome.get("frames", [])]
+    if len(frames) > MAX_FRAMES:  # a runaway recursion: where it began, and where it was when it stopped
+        frames = [*frames[:2], f"... {len(frames) - MAX_FRAMES + 2} more lines of your file ...", *frames[-(MAX_FRAMES - 2) :]]
     if message.startswith("NotImplementedError"):
         return LearnerFailure(function, f"{_who(function)} is not written yet (it raises NotImplementedError): fill it in", frames[-1:])
     return LearnerFailure(
@@ -227,8 +259,15 @@ def _no_answer(path: Path, running: str, progress: str, returncode: int | None, 
             running, f"the process ended with exit code 0 while {_who(running)} was running, without returning: os._exit() in your code?"
         )
     tail = (folder / "output.txt").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
-    how = f"signal {-returncode}" if returncode < 0 else f"exit code {returncode}"
+    how = f"signal {-returncode}, {_signal_name(-returncode)}" if returncode < 0 else f"exit code {returncode}"
     return LearnerFailure(running, f"the process running your code died ({how}) while {_who(running)} was running", tail)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown"
 
 
 def _stack_location(progress: str, path: Path) -> str:

@@ -1,8 +1,8 @@
-"""The process a learner's file runs in: ``python -P child.py FOLDER``.
+"""The process a learner's file runs in: ``python -P learner_child.py FOLDER``.
 
 A learner's file is foreign code: it may loop forever, end the process, raise, or
 return anything at all. So cnn never imports it. This script, started by
-:mod:`cnn_cli.learn.exercises.runner` in a process of its own, imports the file,
+:mod:`cnn_cli.learn.learner_process` in a process of its own, imports the file,
 makes the calls listed in ``FOLDER/request.json`` on the arrays of
 ``FOLDER/arrays.npz`` and writes what came back to ``FOLDER/response.json`` and
 ``FOLDER/response.npz``. Only numpy and the standard library are imported here,
@@ -58,9 +58,11 @@ class Session:
         self.returned: dict[str, np.ndarray] = {}
         self.module: Any = None
         self.marked = ""
+        self.current = "your code"  # the learner function called last: what a value that cannot be used came from
         self.call_index = -1  # which call of the request is running (-1: the import)
 
     def mark(self, what: str) -> None:
+        self.current = what
         line = f"calling {what} #{self.call_index}\n"
         if line != self.marked:  # central differences call the same forward hundreds of times: say it once
             self.progress.write(line)
@@ -80,7 +82,7 @@ class Session:
                 {
                     "status": "raised",
                     "function": function_name,
-                    "message": f"{type(exc).__name__}: {exc}"[:500],
+                    "message": described(exc)[:500],
                     "frames": self.learner_frames(exc),
                 }
             ) from None
@@ -168,7 +170,7 @@ class Session:
             else:
                 grads = self.run(backward_name, lambda: backward(self.arrays[upstream].copy(), cache))
             outcome["grads"] = self.describe(grads)
-        if request.get("numeric"):
+        if request.get("numeric") and "foreign" not in outcome["value"]:  # a string for out: the checker says so, with no numbers
             outcome["numeric"] = self.central_differences(request, forward)
         return outcome
 
@@ -201,6 +203,31 @@ class Session:
         return found
 
 
+def described(exc: BaseException) -> str:
+    """``TypeError: message``, even for a learner's exception whose ``__str__`` raises in turn."""
+    try:
+        return f"{type(exc).__name__}: {exc}"
+    except BaseException:  # noqa: BLE001 - the learner's own __str__ is foreign code too
+        return type(exc).__name__
+
+
+def _limit_output(limit: int) -> None:
+    """Cap the size of every file this process writes: a learner printing in a loop fills no disk.
+
+    With SIGXFSZ ignored, a write past the cap fails with EFBIG inside the learner's own
+    ``print``, which is then reported as what their code raised.
+    """
+    try:
+        import resource
+        import signal
+    except ImportError:  # not on this platform
+        return
+    if limit > 0:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+
+
 def _limit_memory(limit: int) -> None:
     """Cap the address space, so that a runaway allocation is a MemoryError, not a machine out of memory."""
     try:
@@ -216,6 +243,7 @@ def main(argv: list[str]) -> int:
     folder = Path(argv[1])
     request = json.loads((folder / "request.json").read_text(encoding="utf-8"))
     _limit_memory(int(request.get("memory", 0)))
+    _limit_output(int(request.get("output", 0)))
     session = Session(folder, Path(request["file"]))
     # The learner's prints go to stderr: stdout is not read, and a full pipe must not block the process.
     sys.stdout = sys.stderr
@@ -228,14 +256,15 @@ def main(argv: list[str]) -> int:
             outcomes.append(session.call(call))
     except LearnerStopped as stopped:
         outcomes.append(stopped.outcome)
-    except (
-        TypeError,
-        ValueError,
-        IndexError,
-        KeyError,
-    ) as exc:  # what the learner returned could not be used (e.g. a loss that is not a number)
-        outcomes.append({"status": "unusable", "message": f"{type(exc).__name__}: {exc}"[:300]})
+    except SystemExit as exc:  # a learner's object ended the process while cnn used it (its __len__, __float__, ...)
+        outcomes.append({"status": "exit", "function": session.current, "code": exc.code if isinstance(exc.code, int) else None})
+    except BaseException as exc:  # noqa: BLE001 - what the learner returned could not be used, whatever that raised
+        outcomes.append({"status": "unusable", "function": session.current, "message": described(exc)[:300]})
     faulthandler.cancel_dump_traceback_later()
+    returned = sum(array.nbytes for array in session.returned.values())
+    if returned > int(request.get("output", 0)) > 0:
+        session.returned = {}
+        outcomes = [{"status": "unusable", "function": session.current, "message": f"it returned {returned >> 20} MiB of arrays"}]
     np.savez(folder / "response.npz", **session.returned)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     partial = folder / "response.json.part"
     partial.write_text(json.dumps({"outcomes": outcomes}), encoding="utf-8")
