@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
+from cnn_cli.bounded_read import read_text
 from cnn_cli.cli.group import echo_or_stop, stdout_closed, stop_quietly
-from cnn_cli.errors import EXIT_INTERRUPTED, CnnError
+from cnn_cli.config.yaml_text import MAX_CONFIG_BYTES
+from cnn_cli.errors import EXIT_INTERRUPTED, CnnError, ConfigError
 
 BUILTIN_SWEEP_PACKAGE = "cnn_cli.sweeps"
 
@@ -17,11 +19,8 @@ BUILTIN_SWEEP_PACKAGE = "cnn_cli.sweeps"
 def resolve_sweep_file(name_or_path: str) -> tuple[str, str]:
     """A sweep file by path, or a shipped one by name (``sweep-lr``). Returns (source, text)."""
     path = Path(name_or_path)
-    if path.is_file():
-        try:
-            return str(path), path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CnnError(f"{path}: cannot read sweep file: {exc}") from None
+    if path.exists() or path.is_symlink():  # a FIFO or device too: refused without waiting
+        return str(path), read_text(path, MAX_CONFIG_BYTES, "sweep file", ConfigError)
     stem = path.name.removesuffix(".yaml").removesuffix(".yml")
     folder = resources.files(BUILTIN_SWEEP_PACKAGE)
     shipped = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))

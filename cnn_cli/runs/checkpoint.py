@@ -15,14 +15,17 @@ decompressing anything, and checks every key, shape, dtype and value.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cnn_cli.bounded_read import open_regular, parse_json
 from cnn_cli.data.catalog import MAX_CLASS_NAME_CHARS
 from cnn_cli.errors import CheckpointError, CnnError, RuntimeFault
 from cnn_cli.io import atomic_write  # re-exported: runs and plots write through it too
@@ -46,6 +49,7 @@ HISTORY_KEY = "history"
 HISTORY_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s")
 MAX_META_BYTES = 1 << 20  # the config and other metadata are small; anything bigger is refused
 SIZE_SLACK_BYTES = 1 << 20
+MAX_CHECKPOINT_BYTES = 1 << 36  # 64 GiB: the file-size cap of the bounded reader; the stored config then sets the real one
 
 
 @dataclass
@@ -154,15 +158,16 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
 # ---------------------------------------------------------------- loading
 
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
-    if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: not a file")
-    try:
-        return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise CheckpointError(f"{path}: not a valid checkpoint (not an .npz archive, or truncated): {exc}") from None
+@contextlib.contextmanager
+def _open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
+    """The archive, opened through the bounded reader: a FIFO, device or folder is refused without waiting."""
+    with open_regular(path, MAX_CHECKPOINT_BYTES, "checkpoint", CheckpointError) as handle:
+        try:
+            archive = zipfile.ZipFile(handle)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path}: not a valid checkpoint (not an .npz archive, or truncated): {exc}") from None
+        with archive:
+            yield archive
 
 
 def _member_name(key: str) -> str:
@@ -190,10 +195,7 @@ def _read_json(archive, path, key) -> Any:
     value = _read_member(archive, path, META_PREFIX + key, MAX_META_BYTES)
     if value.dtype.kind != "U" or value.ndim != 0:
         raise CheckpointError(f"{path}: meta/{key} must be JSON text, got a {value.dtype} array")
-    try:
-        return json.loads(str(value))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: meta/{key} is not valid JSON: {exc}") from None
+    return parse_json(str(value), f"{path}: meta/{key}", CheckpointError)  # depth-bounded: no RecursionError
 
 
 def _read_scalar(archive, path, key, kind: str) -> Any:
@@ -212,6 +214,7 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
         CheckpointError: one line naming the file and what is wrong.
     """
     from cnn_cli.config.build import config_from_dict
+    from cnn_cli.config.memory import estimate_memory
     from cnn_cli.model.network import build_model
 
     path = Path(path)
@@ -227,12 +230,14 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
         config_data = _read_json(archive, path, "config")
         try:
             config = config_from_dict(config_data, source=f"{path} (stored config)")
+        except CnnError as exc:
+            raise CheckpointError(f"{path}: stored config is invalid: {exc}") from None
+        param_bytes = estimate_memory(config.model, 1, config.train.dtype, training=False).param_bytes
+        _check_declared_sizes(archive, path, param_bytes)  # before building: a small file cannot make a huge model
+        try:
             model = build_model(config, seed=0, dtype=config.train.dtype)
         except CnnError as exc:
             raise CheckpointError(f"{path}: stored config is invalid: {exc}") from None
-
-        param_bytes = sum(p.nbytes for p in model.params.values())
-        _check_declared_sizes(archive, path, param_bytes)
         _check_keys(path, keys, set(model.params))
         params = _read_params(archive, path, model.params)
         optimizer_state = _read_optimizer_state(archive, path, keys, model.params, param_bytes)
@@ -258,12 +263,18 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
 
 
 def _check_declared_sizes(archive: zipfile.ZipFile, path: Path, param_bytes: int) -> None:
-    """Refuse an archive whose members declare (or whose file takes) far more bytes than the stored config's model needs."""
+    """Refuse an archive whose members declare (or whose file takes) far more bytes than the stored config's model needs,
+    or fewer than its parameters alone: checked from the stored config's shapes, before the model is built."""
     # Parameters + at most two optimizer arrays per parameter + the metadata, each member of which is
     # capped when it is read (so a config near MAX_META_BYTES, which save_checkpoint accepts, loads too).
     meta_bytes = sum(min(info.file_size, MAX_META_BYTES) for info in archive.infolist() if info.filename.startswith(META_PREFIX))
     allowed_total = 3 * param_bytes + meta_bytes + SIZE_SLACK_BYTES
     declared_total = sum(info.file_size for info in archive.infolist())
+    if param_bytes > declared_total:
+        raise CheckpointError(
+            f"{path}: its stored config declares {param_bytes:,} bytes of parameters, more than the {declared_total:,} "
+            "the whole archive holds; refusing to build the model"
+        )
     if declared_total > allowed_total or path.stat().st_size > allowed_total:
         raise CheckpointError(
             f"{path}: declares {declared_total:,} bytes ({path.stat().st_size:,} on disk), far more than the "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import json
 import math
 import re
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnn_cli.bounded_read import RECORD_BYTES, read_json, read_text
 from cnn_cli.errors import CnnError
 from cnn_cli.runs.folders import CONFIG_FILE, DEFAULT_RUNS_ROOT, LATEST_LINK, METRIC_COLUMNS, RunPaths
 from cnn_cli.runs.learner_record import learner_record_of
@@ -180,9 +182,9 @@ def _read_json(path: Path, notes: list[str]) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        notes.append(f"{path.name} unreadable ({type(exc).__name__}); ignored")
+        data = read_json(path)  # bounded: a FIFO or an endless device is a note, never a hang
+    except CnnError as exc:
+        notes.append(f"{path.name} unreadable ({str(exc).removeprefix(f'{path}: ')}); ignored")
         return {}
     if not isinstance(data, dict):
         notes.append(f"{path.name} is not a JSON object; ignored")
@@ -195,10 +197,9 @@ def read_metric_rows(path: Path, notes: list[str]) -> list[dict[str, float]]:
     if not path.exists():
         return []
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            raw = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        notes.append(f"{path.name} unreadable ({exc}); no curves")
+        raw = list(csv.DictReader(io.StringIO(read_text(path, RECORD_BYTES, "metrics file"), newline="")))
+    except (CnnError, csv.Error) as exc:
+        notes.append(f"{path.name} unreadable ({str(exc).removeprefix(f'{path}: ')}); no curves")
         return []
     rows = []
     for number, row in enumerate(raw, start=2):  # line 1 is the header
@@ -218,15 +219,10 @@ def _number(value: Any) -> float | None:
 
 def read_run(path: Path) -> RunRecord:
     """One run folder's record. Raises CnnError (the reason to skip it) when its config cannot be read."""
-    from cnn_cli.config.yaml_text import parse_yaml
+    from cnn_cli.config.yaml_text import MAX_CONFIG_BYTES, parse_yaml
 
     paths = RunPaths(path)
-    try:
-        data, _ = parse_yaml(paths.config.read_text(encoding="utf-8"), str(paths.config))
-    except OSError as exc:
-        raise CnnError(f"{paths.config}: cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise CnnError(f"{paths.config}: not UTF-8 text") from None
+    data, _ = parse_yaml(read_text(paths.config, MAX_CONFIG_BYTES, "config"), str(paths.config))
     if not isinstance(data, dict):
         raise CnnError(f"{paths.config}: not a config (a YAML mapping)")
     notes: list[str] = []

@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from cnn_cli.bounded_read import RECORD_BYTES, read_text
 from cnn_cli.errors import CnnError
 
 GRADIENT_COLUMNS = (
@@ -65,10 +66,7 @@ def read_gradients(path: str | Path) -> list[dict[str, Any]]:
         CnnError: unreadable file, wrong header, or a malformed line before the last one.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CnnError(f"{path}: cannot read gradients file: {exc}") from exc
+    text = read_text(path, RECORD_BYTES, "gradients file")
     lines = text.splitlines()
     if not lines:
         return []

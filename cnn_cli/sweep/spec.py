@@ -36,11 +36,12 @@ from typing import Any
 
 import numpy as np
 
+from cnn_cli.bounded_read import read_text
 from cnn_cli.config.build import Locator, config_from_dict
 from cnn_cli.config.load import config_to_yaml, read_config
 from cnn_cli.config.overrides import apply_override
 from cnn_cli.config.sections import Config
-from cnn_cli.config.yaml_text import parse_yaml
+from cnn_cli.config.yaml_text import MAX_CONFIG_BYTES, parse_yaml
 from cnn_cli.errors import ConfigError
 
 SWEEP_KEYS = ("name", "base", "overrides", "method", "parameters", "trials", "seed", "metric", "parallelism", "retries")
@@ -126,13 +127,7 @@ def _yaml_scalar(value: Any) -> str:
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep file; raise ConfigError naming ``file:line: key`` on the first problem."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: sweep file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read sweep file: {exc}") from None
-    return parse_sweep(text, str(path))
+    return parse_sweep(read_text(path, MAX_CONFIG_BYTES, "sweep file", ConfigError), str(path))
 
 
 def parse_sweep(text: str, source: str) -> SweepSpec:

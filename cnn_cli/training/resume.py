@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cnn_cli.bounded_read import read_text
 from cnn_cli.config.build import config_from_dict
 from cnn_cli.config.load import config_to_yaml
 from cnn_cli.config.sections import Config
@@ -45,10 +46,10 @@ def open_run_to_resume(resume: str | Path, extended: Config | None) -> tuple[Run
     The checkpoint may lag config.yaml by an extension whose first epoch has not finished yet,
     so the two may differ in :data:`EXTENDABLE_KEYS` (config.yaml wins); nothing else may differ.
     """
-    from cnn_cli.config.yaml_text import parse_yaml
+    from cnn_cli.config.yaml_text import MAX_CONFIG_BYTES, parse_yaml
 
     paths = existing_run(resume)
-    data, lines = parse_yaml(paths.config.read_text(encoding="utf-8"), str(paths.config))
+    data, lines = parse_yaml(read_text(paths.config, MAX_CONFIG_BYTES, "config", ConfigError), str(paths.config))
     config = config_from_dict(data, str(paths.config), lines)
     if not paths.last.is_file():
         raise CheckpointError(f"{paths.last}: no checkpoint to resume from")
