@@ -231,8 +231,8 @@ def _fit_and_test(
             fit(state, data, hooks, interrupt, stop_after_steps, should_stop, step)
             if state.status == "running":
                 _final_test(state, splits, interrupt, hooks, wall_start)
-    except RuntimeFault as exc:  # e.g. a full disk: mark the run failed before reporting it
-        state.fail(str(exc), RuntimeFault.exit_code)
+    except Exception as exc:  # a full disk (RuntimeFault), or the unforeseen (no memory, no thread): never left "running"
+        state.fail(str(exc) if isinstance(exc, RuntimeFault) else f"{type(exc).__name__}: {exc}", RuntimeFault.exit_code)
         with contextlib.suppress(RuntimeFault, OSError):
             hooks.on_finish(state)
         raise
