@@ -122,16 +122,24 @@ def _history_rows(array: np.ndarray) -> list[dict[str, Any]]:
     ]
 
 
-def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
-    """Write ``ckpt`` to ``path`` atomically: temp file in the same folder, fsync, rename.
+def nonfinite_entry(ckpt: Checkpoint) -> str | None:
+    """The first parameter or optimizer array holding NaN or inf, or None: the loader's check, run before every save."""
+    arrays = {**ckpt.params, **{OPTIMIZER_PREFIX + k: v for k, v in ckpt.optimizer_state.items()}}
+    return next((name for name, value in arrays.items() if not np.all(np.isfinite(value))), None)
 
-    If anything fails (disk full, a crash before the rename), the previous file
-    at ``path`` is untouched and the temp file is removed.
+
+def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
+    """Write ``ckpt`` to ``path`` atomically (temp file in the same folder, fsync, rename); on any failure (disk
+    full, a crash before the rename) the previous file at ``path`` is untouched and the temp file is removed.
 
     Raises:
-        RuntimeFault: the file could not be written (e.g. ENOSPC), naming it.
+        RuntimeFault: the file could not be written (e.g. ENOSPC), naming it; or the state holds NaN or inf,
+            which the loader would refuse (what cnn writes, cnn must read), and nothing is written.
     """
     path = Path(path)
+    bad = nonfinite_entry(ckpt)
+    if bad is not None:
+        raise RuntimeFault(f"{path}: not saved: {bad} contains NaN or infinite values; the previous file is kept")
     arrays: dict[str, np.ndarray] = dict(ckpt.params)
     arrays.update({OPTIMIZER_PREFIX + k: v for k, v in ckpt.optimizer_state.items()})
     meta = {
@@ -170,14 +178,10 @@ def _open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
             yield archive
 
 
-def _member_name(key: str) -> str:
-    return key + ".npy"
-
-
 def _read_member(archive: zipfile.ZipFile, path: Path, key: str, max_bytes: int) -> np.ndarray:
     """Read one array from the archive after checking its declared size; never unpickles."""
     try:
-        info = archive.getinfo(_member_name(key))
+        info = archive.getinfo(key + ".npy")
     except KeyError:
         raise CheckpointError(f"{path}: missing key {key!r}") from None
     if info.file_size > max_bytes:
@@ -389,5 +393,5 @@ def _check_array(path: Path, name: str, value: np.ndarray, shape: tuple, dtype: 
         raise CheckpointError(f"{path}: {name} has shape {value.shape}, but the stored config's model needs {tuple(shape)}")
     if value.dtype != dtype:
         raise CheckpointError(f"{path}: {name} has dtype {value.dtype}, expected {dtype}")
-    if not np.all(np.isfinite(value)):
+    if not np.all(np.isfinite(value)):  # the same test as nonfinite_entry's before a save
         raise CheckpointError(f"{path}: {name} contains NaN or infinite values")
