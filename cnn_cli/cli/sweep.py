@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from cnn_cli.bounded_read import read_text
+from cnn_cli.cli import ranges
 from cnn_cli.cli.group import echo_or_stop, stdout_closed, stop_quietly
 from cnn_cli.config.yaml_text import MAX_CONFIG_BYTES
 from cnn_cli.errors import EXIT_INTERRUPTED, CnnError, ConfigError
@@ -35,7 +36,7 @@ def resolve_sweep_file(name_or_path: str) -> tuple[str, str]:
     "--resume", "resume", type=click.Path(path_type=Path), metavar="SWEEP_DIR", help="Finish a sweep's pending and interrupted trials."
 )
 @click.option("--scheduler", metavar="tcp://HOST:8786", help="Run on an existing Dask cluster instead of a local one.")
-@click.option("--workers", type=click.IntRange(min=1), help="Local workers (default: one per core, at most one per trial).")
+@click.option("--workers", type=ranges.WORKERS, help="Local workers (default: one per core, at most one per trial).")
 @click.option("--dashboard", metavar="ADDRESS", help="Serve the Dask dashboard of the local cluster, e.g. 127.0.0.1:8787 (default: off).")
 @click.option("--ship-data/--no-ship-data", default=None, help="Send the dataset files to the workers (default: with --scheduler only).")
 @click.option(

@@ -162,10 +162,11 @@ def parse_sweep(text: str, source: str) -> SweepSpec:
         for key in ("trials", "seed"):
             if key in data:
                 raise fail(key, "only used with method: random (a grid runs every combination)")
-        values = {key: _grid_values(key, spec, base, lines) for key, spec in parameters.items()}
-        combinations = math.prod(len(v) for v in values.values())
+        # Counted before any value is checked or any combination made: a 9-million-trial grid is refused at once.
+        combinations = math.prod(len(spec) if isinstance(spec, list) else 1 for spec in parameters.values())
         if combinations > MAX_TRIALS:
-            raise fail("parameters", f"the grid has {combinations} combinations; at most {MAX_TRIALS}")
+            raise fail("parameters", f"the grid has {combinations:,} combinations; at most {MAX_TRIALS:,}")
+        values = {key: _grid_values(key, spec, base, lines) for key, spec in parameters.items()}
         trials = [Trial(i + 1, dict(zip(values, combo, strict=True))) for i, combo in enumerate(itertools.product(*values.values()))]
     else:
         count = _int_key(data, "trials", lines, minimum=1, maximum=MAX_TRIALS, required=True)

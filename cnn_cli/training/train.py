@@ -45,7 +45,7 @@ from cnn_cli.training.callbacks import (
     ProgressBar,
     RunRecord,
 )
-from cnn_cli.training.epochs import describe_batches, epoch_data, one_batch_splits
+from cnn_cli.training.epochs import clamp_batch_size, describe_batches, epoch_data, one_batch_splits
 from cnn_cli.training.extras import require_extras
 from cnn_cli.training.gradient_logger import GradientLogger
 from cnn_cli.training.learner_report import LearnerReport, check_reference
@@ -128,6 +128,7 @@ def train(
     transfer = init_from_checkpoint(model, init_from, config.train.freeze) if init_from is not None else None
     splits = _data_splits(config, progress)
     splits = one_batch_splits(config, splits) if one_batch else splits
+    config = clamp_batch_size(config, len(splits.train.labels), log)  # before config.yaml records it
     _check_classes(model, splits)
     optimizer = _make_optimizer(config, model, frozen, ckpt, paths)
     if paths is None:  # a new run: only now, with model and data ready, does the run folder appear
