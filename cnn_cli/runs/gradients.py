@@ -66,7 +66,10 @@ def read_gradients(path: str | Path) -> list[dict[str, Any]]:
         CnnError: unreadable file, wrong header, or a malformed line before the last one.
     """
     path = Path(path)
-    text = read_text(path, RECORD_BYTES, "gradients file")
+    try:
+        text = read_text(path, RECORD_BYTES, "gradients file")  # bounded: a FIFO or a device is refused, not waited on
+    except CnnError as exc:
+        raise CnnError(f"{path}: cannot read gradients file: {str(exc).removeprefix(f'{path}: ')}") from None
     lines = text.splitlines()
     if not lines:
         return []

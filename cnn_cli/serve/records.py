@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from cnn_cli.bounded_read import read_bytes
 from cnn_cli.errors import CnnError
 from cnn_cli.runs.folders import METRIC_COLUMNS, STEP_COLUMNS, RunPaths, read_metrics
 from cnn_cli.runs.liveness import process_alive
@@ -81,11 +82,8 @@ def _read_text(paths: RunPaths, path: Path) -> str | None:
     if safe is None:
         return None
     try:
-        with safe.open("rb") as handle:
-            data = handle.read(MAX_TEXT_BYTES + 1)
-    except OSError:
-        return None
-    if len(data) > MAX_TEXT_BYTES:
+        data = read_bytes(safe, MAX_TEXT_BYTES, "run record")  # the one bounded reader: no FIFO waited on, nothing huge
+    except CnnError:
         return None
     return data.decode("utf-8", errors="replace")
 
