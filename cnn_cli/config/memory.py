@@ -48,22 +48,25 @@ def _size_words(n: int) -> str:
     return f"{n / 1e3:,.1f} KB"
 
 
-def most_images(data: DataConfig) -> int | None:
-    """The most images one split of the config's dataset holds, where that is known without reading it (the catalog's
-    sizes, an IDX header): no batch can be larger, so a larger ``batch_size`` is estimated at this size (training
-    clamps it to the training images)."""
+def most_images(data: DataConfig) -> tuple[int, int] | None:
+    """(training images, images of the largest split) of the config's dataset, where that is known without reading
+    it (the catalog's sizes, IDX headers, ``data.limit``), else None. No batch can be larger, so a larger batch
+    size is estimated at these sizes; training clamps ``train.batch_size`` to the training images."""
     from cnn_cli.data.catalog import DATASETS, IDX_DATASET, TEST_LABELS, TRAIN_LABELS
     from cnn_cli.data.idx import read_count
 
     if data.dataset in DATASETS:
         spec = DATASETS[data.dataset]
-        return max(spec.file(role).size - 8 for role in (TRAIN_LABELS, TEST_LABELS))  # an 8-byte header, then a byte a label
-    if data.dataset == IDX_DATASET and data.paths:
+        train, test = (spec.file(role).size - 8 for role in (TRAIN_LABELS, TEST_LABELS))  # an 8-byte header, a byte a label
+    elif data.dataset == IDX_DATASET and data.paths:
         try:
-            return max(read_count(data.paths[role]) for role in (TRAIN_LABELS, TEST_LABELS))
+            train, test = (read_count(data.paths[role]) for role in (TRAIN_LABELS, TEST_LABELS))
         except (CnnError, KeyError):
             return None
-    return None
+    else:
+        return None
+    train = min(train, data.limit) if data.limit else train
+    return max(train, 1), max(train, test, 1)
 
 
 def check_memory(
@@ -72,7 +75,7 @@ def check_memory(
     batch_size: int | None = None,
     dtype: str | None = None,
     batch_hint: str = "",
-    images: int | None = None,
+    images: tuple[int, int] | None = None,
 ) -> None:
     """Refuse a model whose estimated memory (training at ``batch_size``, evaluating at eval_batch_size) is over the limit.
 
@@ -83,12 +86,12 @@ def check_memory(
         ModelBuildError: with the estimate, the biggest layer and the key that raises the limit.
     """
     batch = train.batch_size if batch_size is None else batch_size
-    bound = images if images and images > 0 else None
-    batch = min(batch, bound) if bound else batch
+    if images is not None:
+        batch = min(batch, images[0])
     dtype = dtype or train.dtype
     fit = estimate_memory(model, batch, dtype)
     if batch_size is None:
-        eval_batch = min(train.eval_batch_size, bound) if bound else train.eval_batch_size
+        eval_batch = min(train.eval_batch_size, images[1]) if images is not None else train.eval_batch_size
         evaluation = estimate_memory(model, eval_batch, dtype, training=False)
         if evaluation.total > fit.total:
             fit, batch = evaluation, eval_batch
