@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import EXIT_BAD_INPUT, Outcome, cli_command, cli_environment, error_line, run_cli, write_config
+from tests.support.cli import EXIT_BAD_INPUT, EXIT_FAULT, Outcome, cli_command, cli_environment, error_line, run_cli, write_config
 from tests.support.synthetic import make_idx_dataset, tiny_config
 
 DEADLINE = 60
@@ -149,3 +149,25 @@ def test_paths_of_a_user_that_does_not_exist_are_one_line(tmp_path: Path) -> Non
     outcome = run_cli(["train", "--config", "mnist", "--set", f"data.data_dir={missing}", "--run-dir", tmp_path / "run"], cwd=tmp_path)
     error_line(outcome, EXIT_BAD_INPUT, missing, expected)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_that_runs_out_of_memory_is_one_line_and_marked_failed(tmp_path: Path) -> None:
+    """A container's memory limit, below what the estimate allows: the step's allocation fails; the run is not left
+    "running" (the same path takes a thread that cannot start)."""
+    config = tiny_config(make_idx_dataset(tmp_path / "idx", n_train=1200, n_test=100), epochs=1, batch_size=1000)
+    config["model"]["layers"][0].update(out_channels=64, stride=1)  # im2col of a batch: 431 MiB, twice over the cap
+    run = tmp_path / "run"
+    outcome = run_as(
+        ["train", "--config", write_config(tmp_path / "big.yaml", config), "--run-dir", run], cwd=tmp_path, memory_bytes=1 << 30
+    )
+    error_line(outcome, EXIT_FAULT, "out of memory: Unable to allocate", "use a smaller batch (train.batch_size)")
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "failed" and "MemoryError" in record["stopped"]["message"]
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1000000000", "max"), ("-5", 1), ("0", 1), ("3", 3), ("lots", None), ("", None)])
+def test_the_thread_setting_is_clamped(monkeypatch: pytest.MonkeyPatch, value: str, expected: object) -> None:
+    from cnn_cli import environment
+
+    monkeypatch.setenv("CNN_NUM_THREADS", value)
+    assert environment.thread_setting() == (environment.max_threads() if expected == "max" else expected)
