@@ -155,7 +155,7 @@ def test_a_run_that_runs_out_of_memory_is_one_line_and_marked_failed(tmp_path: P
     """A container's memory limit, below what the estimate allows: the step's allocation fails; the run is not left
     "running" (the same path takes a thread that cannot start)."""
     config = tiny_config(make_idx_dataset(tmp_path / "idx", n_train=1200, n_test=100), epochs=1, batch_size=1000)
-    config["model"]["layers"][0].update(out_channels=64, stride=1)  # im2col of a batch: 431 MiB, twice over the cap
+    config["model"]["layers"][0].update(out_channels=64, stride=1)  # im2col of one batch: 431 MiB; with the rest, over 1 GiB
     run = tmp_path / "run"
     outcome = run_as(
         ["train", "--config", write_config(tmp_path / "big.yaml", config), "--run-dir", run], cwd=tmp_path, memory_bytes=1 << 30
