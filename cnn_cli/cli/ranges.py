@@ -26,7 +26,7 @@ __all__ = ["EXPLAIN_ENTRY_LIMIT"]
 class Count(click.IntRange):
     """A whole number in [min, max]; ``1e3`` is read as 1000, ``1e20`` is refused by the range, not as "not an integer"."""
 
-    name = "count"
+    name = "integer"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str):
@@ -44,7 +44,7 @@ class Count(click.IntRange):
 class Amount(click.FloatRange):
     """A finite number in its range (NaN and ±inf refused: NaN would pass click's comparisons)."""
 
-    name = "amount"
+    name = "number"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number = super().convert(value, param, ctx)
