@@ -274,9 +274,11 @@ def _check_declared_sizes(archive: zipfile.ZipFile, path: Path, param_bytes: int
     meta_bytes = sum(min(info.file_size, MAX_META_BYTES) for info in archive.infolist() if info.filename.startswith(META_PREFIX))
     allowed_total = 3 * param_bytes + meta_bytes + SIZE_SLACK_BYTES
     declared_total = sum(info.file_size for info in archive.infolist())
-    if param_bytes > declared_total:
+    # What the members can really hold: a stored member its compressed bytes, a deflated one at most 1032 times them.
+    holdable = sum(min(i.file_size, i.compress_size * (1 if i.compress_type == zipfile.ZIP_STORED else 1032)) for i in archive.infolist())
+    if param_bytes > holdable:
         raise CheckpointError(
-            f"{path}: its stored config declares {param_bytes:,} bytes of parameters, more than the {declared_total:,} "
+            f"{path}: its stored config declares {param_bytes:,} bytes of parameters, more than the {holdable:,} "
             "the whole archive holds; refusing to build the model"
         )
     if declared_total > allowed_total or path.stat().st_size > allowed_total:

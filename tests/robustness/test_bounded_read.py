@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +138,27 @@ def test_a_run_config_that_is_not_utf8_is_one_line_on_resume(run: Path, tmp_path
     (bad / "config.yaml").write_bytes((bad / "config.yaml").read_bytes().replace(b"name: tiny", b"name: t\xe9l\xe9"))
     outcome = run_cli_bounded(["train", "--resume", bad], timeout=DEADLINE)
     error_line(outcome, EXIT_BAD_INPUT, str(bad / "config.yaml"), "not UTF-8 text")
+
+
+def test_a_checkpoint_whose_members_claim_sizes_they_cannot_hold_is_refused_before_anything_is_built(run: Path, tmp_path: Path) -> None:
+    """The same huge layer, its weight member deflated and its size field in the zip's directory raised to 1.2 GB:
+    what 1 KB of deflated bytes can hold (1032 times that at most) is what counts, not what the header claims."""
+    members = npz_members(run / "checkpoints" / "best.npz")
+    config = json.loads(str(npy_array(members["meta/config.npy"])))
+    config["model"]["layers"][-1:-1] = [{"type": "dense", "name": "huge", "out_features": 300_000}, {"type": "relu"}]
+    members["meta/config.npy"] = npy_bytes(np.array(json.dumps(config)))
+    members["huge.weight.npy"] = npy_bytes(np.zeros(1000, np.float32))
+    bad = write_npz_members(tmp_path / "liar.npz", members, compression=zipfile.ZIP_DEFLATED)
+    data = bytearray(bad.read_bytes())
+    entry = data.index(b"PK\x01\x02")  # the central directory's first entry
+    claimed = 1_200_000_000  # above the 483 MB the layer needs, below the 3x a checkpoint may declare
+    for _ in range(len(members)):  # walk the central directory to the huge weight's entry
+        name_length, extra_length, comment_length = struct.unpack("<HHH", data[entry + 28 : entry + 34])
+        if data[entry + 46 : entry + 46 + name_length] == b"huge.weight.npy":
+            data[entry + 24 : entry + 28] = struct.pack("<I", claimed)
+            break
+        entry += 46 + name_length + extra_length + comment_length
+    bad.write_bytes(bytes(data))
+    assert zipfile.ZipFile(bad).getinfo("huge.weight.npy").file_size == claimed
+    outcome = run_cli_bounded(["eval", bad], timeout=DEADLINE, memory_bytes=1 << 30)
+    error_line(outcome, EXIT_BAD_INPUT, str(bad), "bytes of parameters", "refusing to build the model")
