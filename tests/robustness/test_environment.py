@@ -99,10 +99,11 @@ def quiet(outcome: Outcome) -> None:
 @pytest.mark.skipif(not UNSHARE, reason="needs `unshare --user` to run as a uid with no passwd entry")
 def test_no_home_and_no_passwd_entry(trained: Path, tmp_path: Path) -> None:
     """The data cache goes to a per-user temp folder; pictures are drawn without a word from matplotlib."""
-    clean_env = {"XDG_CACHE_HOME": "", "XDG_CONFIG_HOME": "", "MPLCONFIGDIR": "", "CNN_DATA_DIR": ""}
+    tmp_path.chmod(0o777)  # the stranger's temp folder (TMPDIR): its private folders land here, not in /tmp
+    clean_env = {"XDG_CACHE_HOME": "", "XDG_CONFIG_HOME": "", "MPLCONFIGDIR": "", "CNN_DATA_DIR": "", "TMPDIR": str(tmp_path)}
     outcome = run_as(["data", "info", "mnist"], cwd=tmp_path, env=clean_env, unset=("HOME",), stranger=True)
     quiet(outcome)
-    assert f"cnn-cache-{unknown_uid()}" in outcome.stdout
+    assert str(tmp_path / f"cnn-cache-{unknown_uid()}") in outcome.stdout
     picture = tmp_path / "compare.png"
     quiet(run_as(["compare", trained, "--out", picture], cwd=tmp_path, env=clean_env, unset=("HOME",), stranger=True))
     assert picture.stat().st_size > 0
@@ -114,7 +115,7 @@ def test_a_read_only_home_adds_no_matplotlib_noise(trained: Path, tmp_path: Path
     home = tmp_path / "home"
     home.mkdir()
     home.chmod(0o555)
-    env = {"HOME": str(home), "XDG_CACHE_HOME": "", "XDG_CONFIG_HOME": "", "MPLCONFIGDIR": ""}
+    env = {"HOME": str(home), "XDG_CACHE_HOME": "", "XDG_CONFIG_HOME": "", "MPLCONFIGDIR": "", "TMPDIR": str(tmp_path)}
     picture = tmp_path / "compare.png"
     tmp_path.chmod(0o777)
     quiet(run_as(["compare", trained, "--out", picture], cwd=tmp_path, env=env, stranger=os.geteuid() == 0))
