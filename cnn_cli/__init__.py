@@ -11,7 +11,10 @@ The packages below and the direction of their imports are in ARCHITECTURE.md.
 
 from typing import Any
 
-from cnn_cli import blas_env  # noqa: F401 - must run before NumPy is imported
+from cnn_cli import (
+    blas_env,  # noqa: F401 - must run before NumPy is imported
+    environment,  # noqa: F401 - must run before matplotlib is imported
+)
 from cnn_cli.config.load import load_config
 from cnn_cli.config.sections import Config
 from cnn_cli.model.network import Model, build_model

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from cnn_cli.cli import ranges
 from cnn_cli.cli.completion import CHECKPOINT, RUN_OR_CHECKPOINT
 from cnn_cli.cli.group import cli
 
@@ -61,7 +62,7 @@ def eval_command(target, split, as_json) -> None:
     type=CHECKPOINT,
     help="A .npz file or a run folder (its checkpoints/best.npz). Default: the newest run's best.npz under runs/.",
 )
-@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--top-k", type=ranges.TOP_K, default=3, show_default=True)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print a JSON list of {path, prediction, class_name, probabilities (the top k, by class name)}."
 )

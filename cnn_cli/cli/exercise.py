@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from cnn_cli.cli import ranges
 from cnn_cli.errors import EXIT_FAULT
 
 EPILOG = "Docs: cnn docs exercises (how the check works); each skeleton names the section with its derivation."
@@ -63,12 +64,12 @@ def start_command(name, output, force) -> None:
 @click.option("--exercise", "name", metavar="NAME", help="Which exercise the file is (default: found from the functions it defines).")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=ranges.EXERCISE_TIMEOUT_S,
     default=5.0,
     show_default=True,
     help="Seconds your code may take per stage before it counts as stuck.",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seeds the random tensors of the check.")
+@click.option("--seed", type=ranges.SEED, default=0, show_default=True, help="Seeds the random tensors of the check.")
 def check_command(file, name, timeout, seed) -> None:
     """Check your FILE in stages: shapes, a worked example, random tensors, edge cases, central differences.
 

@@ -78,6 +78,9 @@ class CnnGroup(click.Group):
             self._fail(ctx, exc, EXIT_BAD_INPUT)
         except RuntimeFault as exc:
             self._fail(ctx, exc, EXIT_FAULT)
+        except MemoryError as exc:  # the machine's (or a ulimit's) memory ran out past the estimate: one line, exit 1
+            reason = str(exc) or "an allocation failed"
+            self._fail(ctx, exc, EXIT_FAULT, f"out of memory: {reason}; use a smaller batch (train.batch_size) or model")
         except OSError as exc:  # one policy for every path the OS refuses: one line naming it
             if _is_closed_pipe(exc):
                 stop_quietly()

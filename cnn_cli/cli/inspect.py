@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from cnn_cli.cli import ranges
 from cnn_cli.cli.completion import CONFIG
 from cnn_cli.cli.group import cli
 from cnn_cli.errors import EXIT_FAULT, CnnError
@@ -25,7 +26,7 @@ from cnn_cli.errors import EXIT_FAULT, CnnError
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
 @click.option(
     "--depth",
-    type=click.IntRange(min=1),
+    type=ranges.SUMMARY_DEPTH,
     metavar="N",
     help="Show layers nested in blocks down to N levels (1: the model's own; default: all).",
 )
@@ -66,8 +67,8 @@ def _count(flops: int) -> str:
 
 @cli.command(epilog="Docs: cnn docs gradcheck (how the check works), cnn docs conv2d (what a backward must compute).")
 @click.option("--config", "-c", "config_name", type=CONFIG, help="Config file or built-in name (mnist, smoke, ...).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), help="N of the random batch (default 2; 8 in training mode).")
+@click.option("--seed", type=int, default=0, show_default=True)  # checked as train.seed is (ranges.py)
+@click.option("--batch-size", type=ranges.GRADCHECK_BATCH, help="N of the random batch (default 2; 8 in training mode).")
 @click.option(
     "--mode",
     type=click.Choice(["auto", "train", "eval"]),
@@ -79,7 +80,7 @@ def _count(flops: int) -> str:
     "--break", "break_name", metavar="NAME", help="Swap in a deliberately wrong backward (`--break list`); exit 1 if the check catches it."
 )
 @click.option(
-    "--show", type=click.IntRange(min=0), default=0, help="Print θ, L(θ±ε), numeric, analytic, rel. error for N entries per tensor."
+    "--show", type=ranges.GRADCHECK_SHOW, default=0, help="Print θ, L(θ±ε), numeric, analytic, rel. error for N entries per tensor."
 )
 @click.option(
     "--impl",
@@ -89,13 +90,13 @@ def _count(flops: int) -> str:
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=ranges.GRADCHECK_TIMEOUT_S,
     metavar="SECONDS",
     help="With --impl: how long your code may run for each function it defines before it counts as stuck (default 5).",
 )
 @click.option(
     "--atol",
-    type=click.FloatRange(min=0.0),
+    type=ranges.GRADCHECK_ATOL,
     metavar="A",
     help="The absolute floor: an entry passes when |a − n| ≤ A + 1e-5·(|a| + |n|) (default 1e-9; 0 turns it off).",
 )

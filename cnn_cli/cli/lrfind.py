@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from cnn_cli.cli import ranges
 from cnn_cli.cli.completion import CONFIG
 from cnn_cli.errors import CnnError
 
@@ -14,9 +15,9 @@ from cnn_cli.errors import CnnError
 @click.command("lr-find")
 @click.option("--config", "-c", "config_name", required=True, type=CONFIG, help="Config file path or built-in name.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
-@click.option("--min-lr", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True)
-@click.option("--max-lr", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
-@click.option("--steps", type=click.IntRange(min=10), default=200, show_default=True, help="Optimizer steps of the sweep.")
+@click.option("--min-lr", type=ranges.LR, default=1e-6, show_default=True)
+@click.option("--max-lr", type=ranges.LR, default=1.0, show_default=True)
+@click.option("--steps", type=ranges.LR_FIND_STEPS, default=200, show_default=True, help="Optimizer steps of the sweep.")
 @click.option("--out", "out_path", type=click.Path(path_type=Path), help="Plot file. Default: runs/lr_find-<config name>.png.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the curve and the suggestion.")
 def lr_find_command(config_name, overrides, min_lr, max_lr, steps, out_path, as_json) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from cnn_cli import signals
+from cnn_cli.cli import ranges
 from cnn_cli.cli.completion import CheckpointFile
 from cnn_cli.runs.folders import DEFAULT_RUNS_ROOT
 
@@ -25,7 +26,7 @@ from cnn_cli.runs.folders import DEFAULT_RUNS_ROOT
     "--checkpoint", type=CheckpointFile(path_type=Path, dir_okay=False), help="Draw-pad model (default: the newest completed run's best)."
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; not loopback: runs visible on the network.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0 picks a free one).")
+@click.option("--port", type=ranges.PORT, default=8000, show_default=True, help="Port (0 picks a free one).")
 @click.option(
     "--allow-host",
     "allow_hosts",

@@ -9,8 +9,11 @@ from pathlib import Path
 import click
 
 from cnn_cli import signals
+from cnn_cli.bounded_read import read_text
+from cnn_cli.cli import ranges
 from cnn_cli.cli.group import echo_or_stop, stdout_closed, stop_quietly
-from cnn_cli.errors import CnnError
+from cnn_cli.config.yaml_text import MAX_CONFIG_BYTES
+from cnn_cli.errors import CnnError, ConfigError
 
 BUILTIN_SWEEP_PACKAGE = "cnn_cli.sweeps"
 
@@ -18,11 +21,8 @@ BUILTIN_SWEEP_PACKAGE = "cnn_cli.sweeps"
 def resolve_sweep_file(name_or_path: str) -> tuple[str, str]:
     """A sweep file by path, or a shipped one by name (``sweep-lr``). Returns (source, text)."""
     path = Path(name_or_path)
-    if path.is_file():
-        try:
-            return str(path), path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CnnError(f"{path}: cannot read sweep file: {exc}") from None
+    if path.exists() or path.is_symlink():  # a FIFO or device too: refused without waiting
+        return str(path), read_text(path, MAX_CONFIG_BYTES, "sweep file", ConfigError)
     stem = path.name.removesuffix(".yaml").removesuffix(".yml")
     folder = resources.files(BUILTIN_SWEEP_PACKAGE)
     shipped = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
@@ -46,12 +46,12 @@ def _check_cluster_options(scheduler: str | None, connect_timeout: float | None,
 @click.option("--scheduler", metavar="tcp://HOST:8786", help="Run on an existing Dask cluster instead of a local one.")
 @click.option(
     "--connect-timeout",
-    type=click.FloatRange(min=0, max=3600, min_open=True),
+    type=ranges.CONNECT_TIMEOUT_S,
     default=None,
     metavar="SECONDS",
     help="With --scheduler: how long connecting and the scheduler's handshake may take together (default 10).",
 )
-@click.option("--workers", type=click.IntRange(min=1), help="Local workers (default: one per core, at most one per trial).")
+@click.option("--workers", type=ranges.WORKERS, help="Local workers (default: one per core, at most one per trial).")
 @click.option("--dashboard", metavar="ADDRESS", help="Serve the Dask dashboard of the local cluster, e.g. 127.0.0.1:8787 (default: off).")
 @click.option("--ship-data/--no-ship-data", default=None, help="Send the dataset files to the workers (default: with --scheduler only).")
 @click.option(

@@ -10,6 +10,7 @@ from typing import cast
 
 import click
 
+from cnn_cli.cli import ranges
 from cnn_cli.cli.completion import CONFIG, RUN_FOLDER, RUN_OR_CHECKPOINT
 from cnn_cli.cli.group import cli
 from cnn_cli.errors import EXIT_FAULT, CnnError
@@ -22,7 +23,7 @@ _TRAIN_OPTIONS = [
         "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. --set train.epochs=3 (repeatable)."
     ),
     click.option("--run-dir", type=click.Path(path_type=Path), help="Run folder to create (default runs/<config>-<time>)."),
-    click.option("--seed", type=int, help="Shorthand for --set train.seed=N."),
+    click.option("--seed", type=int, help="Shorthand for --set train.seed=N."),  # checked as train.seed is (ranges.py)
     click.option("--resume", type=RUN_FOLDER, metavar="RUN_DIR", help="Continue the run in RUN_DIR from its checkpoints/last.npz."),
     click.option("--quiet", "-q", is_flag=True, help="No progress bar; one line per epoch."),
     click.option("--print-config", is_flag=True, help="Print the resolved config (every default filled in) and exit."),
@@ -56,7 +57,7 @@ _TRAIN_OPTIONS = [
     ),
     click.option(
         "--overfit-batches",
-        type=click.IntRange(min=1),
+        type=ranges.OVERFIT_BATCHES,
         metavar="N",
         help="Train (and validate) on the same N batches every epoch (train.overfit_batches).",
     ),
@@ -69,7 +70,7 @@ _TRAIN_OPTIONS = [
     ),
     click.option(
         "--impl-check-steps",
-        type=click.IntRange(min=0),
+        type=ranges.IMPL_CHECK_STEPS,
         default=None,
         metavar="N",
         help="With --impl: a reference model with cnn's own code takes the same first N steps; "
@@ -83,7 +84,7 @@ _TRAIN_OPTIONS = [
     ),
     click.option(
         "--impl-deadline",
-        type=click.FloatRange(min=0, min_open=True),
+        type=ranges.IMPL_DEADLINE_S,
         default=None,
         metavar="SECONDS",
         help="With --impl: stop and save the run when one step takes longer (default 600).",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from cnn_cli.config.memory import check_memory, layer_shapes
+from cnn_cli.config.memory import check_memory, layer_shapes, most_images
 from cnn_cli.config.sections import Config, ModelConfig, TrainConfig
 from cnn_cli.config.yaml_text import MAX_CONFIG_BYTES
 from cnn_cli.errors import ConfigError, ModelBuildError
@@ -164,7 +164,7 @@ def _check_cross_field(config: Config) -> None:
             f"{train.early_stopping.patience}; it is the older spelling of the same key: give one of them",
             "train.early_stopping_patience",
         )
-    check_memory(config.model, config.train)
+    check_memory(config.model, config.train, images=most_images(config.data))
     # What cnn writes, cnn must read: the config is stored in every checkpoint, whose metadata is bounded.
     as_stored = config.as_dict()
     stored = len(json.dumps(as_stored))

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from cnn_cli.bounded_read import read_text
 from cnn_cli.config.build import config_from_dict
 from cnn_cli.config.overrides import apply_override
 from cnn_cli.config.sections import BUILTIN_CONFIG_PACKAGE, Config
@@ -35,13 +36,9 @@ def resolve_config_path(name_or_path: str | Path) -> tuple[str, str]:
 def _locate(name_or_path: str | Path) -> tuple[str, str, str]:
     """(source, text, identity): identity tells two files apart (a resolved path, or ``builtin:NAME``)."""
     path = Path(name_or_path)
-    if path.is_file():
-        try:
-            with path.open("rb") as handle:
-                raw = handle.read(MAX_CONFIG_BYTES + 1)  # never read more than the limit
-            return str(path), raw.decode("utf-8"), str(path.resolve())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    if path.exists() or path.is_symlink():  # a FIFO or device too: the bounded reader refuses it without waiting
+        text = read_text(path, MAX_CONFIG_BYTES, "config", ConfigError)
+        return str(path), text, str(path.resolve())
     stem = _stem(path.name)
     if path.parent == Path(".") and stem in builtin_configs():
         text = resources.files(BUILTIN_CONFIG_PACKAGE).joinpath(f"{stem}.yaml").read_text(encoding="utf-8")
@@ -85,8 +82,11 @@ def read_config(name_or_path: str | Path) -> ConfigSource:
 def _read_chain(source: str, text: str, chain: list[tuple[str, str]]) -> tuple[dict[str, Any], dict[str, tuple[str, int]]]:
     """One file of a chain, merged over the parents it extends; ``chain`` holds (identity, source) from the first file."""
     data, line_numbers = parse_yaml(text, source)
-    if data is None:
-        data = {}
+    if data is None or data == {}:  # one rule for an empty file, one of only comments, and `{}`
+        raise ConfigError(
+            f"{source}: the config is empty (no keys); write the sections to change (model, data, optimizer, "
+            "schedule, train), or start from a built-in config with `extends: mnist`"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections (model, data, optimizer, schedule, train)")
     data.setdefault("name", _stem(Path(source).name))

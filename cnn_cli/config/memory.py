@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cnn_cli.config.sections import ModelConfig, TrainConfig
-from cnn_cli.errors import ModelBuildError
+from cnn_cli.config.sections import DataConfig, ModelConfig, TrainConfig
+from cnn_cli.errors import CnnError, ModelBuildError
 from cnn_cli.layers import Shape
 from cnn_cli.layers.base import elements
 from cnn_cli.nn.shapes import GeometryError
@@ -48,23 +48,53 @@ def _size_words(n: int) -> str:
     return f"{n / 1e3:,.1f} KB"
 
 
+def most_images(data: DataConfig) -> tuple[int, int] | None:
+    """(training images, images of the largest split) of the config's dataset, where that is known without reading
+    it (the catalog's sizes, IDX headers, ``data.limit``), else None. No batch can be larger, so a larger batch
+    size is estimated at these sizes; training clamps ``train.batch_size`` to the training images."""
+    from cnn_cli.data.catalog import DATASETS, IDX_DATASET, TEST_LABELS, TRAIN_LABELS
+    from cnn_cli.data.idx import read_count
+
+    if data.dataset in DATASETS:
+        spec = DATASETS[data.dataset]
+        train, test = (spec.file(role).size - 8 for role in (TRAIN_LABELS, TEST_LABELS))  # an 8-byte header, a byte a label
+    elif data.dataset == IDX_DATASET and data.paths:
+        try:
+            train, test = (read_count(data.paths[role]) for role in (TRAIN_LABELS, TEST_LABELS))
+        except (CnnError, KeyError):
+            return None
+    else:
+        return None
+    train = min(train, data.limit) if data.limit else train
+    return max(train, 1), max(train, test, 1)
+
+
 def check_memory(
-    model: ModelConfig, train: TrainConfig, batch_size: int | None = None, dtype: str | None = None, batch_hint: str = ""
+    model: ModelConfig,
+    train: TrainConfig,
+    batch_size: int | None = None,
+    dtype: str | None = None,
+    batch_hint: str = "",
+    images: tuple[int, int] | None = None,
 ) -> None:
     """Refuse a model whose estimated memory (training at ``batch_size``, evaluating at eval_batch_size) is over the limit.
 
-    ``batch_hint`` names how the caller's batch can be made smaller (``--batch-size``).
+    ``batch_hint`` names how the caller's batch can be made smaller (``--batch-size``); ``images`` bounds every
+    batch (:func:`most_images`).
 
     Raises:
         ModelBuildError: with the estimate, the biggest layer and the key that raises the limit.
     """
     batch = train.batch_size if batch_size is None else batch_size
+    if images is not None:
+        batch = min(batch, images[0])
     dtype = dtype or train.dtype
     fit = estimate_memory(model, batch, dtype)
     if batch_size is None:
-        evaluation = estimate_memory(model, train.eval_batch_size, dtype, training=False)
+        eval_batch = min(train.eval_batch_size, images[1]) if images is not None else train.eval_batch_size
+        evaluation = estimate_memory(model, eval_batch, dtype, training=False)
         if evaluation.total > fit.total:
-            fit, batch = evaluation, train.eval_batch_size
+            fit, batch = evaluation, eval_batch
     limit = train.memory_limit_gb * 1e9
     if fit.total <= limit:
         return

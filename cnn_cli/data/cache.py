@@ -21,8 +21,9 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
+from cnn_cli.bounded_read import read_json
 from cnn_cli.data.catalog import DatasetSpec, IdxFile
-from cnn_cli.errors import DataError, RuntimeFault
+from cnn_cli.errors import CnnError, DataError, RuntimeFault
 from cnn_cli.io import atomic_write, sweep_stale_temps
 
 MANIFEST_NAME = ".verified.json"
@@ -59,8 +60,8 @@ class DatasetCache:
                 raise DataError(f"{self.folder}: cannot create the cache folder ({err.strerror or err})") from None
         sweep_stale_temps(self.folder)  # what a killed download left
         try:
-            entries = json.loads(self._manifest_path.read_text())
-        except (OSError, ValueError):  # an unreadable manifest only means files get hashed again
+            entries = read_json(self._manifest_path) if self._manifest_path.exists() else {}
+        except CnnError:  # an unreadable manifest (or a FIFO, a device) only means files get hashed again
             entries = {}
         self._entries: dict[str, dict] = entries if isinstance(entries, dict) else {}
 

@@ -35,6 +35,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 from cnn_cli.data import streams
 from cnn_cli.data.catalog import MAX_CLASS_NAME_CHARS
 from cnn_cli.data.images import MNIST_SIZE, load_image
+from cnn_cli.environment import expand_user
 from cnn_cli.errors import CnnError, DataError
 
 TRAIN_FOLDER = "train"
@@ -111,7 +112,7 @@ def list_folder(root: str | Path) -> FolderListing:
         DataError: not a folder, fewer than two classes, a bad class name, ``train/`` without ``test/``
             (or the reverse), or a test class that has no training folder.
     """
-    root = Path(root).expanduser()
+    root = expand_user(root)
     if not root.is_dir():
         what = "not a folder" if root.exists() else "no such folder"
         raise DataError(f"{root}: {what}; a folder dataset is a folder with one sub-folder of images per class")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import stat
 import struct
 import zlib
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from cnn_cli.bounded_read import open_regular
 from cnn_cli.errors import DataError
 
 IMAGE_MAGIC = 0x00000803
@@ -37,17 +37,8 @@ _TRAILING_PROBE_BYTES = 1 << 20  # how far past the declared end we look to coun
 
 
 def open_regular_file(path: Path) -> BinaryIO:
-    """Open ``path`` for reading if it is a regular file; a FIFO, device or folder is refused without blocking."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: opening a FIFO must not wait for a writer
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise DataError(f"{path}: not a regular file (a folder, FIFO or device); give an IDX file, raw or .gz")
-    return os.fdopen(fd, "rb")
+    """Open ``path`` through the bounded reader: a FIFO, device or folder is refused without blocking."""
+    return open_regular(path, MAX_DATA_BYTES + MAX_DATA_BYTES // 2, "file", DataError)
 
 
 def _read(stream: gzip.GzipFile | BinaryIO, size: int, path: Path, compressed: bool) -> bytes:

@@ -20,6 +20,7 @@ the fit repeated), and subtracts it; what little is left below
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cnn_cli.bounded_read import open_regular
 from cnn_cli.errors import ImageError
 
 MNIST_SIZE = 28
@@ -37,6 +39,7 @@ INK_THRESHOLD = 0.2  # fraction of the ink range that counts as ink for cropping
 BLANK_RANGE = 1e-3  # max - min below this: nothing is drawn
 WORKING_MAX_SIDE = 512  # huge images are shrunk first; a digit needs no more detail than this
 MAX_STDIN_BYTES = 64 << 20  # an image piped to `cnn predict -` larger than this is refused unread
+MAX_IMAGE_BYTES = MAX_STDIN_BYTES  # the same cap for an image file
 BACKGROUND_SAMPLES = 4096  # pixels the background fit looks at (a regular subsample of the image)
 BACKGROUND_ROUNDS = 4  # fit, drop the ink-side outliers, fit again
 
@@ -57,15 +60,9 @@ def read_grayscale(path: str | Path) -> np.ndarray:
     (decompression bombs) before decoding them.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: image not found")
-    try:
-        if path.stat().st_size == 0:
+    with open_regular(path, MAX_IMAGE_BYTES, "image", ImageError) as handle:  # a FIFO or device: refused, never waited on
+        if os.fstat(handle.fileno()).st_size == 0:
             raise ImageError(f"{path}: empty file")
-        handle = path.open("rb")
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    with handle:
         return _decode(handle, str(path))
 
 

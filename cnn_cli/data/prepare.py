@@ -42,6 +42,7 @@ from cnn_cli.data.catalog import (
 from cnn_cli.data.folder import read_folder_dataset
 from cnn_cli.data.idx import NUM_LABELS, read_image_label_pair
 from cnn_cli.data.sources import ensure_dataset, note_to_stderr
+from cnn_cli.environment import expand_user
 from cnn_cli.errors import DataError
 
 PIXEL_LEVELS = 256  # uint8 pixels
@@ -206,7 +207,7 @@ def read_source(
             folder.test_labels,
             folder.class_names,
             folder.description,
-            str(Path(path).expanduser()),
+            str(expand_user(path)),
         )
     if dataset == IDX_DATASET:
         if sorted(paths or {}) != sorted(FILE_ROLES):

@@ -22,6 +22,7 @@ from cnn_cli.data.cache import MISSING, VERIFIED, DatasetCache
 from cnn_cli.data.catalog import DATASETS, IDX_DATASET, DatasetSpec, IdxFile
 from cnn_cli.data.mirrors import DEFAULT_HTTP_POLICY, HttpPolicy, MirrorSource
 from cnn_cli.data.packages import DebianSource, NpmSource
+from cnn_cli.environment import expand_user, home_folder, user_temp_folder
 from cnn_cli.errors import DataError
 
 DATA_DIR_ENV = "CNN_DATA_DIR"  # overrides where datasets are cached (data.data_dir in a config overrides it)
@@ -47,11 +48,14 @@ def default_data_dir() -> Path:
     ``~/.cache/cnn``). One cache per user, so no command scatters copies of a dataset.
     """
     if os.environ.get(DATA_DIR_ENV):
-        return Path(os.environ[DATA_DIR_ENV]).expanduser()
+        return expand_user(os.environ[DATA_DIR_ENV])
     if Path(PROJECT_DATA_DIR).is_dir():
         return Path(PROJECT_DATA_DIR)
     cache_home = os.environ.get("XDG_CACHE_HOME", "")
-    return (Path(cache_home) if os.path.isabs(cache_home) else Path.home() / ".cache") / "cnn"
+    if os.path.isabs(cache_home):
+        return Path(cache_home) / "cnn"
+    home = home_folder()  # none in a container started with --user: a per-user folder in the temp folder instead
+    return home / ".cache" / "cnn" if home is not None else user_temp_folder("cnn-cache")
 
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path:
@@ -63,7 +67,7 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path:
     """
     if data_dir is None or (str(data_dir) == PROJECT_DATA_DIR and not Path(PROJECT_DATA_DIR).is_dir()):
         return default_data_dir()
-    return Path(data_dir).expanduser()
+    return expand_user(data_dir)
 
 
 def dataset_spec(dataset: str) -> DatasetSpec:

@@ -18,14 +18,12 @@ instead of spinning on the cores, which :mod:`cnn_cli.blas_env` arranges.
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from cnn_cli import blas_env
+from cnn_cli import blas_env, environment
 
 # Below this many elements per call the thread hand-off costs more than it saves.
 MIN_ELEMENTS_TO_SPLIT = 1 << 15
@@ -40,21 +38,12 @@ def thread_count() -> int:
     The default is 1 when OpenBLAS's threads spin between products (see
     :mod:`cnn_cli.blas_env`): split copies would then only fight them for the cores.
     """
-    value = os.environ.get("CNN_NUM_THREADS", "").strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value)
+    wanted = environment.thread_setting()  # clamped to a few per CPU
+    if wanted is not None:
+        return wanted
     if not blas_env.COPIES_CAN_SPLIT:
         return 1
-    return _usable_cpus()
-
-
-@functools.cache
-def _usable_cpus() -> int:
-    """CPUs this process may run on, asked once (it is called on every split)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not every platform has sched_getaffinity
-        return os.cpu_count() or 1
+    return environment.usable_cpus()
 
 
 def batch_slices(n: int, parts: int) -> list[slice]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import numpy as np
 from cnn_cli.errors import CheckpointError
 from cnn_cli.model.network import Model
 from cnn_cli.runs.checkpoint import Checkpoint, class_names
-from cnn_cli.runs.folders import RunPaths
+from cnn_cli.runs.folders import RunPaths, read_json_record
 
 
 def run_checkpoint(paths: RunPaths) -> Path:
@@ -41,7 +40,5 @@ def _pixels(image: np.ndarray, ckpt: Checkpoint) -> np.ndarray:
 
 
 def _run_status(paths: RunPaths) -> str:
-    try:
-        return str(json.loads(paths.run_info.read_text(encoding="utf-8")).get("status", "unknown"))
-    except (OSError, ValueError, AttributeError):
-        return "unknown"
+    info = read_json_record(paths.run_info)  # bounded: never waits on a FIFO
+    return str(info.get("status", "unknown")) if info else "unknown"

@@ -18,14 +18,17 @@ decompressing anything, and checks every key, shape, dtype and value.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cnn_cli.bounded_read import open_regular, parse_json
 from cnn_cli.data.catalog import MAX_CLASS_NAME_CHARS
 from cnn_cli.errors import CheckpointError, CnnError, RuntimeFault
 from cnn_cli.io import atomic_write  # re-exported: runs and plots write through it too
@@ -50,6 +53,7 @@ HISTORY_KEY = "history"
 HISTORY_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s")
 MAX_META_BYTES = 1 << 20  # the config and other metadata are small; anything bigger is refused
 SIZE_SLACK_BYTES = 1 << 20
+MAX_CHECKPOINT_BYTES = 1 << 36  # 64 GiB: the file-size cap of the bounded reader; the stored config then sets the real one
 
 
 @dataclass
@@ -91,25 +95,6 @@ def check_meta_fits(key: str, value: Any) -> None:
         raise RuntimeFault(f"meta/{key}: {size:,} bytes once stored, more than the {MAX_META_BYTES:,} a checkpoint may hold")
 
 
-def model_rng_state(model: Any) -> dict[str, Any]:
-    """The generator state of every layer that draws random numbers (dropout), by layer name."""
-    return {layer.name: layer.rng.bit_generator.state for layer in model.layers if hasattr(layer, "rng")}
-
-
-def restore_rng_state(model: Any, state: dict[str, Any], source: str | Path = "checkpoint") -> None:
-    """Put back each random layer's generator state (the inverse of :func:`model_rng_state`).
-
-    Raises:
-        CheckpointError: a stored state NumPy refuses (a damaged or edited checkpoint), naming the layer.
-    """
-    for layer in model.layers:
-        if hasattr(layer, "rng") and layer.name in state:
-            try:
-                layer.rng.bit_generator.state = state[layer.name]
-            except (TypeError, ValueError, KeyError, OverflowError) as exc:
-                raise CheckpointError(f"{source}: meta/rng: not a random generator state for layer {layer.name} ({exc})") from None
-
-
 def _history_array(history: list[dict[str, Any]]) -> np.ndarray:
     return np.array([[float(row[column]) for column in HISTORY_COLUMNS] for row in history], dtype=np.float64).reshape(
         len(history), len(HISTORY_COLUMNS)
@@ -123,16 +108,24 @@ def _history_rows(array: np.ndarray) -> list[dict[str, Any]]:
     ]
 
 
-def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
-    """Write ``ckpt`` to ``path`` atomically: temp file in the same folder, fsync, rename.
+def nonfinite_entry(ckpt: Checkpoint) -> str | None:
+    """The first parameter or optimizer array holding NaN or inf, or None: the loader's check, run before every save."""
+    arrays = {**ckpt.params, **{OPTIMIZER_PREFIX + k: v for k, v in ckpt.optimizer_state.items()}}
+    return next((name for name, value in arrays.items() if not np.all(np.isfinite(value))), None)
 
-    If anything fails (disk full, a crash before the rename), the previous file
-    at ``path`` is untouched and the temp file is removed.
+
+def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
+    """Write ``ckpt`` to ``path`` atomically (temp file in the same folder, fsync, rename); on any failure (disk
+    full, a crash before the rename) the previous file at ``path`` is untouched and the temp file is removed.
 
     Raises:
-        RuntimeFault: the file could not be written (e.g. ENOSPC), naming it.
+        RuntimeFault: the file could not be written (e.g. ENOSPC), naming it; or the state holds NaN or inf,
+            which the loader would refuse (what cnn writes, cnn must read), and nothing is written.
     """
     path = Path(path)
+    bad = nonfinite_entry(ckpt)
+    if bad is not None:
+        raise RuntimeFault(f"{path}: not saved: {bad} contains NaN or infinite values; the previous file is kept")
     arrays: dict[str, np.ndarray] = dict(ckpt.params)
     arrays.update({OPTIMIZER_PREFIX + k: v for k, v in ckpt.optimizer_state.items()})
     arrays.update({BUFFER_PREFIX + k: v for k, v in ckpt.buffers.items()})
@@ -160,25 +153,22 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
 # ---------------------------------------------------------------- loading
 
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
-    if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: not a file")
-    try:
-        return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise CheckpointError(f"{path}: not a valid checkpoint (not an .npz archive, or truncated): {exc}") from None
-
-
-def _member_name(key: str) -> str:
-    return key + ".npy"
+@contextlib.contextmanager
+def _open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
+    """The archive, opened through the bounded reader: a FIFO, device or folder is refused without waiting."""
+    with open_regular(path, MAX_CHECKPOINT_BYTES, "checkpoint", CheckpointError) as handle:
+        try:
+            archive = zipfile.ZipFile(handle)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path}: not a valid checkpoint (not an .npz archive, or truncated): {exc}") from None
+        with archive:
+            yield archive
 
 
 def _read_member(archive: zipfile.ZipFile, path: Path, key: str, max_bytes: int) -> np.ndarray:
     """Read one array from the archive after checking its declared size; never unpickles."""
     try:
-        info = archive.getinfo(_member_name(key))
+        info = archive.getinfo(key + ".npy")
     except KeyError:
         raise CheckpointError(f"{path}: missing key {key!r}") from None
     if info.file_size > max_bytes:
@@ -196,10 +186,7 @@ def _read_json(archive, path, key) -> Any:
     value = _read_member(archive, path, META_PREFIX + key, MAX_META_BYTES)
     if value.dtype.kind != "U" or value.ndim != 0:
         raise CheckpointError(f"{path}: meta/{key} must be JSON text, got a {value.dtype} array")
-    try:
-        return json.loads(str(value))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: meta/{key} is not valid JSON: {exc}") from None
+    return parse_json(str(value), f"{path}: meta/{key}", CheckpointError)  # depth-bounded: no RecursionError
 
 
 def _read_scalar(archive, path, key, kind: str) -> Any:
@@ -218,6 +205,7 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
         CheckpointError: one line naming the file and what is wrong.
     """
     from cnn_cli.config.build import config_from_dict
+    from cnn_cli.config.memory import estimate_memory
     from cnn_cli.model.network import build_model
 
     path = Path(path)
@@ -233,12 +221,14 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
         config_data = _read_json(archive, path, "config")
         try:
             config = config_from_dict(config_data, source=f"{path} (stored config)")
+        except CnnError as exc:
+            raise CheckpointError(f"{path}: stored config is invalid: {exc}") from None
+        param_bytes = estimate_memory(config.model, 1, config.train.dtype, training=False).param_bytes
+        _check_declared_sizes(archive, path, param_bytes)  # before building: a small file cannot make a huge model
+        try:
             model = build_model(config, seed=0, dtype=config.train.dtype)
         except CnnError as exc:
             raise CheckpointError(f"{path}: stored config is invalid: {exc}") from None
-
-        param_bytes = sum(p.nbytes for p in model.params.values())
-        _check_declared_sizes(archive, path, param_bytes + sum(b.nbytes for b in model.buffers.values()))
         buffer_keys = {BUFFER_PREFIX + name for name in model.buffers}
         _check_keys(path, keys, set(model.params) | buffer_keys)
         params = _read_params(archive, path, model.params)
@@ -268,12 +258,20 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
 
 
 def _check_declared_sizes(archive: zipfile.ZipFile, path: Path, param_bytes: int) -> None:
-    """Refuse an archive whose members declare (or whose file takes) far more bytes than the stored config's model needs."""
+    """Refuse an archive whose members declare (or whose file takes) far more bytes than the stored config's model needs,
+    or fewer than its parameters alone: checked from the stored config's shapes, before the model is built."""
     # Parameters + at most two optimizer arrays per parameter + the metadata, each member of which is
     # capped when it is read (so a config near MAX_META_BYTES, which save_checkpoint accepts, loads too).
     meta_bytes = sum(min(info.file_size, MAX_META_BYTES) for info in archive.infolist() if info.filename.startswith(META_PREFIX))
     allowed_total = 3 * param_bytes + meta_bytes + SIZE_SLACK_BYTES
     declared_total = sum(info.file_size for info in archive.infolist())
+    # What the members can really hold: a stored member its compressed bytes, a deflated one at most 1032 times them.
+    holdable = sum(min(i.file_size, i.compress_size * (1 if i.compress_type == zipfile.ZIP_STORED else 1032)) for i in archive.infolist())
+    if param_bytes > holdable:
+        raise CheckpointError(
+            f"{path}: its stored config declares {param_bytes:,} bytes of parameters, more than the {holdable:,} "
+            "the whole archive holds; refusing to build the model"
+        )
     if declared_total > allowed_total or path.stat().st_size > allowed_total:
         raise CheckpointError(
             f"{path}: declares {declared_total:,} bytes ({path.stat().st_size:,} on disk), far more than the "
@@ -388,5 +386,5 @@ def _check_array(path: Path, name: str, value: np.ndarray, shape: tuple, dtype: 
         raise CheckpointError(f"{path}: {name} has shape {value.shape}, but the stored config's model needs {tuple(shape)}")
     if value.dtype != dtype:
         raise CheckpointError(f"{path}: {name} has dtype {value.dtype}, expected {dtype}")
-    if not np.all(np.isfinite(value)):
+    if not np.all(np.isfinite(value)):  # the same test as nonfinite_entry's before a save
         raise CheckpointError(f"{path}: {name} contains NaN or infinite values")

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from cnn_cli.bounded_read import RECORD_BYTES, read_json, read_text
 from cnn_cli.errors import CnnError, ConfigError
 from cnn_cli.io import sweep_stale_temps
 from cnn_cli.runs.checkpoint import HISTORY_COLUMNS, atomic_write
@@ -230,11 +231,8 @@ def newest_completed_run(root: str | Path = DEFAULT_RUNS_ROOT, require_completed
 
 
 def _completed(paths: RunPaths) -> bool:
-    try:
-        info = json.loads(paths.run_info.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(info, dict) and info.get("status") == "completed"
+    info = read_json_record(paths.run_info)
+    return info is not None and info.get("status") == "completed"
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -278,21 +276,21 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     Raises:
         CnnError: the file cannot be read, lacks a column or holds a value that is not a number, naming the line.
     """
-    if not path.is_file():
+    if not path.exists():
         return []
+    text = read_text(path, RECORD_BYTES, "metrics file")  # a FIFO or an endless device is refused, not waited on
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = [k for k in METRIC_COLUMNS if k not in (reader.fieldnames or [])]
-            if missing:
-                raise CnnError(f"{path}: not a metrics file (no column {missing[0]!r})")
-            parsed = []
-            for row in reader:
-                try:
-                    parsed.append({k: (int(row[k]) if k in ("epoch", "step") else float(row[k])) for k in METRIC_COLUMNS})
-                except (TypeError, ValueError):
-                    raise CnnError(f"{path}: line {reader.line_num} is not a row of numbers") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        missing = [k for k in METRIC_COLUMNS if k not in (reader.fieldnames or [])]
+        if missing:
+            raise CnnError(f"{path}: not a metrics file (no column {missing[0]!r})")
+        parsed = []
+        for row in reader:
+            try:
+                parsed.append({k: (int(row[k]) if k in ("epoch", "step") else float(row[k])) for k in METRIC_COLUMNS})
+            except (TypeError, ValueError):
+                raise CnnError(f"{path}: line {reader.line_num} is not a row of numbers") from None
+    except csv.Error as exc:
         raise CnnError(f"{path}: cannot be read ({exc})") from None
     return parsed
 
@@ -300,8 +298,8 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 def read_json_record(path: Path) -> dict[str, Any] | None:
     """A JSON object written by :func:`write_json`, or None if it is missing or not a readable JSON object."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        value = read_json(path)  # bounded: a FIFO, a device or a huge file is "not readable", never waited on
+    except CnnError:
         return None
     return value if isinstance(value, dict) else None
 

@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from cnn_cli.bounded_read import RECORD_BYTES, read_text
 from cnn_cli.errors import CnnError
 
 GRADIENT_COLUMNS = (
@@ -66,9 +67,9 @@ def read_gradients(path: str | Path) -> list[dict[str, Any]]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CnnError(f"{path}: cannot read gradients file: {exc}") from exc
+        text = read_text(path, RECORD_BYTES, "gradients file")  # bounded: a FIFO or a device is refused, not waited on
+    except CnnError as exc:
+        raise CnnError(f"{path}: cannot read gradients file: {str(exc).removeprefix(f'{path}: ')}") from None
     lines = text.splitlines()
     if not lines:
         return []

@@ -15,13 +15,13 @@ import errno
 import json
 import math
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cnn_cli.bounded_read import read_bytes
 from cnn_cli.config.yaml_cache import YamlCache
 from cnn_cli.errors import CnnError
 from cnn_cli.runs.folders import METRIC_COLUMNS, RunPaths
@@ -94,32 +94,25 @@ def flatten_sections(data: dict[str, Any], flat_sections: dict[int, dict[str, An
 def read_record(path: Path) -> bytes:
     """A run record's bytes, read as a foreign file: a regular file, opened without blocking, within :data:`MAX_RECORD_BYTES`.
 
-    One ``open``, ``fstat`` and ``read`` on the file descriptor: ``cnn compare`` reads four
-    records in each of thousands of runs. A FIFO or a device named like a record neither
-    blocks nor streams forever.
+    Through :func:`cnn_cli.bounded_read.read_bytes` (one ``open``, ``fstat`` and ``read``:
+    ``cnn compare`` reads four records in each of thousands of runs). A FIFO or a device named
+    like a record neither blocks nor streams forever.
 
     Raises:
         FileNotFoundError: there is no such record (yet).
         OSError: it cannot be read, is not a regular file, or is bigger than the bound.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        if status.st_size > MAX_RECORD_BYTES:
-            raise OSError(errno.EFBIG, f"bigger than {MAX_RECORD_BYTES >> 20} MiB", str(path))
-        data = os.read(fd, status.st_size + 1)  # one byte more: whether it grew since (a record being appended to)
-        while len(data) > status.st_size and len(data) <= MAX_RECORD_BYTES:
-            more = os.read(fd, MAX_RECORD_BYTES + 1 - len(data))
-            if not more:
-                break
-            data += more
-    finally:
-        os.close(fd)
-    if len(data) > MAX_RECORD_BYTES:
-        raise OSError(errno.EFBIG, f"bigger than {MAX_RECORD_BYTES >> 20} MiB", str(path))
-    return data
+        return read_bytes(path, MAX_RECORD_BYTES, "run record")  # the one bounded reader
+    except CnnError as exc:
+        if not os.path.lexists(path):
+            raise FileNotFoundError(errno.ENOENT, "no such record", str(path)) from None
+        raise OSError(errno.EINVAL, str(exc).removeprefix(f"{path}: "), str(path)) from None
+
+
+def _why(exc: Exception) -> str:
+    """Why a record could not be read, in the words of the reader that refused it."""
+    return (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
 
 
 def _read_json(path: Path, notes: list[str]) -> dict[str, Any]:
@@ -128,7 +121,7 @@ def _read_json(path: Path, notes: list[str]) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        notes.append(f"{path.name} unreadable ({type(exc).__name__}); ignored")
+        notes.append(f"{path.name} unreadable ({_why(exc)}); ignored")
         return {}
     if not isinstance(data, dict):
         notes.append(f"{path.name} is not a JSON object; ignored")
@@ -168,7 +161,7 @@ def read_metric_rows(path: Path, notes: list[str]) -> np.ndarray:
     except FileNotFoundError:
         return empty
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        notes.append(f"{path.name} unreadable ({exc}); no curves")
+        notes.append(f"{path.name} unreadable ({_why(exc)}); no curves")
         return empty
     where = {name: header.index(name) for name in METRIC_COLUMNS if name in header}
     rows = []

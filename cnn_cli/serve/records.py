@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from cnn_cli.bounded_read import read_bytes
 from cnn_cli.errors import CnnError
 from cnn_cli.runs.folders import METRIC_COLUMNS, STEP_COLUMNS, RunPaths, read_metrics
 from cnn_cli.runs.liveness import process_alive
@@ -107,16 +108,8 @@ def _read_text(paths: RunPaths, path: Path) -> str | None:
     if safe is None:
         return None
     try:
-        with safe.open("rb") as handle:
-            size = os.fstat(handle.fileno()).st_size  # ask for what is there: not a 4 MiB buffer for each 1 KB record
-            if size > MAX_TEXT_BYTES:
-                return None
-            data = handle.read(size + 1)
-            if len(data) > size:  # it grew since (a record being appended): the rest, within the bound
-                data += handle.read(MAX_TEXT_BYTES + 1 - len(data))
-    except OSError:
-        return None
-    if len(data) > MAX_TEXT_BYTES:
+        data = read_bytes(safe, MAX_TEXT_BYTES, "run record")  # the one bounded reader: no FIFO waited on, nothing huge
+    except CnnError:
         return None
     return data.decode("utf-8", errors="replace")
 

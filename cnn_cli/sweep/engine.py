@@ -21,7 +21,6 @@ step and save as interrupted, and pending ones are cancelled.
 from __future__ import annotations
 
 import contextlib
-import json
 import queue
 import statistics
 import time
@@ -31,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cnn_cli.bounded_read import read_json
 from cnn_cli.errors import CnnError
 from cnn_cli.runs.folders import DEFAULT_RUNS_ROOT, new_run_dir, write_json, write_text
 from cnn_cli.runs.ownership import lock_existing_folder
@@ -92,7 +92,7 @@ def open_sweep(root: str | Path) -> tuple[Path, SweepSpec, dict[int, TrialRow]]:
     if not meta.is_file():
         raise CnnError(f"{root}: not a sweep folder (no {SWEEP_JSON})")
     try:
-        spec = SweepSpec.from_dict(json.loads(meta.read_text(encoding="utf-8")))
+        spec = SweepSpec.from_dict(read_json(meta))  # bounded: never waits on a FIFO
         rows = read_sweep_csv(root / SWEEP_CSV, spec.parameters)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CnnError(f"{root}: cannot read the sweep's records ({type(exc).__name__}: {exc})") from None

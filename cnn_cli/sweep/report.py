@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnn_cli.bounded_read import RECORD_BYTES, read_text
 from cnn_cli.runs.checkpoint import atomic_write
 from cnn_cli.runs.folders import write_text
 
@@ -102,10 +103,9 @@ def write_sweep_csv(path: Path, rows: list[TrialRow], parameters: list[str]) -> 
 
 def read_sweep_csv(path: Path, parameters: list[str]) -> dict[int, TrialRow]:
     """sweep.csv back as rows by trial number (what ``--resume`` starts from)."""
-    if not path.is_file():
+    if not path.exists():
         return {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        records = list(csv.DictReader(handle))
+    records = list(csv.DictReader(io.StringIO(read_text(path, RECORD_BYTES, "sweep record"), newline="")))
     rows = {}
     for rec in records:
         number = int(rec["trial"].removeprefix("trial-"))

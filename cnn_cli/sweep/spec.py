@@ -36,11 +36,12 @@ from typing import Any
 
 import numpy as np
 
+from cnn_cli.bounded_read import read_text
 from cnn_cli.config.build import Locator, config_from_dict
 from cnn_cli.config.load import config_to_yaml, read_config
 from cnn_cli.config.overrides import apply_override
 from cnn_cli.config.sections import Config
-from cnn_cli.config.yaml_text import parse_yaml
+from cnn_cli.config.yaml_text import MAX_CONFIG_BYTES, parse_yaml
 from cnn_cli.errors import ConfigError
 
 SWEEP_KEYS = ("name", "base", "overrides", "method", "parameters", "trials", "seed", "metric", "parallelism", "retries")
@@ -126,13 +127,7 @@ def _yaml_scalar(value: Any) -> str:
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep file; raise ConfigError naming ``file:line: key`` on the first problem."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: sweep file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read sweep file: {exc}") from None
-    return parse_sweep(text, str(path))
+    return parse_sweep(read_text(path, MAX_CONFIG_BYTES, "sweep file", ConfigError), str(path))
 
 
 def parse_sweep(text: str, source: str) -> SweepSpec:
@@ -167,10 +162,11 @@ def parse_sweep(text: str, source: str) -> SweepSpec:
         for key in ("trials", "seed"):
             if key in data:
                 raise fail(key, "only used with method: random (a grid runs every combination)")
-        values = {key: _grid_values(key, spec, base, lines) for key, spec in parameters.items()}
-        combinations = math.prod(len(v) for v in values.values())
+        # Counted before any value is checked or any combination made: a 9-million-trial grid is refused at once.
+        combinations = math.prod(len(spec) if isinstance(spec, list) else 1 for spec in parameters.values())
         if combinations > MAX_TRIALS:
-            raise fail("parameters", f"the grid has {combinations} combinations; at most {MAX_TRIALS}")
+            raise fail("parameters", f"the grid has {combinations:,} combinations; at most {MAX_TRIALS:,}")
+        values = {key: _grid_values(key, spec, base, lines) for key, spec in parameters.items()}
         trials = [Trial(i + 1, dict(zip(values, combo, strict=True))) for i, combo in enumerate(itertools.product(*values.values()))]
     else:
         count = _int_key(data, "trials", lines, minimum=1, maximum=MAX_TRIALS, required=True)

@@ -24,10 +24,13 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from cnn_cli.nn.optim import l2_penalty
-from cnn_cli.runs.checkpoint import Checkpoint, model_rng_state, save_checkpoint
+from cnn_cli.runs.checkpoint import OPTIMIZER_PREFIX, Checkpoint, nonfinite_entry, save_checkpoint
 from cnn_cli.runs.folders import point_latest, read_json_record, run_record, write_json, write_metrics
 from cnn_cli.runs.liveness import this_process
+from cnn_cli.runs.rng_state import model_rng_state
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -132,6 +135,11 @@ class Checkpointer(Callback):
 
     def on_epoch_end(self, state: TrainState) -> None:
         ckpt = self.checkpoint(state)
+        bad = nonfinite_entry(ckpt)  # the loader's own check, before the commit
+        if bad is not None:
+            state.history.pop()  # this epoch is not committed
+            diverged(state, f"{bad} contains NaN or infinite values at the end of epoch {state.epoch}", applied=True)
+            return
         if state.config.train.save_every_epoch:
             save_checkpoint(state.paths.epoch_checkpoint(state.epoch), ckpt)
         if state.improved or state.val is None:
@@ -140,7 +148,9 @@ class Checkpointer(Callback):
 
     def on_interrupt(self, state: TrainState) -> None:
         if state.batch_in_epoch > 0:  # mid-epoch; at an epoch boundary last.npz is already current
-            save_checkpoint(state.paths.last, self.checkpoint(state))
+            ckpt = self.checkpoint(state)
+            if nonfinite_entry(ckpt) is None:  # else the last good checkpoint stays (the guard has failed the run)
+                save_checkpoint(state.paths.last, ckpt)
 
 
 class MetricsWriter(Callback):
@@ -167,21 +177,38 @@ class EpochLogger(Callback):
 
 
 class DivergenceGuard(Callback):
-    """Fail the run at the first non-finite loss; the last good checkpoint stays as it is."""
+    """Fail the run at the first non-finite loss, or weights or optimizer state that are no longer finite (Adam's
+    second moment overflows while the loss is still finite); the last good checkpoint stays as it is."""
 
     def on_step_end(self, state: TrainState) -> None:
-        if math.isfinite(state.loss):
+        if not math.isfinite(state.loss):
+            diverged(state, f"loss is {state.loss}", applied=False)
             return
-        last = state.paths.last
-        if state.epoch == 0:
-            kept = f"no epoch had finished; {last} holds the run's starting point" if last.is_file() else "no checkpoint was written"
-        else:
-            kept = f"the last good checkpoint is kept: {last}"
-        state.fail(
-            f"training diverged at step {state.step + 1} (epoch {state.epoch + 1}, batch {state.batch_in_epoch + 1}): "
-            f"loss is {state.loss}; {kept}"
-        )
-        state.stop_reason = {"reason": "diverged", "message": state.message, "loss": str(state.loss)}
+        bad = first_nonfinite(state)
+        if bad is not None:
+            diverged(state, f"{bad} is no longer finite (the loss was {state.loss:.4g})", applied=True)
+
+
+def first_nonfinite(state: TrainState) -> str | None:
+    """The first parameter or optimizer array holding NaN or inf, or None: one sum per array (NaN and inf propagate)."""
+    arrays = {**state.model.params, **{OPTIMIZER_PREFIX + k: v for k, v in state.optimizer.state_arrays().items()}}
+    with np.errstate(over="ignore", invalid="ignore"):
+        return next((name for name, value in arrays.items() if not math.isfinite(float(np.sum(value)))), None)
+
+
+def diverged(state: TrainState, why: str, applied: bool) -> None:
+    """Fail the run as diverged, saying which checkpoint is kept; nothing after it is saved.
+
+    ``applied``: the failing step's update was applied (and counted), so it is ``state.step``, not the next.
+    """
+    step, batch = (state.step, state.batch_in_epoch) if applied else (state.step + 1, state.batch_in_epoch + 1)
+    last = state.paths.last
+    if state.epoch == 0:
+        kept = f"no epoch had finished; {last} holds the run's starting point" if last.is_file() else "no checkpoint was written"
+    else:
+        kept = f"the last good checkpoint is kept: {last}"
+    state.fail(f"training diverged at step {step} (epoch {state.epoch + 1}, batch {batch}): {why}; {kept}")
+    state.stop_reason = {"reason": "diverged", "message": state.message, "loss": str(state.loss)}
 
 
 class ProgressBar(Callback):

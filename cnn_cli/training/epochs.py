@@ -15,7 +15,7 @@ from cnn_cli.runs.evaluation import EvalResult, evaluate
 from cnn_cli.training.state import EpochData
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from cnn_cli.config.sections import Config
     from cnn_cli.data import DataSplits
@@ -39,6 +39,17 @@ class FixedBatches(EpochData):
         images = np.concatenate([x for x, _ in self.fixed])
         labels = np.concatenate([y for _, y in self.fixed])
         return evaluate(model, images, labels, self.config.train.eval_batch_size)
+
+
+def clamp_batch_size(config: Config, images: int, log: Callable[[str], None]) -> Config:
+    """``train.batch_size`` cut to the training images when it is larger (as every framework does), with a note.
+
+    The run's config.yaml then records the batch size the run really used.
+    """
+    if config.train.batch_size <= images or images < 1:
+        return config
+    log(f"note: train.batch_size {config.train.batch_size:,} is larger than the {images:,} training images; using {images:,}")
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=images))
 
 
 def epoch_data(config: Config, splits: DataSplits, one_batch: bool) -> EpochData:

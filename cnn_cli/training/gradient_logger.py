@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cnn_cli.bounded_read import RECORD_BYTES, read_text
+from cnn_cli.errors import CnnError
 from cnn_cli.runs.folders import write_text
 from cnn_cli.runs.gradients import GRADIENT_COLUMNS
 
@@ -147,7 +149,7 @@ class GradientLogger(Callback):
 
 def _read_gradients(path: Path) -> list[dict[str, str]]:
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            return [row for row in csv.DictReader(handle) if (row.get("step") or "").isdigit()]
-    except (OSError, UnicodeDecodeError, csv.Error):
+        text = read_text(path, RECORD_BYTES, "gradients file")
+        return [row for row in csv.DictReader(io.StringIO(text, newline="")) if (row.get("step") or "").isdigit()]
+    except (CnnError, csv.Error):
         return []

@@ -43,9 +43,10 @@ from cnn_cli.learn.learner_check import WeightCheck, diagnose, float64_copy
 from cnn_cli.learn.learner_code import LearnerCode, LearnerStop, StopLearnerCode
 from cnn_cli.learn.learner_layers import LEARNER_LAYERS, LEARNER_LOSSES, find_unwritten, learner_ops, use_learner_code
 from cnn_cli.model.network import Model
-from cnn_cli.runs.checkpoint import atomic_write, model_rng_state, restore_rng_state
+from cnn_cli.runs.checkpoint import atomic_write
 from cnn_cli.runs.folders import RunPaths
 from cnn_cli.runs.learner_record import LearnerRecord, recorded_learner
+from cnn_cli.runs.rng_state import model_rng_state, restore_rng_state
 from cnn_cli.training.loop import train_step
 from cnn_cli.training.state import InterruptFlag, RunningTotals, TrainState
 

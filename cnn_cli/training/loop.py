@@ -79,7 +79,7 @@ def _epochs(
             return
         end_epoch(state, data)
         hooks.on_epoch_end(state)
-        if state.stop_training:
+        if state.stop_training or state.status != "running":  # a callback stopped, or failed the run (state not finite)
             return
         if interrupt.requested:
             return interrupted(state, hooks, interrupt, f"after epoch {state.epoch}")
@@ -101,7 +101,8 @@ def train_step(state: TrainState, x: np.ndarray, y: np.ndarray) -> None:
     if state.frozen:
         params = {name: value for name, value in params.items() if name not in state.frozen}
         grads = {name: grads[name] for name in params}
-    apply_update(optimizer, params, grads, oc.weight_decay, oc.clip_grad_norm)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing optimizer state is reported by a callback, once
+        apply_update(optimizer, params, grads, oc.weight_decay, oc.clip_grad_norm)
     state.step += 1
     state.batch_in_epoch += 1
     totals = state.totals

@@ -35,6 +35,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnn_cli.bounded_read import read_json
 from cnn_cli.errors import CnnError
 from cnn_cli.runs.folders import (
     CHECKPOINT_DIR,
@@ -144,8 +145,8 @@ def config_params(config: Config) -> dict[str, str]:
 def read_record(run_root: str | Path) -> dict[str, str] | None:
     """``mlflow.json`` of a run folder, or None when there is none (or it is unreadable)."""
     try:
-        record = json.loads((Path(run_root) / MLFLOW_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = read_json(Path(run_root) / MLFLOW_FILE)
+    except CnnError:
         return None
     return record if isinstance(record, dict) and {"tracking_uri", "run_id"} <= record.keys() else None
 

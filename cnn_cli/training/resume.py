@@ -18,13 +18,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cnn_cli.bounded_read import read_text
 from cnn_cli.config.build import config_from_dict
 from cnn_cli.config.load import config_to_yaml
 from cnn_cli.config.sections import Config
 from cnn_cli.errors import CheckpointError, CnnError, ConfigError
 from cnn_cli.model.network import Model
-from cnn_cli.runs.checkpoint import Checkpoint, load_checkpoint, restore_rng_state
+from cnn_cli.runs.checkpoint import Checkpoint, load_checkpoint
 from cnn_cli.runs.folders import RunPaths, existing_run, read_metrics, write_text
+from cnn_cli.runs.rng_state import restore_rng_state
 from cnn_cli.training.state import RunningTotals, TrainState
 from cnn_cli.training.stopping import STOPPING_KEYS
 
@@ -61,10 +63,10 @@ def open_run_to_resume(resume: str | Path, extended: Config | None) -> tuple[Run
     The checkpoint may lag config.yaml by an extension whose first epoch has not finished yet,
     so the two may differ in :data:`EXTENDABLE_KEYS` (config.yaml wins); nothing else may differ.
     """
-    from cnn_cli.config.yaml_text import parse_yaml
+    from cnn_cli.config.yaml_text import MAX_CONFIG_BYTES, parse_yaml
 
     paths = existing_run(resume)
-    data, lines = parse_yaml(paths.config.read_text(encoding="utf-8"), str(paths.config))
+    data, lines = parse_yaml(read_text(paths.config, MAX_CONFIG_BYTES, "config", ConfigError), str(paths.config))
     config = config_from_dict(data, str(paths.config), lines)
     if not paths.last.is_file():
         raise CheckpointError(f"{paths.last}: no checkpoint to resume from")

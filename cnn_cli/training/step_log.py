@@ -20,6 +20,8 @@ import csv
 import io
 from typing import TYPE_CHECKING
 
+from cnn_cli.bounded_read import RECORD_BYTES, read_text
+from cnn_cli.errors import CnnError
 from cnn_cli.runs.folders import STEP_COLUMNS, write_text
 from cnn_cli.training.state import Callback
 
@@ -60,8 +62,8 @@ class StepLog(Callback):
 def _rows(path: Path) -> list[str]:
     """The complete data lines of an existing steps.csv (a line cut short by a crash is dropped)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = read_text(path, RECORD_BYTES, "steps file")
+    except CnnError:
         return []
     lines = []
     for row in csv.reader(io.StringIO(text[: text.rfind("\n") + 1])):

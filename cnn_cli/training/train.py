@@ -47,7 +47,7 @@ from cnn_cli.training.callbacks import (
     ProgressBar,
     RunRecord,
 )
-from cnn_cli.training.epochs import check_batch_statistics, describe_batches, epoch_data, one_batch_splits
+from cnn_cli.training.epochs import check_batch_statistics, clamp_batch_size, describe_batches, epoch_data, one_batch_splits
 from cnn_cli.training.extras import require_extras
 from cnn_cli.training.gradient_logger import GradientLogger
 from cnn_cli.training.learner_report import LearnerReport, check_reference
@@ -135,6 +135,7 @@ def train(
         splits = _data_splits(config, progress)
         data_record = _data_record(splits, paths)  # a resumed run's data must be the data it trained on
         splits = one_batch_splits(config, splits) if one_batch else splits
+        config = clamp_batch_size(config, len(splits.train.labels), log)  # before config.yaml records it
         _check_classes(model, splits)
         if not one_batch and not config.train.overfit_batches:  # those train on whole batches only
             check_batch_statistics(config, len(splits.train.labels))
@@ -263,8 +264,8 @@ def _fit_and_test(
             fit(state, data, hooks, interrupt, stop_after_steps, should_stop, step)
             if state.status == "running":
                 _final_test(state, splits, interrupt, hooks, wall_start)
-    except RuntimeFault as exc:  # e.g. a full disk: mark the run failed before reporting it
-        state.fail(str(exc), RuntimeFault.exit_code)
+    except Exception as exc:  # a full disk (RuntimeFault), or the unforeseen (no memory, no thread): never left "running"
+        state.fail(str(exc) if isinstance(exc, RuntimeFault) else f"{type(exc).__name__}: {exc}", RuntimeFault.exit_code)
         with contextlib.suppress(RuntimeFault, OSError):
             hooks.on_finish(state)
         raise

@@ -249,8 +249,9 @@ ABSURD = {
     "padding 10**20": ("model.layers[0].padding=100000000000000000000", "padding: expected an int >= 0 and <= 65536"),
     "stride 2**63-1": (f"model.layers[0].stride={2**63 - 1}", "stride: expected a positive int <= 65536"),
     "huge input": ("model.input_shape=[1, 100000, 100000]", "needs about"),
-    "huge batch": ("train.batch_size=10000000", "for the activations of a batch of 10000000"),
 }
+# A batch larger than the dataset is no longer refused by its estimate: it is estimated at the dataset's size and
+# clamped to the training images when the run starts (tests/robustness/test_option_ranges.py).
 
 
 @pytest.mark.parametrize("case", list(ABSURD))
@@ -265,12 +266,12 @@ def test_absurd_sizes_are_refused_in_a_bounded_process(tmp_path: Path, case: str
 
 
 def test_memory_limit_can_be_raised(tmp_path: Path) -> None:
-    """A big batch is only refused by the estimate; raising train.memory_limit_gb lets it through."""
+    """A big model is only refused by the estimate; raising train.memory_limit_gb lets it through."""
     config = write(tmp_path, SMALL)
-    big_batch = "train.batch_size=2000000"
-    message = error_line(invoke_cli(["summary", "--config", config, "--set", big_batch]), EXIT_BAD_INPUT, "needs about")
+    big_layer = "model.layers[0].out_channels=150000"
+    message = error_line(invoke_cli(["summary", "--config", config, "--set", big_layer]), EXIT_BAD_INPUT, "needs about")
     suggested = message.split("--set train.memory_limit_gb=")[1].split(")")[0]
-    outcome = invoke_cli(["summary", "--config", config, "--set", big_batch, "--set", f"train.memory_limit_gb={suggested}"])
+    outcome = invoke_cli(["summary", "--config", config, "--set", big_layer, "--set", f"train.memory_limit_gb={suggested}"])
     assert outcome.code == 0, outcome.output
 
 

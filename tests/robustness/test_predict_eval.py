@@ -219,7 +219,7 @@ def test_an_empty_folder_is_one_line(tmp_path: Path, mnist_model: Path) -> None:
 
 def refuse(monkeypatch: pytest.MonkeyPatch, target: Path) -> None:
     """Make the OS refuse to open or list ``target`` (root can read anything, so chmod alone would prove nothing)."""
-    real_open, real_scandir = Path.open, os.scandir
+    real_open, real_scandir, real_os_open = Path.open, os.scandir, os.open
 
     def guarded_open(self, *args, **kwargs):
         if Path(self) == target:
@@ -231,8 +231,14 @@ def refuse(monkeypatch: pytest.MonkeyPatch, target: Path) -> None:
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real_scandir(path)
 
+    def guarded_os_open(path, *args, **kwargs):  # the bounded reader opens files with os.open
+        if Path(path) == target:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_os_open(path, *args, **kwargs)
+
     monkeypatch.setattr(Path, "open", guarded_open)
     monkeypatch.setattr(os, "scandir", guarded_scandir)
+    monkeypatch.setattr(os, "open", guarded_os_open)
 
 
 def test_an_unreadable_image_and_folder_do_not_abort_the_batch(

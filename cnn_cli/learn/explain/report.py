@@ -143,6 +143,9 @@ def as_nchw(matrix: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(matrix, dtype=np.float64)[None, None]
 
 
+MAX_ENTRY = 1e6  # an entry of a worked example's matrix: squares and sums of such stay far from float64's limits
+
+
 def parse_matrix(text: str, option: str) -> np.ndarray:
     """ "1,6,2;5,3,1;7,0,4" -> a 3x3 float array: rows split by ';', entries by ','."""
     rows = [row.strip() for row in text.strip().strip(";").split(";")]
@@ -155,8 +158,8 @@ def parse_matrix(text: str, option: str) -> np.ndarray:
     if not values or any(len(row) != len(values[0]) for row in values):
         raise CnnError(f"{option}: every row needs the same number of entries, got {text!r}")
     matrix = np.array(values)
-    if not np.all(np.isfinite(matrix)):
-        raise CnnError(f"{option}: entries must be finite numbers, got {text!r}")
+    if not np.all(np.isfinite(matrix)) or np.any(np.abs(matrix) > MAX_ENTRY):
+        raise CnnError(f"{option}: entries must be numbers in [-{MAX_ENTRY:g}, {MAX_ENTRY:g}] (small worked examples), got {text!r}")
     if matrix.size > 100:
         raise CnnError(f"{option}: at most 100 entries (this is for small worked examples), got {matrix.size}")
     return matrix
