@@ -62,6 +62,7 @@ class AugmentConfig:
 
     translate: NonNegativeInt = 0  # pixels; smaller than the input image
     rotate: Annotated[float, Range(minimum=0, maximum=180)] = 0.0  # degrees
+    zoom: Annotated[float, Range(minimum=0, below=1)] = 0.0  # sizes drawn from [1 - zoom, 1 + zoom]
 
 
 @dataclass
