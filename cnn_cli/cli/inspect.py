@@ -67,7 +67,14 @@ def _count(flops: int) -> str:
 @cli.command(epilog="Docs: cnn docs gradcheck (how the check works), cnn docs conv2d (what a backward must compute).")
 @click.option("--config", "-c", "config_name", type=CONFIG, help="Config file or built-in name (mnist, smoke, ...).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), help="N of the random batch (default 2; 8 in training mode).")
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "train", "eval"]),
+    default="auto",
+    show_default=True,
+    help="train: batch norm on the batch's statistics (the whole batch checked at once); auto: train when the model has batch norm.",
+)
 @click.option(
     "--break", "break_name", metavar="NAME", help="Swap in a deliberately wrong backward (`--break list`); exit 1 if the check catches it."
 )
@@ -86,7 +93,7 @@ def _count(flops: int) -> str:
     metavar="A",
     help="The absolute floor: an entry passes when |a − n| ≤ A + 1e-5·(|a| + |n|) (default 1e-9; 0 turns it off).",
 )
-def gradcheck(config_name, seed, batch_size, break_name, show, impl, atol) -> None:
+def gradcheck(config_name, seed, batch_size, mode, break_name, show, impl, atol) -> None:
     """Compare every hand-written gradient with a numeric one (float64); exit 1 on any failure.
 
     An entry passes when |a − n| ≤ atol + rtol·(|a| + |n|) (rtol 1e-5, atol 1e-9): a tensor whose
@@ -112,7 +119,7 @@ def gradcheck(config_name, seed, batch_size, break_name, show, impl, atol) -> No
         results = check_learner_file(Path(impl), seed=seed)
         text, passed = format_impl(results), all(r.passed for r in results)
     else:
-        text, passed = gradcheck_report(config_name, seed, batch_size, break_name, show, atol)
+        text, passed = gradcheck_report(config_name, seed, batch_size, break_name, show, atol, mode)
     click.echo(text)
     if not passed:
         sys.exit(EXIT_FAULT)

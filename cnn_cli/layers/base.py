@@ -72,7 +72,7 @@ class BuildContext:
 
 
 class Layer(Generic[SpecT]):
-    """Base class. A layer keeps ``params`` and ``grads`` under the same names.
+    """Base class. A layer keeps ``params`` and ``grads`` under the same names, and ``buffers`` (not trained).
 
     ``forward`` keeps only what ``backward`` needs from the latest call (the
     cache), and keeps nothing when ``keep_cache`` is False (evaluation, prediction:
@@ -88,6 +88,9 @@ class Layer(Generic[SpecT]):
         self.name = name
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        # State that is not trained but belongs to the model (batch norm's running statistics):
+        # checkpoints keep it, the optimizer never sees it. Updated in place, never rebound.
+        self.buffers: dict[str, np.ndarray] = {}
         self.training = False
         self.keep_cache = True  # False: forward keeps nothing for a backward
         self.input_shape: Shape = ()

@@ -1,4 +1,5 @@
-"""MaxPool2D and AvgPool2D layers (notes 000 §2.7, notes 001; ``cnn docs maxpool2d``, ``cnn docs avgpool2d``)."""
+"""MaxPool2D, AvgPool2D and GlobalAvgPool layers (notes 000 §2.7, notes 001; ``cnn docs maxpool2d``, ``cnn docs avgpool2d``,
+``cnn docs global_avg_pool``)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from typing import Any, Self
 
 import numpy as np
 
-from cnn_cli.layers.base import BuildContext, Layer, LayerSpec, NonNegativePair, PositivePair, Shape
+from cnn_cli.layers.base import BuildContext, Layer, LayerSpec, NonNegativePair, PositivePair, Shape, elements
 from cnn_cli.nn.pool import (
     PoolCache,
     avgpool2d_backward,
     avgpool2d_forward,
+    global_avgpool_backward,
+    global_avgpool_forward,
     maxpool2d_backward,
     maxpool2d_forward,
 )
@@ -39,6 +42,18 @@ class MaxPool2DSpec(Pool2DSpec):
     """Options of a ``maxpool2d`` layer."""
 
     type: str = "maxpool2d"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GlobalAvgPoolSpec(LayerSpec):
+    """A ``global_avg_pool`` layer (no options): (C, H, W) -> (C,), the features a dense layer takes."""
+
+    type: str = "global_avg_pool"
+    name_prefix = "gap"
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        c, _, _ = image_shape(input_shape)
+        return (c,)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,3 +116,44 @@ class AvgPool2D(_Pool2D):
     spec_class = AvgPool2DSpec
     _forward = staticmethod(avgpool2d_forward)
     _backward = staticmethod(avgpool2d_backward)
+
+
+class GlobalAvgPool(Layer[GlobalAvgPoolSpec]):
+    """The mean of each feature map: (N, C, H, W) -> (N, C); each input gets dy/(H·W) back.
+
+    It replaces the flatten-then-dense head: the dense layer after it takes C features,
+    not C·H·W, whatever the image size. Like a dense layer's output, the result has no
+    spatial axes, so a dense or batchnorm1d layer follows, not a convolution.
+    """
+
+    type_name = "global_avg_pool"
+    spec_class = GlobalAvgPoolSpec
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._input_hw: tuple[int, int] | None = None
+
+    @classmethod
+    def build(cls, spec: GlobalAvgPoolSpec, input_shape: Shape, ctx: BuildContext) -> Self:
+        return cls(spec.name or cls.type_name)._placed(input_shape, spec)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) -> (N, C)."""
+        self._input_hw = (x.shape[2], x.shape[3]) if self.keep_cache else None
+        return global_avgpool_forward(x)
+
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        """(N, C) -> (N, C, H, W)."""
+        if self._input_hw is None:
+            raise self._missing_cache()
+        return global_avgpool_backward(grad_out, self._input_hw)
+
+    def flops(self) -> int:
+        """One addition per input value."""
+        return elements(self.input_shape)
+
+    def receptive_field(self, field: ReceptiveField) -> ReceptiveField:
+        """Each output sees its whole map; no spatial layout is left after it."""
+        if field.grid is not None:
+            return field.across(field.grid)
+        return field.across((self.input_shape[1], self.input_shape[2]))

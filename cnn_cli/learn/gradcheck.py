@@ -41,8 +41,11 @@ A parameter of layer k cannot change anything before layer k, so its loss
 evaluations start from the stored input of layer k; only the input tensor needs
 whole forward passes.
 
-The batch is run in evaluation mode: dropout is the identity, so the loss is a
-fixed function of the parameters.
+The batch is run in evaluation mode (dropout is the identity), unless the model has
+batch norm: then in training mode, where each output depends on the whole batch
+through its mean and variance, so every ±ε step reruns the whole batch and the check
+covers those paths too. Dropout then draws the same masks on every forward, so the
+loss is still a fixed function of the parameters (``mode`` chooses either way).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from cnn_cli.config.load import load_config
 from cnn_cli.config.memory import check_memory
 from cnn_cli.config.sections import Config, TrainConfig
 from cnn_cli.errors import ConfigError
-from cnn_cli.learn.probe import Probe
+from cnn_cli.learn.probe import FixedMasks, Probe, batch_norm_after, uses_batch_statistics
 from cnn_cli.model.network import Model, build_model, model_config_of
 from cnn_cli.nn import optim
 
@@ -73,6 +76,9 @@ SATURATING = {"sigmoid": ("sigmoid", "sigmoids"), "tanh": ("tanh", "tanh layers"
 # whose every step crosses a kink (it is then reported as failed, checked = 0).
 MAX_ATTEMPTS_PER_CHECK = 5
 INPUT_NAME = "input"
+MODES = ("auto", "train", "eval")
+# Batch norm on (N, F) with N = 2 maps every feature to ±1 whatever its input, so gradients vanish: check more samples.
+BATCH_STATISTICS_BATCH = 8
 
 
 @dataclass
@@ -123,13 +129,14 @@ class GradcheckResult:
 def gradcheck_model(
     config: Any,
     seed: int = 0,
-    batch_size: int = 2,
+    batch_size: int | None = None,
     eps: float = 1e-5,
     tolerance: float = RTOL,
     max_checks_per_param: int = 20,
     show: int = 0,
     weight_decay: float = 0.0,
     atol: float = ATOL,
+    mode: str = "auto",
 ) -> list[GradcheckResult]:
     """Compare hand-written and numeric gradients for every parameter and the input.
 
@@ -138,7 +145,7 @@ def gradcheck_model(
             name, dict, Config).
         seed: seeds the weights, the random batch (N, *input_shape), its labels and
             the sampled entries; the same seed gives the same report.
-        batch_size: N of the random batch.
+        batch_size: N of the random batch (None: 2, or 8 in training mode).
         eps: finite-difference step ε. The default 1e-5 ≈ ε_mach^(1/3) balances the
             curvature error of central differences (∝ ε²) against float64 roundoff
             (∝ ε_mach/ε); with 1e-6 roundoff alone reaches ~5e-6 on the input gradient
@@ -153,22 +160,15 @@ def gradcheck_model(
             ``show`` sampled entries of every tensor, skipped ones included, in ``entries``.
         weight_decay: λ of an L2 term ½λΣw² added to the loss (notes 001, `cnn docs l2`); the hand-written side
             then gains :func:`cnn_cli.nn.optim.add_l2_gradient`, as a training step does.
+        mode: ``train`` (batch statistics, fixed dropout masks), ``eval``, or ``auto`` (:func:`gradcheck_mode`).
     Returns:
         One :class:`GradcheckResult` per parameter, in model order, then ``input``.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed: expected an int >= 0, got {seed!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps}")
-    if max_checks_per_param < 1:
-        raise ValueError(f"max_checks_per_param must be >= 1, got {max_checks_per_param}")
-    if not atol >= 0:
-        raise ValueError(f"atol must be >= 0, got {atol}")
-
+    _check_options(seed, batch_size, eps, max_checks_per_param, atol, mode)
     if isinstance(config, (str, Path)):
         config = load_config(config)
+    training = gradcheck_mode(build_model(config), mode) == "train"
+    batch_size = batch_size or (BATCH_STATISTICS_BATCH if training else 2)
     # Refuse a batch whose float64 activations would not fit, before allocating anything.
     check_memory(
         model_config_of(config), config.train if isinstance(config, Config) else TrainConfig(), batch_size, "float64", "--batch-size"
@@ -179,17 +179,18 @@ def gradcheck_model(
     x = rng.standard_normal((batch_size, *model.input_shape))
     labels = rng.integers(0, model.loss.num_classes, size=batch_size)
 
-    analytic = _analytic_gradients(model, x, labels)
+    masks = FixedMasks(model) if training else None
+    analytic = _analytic_gradients(model, x, labels, masks)
     optim.add_l2_gradient(model.params, analytic, weight_decay)  # looked up at call time: the bug zoo can swap it
     # The input of every layer on the unperturbed batch: a parameter of layer k only
     # changes what comes after it, so its loss evaluations start at layer k.
-    layer_inputs = _layer_inputs(model, x)
+    layer_inputs = _layer_inputs(model, x, masks)
     owner = {f"{layer.name}.{key}": index for index, layer in enumerate(model.layers) for key in layer.params}
 
     results = []
     for name, tensor in [*model.params.items(), (INPUT_NAME, x)]:
         start = owner.get(name, 0)
-        probe = Probe(model, start, layer_inputs[start], labels, weight_decay)
+        probe = Probe(model, start, layer_inputs[start], labels, weight_decay, masks)
         result = _check_tensor(name, tensor, analytic[name], probe, rng, eps, (tolerance, atol), max_checks_per_param, show)
         if result.on_floor:
             result.lesson = _floor_lesson(result, model, owner.get(name, -1), probe.base_loss, eps, atol)
@@ -197,8 +198,30 @@ def gradcheck_model(
     return results
 
 
+def _check_options(seed: int, batch_size: int | None, eps: float, max_checks: int, atol: float, mode: str) -> None:
+    """ConfigError for a bad seed or mode (user input), ValueError for a bad programmatic option."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed: expected an int >= 0, got {seed!r}")
+    if mode not in MODES:
+        raise ConfigError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    if max_checks < 1:
+        raise ValueError(f"max_checks_per_param must be >= 1, got {max_checks}")
+    if not atol >= 0:
+        raise ValueError(f"atol must be >= 0, got {atol}")
+
+
 def _floor_lesson(result: GradcheckResult, model: Model, owner: int, loss: float, eps: float, atol: float) -> str:
     """Why a tensor that passes only on the absolute floor is right all the same: its gradients are tiny."""
+    normalised_by = batch_norm_after(model, owner, result.name)
+    if normalised_by:
+        return (
+            f"{result.name} passes on the absolute floor: its true gradient is 0, since {normalised_by} subtracts the batch mean "
+            f"and with it any constant the bias adds (a bias right before batch norm is redundant)"
+        )
     typical = result.typical_gradient
     magnitude = f"1e{int(np.floor(np.log10(typical)))}" if typical > 0 else "0"
     above = [layer.type_name for layer in model.layers[owner + 1 :] if layer.type_name in SATURATING]
@@ -226,7 +249,7 @@ def format_gradcheck(results: list[GradcheckResult]) -> str:
     """A plain-text table, one row per tensor: name, entries checked and skipped, the largest relative and absolute
     errors, PASS/FAIL (PASS* on the absolute floor, each explained under the table)."""
     header = ("tensor", "checked", "skipped", "max rel err", "max |a − n|", "result")
-    rows = [(r.name, str(r.checked), str(r.skipped), f"{r.max_rel_error:.2e}", f"{r.max_abs_error:.1e}", _verdict(r)) for r in results]
+    rows = [(r.name, str(r.checked), str(r.skipped), f"{r.max_rel_error:.2e}", f"{r.max_abs_error:.1e}", verdict(r)) for r in results]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(cells: tuple[str, ...]) -> str:
@@ -244,15 +267,24 @@ def format_gradcheck(results: list[GradcheckResult]) -> str:
     return "\n".join(out)
 
 
-def _verdict(result: GradcheckResult) -> str:
+def verdict(result: GradcheckResult) -> str:
     if not result.passed:
         return "FAIL"
     return "PASS*" if result.on_floor else "PASS"
 
 
-def _analytic_gradients(model: Model, x: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+def gradcheck_mode(model: Model, mode: str = "auto") -> str:
+    """``train`` or ``eval``: ``mode`` itself, or for ``auto`` ``train`` exactly when the model has batch norm."""
+    if mode != "auto":
+        return mode
+    return "train" if uses_batch_statistics(model) else "eval"
+
+
+def _analytic_gradients(model: Model, x: np.ndarray, labels: np.ndarray, masks: FixedMasks | None) -> dict[str, np.ndarray]:
     """The hand-written backward: dL/dparam for every parameter and dL/dx (N, *input_shape)."""
-    logits = model.forward(x, training=False)
+    if masks is not None:
+        masks.rewind()
+    logits = model.forward(x, training=masks is not None)
     _, grad_logits = model.loss(logits, labels)
     grad_input = model.backward(grad_logits, need_input_grad=True)
     grads = {name: grad.copy() for name, grad in model.grads.items()}
@@ -265,9 +297,11 @@ def _analytic_gradients(model: Model, x: np.ndarray, labels: np.ndarray) -> dict
     return grads
 
 
-def _layer_inputs(model: Model, x: np.ndarray) -> list[np.ndarray]:
-    """[input of layer 0, input of layer 1, ...] for the batch x, in evaluation mode."""
-    return [step.input for step in model.trace(x, training=False)]
+def _layer_inputs(model: Model, x: np.ndarray, masks: FixedMasks | None) -> list[np.ndarray]:
+    """[input of layer 0, input of layer 1, ...] for the batch x, in the check's mode."""
+    if masks is not None:
+        masks.rewind()
+    return [step.input for step in model.trace(x, training=masks is not None)]
 
 
 def _check_tensor(
@@ -348,30 +382,6 @@ def _floor(numeric: np.ndarray) -> float:
 
 def _plain(index: tuple) -> tuple[int, ...]:
     return tuple(int(i) for i in index)
-
-
-def format_entries(results: list[GradcheckResult]) -> str:
-    """Per tensor, one row per shown entry: index, θ, L(θ+ε), L(θ−ε), numeric, analytic, relative error."""
-    out = []
-    header = f"  {'entry':<16}{'θ':>12}{'L(θ+ε)':>20}{'L(θ−ε)':>20}{'numeric':>14}{'analytic':>14}{'rel err':>10}"
-    for result in results:
-        if not result.entries:
-            continue
-        out.append(f"{result.name}  ({_verdict(result)}, max rel err {result.max_rel_error:.2e})")
-        out.append(header)
-        for e in result.entries:
-            index = str(e.index)
-            if e.skipped:
-                out.append(f"  {index:<16}{e.theta:>12.5g}{e.loss_plus:>20.12f}{e.loss_minus:>20.12f}  skipped: {e.skipped}")
-            else:
-                out.append(
-                    f"  {index:<16}{e.theta:>12.5g}{e.loss_plus:>20.12f}{e.loss_minus:>20.12f}"
-                    f"{e.numeric:>14.6e}{e.analytic:>14.6e}{e.rel_error:>10.1e}" + ("  (floor)" if e.on_floor else "")
-                )
-        out.append("")
-    out.append("numeric = (L(θ+ε) − L(θ−ε)) / 2ε;  rel err = |a − n| / max(|a| + |n|, 1% of the tensor's largest |n|)")
-    out.append("an entry passes when |a − n| ≤ atol + rtol·max(|a| + |n|, that 1%); (floor): within atol only")
-    return "\n".join(out)
 
 
 def _max_relative_error(hand_written: np.ndarray, numeric: np.ndarray) -> float:

@@ -10,6 +10,8 @@ difference straddles a kink and says nothing about the derivative at θ. A
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from cnn_cli.layers import Layer, LeakyReLU, MaxPool2D, ReLU
@@ -31,15 +33,62 @@ def kinks(layer: Layer, layer_input: np.ndarray) -> np.ndarray | None:
     return None
 
 
+def uses_batch_statistics(model: Model) -> bool:
+    """True when a training forward normalises with the batch's own statistics (batch norm, also inside a block)."""
+    return bool(model.buffers)
+
+
+def batch_norm_after(model: Model, owner: int, name: str) -> str:
+    """The batch norm (in training mode) right after the layer whose ``name`` is a bias, else "".
+
+    Such a norm subtracts the batch mean of each channel, and with it any constant the bias
+    added: the loss does not depend on that bias at all, and its gradient is exactly 0.
+    """
+    following = model.layers[owner + 1] if 0 <= owner < len(model.layers) - 1 else None
+    if not name.endswith(".bias") or following is None or not following.type_name.startswith("batchnorm"):
+        return ""
+    return following.name if following.training else ""
+
+
+def _all_layers(layers: list[Layer[Any]]) -> list[Layer[Any]]:
+    return [inner for layer in layers for inner in (layer, *_all_layers(layer.children()))]
+
+
+class FixedMasks:
+    """Makes a training-mode loss a fixed function of the parameters although dropout draws a fresh mask each forward.
+
+    Every dropout generator is rewound to the state it had when this object was made, before
+    each forward, so each forward draws the same masks.
+    """
+
+    def __init__(self, model: Model) -> None:
+        self.layers = [layer for layer in _all_layers(model.layers) if hasattr(layer, "rng")]
+        self.states = [layer.rng.bit_generator.state for layer in self.layers]
+
+    def rewind(self) -> None:
+        for layer, state in zip(self.layers, self.states, strict=True):
+            layer.rng.bit_generator.state = state
+
+
 class Probe:
     """Evaluates the loss from layer ``start`` on, given that layer's input, and reports the kinks met.
 
     Two evaluations with equal kink patterns lie on the same smooth piece of the loss,
-    so their central difference estimates the derivative.
+    so their central difference estimates the derivative. With ``masks`` the forward runs in
+    training mode (batch norm on the batch's statistics, dropout with the same masks each time).
     """
 
-    def __init__(self, model: Model, start: int, start_input: np.ndarray, labels: np.ndarray, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: Model,
+        start: int,
+        start_input: np.ndarray,
+        labels: np.ndarray,
+        weight_decay: float = 0.0,
+        masks: FixedMasks | None = None,
+    ) -> None:
         self.model = model
+        self.masks = masks
         self.weight_decay = weight_decay  # the L2 term ½λΣw² is part of the loss being checked
         self.start = start
         self.start_input = start_input  # for the "input" tensor this is the batch itself, perturbed in place
@@ -48,7 +97,9 @@ class Probe:
 
     def evaluate(self) -> tuple[float, list[np.ndarray | None]]:
         """(loss, kink pattern of layers start..end) for the current parameter values."""
-        steps = self.model.trace(self.start_input, training=False, start=self.start)
+        if self.masks is not None:
+            self.masks.rewind()
+        steps = self.model.trace(self.start_input, training=self.masks is not None, start=self.start)
         loss, _ = self.model.loss(steps[-1].output, self.labels)
         loss += optim.l2_penalty(self.model.params, self.weight_decay)
         return loss, [kinks(step.layer, step.input) for step in steps]

@@ -66,12 +66,17 @@ class Model:
         self._first_param_layer = next((i for i, layer in enumerate(layers) if layer.params), len(layers))
 
     @property
+    def buffers(self) -> dict[str, np.ndarray]:
+        """State that is not trained but saved with the model (``bn1.running_mean``), by dotted name like ``params``."""
+        return {f"{layer.name}.{key}": value for layer in self.layers for key, value in layer.buffers.items()}
+
+    @property
     def grads(self) -> dict[str, np.ndarray]:
         """dLoss/dparam for every parameter, filled by the latest :meth:`backward`."""
         return {f"{layer.name}.{key}": value for layer in self.layers for key, value in layer.grads.items()}
 
     def forward(self, x: np.ndarray, training: bool = False, keep_cache: bool = True) -> np.ndarray:
-        """(N, *input_shape) -> (N, *output_shape) logits. ``training`` switches dropout on.
+        """(N, *input_shape) -> (N, *output_shape) logits. ``training`` switches dropout on and batch norm to batch statistics.
 
         ``keep_cache=False`` (evaluation, prediction) lets each layer drop what only a
         backward would need, e.g. a convolution's im2col matrix, as soon as it is used.
@@ -172,6 +177,18 @@ class Model:
             if value.shape != self.params[name].shape:
                 raise ValueError(f"{name}: expected shape {self.params[name].shape}, got {value.shape}")
             self.params[name][...] = value
+
+    def load_buffers(self, arrays: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the buffers in place (names, shapes must match exactly)."""
+        buffers = self.buffers
+        if set(arrays) != set(buffers):
+            raise ValueError(
+                f"buffer names differ: missing {sorted(set(buffers) - set(arrays))}, unexpected {sorted(set(arrays) - set(buffers))}"
+            )
+        for name, value in arrays.items():
+            if value.shape != buffers[name].shape:
+                raise ValueError(f"{name}: expected shape {buffers[name].shape}, got {value.shape}")
+            buffers[name][...] = value
 
     def __repr__(self) -> str:
         return "Model(\n" + "\n".join(f"  {layer!r}" for layer in self.layers) + f"\n  loss={self.loss.name}\n)"

@@ -74,7 +74,7 @@ def _walk(
 # Column titles and widths of the table; numbers are right-aligned.
 _COLUMNS = (
     ("layer", 12),
-    ("type", 11),
+    ("type", 16),
     ("kernel", 11),
     ("stride", 7),
     ("pad", 5),

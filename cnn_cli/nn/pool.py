@@ -99,3 +99,22 @@ def _scatter_to_windows(cache: PoolCache, grad_for_tap) -> np.ndarray:
     if grad_padded is None:  # pragma: no cover - a kernel has at least one tap
         raise ValueError(f"empty pooling kernel {cache.kernel}")
     return grad_padded[:, pad_h : pad_h + h, pad_w : pad_w + w, :].transpose(0, 3, 1, 2)
+
+
+def global_avgpool_forward(x: np.ndarray) -> np.ndarray:
+    """y[n, c] = (1 / (H·W)) Σ_{i, j} x[n, c, i, j]: one mean per feature map.
+
+    x (N, C, H, W) -> y (N, C). An average pool whose window is the whole map, with
+    the spatial axes dropped: what follows is a dense layer on C features.
+    """
+    return x.mean(axis=(2, 3))
+
+
+def global_avgpool_backward(grad_out: np.ndarray, input_hw: IntPair) -> np.ndarray:
+    """dL/dx[n, c, i, j] = dL/dy[n, c] / (H·W): every input of a map shares its mean's gradient equally.
+
+    grad_out (N, C) -> (N, C, H, W) for ``input_hw`` = (H, W).
+    """
+    n, c = grad_out.shape
+    share = grad_out / (input_hw[0] * input_hw[1])
+    return np.broadcast_to(share[:, :, None, None], (n, c, *input_hw)).copy()

@@ -2,6 +2,9 @@
 
 A checkpoint is an ``.npz`` holding
 - every parameter under its dotted name in PyTorch layout (``conv1.weight``),
+- every buffer (state that is not trained: batch norm's running statistics) under
+  ``buffer/<name>`` (``buffer/bn1.running_mean``); a model without buffers stores none,
+  so checkpoints written before buffers existed still load,
 - the optimizer's state under ``optimizer/<name>`` (and ``optimizer/steps``),
 - metadata under ``meta/``: format version, epoch, step, position inside the
   epoch, running sums of a partial epoch, best validation accuracy, RNG states,
@@ -29,6 +32,7 @@ from cnn_cli.io import atomic_write  # re-exported: runs and plots write through
 
 FORMAT_VERSION = 1
 OPTIMIZER_PREFIX = "optimizer/"
+BUFFER_PREFIX = "buffer/"
 META_PREFIX = "meta/"
 META_KEYS = (
     "format_version",
@@ -64,6 +68,7 @@ class Checkpoint:
     rng: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # mean, std, classes, class_names
     history: list[dict[str, Any]] | None = None  # metrics rows of the finished epochs (None: not stored)
+    buffers: dict[str, np.ndarray] = field(default_factory=dict)  # the model's buffers by dotted name
 
 
 def _text(value: Any) -> np.ndarray:
@@ -130,6 +135,7 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
     path = Path(path)
     arrays: dict[str, np.ndarray] = dict(ckpt.params)
     arrays.update({OPTIMIZER_PREFIX + k: v for k, v in ckpt.optimizer_state.items()})
+    arrays.update({BUFFER_PREFIX + k: v for k, v in ckpt.buffers.items()})
     meta = {
         "format_version": np.array(FORMAT_VERSION),
         "epoch": np.array(ckpt.epoch),
@@ -232,9 +238,11 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
             raise CheckpointError(f"{path}: stored config is invalid: {exc}") from None
 
         param_bytes = sum(p.nbytes for p in model.params.values())
-        _check_declared_sizes(archive, path, param_bytes)
-        _check_keys(path, keys, set(model.params))
+        _check_declared_sizes(archive, path, param_bytes + sum(b.nbytes for b in model.buffers.values()))
+        buffer_keys = {BUFFER_PREFIX + name for name in model.buffers}
+        _check_keys(path, keys, set(model.params) | buffer_keys)
         params = _read_params(archive, path, model.params)
+        buffers = _read_params(archive, path, model.buffers, BUFFER_PREFIX)
         optimizer_state = _read_optimizer_state(archive, path, keys, model.params, param_bytes)
 
         ckpt = Checkpoint(
@@ -249,11 +257,13 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
             best_epoch=int(_read_scalar(archive, path, "best_epoch", "iu")),
             rng=_read_json(archive, path, "rng"),
             data=_read_json(archive, path, "data"),
+            buffers=buffers,
         )
         if META_PREFIX + HISTORY_KEY in keys:
             ckpt.history = _read_history(archive, path, ckpt.epoch)
     _check_meta(path, ckpt, model)
     model.load_params(params)
+    model.load_buffers(buffers)
     return ckpt, model
 
 
@@ -283,14 +293,14 @@ def _check_keys(path: Path, keys: set[str], param_names: set[str]) -> None:
         raise CheckpointError(f"{path}: unexpected key {extra[0]!r}; it does not belong to the stored config's model")
 
 
-def _read_params(archive: zipfile.ZipFile, path: Path, model_params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every parameter, each checked against the shape and dtype of the model's own."""
-    params = {}
-    for name, expected in model_params.items():
-        value = _read_member(archive, path, name, expected.nbytes + 4096)
-        _check_array(path, name, value, expected.shape, expected.dtype)
-        params[name] = value
-    return params
+def _read_params(archive: zipfile.ZipFile, path: Path, model_arrays: dict[str, np.ndarray], prefix: str = "") -> dict[str, np.ndarray]:
+    """Every parameter (or, with ``prefix`` ``buffer/``, every buffer), each checked against the shape and dtype of the model's own."""
+    arrays = {}
+    for name, expected in model_arrays.items():
+        value = _read_member(archive, path, prefix + name, expected.nbytes + 4096)
+        _check_array(path, prefix + name, value, expected.shape, expected.dtype)
+        arrays[name] = value
+    return arrays
 
 
 def _read_optimizer_state(

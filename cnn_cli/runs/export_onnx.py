@@ -10,6 +10,10 @@ conv2d         ``Conv`` (strides, pads, dilations, group; bias optional), PyTorc
 padding        ``Pad`` (constant 0, spatial axes only)
 maxpool2d      ``MaxPool``: padded positions never win (ONNX pads with -inf, as cnn)
 avgpool2d      ``AveragePool`` with ``count_include_pad=1``: zeros count in the mean
+global_avg_    ``GlobalAveragePool`` (N, C, 1, 1) then ``Flatten`` (axis 1) to (N, C)
+pool
+batchnorm2d,   ``BatchNormalization`` in inference form: the running mean and variance
+batchnorm1d    (γ = 1, β = 0 written out when the layer has no affine parameters)
 relu, ...      ``Relu``, ``LeakyRelu`` (alpha = negative_slope), ``Sigmoid``, ``Tanh``
 flatten        ``Reshape`` to (N, C·H·W, 1, 1), the same (C, H, W) order
 dense          ``Flatten`` (axis 1) then ``Gemm`` with transB (y = x Wᵀ + b)
@@ -112,6 +116,11 @@ def _layer_nodes(g: _GraphBuilder, layer: Any, x: str) -> str:
         if kind == "maxpool2d":
             return g.node("MaxPool", [x], out, name, **geometry)
         return g.node("AveragePool", [x], out, name, count_include_pad=1, **geometry)
+    if kind == "global_avg_pool":
+        pooled = g.node("GlobalAveragePool", [x], f"{name}.pooled", f"{name}.pool")
+        return g.node("Flatten", [pooled], out, name, axis=1)
+    if kind in ("batchnorm2d", "batchnorm1d"):
+        return _batch_norm_node(g, layer, x, out)
     if kind == "relu":
         return g.node("Relu", [x], out, name)
     if kind == "leaky_relu":
@@ -132,6 +141,19 @@ def _layer_nodes(g: _GraphBuilder, layer: Any, x: str) -> str:
             inputs.append(g.constant(f"{name}.bias", params["bias"]))
         return g.node("Gemm", inputs, out, name, transB=1)
     raise CnnError(f"{name}: layer type {kind!r} has no ONNX export")
+
+
+def _batch_norm_node(g: _GraphBuilder, layer: Any, x: str, out: str) -> str:
+    """``BatchNormalization`` as evaluation runs it: y = γ·(x − running_mean)/√(running_var + ε) + β."""
+    name, channels = layer.name, layer.channels
+    arrays = {
+        "weight": layer.params.get("weight", np.ones(channels)),
+        "bias": layer.params.get("bias", np.zeros(channels)),
+        "running_mean": layer.buffers["running_mean"],
+        "running_var": layer.buffers["running_var"],
+    }
+    inputs = [g.constant(f"{name}.{key}", np.ascontiguousarray(value, dtype=np.float32)) for key, value in arrays.items()]
+    return g.node("BatchNormalization", [x, *inputs], out, name, epsilon=float(layer.eps))
 
 
 def _probability_nodes(g: _GraphBuilder, model: Model, logits: str) -> None:

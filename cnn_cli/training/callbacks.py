@@ -123,6 +123,7 @@ class Checkpointer(Callback):
             rng=model_rng_state(state.model),
             data=state.data_info,
             history=state.history,
+            buffers=state.model.buffers,
         )
 
     def on_fit_start(self, state: TrainState) -> None:

@@ -28,11 +28,14 @@ class TransferReport:
 
     source: str
     loaded: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # parameter name -> reason
+    skipped: dict[str, str] = field(default_factory=dict)  # parameter (or buffer) name -> reason
+    loaded_buffers: list[str] = field(default_factory=list)  # batch norm's running statistics, copied with their layer
     frozen: list[str] = field(default_factory=list)  # layer names
 
     def lines(self) -> list[str]:
         out = [f"init from {self.source}: loaded {len(self.loaded)} parameter(s): {', '.join(self.loaded) or 'none'}"]
+        if self.loaded_buffers:
+            out.append(f"  and {len(self.loaded_buffers)} buffer(s): {', '.join(self.loaded_buffers)}")
         out += [f"  skipped {name}: {reason}" for name, reason in self.skipped.items()]
         if self.frozen:
             out.append(f"  frozen (not trained): {', '.join(self.frozen)}")
@@ -42,7 +45,13 @@ class TransferReport:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"checkpoint": self.source, "loaded": self.loaded, "skipped": self.skipped, "frozen": self.frozen}
+        return {
+            "checkpoint": self.source,
+            "loaded": self.loaded,
+            "loaded_buffers": self.loaded_buffers,
+            "skipped": self.skipped,
+            "frozen": self.frozen,
+        }
 
 
 def frozen_parameters(model: Model, layers: list[str]) -> frozenset[str]:
@@ -71,22 +80,29 @@ def source_checkpoint(source: str | Path) -> Path:
 
 
 def init_from_checkpoint(model: Model, source: str | Path, frozen_layers: list[str] | None = None) -> TransferReport:
-    """Copy into ``model`` every parameter of the checkpoint with the same name and shape (cast to the model's dtype)."""
+    """Copy into ``model`` every parameter and buffer (running statistics) of the checkpoint with the same name and
+    shape (cast to the model's dtype)."""
     from cnn_cli.runs.checkpoint import load_checkpoint
 
     path = source_checkpoint(source)
     ckpt, _ = load_checkpoint(path)
     report = TransferReport(str(path), frozen=list(frozen_layers or []))
-    for name, value in model.params.items():
-        stored = ckpt.params.get(name)
-        if stored is None:
-            report.skipped[name] = "not in the checkpoint"
-        elif stored.shape != value.shape:
-            report.skipped[name] = f"shape {tuple(stored.shape)} in the checkpoint, {tuple(value.shape)} here"
-        else:
-            value[...] = np.asarray(stored, dtype=value.dtype)
-            report.loaded.append(name)
-    unused = [name for name in ckpt.params if name not in model.params]
-    if unused:
-        report.skipped.update({name: "in the checkpoint only (no such parameter here)" for name in unused})
+    report.loaded = _copy_matching(model.params, ckpt.params, report.skipped, "parameter")
+    report.loaded_buffers = _copy_matching(model.buffers, ckpt.buffers, report.skipped, "buffer")
     return report
+
+
+def _copy_matching(ours: dict[str, np.ndarray], stored: dict[str, np.ndarray], skipped: dict[str, str], noun: str) -> list[str]:
+    """Copy each stored array into the one of ``ours`` with its name and shape; the names copied, the rest in ``skipped``."""
+    loaded = []
+    for name, value in ours.items():
+        source = stored.get(name)
+        if source is None:
+            skipped[name] = "not in the checkpoint"
+        elif source.shape != value.shape:
+            skipped[name] = f"shape {tuple(source.shape)} in the checkpoint, {tuple(value.shape)} here"
+        else:
+            value[...] = np.asarray(source, dtype=value.dtype)
+            loaded.append(name)
+    skipped.update({name: f"in the checkpoint only (no such {noun} here)" for name in stored if name not in ours})
+    return loaded

@@ -25,15 +25,17 @@ MINIMAL_OPTIONS = {
     "dense": {"out_features": 4},
     "dropout": {"p": 0.5},
 }
-INPUT = (2, 6, 6)
+IMAGE = (2, 6, 6)
+FEATURES_ONLY = {"batchnorm1d": (6,)}  # layers that take (F,), not an image
 
 
 def built(type_name: str):
+    shape = FEATURES_ONLY.get(type_name, IMAGE)
     model_config = model_config_from_dict(
-        {"input_shape": list(INPUT), "layers": [{"type": type_name, **MINIMAL_OPTIONS.get(type_name, {})}]}
+        {"input_shape": list(shape), "layers": [{"type": type_name, **MINIMAL_OPTIONS.get(type_name, {})}]}
     )
     spec = model_config.layers[0]
-    layer = LAYER_TYPES[type_name].build(spec, INPUT, BuildContext(np.random.default_rng(0), np.dtype("float64"), "kaiming"))
+    layer = LAYER_TYPES[type_name].build(spec, shape, BuildContext(np.random.default_rng(0), np.dtype("float64"), "kaiming"))
     return spec, layer
 
 
@@ -48,10 +50,11 @@ def test_every_layer_type_has_a_spec_whose_type_is_its_registry_name() -> None:
 def test_build_gives_the_shapes_and_parameter_count_shape_inference_promised(type_name: str) -> None:
     spec, layer = built(type_name)
     assert layer.name == f"{spec.name_prefix or type_name}1" == spec.name
-    assert layer.input_shape == INPUT
-    assert layer.output_shape == spec.output_shape(INPUT)
-    assert sum(p.size for p in layer.params.values()) == spec.num_params(INPUT)
-    out = layer.forward(np.random.default_rng(1).standard_normal((5, *INPUT)))
+    shape = layer.input_shape
+    assert shape == FEATURES_ONLY.get(type_name, IMAGE)
+    assert layer.output_shape == spec.output_shape(shape)
+    assert sum(p.size for p in layer.params.values()) == spec.num_params(shape)
+    out = layer.forward(np.random.default_rng(1).standard_normal((5, *shape)))
     assert out.shape == (5, *layer.output_shape)
 
 
@@ -62,7 +65,7 @@ def test_keep_cache_false_keeps_nothing_for_a_backward(type_name: str, training:
     instead of computing a gradient from a stale or missing cache."""
     _, layer = built(type_name)
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((5, *INPUT))
+    x = rng.standard_normal((5, *layer.input_shape))
     layer.training = training
     kept = layer.forward(x)
     grad = rng.standard_normal(kept.shape)

@@ -15,7 +15,7 @@ import pytest
 from cnn_cli.learn.exercises import skeleton_text
 from cnn_cli.learn.explain import EXAMPLES
 from cnn_cli.learn.explain.report import parse_matrix
-from cnn_cli.nn import activations, conv, losses, pool
+from cnn_cli.nn import activations, batchnorm, conv, losses, pool
 from tests.support.cli import EXIT_BAD_INPUT, error_line, invoke_cli, run_cli
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -68,6 +68,9 @@ def _swap_rows_forward(original):
         (pool, "maxpool2d_backward", lambda f: lambda g, c: f(g, c) + 0.25 * (f(g, c) == 0), "maxpool"),
         (activations, "relu_backward", lambda f: lambda g, mask: g.copy(), "relu"),
         (losses, "softmax_cross_entropy", lambda f: lambda z, y: (f(z, y)[0], f(z, y)[1] * 2), "softmax-ce"),
+        (batchnorm, "batchnorm_backward", lambda f: lambda g, c: f(g, c) + 1e-3, "batchnorm"),
+        (batchnorm, "batchnorm_forward", lambda f: lambda x, *a: (f(x, *a)[0] * 1.001, f(x, *a)[1]), "batchnorm"),
+        (pool, "global_avgpool_backward", lambda f: lambda g, hw: f(g, hw) * (hw[0] * hw[1]), "global-avg-pool"),
     ],
 )
 def test_a_broken_library_function_makes_explain_exit_1(monkeypatch, module, name, make_broken, example):

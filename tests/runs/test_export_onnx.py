@@ -93,6 +93,44 @@ def test_every_layer_option_agrees_on_signed_random_input() -> None:
     assert {"Pad", "Conv", "LeakyRelu", "MaxPool", "Tanh", "AveragePool", "Sigmoid", "Identity", "Reshape", "Gemm", "Relu"} <= ops
 
 
+BATCH_NORM_NET = {
+    "layers": [
+        {"type": "conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1},
+        {"type": "batchnorm2d", "eps": 1e-3},
+        {"type": "relu"},
+        {"type": "maxpool2d", "kernel_size": 2},
+        {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "bias": False},
+        {"type": "batchnorm2d", "affine": False},
+        {"type": "relu"},
+        {"type": "global_avg_pool"},
+        {"type": "dense", "out_features": 12},
+        {"type": "batchnorm1d"},
+        {"type": "relu"},
+        {"type": "dense", "out_features": 10},
+    ],
+}
+
+
+def test_batch_norm_and_global_average_pooling_agree_on_real_digits(real_test_images: np.ndarray) -> None:
+    """Evaluation mode: random γ, β and running statistics (the fresh 0 and 1 would hide a swapped mean and variance)."""
+    model = build_model(BATCH_NORM_NET, seed=12)
+    randomise_biases(model, seed=13)
+    rng = np.random.default_rng(14)
+    for name, value in model.params.items():
+        if name.startswith("bn") and name.endswith(".weight"):
+            value[...] = rng.uniform(0.5, 2.0, value.shape)
+    for name, value in model.buffers.items():
+        value[...] = rng.uniform(0.5, 2.0, value.shape) if name.endswith("var") else rng.normal(0.0, 0.5, value.shape)
+    proto = model_to_onnx(model)
+    assert {"BatchNormalization", "GlobalAveragePool"} <= {node.op_type for node in proto.graph.node}
+    logits, _ = run_onnx(proto, real_test_images)
+    reference = model.forward(real_test_images)  # evaluation mode: the running statistics
+    assert real_test_images.shape[0] == 1000 and logits.shape == reference.shape == (1000, 10)
+    assert float(np.abs(logits - reference).max()) < LOGIT_TOLERANCE
+    np.testing.assert_array_equal(model.loss.predict(logits), model.loss.predict(reference))
+    assert float(np.abs(model.forward(real_test_images, training=True) - reference).max()) > 1e-2  # the modes do differ
+
+
 def test_average_pool_padding_convention_is_what_the_check_sees() -> None:
     """The check can fail: ONNX's other convention (padding not counted) gives different numbers here."""
     model = build_model({"input_shape": [1, 6, 6], "layers": [{"type": "avgpool2d", "kernel_size": 3, "stride": 3, "padding": 1}]})

@@ -91,19 +91,22 @@ def _weight_decay_of(config: Any, mutation: Mutation, on_demo: bool) -> float:
 def gradcheck_report(
     config_name: str | None,
     seed: int = 0,
-    batch_size: int = 2,
+    batch_size: int | None = None,
     break_name: str | None = None,
     show: int = 0,
     atol: float | None = None,
+    mode: str = "auto",
 ) -> tuple[str, bool]:
     """What ``cnn gradcheck`` prints, and whether it passed (``--break list`` counts as passed).
 
     With ``break_name`` the check runs with that mistake swapped in, and "passed" means
     the check did not catch it: the command exits 1 when any tensor fails.
-    ``atol`` is the absolute floor of the check (None: the default, ``cnn docs gradcheck``).
+    ``atol`` is the absolute floor of the check (None: the default, ``cnn docs gradcheck``); ``mode``
+    train/eval/auto as :func:`cnn_cli.learn.gradcheck.gradcheck_model` takes it.
     """
     from cnn_cli.config.load import load_config
-    from cnn_cli.learn.gradcheck import ATOL, format_entries, format_gradcheck, gradcheck_model
+    from cnn_cli.learn.gradcheck import ATOL, format_gradcheck, gradcheck_mode, gradcheck_model
+    from cnn_cli.learn.gradcheck_entries import format_entries
     from cnn_cli.model.network import build_model
 
     if break_name == "list":
@@ -116,9 +119,11 @@ def gradcheck_report(
     weight_decay = _weight_decay_of(config, mutation, on_demo) if mutation is not None else 0.0
     with mutation.apply() if mutation is not None else contextlib.nullcontext():
         results = gradcheck_model(
-            config, seed=seed, batch_size=batch_size, show=show, weight_decay=weight_decay, atol=ATOL if atol is None else atol
+            config, seed, batch_size, show=show, weight_decay=weight_decay, atol=ATOL if atol is None else atol, mode=mode
         )
     parts = [format_gradcheck(results)]
+    if gradcheck_mode(build_model(config), mode) == "train":
+        parts.insert(0, "training mode: batch norm uses the batch's own mean and variance, so each ±ε step reruns the whole batch")
     if show:
         parts.append("")
         parts.append(format_entries(results))

@@ -24,6 +24,7 @@ from pathlib import Path
 from cnn_cli.errors import CnnError
 from cnn_cli.learn.explain.conv import conv_backward, convolution, cross_correlation
 from cnn_cli.learn.explain.network import l2_update, seed004_net
+from cnn_cli.learn.explain.normalization import batchnorm, global_avg_pool
 from cnn_cli.learn.explain.report import ExampleInput, Report
 from cnn_cli.learn.explain.routing import maxpool, relu, softmax_ce
 
@@ -64,6 +65,12 @@ EXAMPLES = {
             "seed004-net", "notes 004's 15-parameter net: forward, every chain-rule factor, (A2 − Y)Fᵀ (`cnn docs seed004`)", seed004_net
         ),
         Example("l2-update", "notes 001's w ← w − α(∂L/∂w + λw) with its numbers (`cnn docs seesaw`)", l2_update),
+        Example(
+            "batchnorm",
+            "a 2x3 batch norm: every forward intermediate, the staged and the one-line backward agreeing (`cnn docs batchnorm`)",
+            batchnorm,
+        ),
+        Example("global-avg-pool", "the mean of a map, and dy/(H·W) back to each input (`cnn docs global_avg_pool`)", global_avg_pool),
     ]
 }
 

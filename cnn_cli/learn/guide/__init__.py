@@ -40,6 +40,8 @@ TOPICS = {
     "softmax_cross_entropy": "2.12 Softmax cross-entropy",
     "binary_cross_entropy": "2.13 Binary cross-entropy",
     "sum_squared_error": "2.14 Sum of squared errors",
+    "batchnorm": "2.15 BatchNorm2D and BatchNorm1D",
+    "global_avg_pool": "2.16 Global average pooling",
     "optim": "3. After backward",
     "l2": "3.1 L2 regularisation",
     "seesaw": "Notes 001's seesaw updates",
@@ -64,6 +66,11 @@ TOPICS = {
 }
 ALIASES = {
     "conv": "conv2d",
+    "batchnorm2d": "batchnorm",
+    "batchnorm1d": "batchnorm",
+    "batch-norm": "batchnorm",
+    "gap": "global_avg_pool",
+    "global-avg-pool": "global_avg_pool",
     "maxpool": "maxpool2d",
     "avgpool": "avgpool2d",
     "leakyrelu": "leaky_relu",
