@@ -25,6 +25,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cnn_cli.nn.optim import l2_penalty
+from cnn_cli.nn.thread_policy import adapt_to_load
+from cnn_cli.nn.threads import usable_cpus
 from cnn_cli.runs.checkpoint import Checkpoint, model_rng_state, save_checkpoint
 from cnn_cli.runs.folders import point_latest, read_json_record, run_record, write_json, write_metrics
 from cnn_cli.runs.liveness import this_process
@@ -164,6 +166,22 @@ class EpochLogger(Callback):
             f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s"
         )
         state.log(text + (f"  l2 {penalty:.4f}" if penalty else ""))
+
+
+class ThreadPolicy(Callback):
+    """Before each epoch, fewer threads when other programs keep the cores busy (``cnn_cli.nn.thread_policy``); says when it changes."""
+
+    def __init__(self) -> None:
+        self.threads: int | None = None
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        chosen = adapt_to_load()
+        if chosen is None or chosen[0] == self.threads:
+            return
+        count, others = chosen
+        if self.threads is not None or count < usable_cpus():
+            state.log(f"threads: {count} ({others:g} other running process(es) on {usable_cpus()} cores)")
+        self.threads = count
 
 
 class DivergenceGuard(Callback):

@@ -44,6 +44,7 @@ from cnn_cli.training.callbacks import (
     MetricsWriter,
     ProgressBar,
     RunRecord,
+    ThreadPolicy,
 )
 from cnn_cli.training.epochs import describe_batches, epoch_data, one_batch_splits
 from cnn_cli.training.extras import require_extras
@@ -250,6 +251,7 @@ def _builtin_callbacks(
         LatestLink(runs_root),
         *([ProgressBar()] if progress else []),
         DivergenceGuard(),
+        ThreadPolicy(),
         StepLog(tc.log_every),
         *([gradients] if gradients else []),
         *([TensorBoardLogger(gradients)] if tc.tensorboard else []),  # before the commit: a resume purges its later steps
