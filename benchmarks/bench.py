@@ -11,13 +11,22 @@ Also reported: peak resident memory of each child, the per-layer profile of
 our training step, and the time of one real MNIST epoch through the normal
 training code (`cnn_cli.training.train.train`).
 
+Each measurement is also taken on a busy machine: ``--busy 0,1`` (the default) times
+every child once on the quiet machine and once beside one spin-loop process that
+holds a core, ``--busy 0,1,3`` adds three. ``--before-after`` adds ``ours-fixed``:
+ours on the default threads, without the busy-machine thread policy that `cnn train`
+applies before each epoch (``cnn_cli/nn/thread_policy.py``). The load average is
+printed beside each case.
+
     python benchmarks/bench.py                 # 5 rounds, writes benchmarks/RESULTS.md
     python benchmarks/bench.py --rounds 7 --no-epoch
+    python benchmarks/bench.py --busy 1,3 --before-after --no-torch --no-epoch
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -54,12 +63,17 @@ def _time_steps(step, steps: int, warmup: int, batch: int) -> dict:
     return {"images_per_s": steps * batch / seconds, "peak_rss_mb": _peak_rss_mb()}
 
 
-def worker_ours(mode: str, steps: int, warmup: int, batch: int) -> dict:
+def worker_ours(mode: str, steps: int, warmup: int, batch: int, adapt: bool = True) -> dict:
+    """Our training step or inference; ``adapt``: first set the threads for the load, as `cnn train` does before each epoch."""
     import numpy as np
 
     from cnn_cli import build_model
     from cnn_cli.nn.optim import make_optimizer
+    from cnn_cli.nn.thread_policy import adapt_to_load
     from cnn_cli.nn.threads import thread_count
+
+    if adapt:
+        adapt_to_load()
 
     model = build_model("mnist", seed=0)
     optimizer = make_optimizer("adam", 1e-3)
@@ -159,8 +173,36 @@ def worker_torch_linear(mode: str, steps: int, warmup: int, batch: int) -> dict:
     return worker_torch(mode, steps, warmup, batch, head="linear")
 
 
-WORKERS = {"ours": worker_ours, "torch": worker_torch, "torch-linear": worker_torch_linear}
-LABELS = {"ours": "ours", "torch": "PyTorch, same graph (1x1-conv head)", "torch-linear": "PyTorch as usually written (nn.Linear head)"}
+def worker_ours_fixed(mode: str, steps: int, warmup: int, batch: int) -> dict:
+    return worker_ours(mode, steps, warmup, batch, adapt=False)
+
+
+WORKERS = {"ours": worker_ours, "ours-fixed": worker_ours_fixed, "torch": worker_torch, "torch-linear": worker_torch_linear}
+LABELS = {
+    "ours": "ours",
+    "ours-fixed": "ours on fixed default threads (no busy-machine policy)",
+    "torch": "PyTorch, same graph (1x1-conv head)",
+    "torch-linear": "PyTorch as usually written (nn.Linear head)",
+}
+SPIN = "while True:\n    pass"
+
+
+@contextlib.contextmanager
+def busy_processes(count: int):
+    """``count`` spin-loop processes, each holding a core, for the duration of the block."""
+    spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(count)]
+    try:
+        if spinners:
+            time.sleep(0.5)  # on the run queue before a child starts
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+def load_text() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def run_child(args: list[str], timeout: float = 900) -> dict:
@@ -197,12 +239,75 @@ def machine_description() -> str:
     return f"{cpu}; {os.cpu_count()} logical CPUs; Python {platform.python_version()}; NumPy {np.__version__} ({blas})"
 
 
+def measure(frameworks: list[str], busy_cases: list[int], args) -> tuple[dict, dict]:
+    """Alternating rounds of children for every busy case; results[(busy, framework, mode)] and the load seen per case."""
+    results: dict[tuple[int, str, str], list[dict]] = {(b, f, m): [] for b in busy_cases for f in frameworks for m in ("train", "infer")}
+    loads: dict[int, list[str]] = {b: [] for b in busy_cases}
+    for round_index in range(args.rounds):
+        for busy in busy_cases:
+            with busy_processes(busy):
+                for mode in ("train", "infer"):
+                    order = frameworks if round_index % 2 == 0 else frameworks[::-1]
+                    for framework in order:
+                        steps = args.steps if mode == "train" else 3 * args.steps
+                        result = run_child([framework, mode, str(steps), str(args.warmup)])
+                        results[(busy, framework, mode)].append(result)
+                        print(
+                            f"round {round_index + 1}/{args.rounds} busy {busy} {mode:5s} {framework:12s} "
+                            f"{result['images_per_s']:8.0f} img/s  {result['threads']} thread(s)  load {load_text()}",
+                            flush=True,
+                        )
+                loads[busy].append(load_text())
+    return results, loads
+
+
+def busy_label(busy: int) -> str:
+    return "no spinner added" if busy == 0 else f"{busy} busy process{'es' if busy > 1 else ''}"
+
+
+def table(results: dict, frameworks: list[str], busy_cases: list[int], loads: dict) -> list[str]:
+    """The img/s rows, each with the median over rounds of ours / this framework in the same round and case."""
+    lines = [
+        "| machine | measurement | framework | img/s (median, min–max) | threads | ratio ours / this (median of rounds) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for busy in busy_cases:
+        for mode, label in (("train", "training step"), ("infer", "inference")):
+            for framework in frameworks:
+                runs = results[(busy, framework, mode)]
+                stats = summarise([r["images_per_s"] for r in runs])
+                threads = "/".join(sorted({str(r["threads"]) for r in runs}))
+                speeds = f"{stats['median']:.0f} ({stats['min']:.0f}–{stats['max']:.0f})"
+                row = f"| {busy_label(busy)} | {label} | {LABELS[framework]} | {speeds} | {threads} |"
+                if framework == "ours":
+                    row += " – |"
+                else:
+                    ours = results[(busy, "ours", mode)]
+                    per_round = [a["images_per_s"] / b["images_per_s"] for a, b in zip(ours, runs, strict=True)]
+                    row += f" {statistics.median(per_round):.2f} |"
+                lines.append(row)
+    if 0 in busy_cases:
+        for busy in [b for b in busy_cases if b]:
+            for mode in ("train", "infer"):
+                for framework in frameworks:
+                    quiet = statistics.median(r["images_per_s"] for r in results[(0, framework, mode)])
+                    busy_speed = statistics.median(r["images_per_s"] for r in results[(busy, framework, mode)])
+                    lines.append(f"- {busy_label(busy)}, {mode}: {LABELS[framework]} at {busy_speed / quiet:.2f}x of its quiet speed")
+    lines += [
+        "",
+        "Load average (1, 5, 15 min) after each round: " + "; ".join(f"{busy_label(b)}: {', '.join(v)}" for b, v in loads.items()),
+    ]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=30, help="timed steps per child")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--busy", default="0,1", help="busy-process counts to measure beside, comma-separated (default: %(default)s)")
+    parser.add_argument("--before-after", action="store_true", help="also ours without the busy-machine thread policy")
     parser.add_argument("--no-epoch", action="store_true", help="skip the real MNIST epoch")
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
@@ -220,50 +325,23 @@ def main() -> None:
             print(json.dumps(WORKERS[framework](mode, steps, warmup, BATCH)))
         return
 
-    frameworks = ["ours"] if args.no_torch else ["ours", "torch", "torch-linear"]
-    results: dict[tuple[str, str], list[dict]] = {(f, m): [] for f in frameworks for m in ("train", "infer")}
-    for round_index in range(args.rounds):
-        for mode in ("train", "infer"):
-            order = frameworks if round_index % 2 == 0 else frameworks[::-1]
-            for framework in order:
-                steps = args.steps if mode == "train" else 3 * args.steps
-                result = run_child([framework, mode, str(steps), str(args.warmup)])
-                results[(framework, mode)].append(result)
-                print(
-                    f"round {round_index + 1}/{args.rounds} {mode:5s} {framework:12s} "
-                    f"{result['images_per_s']:8.0f} img/s  peak RSS {result['peak_rss_mb']:.0f} MB",
-                    flush=True,
-                )
-
+    frameworks = ["ours", *(["ours-fixed"] if args.before_after else []), *([] if args.no_torch else ["torch", "torch-linear"])]
+    busy_cases = [int(b) for b in args.busy.split(",") if b.strip()]
+    results, loads = measure(frameworks, busy_cases, args)
     lines = [
         "# Benchmark results",
         "",
         f"Measured {datetime.now().strftime('%Y-%m-%d %H:%M')} with `python benchmarks/bench.py` "
         f"({args.rounds} alternating rounds, {args.steps} training / {3 * args.steps} inference steps per child, "
-        f"batch {BATCH}, float32, default thread counts).",
+        f"batch {BATCH}, float32, default thread counts; busy cases: {', '.join(busy_label(b) for b in busy_cases)}).",
         "",
         f"Machine: {machine_description()}",
         "",
-        "Every ratio is the median over rounds of ours / theirs, measured in the same round.",
+        "Every ratio is the median over rounds of ours / theirs, measured in the same round and on the same load.",
         "",
-        "| measurement | framework | img/s (median, min–max) | ratio ours / this (median of rounds) |",
-        "|---|---|---|---|",
+        *table(results, frameworks, busy_cases, loads),
     ]
-    ratios = {}
-    for mode, label in (("train", "training step"), ("infer", "inference")):
-        for framework in frameworks:
-            stats = summarise([r["images_per_s"] for r in results[(framework, mode)]])
-            row = f"| {label} | {LABELS[framework]} | {stats['median']:.0f} ({stats['min']:.0f}–{stats['max']:.0f}) |"
-            if framework == "ours":
-                row += " – |"
-            else:
-                per_round = [
-                    a["images_per_s"] / b["images_per_s"] for a, b in zip(results[("ours", mode)], results[(framework, mode)], strict=True)
-                ]
-                ratios[(framework, mode)] = statistics.median(per_round)
-                row += f" {ratios[(framework, mode)]:.2f} |"
-            lines.append(row)
-    rss = {f: max(r["peak_rss_mb"] for r in results[(f, "train")]) for f in frameworks}
+    rss = {f: max(r["peak_rss_mb"] for r in results[(busy_cases[0], f, "train")]) for f in frameworks}
     lines += ["", "Peak RSS of a training child (random data): " + ", ".join(f"{f} {v:.0f} MB" for f, v in rss.items())]
 
     profile = run_child(["profile", "10"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,6 +25,9 @@ REPO_DATA_DIR = REPO_ROOT / "data"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Runs the suite compares bit for bit must round alike: no thread count chosen from the machine's load
+    # (tests/nn/test_thread_policy.py and tests/training/test_thread_record.py switch it back on).
+    os.environ["CNN_THREAD_POLICY"] = "off"
     config.addinivalue_line("markers", "needs_registry: fetches from the npm registry with the real npm (runs by default, as in CI)")
 
 

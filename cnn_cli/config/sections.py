@@ -9,7 +9,7 @@ from cnn_cli.data.catalog import DATASETS, DEFAULT_TEST_FRACTION, FOLDER_DATASET
 from cnn_cli.layers import LAYER_SPECS, LayerSpec
 from cnn_cli.layers.losses import LOSSES
 from cnn_cli.nn.init import INIT_SCHEMES
-from cnn_cli.nn.optim import OPTIMIZERS, SCHEDULES
+from cnn_cli.nn.optim import ANNEALS, OPTIMIZERS, SCHEDULES
 from cnn_cli.schema.convert import to_plain
 from cnn_cli.schema.jsonschema import json_schema
 from cnn_cli.schema.markers import Described, Duration, Length, OneOf, Pattern, Range, Tagged
@@ -62,6 +62,7 @@ class AugmentConfig:
 
     translate: NonNegativeInt = 0  # pixels; smaller than the input image
     rotate: Annotated[float, Range(minimum=0, maximum=180)] = 0.0  # degrees
+    zoom: Annotated[float, Range(minimum=0, below=1)] = 0.0  # sizes drawn from [1 - zoom, 1 + zoom]
 
 
 @dataclass
@@ -98,13 +99,22 @@ class OptimizerConfig:
 
 @dataclass
 class ScheduleConfig:
-    """Learning-rate schedule over epochs, with optional linear warm-up."""
+    """Learning-rate schedule over epochs, with optional linear warm-up.
+
+    ``onecycle`` rises from max_lr/div_factor to ``max_lr`` (default ``optimizer.lr``) over
+    the first ``pct_start`` of all steps, then falls to max_lr/div_factor/final_div_factor.
+    """
 
     name: Annotated[str, OneOf(SCHEDULES)] = "constant"
     step_size: PositiveInt = 1
     gamma: PositiveNumber = 0.1
     min_lr: NonNegativeNumber = 0.0
     warmup_epochs: NonNegativeNumber = 0.0
+    max_lr: PositiveNumber | None = None  # onecycle's peak; null: optimizer.lr
+    pct_start: Annotated[float, Range(above=0, below=1)] = 0.3
+    div_factor: PositiveNumber = 25.0
+    final_div_factor: PositiveNumber = 1e4
+    anneal: Annotated[str, OneOf(ANNEALS)] = "cos"
 
 
 TrackingUri = Annotated[

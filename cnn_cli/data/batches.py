@@ -27,24 +27,28 @@ from cnn_cli.errors import DataError
 class Augment:
     """Random geometric augmentation for training batches (off by default).
 
-    Each image is rotated by an angle drawn uniformly from ``[-rotate, rotate]``
-    degrees about its centre, then shifted by whole pixels drawn uniformly from
-    ``[-translate, translate]`` in each direction. Pixels that come from outside
-    the frame copy the nearest edge pixel (MNIST's border is background).
-    Rotation samples bilinearly; a pure shift moves pixels exactly.
+    Each image is zoomed about its centre by a factor drawn uniformly from
+    ``[1 - zoom, 1 + zoom]`` (above 1 enlarges the digit), rotated by an angle
+    drawn uniformly from ``[-rotate, rotate]`` degrees about its centre, then
+    shifted by whole pixels drawn uniformly from ``[-translate, translate]`` in
+    each direction. Pixels that come from outside the frame copy the nearest
+    edge pixel (MNIST's border is background). Zoom and rotation sample
+    bilinearly; a pure shift moves pixels exactly.
 
     Attributes:
         translate: maximum shift in pixels (0 = none).
         rotate: maximum rotation in degrees (0 = none).
+        zoom: maximum relative change of size (0 = none; 0.1 = 90% to 110%).
     """
 
     translate: int = 0
     rotate: float = 0.0
+    zoom: float = 0.0
 
     @property
     def enabled(self) -> bool:
         """True if this augmentation changes anything."""
-        return self.translate > 0 or self.rotate > 0
+        return self.translate > 0 or self.rotate > 0 or self.zoom > 0
 
     def apply(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Augment a batch with random draws from ``rng``.
@@ -59,10 +63,12 @@ class Augment:
         batch = len(images)
         shift_y = rng.integers(-self.translate, self.translate + 1, size=batch)
         shift_x = rng.integers(-self.translate, self.translate + 1, size=batch)
-        if self.rotate == 0:
+        if self.rotate == 0 and self.zoom == 0:
             return shift_images(images, shift_y, shift_x)
-        angles = np.deg2rad(rng.uniform(-self.rotate, self.rotate, size=batch))
-        return rotate_and_shift_images(images, angles, shift_y, shift_x)
+        # Each draw only when its augmentation is on, so turning zoom on leaves the other draws as they were.
+        angles = np.deg2rad(rng.uniform(-self.rotate, self.rotate, size=batch)) if self.rotate else np.zeros(batch)
+        scales = rng.uniform(1 - self.zoom, 1 + self.zoom, size=batch) if self.zoom else None
+        return rotate_and_shift_images(images, angles, shift_y, shift_x, scales)
 
 
 @lru_cache(maxsize=8)
@@ -93,11 +99,13 @@ def shift_images(images: np.ndarray, shift_y: np.ndarray, shift_x: np.ndarray) -
     return np.ascontiguousarray(moved.transpose(0, 3, 1, 2))
 
 
-def rotate_and_shift_images(images: np.ndarray, angles: np.ndarray, shift_y: np.ndarray, shift_x: np.ndarray) -> np.ndarray:
-    """Rotate each image about its centre, then shift it, sampling bilinearly.
+def rotate_and_shift_images(
+    images: np.ndarray, angles: np.ndarray, shift_y: np.ndarray, shift_x: np.ndarray, scales: np.ndarray | None = None
+) -> np.ndarray:
+    """Zoom and rotate each image about its centre, then shift it, sampling bilinearly.
 
     Each output pixel p is mapped back to its source point
-    ``R(-angle) (p - shift - centre) + centre``, which is clamped into the frame
+    ``R(-angle) (p - shift - centre) / scale + centre``, which is clamped into the frame
     (the same as extending the image with copies of its edge pixels), and the
     four pixels around that point are blended.
 
@@ -105,6 +113,7 @@ def rotate_and_shift_images(images: np.ndarray, angles: np.ndarray, shift_y: np.
         images: float32 (B, C, H, W).
         angles: (B,) radians; a positive angle turns the image clockwise as displayed.
         shift_y, shift_x: (B,) pixels.
+        scales: (B,) zoom factors (above 1 enlarges), or None for no zoom.
 
     Returns:
         float32 (B, C, H, W).
@@ -112,12 +121,13 @@ def rotate_and_shift_images(images: np.ndarray, angles: np.ndarray, shift_y: np.
     batch, channels, height, width = images.shape
     rows, cols = _pixel_grid(height, width)
     centre_y, centre_x = (height - 1) / 2, (width - 1) / 2
-    cos = np.cos(angles).astype(np.float32)[:, None]
-    sin = np.sin(angles).astype(np.float32)[:, None]
+    inverse_scale = 1.0 if scales is None else 1.0 / np.asarray(scales, dtype=np.float64)
+    cos = (np.cos(angles) * inverse_scale).astype(np.float32).reshape(-1, 1)
+    sin = (np.sin(angles) * inverse_scale).astype(np.float32).reshape(-1, 1)
     # Offsets of each output pixel from the centre with the shift undone: (B, H*W).
     offset_y = (rows - centre_y)[None, :] - shift_y.astype(np.float32)[:, None]
     offset_x = (cols - centre_x)[None, :] - shift_x.astype(np.float32)[:, None]
-    # Undo the rotation: R(-angle) in (row, col) coordinates; clamp into the frame.
+    # Undo the rotation and the zoom: R(-angle)/scale in (row, col) coordinates; clamp into the frame.
     source_y = np.clip(cos * offset_y - sin * offset_x + centre_y, 0, height - 1)
     source_x = np.clip(sin * offset_y + cos * offset_x + centre_x, 0, width - 1)
     # Top-left neighbour, kept one pixel inside so its right/bottom neighbours exist.

@@ -8,13 +8,14 @@ PyTorch's ``torch.optim`` so a model can be stepped side by side with one.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from cnn_cli.nn.threads import for_each_slice
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
-SCHEDULES = ("constant", "step", "cosine")  # the learning-rate schedules learning_rate() knows
+SCHEDULES = ("constant", "step", "cosine", "onecycle")  # the learning-rate schedules learning_rate() knows
 
 
 def is_weight(name: str) -> bool:
@@ -195,6 +196,48 @@ def make_optimizer(name: str, lr: float, momentum: float = 0.9, betas: tuple[flo
     raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
 
 
+ANNEALS = ("cos", "linear")  # how a one-cycle phase moves between its two rates
+
+
+@dataclass(frozen=True)
+class OneCycle:
+    """Smith's one-cycle shape, as PyTorch's ``OneCycleLR`` (two phases, no momentum cycling).
+
+    Attributes:
+        pct_start: fraction of all steps spent rising from max_lr/div_factor to max_lr.
+        div_factor: the first rate is max_lr / div_factor.
+        final_div_factor: the last rate is (max_lr / div_factor) / final_div_factor.
+        anneal: ``cos`` or ``linear`` interpolation within each phase.
+    """
+
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    anneal: str = "cos"
+
+
+def one_cycle_lr(max_lr: float, step: int, total_steps: int, cycle: OneCycle) -> float:
+    """The one-cycle rate at 0-based step ``step`` of ``total_steps`` (``torch.optim.lr_scheduler.OneCycleLR``).
+
+    Phase 1 runs from step 0 to ``pct_start·T − 1`` and rises from ``max_lr/div`` to
+    ``max_lr``; phase 2 runs from there to step ``T − 1`` and falls to
+    ``max_lr/div/final_div``. Within a phase at fraction ``p`` of the way: cos gives
+    ``end + ½(start − end)(1 + cos πp)``, linear gives ``start + p(end − start)``.
+    """
+    initial = max_lr / cycle.div_factor
+    phases = ((float(cycle.pct_start * total_steps) - 1, initial, max_lr), (total_steps - 1.0, max_lr, initial / cycle.final_div_factor))
+    start_step = 0.0
+    for index, (end_step, start_lr, end_lr) in enumerate(phases):
+        if step <= end_step or index == len(phases) - 1:
+            span = end_step - start_step
+            progress = min((step - start_step) / span, 1.0) if span > 0 else 1.0
+            if cycle.anneal == "linear":
+                return start_lr + progress * (end_lr - start_lr)
+            return end_lr + 0.5 * (start_lr - end_lr) * (1.0 + math.cos(math.pi * progress))
+        start_step = end_step
+    raise AssertionError("unreachable: the last phase always answers")  # pragma: no cover
+
+
 def learning_rate(
     base_lr: float,
     step: int,
@@ -205,11 +248,13 @@ def learning_rate(
     gamma: float = 0.1,
     min_lr: float = 0.0,
     warmup_epochs: float = 0.0,
+    cycle: OneCycle = OneCycle(),
 ) -> float:
     """The learning rate for optimizer step ``step`` (0-based).
 
     constant: base_lr. step: base_lr · γ^⌊epoch / step_size⌋. cosine: from base_lr
-    down to min_lr over all steps. Warm-up (optional) ramps linearly from
+    down to min_lr over all steps. onecycle: up to base_lr and down again over all
+    steps, shaped by ``cycle`` (:func:`one_cycle_lr`). Warm-up (optional) ramps linearly from
     base_lr/warmup_steps up to the scheduled value over the first warm-up steps.
     """
     epoch = step // max(steps_per_epoch, 1)
@@ -221,6 +266,8 @@ def learning_rate(
     elif schedule == "cosine":
         progress = min(step / total_steps, 1.0)
         lr = min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+    elif schedule == "onecycle":
+        lr = one_cycle_lr(base_lr, step, total_steps, cycle)
     else:
         raise ValueError(f"unknown schedule {schedule!r}")
     warmup_steps = int(round(warmup_epochs * steps_per_epoch))

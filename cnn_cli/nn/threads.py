@@ -30,10 +30,17 @@ MIN_ELEMENTS_TO_SPLIT = 1 << 15
 
 _pool: ThreadPoolExecutor | None = None
 _pool_workers = 0
+_policy_threads: int | None = None  # set by cnn_cli.nn.thread_policy for the load on the machine
+
+
+def set_policy_threads(count: int | None) -> None:
+    """Split over at most ``count`` threads from now on (None: the usable CPUs again); ``CNN_NUM_THREADS`` still wins."""
+    global _policy_threads
+    _policy_threads = count
 
 
 def thread_count() -> int:
-    """Threads to split work over: ``CNN_NUM_THREADS``, else the usable CPUs.
+    """Threads to split work over: ``CNN_NUM_THREADS``, else the usable CPUs (fewer on a busy machine: ``thread_policy``).
 
     The default is 1 when OpenBLAS's threads spin between products (see
     :mod:`cnn_cli.blas_env`): split copies would then only fight them for the cores.
@@ -43,7 +50,12 @@ def thread_count() -> int:
         return wanted
     if not blas_env.COPIES_CAN_SPLIT:
         return 1
+    if _policy_threads is not None:
+        return max(1, min(_policy_threads, environment.usable_cpus()))
     return environment.usable_cpus()
+
+
+usable_cpus = environment.usable_cpus  # CPUs this process may run on (asked once)
 
 
 def batch_slices(n: int, parts: int) -> list[slice]:

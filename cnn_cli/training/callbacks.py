@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnn_cli.nn.optim import l2_penalty
+from cnn_cli.nn.thread_policy import adapt_to_load, set_threads, user_chose_threads
+from cnn_cli.nn.threads import usable_cpus
 from cnn_cli.runs.checkpoint import OPTIMIZER_PREFIX, Checkpoint, nonfinite_entry, save_checkpoint
 from cnn_cli.runs.folders import point_latest, read_json_record, run_record, write_json, write_metrics
 from cnn_cli.runs.liveness import this_process
@@ -174,6 +176,41 @@ class EpochLogger(Callback):
             f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s"
         )
         state.log(text + (f"  l2 {penalty:.4f}" if penalty else ""))
+
+
+class ThreadPolicy(Callback):
+    """Fewer threads when other programs keep the cores busy (``cnn_cli.nn.thread_policy``), chosen once per run.
+
+    The thread count changes how OpenBLAS rounds a product, so it is chosen when the run
+    starts, kept for the whole run and recorded in run.json (``threads``); a resume runs on
+    the recorded count, so it continues the run exactly. A count the user set
+    (``CNN_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``) is never changed or recorded.
+    """
+
+    def __init__(self, resumed: bool, record: dict[str, Any]) -> None:
+        self.resumed = resumed
+        self.record = record  # the keys RunRecord writes into a new run's run.json (it runs after this one)
+
+    def on_fit_start(self, state: TrainState) -> None:
+        if user_chose_threads():
+            return
+        recorded = (read_json_record(state.paths.run_info) or {}).get("threads") if self.resumed else None
+        if self.resumed and isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1:
+            count = min(recorded, usable_cpus())
+            set_threads(count)
+            if count < usable_cpus():
+                state.log(f"threads: {count}, as the run started with (its arithmetic stays the same)")
+            return
+        chosen = adapt_to_load()
+        if chosen is None:
+            return
+        count, others = chosen
+        if count < usable_cpus():
+            state.log(
+                f"threads: {count} ({others:g} other running process(es) on {usable_cpus()} cores), kept for the whole run "
+                "(set CNN_NUM_THREADS to choose)"
+            )
+        self.record["threads"] = count
 
 
 class DivergenceGuard(Callback):

@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from cnn_cli.config.sections import ScheduleConfig
 from cnn_cli.errors import EXIT_INTERRUPTED, StepStopped
-from cnn_cli.nn.optim import apply_update, learning_rate
+from cnn_cli.nn.optim import OneCycle, apply_update, learning_rate
 from cnn_cli.runs.evaluation import predictions
 from cnn_cli.training.state import CallbackList, EpochData, InterruptFlag, RunningTotals, TrainState, resume_hint
 
@@ -85,12 +86,17 @@ def _epochs(
             return interrupted(state, hooks, interrupt, f"after epoch {state.epoch}")
 
 
+def scheduled_lr(lr: float, sc: ScheduleConfig, step: int, steps_per_epoch: int, epochs: int) -> float:
+    """The config's schedule at 0-based step ``step``; onecycle peaks at ``schedule.max_lr`` (default ``optimizer.lr``)."""
+    cycle = OneCycle(sc.pct_start, sc.div_factor, sc.final_div_factor, sc.anneal)
+    base = sc.max_lr if sc.name == "onecycle" and sc.max_lr is not None else lr
+    return learning_rate(base, step, steps_per_epoch, epochs, sc.name, sc.step_size, sc.gamma, sc.min_lr, sc.warmup_epochs, cycle)
+
+
 def train_step(state: TrainState, x: np.ndarray, y: np.ndarray) -> None:
     """One optimizer step on batch (x, y). A step whose loss is not finite is not applied (callbacks report it)."""
     model, optimizer, oc, sc = state.model, state.optimizer, state.config.optimizer, state.config.schedule
-    lr = learning_rate(
-        oc.lr, state.step, state.steps_per_epoch, state.config.train.epochs, sc.name, sc.step_size, sc.gamma, sc.min_lr, sc.warmup_epochs
-    )
+    lr = scheduled_lr(oc.lr, sc, state.step, state.steps_per_epoch, state.config.train.epochs)
     optimizer.lr = state.lr = lr
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by a callback, once
         loss, logits = model.loss_and_backward(x, y)

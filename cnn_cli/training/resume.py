@@ -139,8 +139,9 @@ def restore_state(state: TrainState, ckpt: Checkpoint) -> None:
     state.history = _resumed_history(state, ckpt)
     root, epochs = state.paths.root, state.config.train.epochs
     planned = ckpt.config.get("train", {}).get("epochs")
-    if state.config.schedule.name == "cosine" and planned != epochs:
-        state.log(f"note: the cosine schedule spans train.epochs; from here it follows {epochs} epochs instead of {planned}")
+    schedule = state.config.schedule.name
+    if schedule in ("cosine", "onecycle") and planned != epochs:
+        state.log(f"note: the {schedule} schedule spans train.epochs; from here it follows {epochs} epochs instead of {planned}")
     if state.epoch >= epochs:
         state.log(f"resuming {root}: all {epochs} epoch(s) are trained; running the final test")
     else:

@@ -181,7 +181,7 @@ class EpochData:
 
         self.config, self.splits = config, splits
         tc, a = config.train, config.data.augment
-        self.augment = Augment(translate=a.translate, rotate=a.rotate) if (a.translate or a.rotate) else None
+        self.augment = Augment(translate=a.translate, rotate=a.rotate, zoom=a.zoom) if (a.translate or a.rotate or a.zoom) else None
         self.steps_per_epoch = num_batches(len(splits.train.labels), tc.batch_size, tc.drop_last)
 
     def batches(self, epoch: int, start_batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:

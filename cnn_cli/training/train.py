@@ -46,6 +46,7 @@ from cnn_cli.training.callbacks import (
     MetricsWriter,
     ProgressBar,
     RunRecord,
+    ThreadPolicy,
 )
 from cnn_cli.training.epochs import check_batch_statistics, clamp_batch_size, describe_batches, epoch_data, one_batch_splits
 from cnn_cli.training.extras import require_extras
@@ -278,7 +279,9 @@ def _builtin_callbacks(
     """The order matters at an epoch end: checkpoints (the commit), then the records derived from them, then the log."""
     tc = config.train
     gradients = GradientLogger(tc.log_every) if tc.log_gradients else None
+    extra = dict(extra or {})
     return [
+        ThreadPolicy(resumed, extra),  # first: the threads it chooses go into run.json
         RunRecord(command_line, resumed, extra),
         LatestLink(runs_root),
         *([ProgressBar()] if progress else []),

@@ -178,3 +178,63 @@ def test_augmentation_cost_is_within_budget() -> None:
     added = seconds_per_image(augment) - seconds_per_image(None)
     print(f"augmentation (translate 2, rotate 10): {added * 1e6:.1f} us per image")
     assert added < AUGMENT_BUDGET_S_PER_IMAGE
+
+
+def zoom_rotate_shift_by_loops(image: np.ndarray, angle: float, scale: float, shift_y: int, shift_x: int) -> np.ndarray:
+    """One (H, W) image by the definition, pixel by pixel in float64: the source point, clamped, bilinear."""
+    height, width = image.shape
+    centre_y, centre_x = (height - 1) / 2, (width - 1) / 2
+    out = np.empty((height, width))
+    for y in range(height):
+        for x in range(width):
+            dy, dx = y - shift_y - centre_y, x - shift_x - centre_x
+            source_y = min(max((np.cos(angle) * dy - np.sin(angle) * dx) / scale + centre_y, 0.0), height - 1.0)
+            source_x = min(max((np.sin(angle) * dy + np.cos(angle) * dx) / scale + centre_x, 0.0), width - 1.0)
+            y0, x0 = int(np.floor(source_y)), int(np.floor(source_x))
+            y1, x1 = min(y0 + 1, height - 1), min(x0 + 1, width - 1)
+            fy, fx = source_y - y0, source_x - x0
+            top = (1 - fx) * image[y0, x0] + fx * image[y0, x1]
+            bottom = (1 - fx) * image[y1, x0] + fx * image[y1, x1]
+            out[y, x] = (1 - fy) * top + fy * bottom
+    return out
+
+
+@pytest.mark.parametrize(("angle", "scale"), [(0.0, 0.9), (0.0, 1.1), (0.3, 0.93), (-0.2, 1.07)])
+def test_zoom_matches_the_direct_computation(angle: float, scale: float) -> None:
+    rng = np.random.default_rng(4)
+    images = rng.random((3, 2, 11, 13)).astype(np.float32)
+    shifts_y, shifts_x = np.array([0, 1, -2]), np.array([2, 0, -1])
+    fast = rotate_and_shift_images(images, np.full(3, angle), shifts_y, shifts_x, np.full(3, scale))
+    for b in range(3):
+        for c in range(2):
+            expected = zoom_rotate_shift_by_loops(images[b, c].astype(np.float64), angle, scale, shifts_y[b], shifts_x[b])
+            np.testing.assert_allclose(fast[b, c], expected, atol=2e-6)
+
+
+def test_zoom_enlarges_and_shrinks_a_centred_square() -> None:
+    """A 6x6 bright square in a 20x20 frame covers more pixels zoomed in and fewer zoomed out."""
+    image = np.zeros((1, 1, 20, 20), np.float32)
+    image[0, 0, 7:13, 7:13] = 1.0
+    no_shift = np.zeros(1, int)
+
+    def bright(scale: float) -> int:
+        return int((rotate_and_shift_images(image, np.zeros(1), no_shift, no_shift, np.array([scale])) > 0.5).sum())
+
+    assert bright(1.0) == 36
+    assert bright(2.0) == 144  # 12x12
+    assert bright(0.5) == 4  # 2x2
+
+
+def test_zoom_draws_sizes_within_the_range_and_leaves_other_draws_alone() -> None:
+    images = np.random.default_rng(5).random((64, 1, 28, 28)).astype(np.float32)
+    zoomed = Augment(translate=1, rotate=10, zoom=0.1)
+    assert zoomed.enabled and Augment(zoom=0.1).enabled
+    out = zoomed.apply(images, np.random.default_rng(6))
+    assert out.dtype == np.float32 and out.shape == images.shape
+    assert out.min() >= images.min() - 1e-6 and out.max() <= images.max() + 1e-6
+    # The draws come in a fixed order, shifts, angles, then sizes, so turning zoom on keeps the shifts and angles of a seed.
+    rng = np.random.default_rng(7)
+    shift_y, shift_x = rng.integers(-1, 2, size=64), rng.integers(-1, 2, size=64)
+    angles, scales = np.deg2rad(rng.uniform(-10, 10, size=64)), rng.uniform(0.9, 1.1, size=64)
+    expected = rotate_and_shift_images(images, angles, shift_y, shift_x, scales)
+    np.testing.assert_array_equal(zoomed.apply(images, np.random.default_rng(7)), expected)

@@ -12,12 +12,14 @@ from cnn_cli.nn.optim import (
     SGD,
     Adam,
     Momentum,
+    OneCycle,
     add_l2_gradient,
     clip_grad_norm,
     is_weight,
     l2_penalty,
     learning_rate,
     make_optimizer,
+    one_cycle_lr,
 )
 
 # ---------------------------------------------------------------- schedules
@@ -74,6 +76,57 @@ def test_fractional_warmup_epochs():
 def test_unknown_schedule_is_rejected():
     with pytest.raises(ValueError, match="unknown schedule 'linear'"):
         learning_rate(0.1, 0, 10, 1, schedule="linear")
+
+
+def torch_one_cycle_rates(max_lr: float, total_steps: int, cycle: OneCycle) -> list[float]:
+    """The rate PyTorch's OneCycleLR gives each of ``total_steps`` steps (momentum cycling off)."""
+    torch = pytest.importorskip("torch")
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=max_lr)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=max_lr,
+        total_steps=total_steps,
+        pct_start=cycle.pct_start,
+        anneal_strategy=cycle.anneal,
+        cycle_momentum=False,
+        div_factor=cycle.div_factor,
+        final_div_factor=cycle.final_div_factor,
+    )
+    rates = []
+    for _ in range(total_steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+@pytest.mark.parametrize(
+    ("steps_per_epoch", "epochs", "cycle"),
+    [
+        (10, 3, OneCycle()),
+        (469, 2, OneCycle(pct_start=0.25, div_factor=10.0, final_div_factor=100.0)),
+        (7, 5, OneCycle(pct_start=0.5, anneal="linear")),
+        (3, 1, OneCycle(pct_start=0.1)),  # a first phase shorter than one step
+    ],
+)
+def test_onecycle_matches_torch_step_by_step(steps_per_epoch, epochs, cycle):
+    total = steps_per_epoch * epochs
+    ours = [learning_rate(0.02, step, steps_per_epoch, epochs, schedule="onecycle", cycle=cycle) for step in range(total)]
+    np.testing.assert_allclose(ours, torch_one_cycle_rates(0.02, total, cycle), rtol=1e-12, atol=0)
+
+
+def test_onecycle_shape():
+    """Starts at max/div, peaks at max at the end of phase 1, ends at max/div/final_div, and stays there."""
+    cycle = OneCycle(pct_start=0.3, div_factor=25.0, final_div_factor=1e4)
+    assert one_cycle_lr(0.1, 0, 100, cycle) == pytest.approx(0.1 / 25, rel=1e-15)
+    assert one_cycle_lr(0.1, 29, 100, cycle) == pytest.approx(0.1, rel=1e-15)
+    assert one_cycle_lr(0.1, 99, 100, cycle) == pytest.approx(0.1 / 25 / 1e4, rel=1e-12)
+    assert one_cycle_lr(0.1, 150, 100, cycle) == pytest.approx(0.1 / 25 / 1e4, rel=1e-12)  # past the end: the floor
+    rates = [one_cycle_lr(0.1, step, 100, cycle) for step in range(100)]
+    assert rates.index(max(rates)) == 29
+    assert all(a < b for a, b in zip(rates[:29], rates[1:30], strict=True))
+    assert all(a > b for a, b in zip(rates[29:-1], rates[30:], strict=True))
 
 
 # ---------------------------------------------------------------- clipping
