@@ -15,7 +15,7 @@ Each measurement is also taken on a busy machine: ``--busy 0,1`` (the default) t
 every child once on the quiet machine and once beside one spin-loop process that
 holds a core, ``--busy 0,1,3`` adds three. ``--before-after`` adds ``ours-fixed``:
 ours on the default threads, without the busy-machine thread policy that `cnn train`
-applies before each epoch (``cnn_cli/nn/thread_policy.py``). The load average is
+applies when a run starts (``cnn_cli/nn/thread_policy.py``). The load average is
 printed beside each case.
 
     python benchmarks/bench.py                 # 5 rounds, writes benchmarks/RESULTS.md
