@@ -19,7 +19,7 @@ import pytest
 
 from cnn_cli.runs.folders import read_metrics
 from cnn_cli.serve import Server
-from tests.serve.browser import save_screenshot
+from tests.serve.browser import canvas_colours, save_screenshot
 from tests.serve.conftest import NEEDS_SERVE_EXTRA, TRAINED_RUN
 from tests.support.cli import cli_command, cli_environment
 
@@ -67,30 +67,6 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
             context.close()
 
 
-@pytest.fixture
-def server(runs_root: Path) -> Iterator[str]:
-    """``cnn serve`` over the test's runs folder, on 127.0.0.1 and a free port; yields its URL."""
-    served = Server(runs_root, None, "127.0.0.1", 0)
-    served.start_thread()
-    try:
-        yield served.url
-    finally:
-        served.shutdown()
-
-
-@pytest.fixture
-def page(browser_context) -> Iterator:
-    page = browser_context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("requestfailed", lambda request: errors.append(f"request failed: {request.url}"))
-    try:
-        yield page
-    finally:
-        page.close()
-    assert not errors, errors
-
-
 def draw_seven(page) -> None:
     """A 7 in three mouse strokes' worth of moves: the top bar left to right, then the diagonal down."""
     box = page.locator("#pad").bounding_box()
@@ -109,19 +85,6 @@ def draw_seven(page) -> None:
 def wait_until_idle(page) -> None:
     """Wait for the last update of the drawing to come back (nothing in flight, nothing pending)."""
     page.wait_for_function("window.cnnStats.updates.length > 0 && window.cnnIdle()")
-
-
-def canvas_colours(page, selector: str) -> list[int]:
-    """For every canvas matching ``selector``: how many distinct colours it shows (1 = blank)."""
-    return page.eval_on_selector_all(
-        selector,
-        """canvases => canvases.map(c => {
-            const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            const seen = new Set();
-            for (let i = 0; i < data.length; i += 4) seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
-            return seen.size;
-        })""",
-    )
 
 
 def test_drawing_a_seven_predicts_7_with_feature_maps_and_saliency(server: str, page, tmp_path: Path) -> None:
