@@ -144,3 +144,19 @@ def test_a_training_batch_of_one_image_for_batchnorm1d_is_one_line(bn_config, tm
     assert not (tmp_path / "run").exists()  # refused before a run folder appears
     config["train"]["drop_last"] = True
     assert check_batch_statistics(config_from_dict(config), 500) is None
+
+
+def test_a_batch_norm_inside_a_residual_block_is_checked_too(bn_config, tmp_path):
+    """The same last batch of 1 image, with the batchnorm1d inside a residual block: refused by its nested path."""
+    layers = bn_config["model"]["layers"]
+    inner = [{"type": "dense", "out_features": 12}, {"type": "batchnorm1d"}]
+    config = dict(
+        bn_config,
+        model=dict(bn_config["model"], layers=[*layers[:9], {"type": "residual", "layers": inner}, *layers[10:]]),
+        train=dict(bn_config["train"], batch_size=499),
+    )
+    outcome = invoke_cli(["train", "--config", write_config(tmp_path / "bn.yaml", config), "--run-dir", tmp_path / "run"])
+    error_line(outcome, EXIT_BAD_INPUT, "model.layers[9].layers[1] (batchnorm1d) needs more than one value per channel", "drop_last")
+    assert not (tmp_path / "run").exists()
+    config["train"]["drop_last"] = True
+    assert check_batch_statistics(config_from_dict(config), 500) is None
