@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cnn_cli import signals
+from cnn_cli.bounded_read import read_bytes
 from cnn_cli.errors import EXIT_FAULT, CnnError, StepStopped
 from cnn_cli.learn.learner_api import LEARNER_FUNCTIONS, LearnerFunction
 
@@ -96,6 +97,9 @@ class LearnerCode:
         return notes
 
 
+LEARNER_CODE_BYTES = 1 << 20  # a file of hand-written layers is a few KB; a bigger one is not code a learner wrote
+
+
 def load_learner_code(path: str | Path) -> LearnerCode:
     """Read, hash and import the learner's file (run as written: it is their code).
 
@@ -103,12 +107,10 @@ def load_learner_code(path: str | Path) -> LearnerCode:
         CnnError: the file is missing, unreadable, not Python, or raises while it is imported.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CnnError(f"--impl: {path}: no such file")
     try:
-        source = path.read_bytes()
-    except OSError as exc:
-        raise CnnError(f"--impl: {path}: cannot be read ({exc.strerror or exc})") from None
+        source = read_bytes(path, LEARNER_CODE_BYTES, "Python file")
+    except CnnError as exc:
+        raise CnnError(f"--impl: {exc}") from None
     digest = hashlib.sha256(source).hexdigest()
     module = types.ModuleType(f"cnn_learner_{digest[:16]}")
     module.__file__ = str(path)

@@ -99,7 +99,7 @@ def test_check_finds_every_exercise_in_a_file_or_the_one_asked_for(tmp_path):
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        (["exercise", "check", "no_such_file.py"], ("no_such_file.py: no such file",)),
+        (["exercise", "check", "no_such_file.py"], ("no_such_file.py: Python file not found",)),
         (
             ["exercise", "check", "SOLUTION", "--exercise", "maxpool2d"],
             ("defines no maxpool2d_forward or maxpool2d_backward", "--exercise relu"),

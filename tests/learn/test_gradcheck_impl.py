@@ -119,7 +119,7 @@ def test_learner_code_that_fails_is_a_failed_row_not_bad_input(tmp_path, content
     assert "Traceback" not in outcome.output
 
 
-@pytest.mark.parametrize(("content", "fragment"), [(None, "no such file"), ("import numpy\n", "defines none of")])
+@pytest.mark.parametrize(("content", "fragment"), [(None, "Python file not found"), ("import numpy\n", "defines none of")])
 def test_bad_learner_files_are_one_line_errors(tmp_path, content, fragment):
     path = tmp_path / "learner.py"
     if content is not None:

@@ -14,6 +14,7 @@ import ast
 from importlib import resources
 from pathlib import Path
 
+from cnn_cli.bounded_read import read_bytes
 from cnn_cli.errors import CnnError
 from cnn_cli.learn.exercises.check import ExerciseReport, check_exercise
 from cnn_cli.learn.exercises.ops_loss import BinaryCrossEntropyExercise, L2UpdateExercise, SoftmaxCrossEntropyExercise
@@ -32,6 +33,7 @@ from cnn_cli.learn.exercises.ops_residual import ResidualExercise
 from cnn_cli.learn.exercises.ops_window import AvgPool2DExercise, Conv2DExercise, MaxPool2DExercise
 from cnn_cli.learn.exercises.spec import STAGES, Exercise
 from cnn_cli.learn.learner_api import LEARNER_FUNCTIONS
+from cnn_cli.learn.learner_code import LEARNER_CODE_BYTES
 from cnn_cli.learn.learner_process import DEFAULT_TIMEOUT
 
 _ALL: list[Exercise] = [
@@ -115,7 +117,7 @@ def defined_names(path: Path) -> set[str] | str:
     """The names the file's top level defines (functions, classes, assignments, imports), read without running it;
     or, for a file that does not parse, what is wrong with it."""
     try:
-        source = path.read_text(encoding="utf-8")
+        source = read_bytes(path, LEARNER_CODE_BYTES, "Python file").decode("utf-8")
     except UnicodeDecodeError:
         return f"{path.name} is not UTF-8 text"
     try:
@@ -144,8 +146,6 @@ def defined_names(path: Path) -> set[str] | str:
 def exercises_in(path: Path, name: str | None = None) -> list[Exercise] | str:
     """The exercises the file is for (``name``'s, or every one whose functions it defines), or why it cannot be read."""
     path = Path(path)
-    if not path.is_file():
-        raise CnnError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     names = defined_names(path)
     if isinstance(names, str):
         return names
