@@ -17,7 +17,7 @@ def plot_learning_curves(rows: list[dict[str, Any]], best_epoch: int, path: Path
 
     Args:
         rows: metrics.csv rows (:func:`cnn_cli.runs.folders.read_metrics`); may be empty.
-        best_epoch: the epoch with the best validation accuracy (0: none).
+        best_epoch: the epoch with the best validation accuracy (0: none); without validation, the last (the one tested).
     """
     epochs = np.array([r["epoch"] for r in rows], dtype=float)
     has_val = np.isfinite(np.array([r["val_loss"] for r in rows], dtype=float))
@@ -42,7 +42,8 @@ def plot_learning_curves(rows: list[dict[str, Any]], best_epoch: int, path: Path
             if has_val.any():
                 ax.plot(epochs[has_val], val[has_val], "s-", color="tab:orange", label="validation")
             if best_epoch in epochs:
-                ax.axvline(best_epoch, color="tab:green", linestyle="--", linewidth=1.2, label=f"best epoch ({best_epoch})")
+                marked = f"best epoch ({best_epoch})" if has_val.any() else f"tested epoch ({best_epoch}, the last)"
+                ax.axvline(best_epoch, color="tab:green", linestyle="--", linewidth=1.2, label=marked)
                 best_row = rows[int(np.flatnonzero(epochs == best_epoch)[0])]
                 if math.isfinite(best_row[f"val_{key}"]):
                     ax.plot([best_epoch], [best_row[f"val_{key}"]], "*", color="tab:green", markersize=16)

@@ -170,10 +170,10 @@ class EpochLogger(Callback):
 
     def on_epoch_end(self, state: TrainState) -> None:
         row, penalty = state.row, l2_penalty(state.model.params, state.config.optimizer.weight_decay)
+        val = f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}" if state.val is not None else "no validation"
         text = (
             f"epoch {row['epoch']}/{state.config.train.epochs}  loss {row['train_loss']:.4f}  acc {row['train_acc']:.4f}  "
-            f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}  lr {row['lr']:.2e}  "
-            f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s"
+            f"{val}  lr {row['lr']:.2e}  {row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s"
         )
         state.log(text + (f"  l2 {penalty:.4f}" if penalty else ""))
 

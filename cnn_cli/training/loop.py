@@ -139,6 +139,8 @@ def end_epoch(state: TrainState, data: EpochData) -> None:
     state.improved = val is not None and val.accuracy > state.best_val_acc
     if state.improved:
         state.best_val_acc, state.best_epoch = val.accuracy, state.epoch  # type: ignore[union-attr]
+    elif val is None:  # no validation split: every epoch is kept as the best, and the last one is tested
+        state.best_epoch = state.epoch
     state.batch_in_epoch, state.totals = 0, RunningTotals()
 
 

@@ -195,7 +195,7 @@ class TensorBoardLogger(Callback):
         metrics = {
             "hparams/test_accuracy": summary["test_accuracy"],
             "hparams/test_loss": summary["test_loss"],
-            "hparams/best_val_accuracy": summary["best_val_accuracy"],
+            **({"hparams/best_val_accuracy": summary["best_val_accuracy"]} if "best_val_accuracy" in summary else {}),
         }
         experiment, start, end = hparams(config_hparams(state.config), metrics)
         for part in (experiment, start, end):

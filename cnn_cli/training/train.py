@@ -361,7 +361,7 @@ def _final_test(state: TrainState, splits, interrupt: InterruptFlag, hooks: Call
         "test_loss": test.loss,
         "test_n": test.n,
         "best_epoch": state.best_epoch,
-        "best_val_accuracy": state.best_val_acc,
+        **({"best_val_accuracy": state.best_val_acc} if state.best_val_acc >= 0 else {}),  # none without a validation split
         "epochs_trained": state.epoch,
         "steps": state.step,
         "wall_seconds": round(time.perf_counter() - wall_start, 2),
@@ -371,7 +371,8 @@ def _final_test(state: TrainState, splits, interrupt: InterruptFlag, hooks: Call
     }
     write_json(paths.summary, state.summary)
     state.status = "completed"
-    state.log(f"test accuracy {test.accuracy:.4f} (loss {test.loss:.4f}) with the best epoch ({state.best_epoch}); run: {paths.root}")
+    which = "the best epoch" if state.best_val_acc >= 0 else "the last epoch, as there is no validation split"
+    state.log(f"test accuracy {test.accuracy:.4f} (loss {test.loss:.4f}) with {which} ({state.best_epoch}); run: {paths.root}")
 
 
 class _PipeSafeLog:
