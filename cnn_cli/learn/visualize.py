@@ -13,9 +13,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from cnn_cli.layers import Conv2D
+from cnn_cli.layers.base import Layer
+from cnn_cli.layers.residual import Residual
 from cnn_cli.model.network import Model
 
 
@@ -29,14 +33,32 @@ def _check_single_input(model: Model, x: np.ndarray) -> np.ndarray:
 def feature_maps(model: Model, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """The output of every conv layer (before its activation) for one input, in evaluation mode.
 
+    The convolutions inside a residual block are included, under their model names
+    (``res1.conv1``, and ``res1.proj`` for a projected skip), after the layers before the block.
+
     Args:
         model: a built model.
         x: one input, (1, C, H, W), normalised like the training data.
     Returns:
         ``[(layer name, (C_out, H_out, W_out) output), ...]`` in layer order.
     """
-    steps = model.trace(_check_single_input(model, x), training=False)
-    return [(step.layer.name, step.output[0].copy()) for step in steps if isinstance(step.layer, Conv2D)]
+    return _conv_outputs(model.layers, _check_single_input(model, x))
+
+
+def _conv_outputs(layers: list[Layer[Any]], x: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Run ``layers`` on ``x`` in evaluation mode, keeping every conv layer's output, blocks' inner layers included."""
+    found: list[tuple[str, np.ndarray]] = []
+    for layer in layers:
+        layer.training = False
+        if isinstance(layer, Residual):  # the inner layers run again in the block's forward: cheap for one image
+            found += _conv_outputs(layer.inner, x)
+            if layer.projection is not None:  # the skip's 1x1 convolution, on the block's input
+                found += _conv_outputs([layer.projection], x)
+        out = layer.forward(x)
+        if isinstance(layer, Conv2D):
+            found.append((layer.name, out[0].copy()))
+        x = out
+    return found
 
 
 def class_score_gradient(model: Model, logits: np.ndarray, class_index: int) -> np.ndarray:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from cnn_cli.data.images import MNIST_SIZE, load_image
 from cnn_cli.errors import CnnError, ImageError
+from cnn_cli.layers.base import Layer
+from cnn_cli.layers.residual import Residual
 from cnn_cli.learn.visualize import feature_maps, saliency
 from cnn_cli.model.network import Model
 from cnn_cli.pictures.backward import plot_backward_pass
@@ -55,6 +58,15 @@ def _load_input(ckpt: Checkpoint, model: Model, image: str) -> tuple[np.ndarray,
     return x, Path(image).name, None, prepared.warning
 
 
+def _following(layers: list[Layer[Any]]) -> dict[str, str]:
+    """Each layer's name -> the type of the layer after it, inside residual blocks too."""
+    after = {layer.name: then.type_name for layer, then in zip(layers, layers[1:], strict=False)}
+    for layer in layers:
+        if isinstance(layer, Residual):
+            after.update(_following(layer.inner))
+    return after
+
+
 def visualize_image(checkpoint: str | Path, image: str, out_dir: str | Path, backward: bool = False) -> list[Path]:
     """Feature maps of every conv layer and a saliency map for one input; with ``backward``, the backward pass too.
 
@@ -80,7 +92,7 @@ def visualize_image(checkpoint: str | Path, image: str, out_dir: str | Path, bac
 
     written = []
     last_layer = model.layers[-1].name
-    following = {layer.name: after.type_name for layer, after in zip(model.layers, model.layers[1:], strict=False)}
+    following = _following(model.layers)
     for name, maps in feature_maps(model, x):
         path = out_dir / FEATURE_MAPS_FILE.format(layer=name)
         if maps.shape[1:] == (1, 1):

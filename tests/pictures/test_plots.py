@@ -165,6 +165,30 @@ def test_one_by_one_maps_are_drawn_as_bars(tmp_path):
     assert_png(path, "feature_vector")
 
 
+def test_feature_maps_include_the_convolutions_inside_residual_blocks():
+    """A block's inner convs and its projection are in the list, in order, each the output it really gave:
+    with no activation after the block's last conv, the block's output is that conv's map plus the projection's."""
+    block = {
+        "type": "residual",
+        "projection": True,
+        "layers": [
+            {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "stride": 2},
+            {"type": "relu"},
+            {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
+        ],
+    }
+    spec = {"input_shape": [1, 8, 8], "layers": [{"type": "conv2d", "out_channels": 2, "kernel_size": 3, "padding": 1}, block]}
+    model = build_model({**spec, "layers": [*spec["layers"], {"type": "flatten"}, {"type": "dense", "out_features": 10}]}, seed=0)
+    x = np.random.default_rng(0).normal(size=(1, 1, 8, 8))
+    maps = dict(feature_maps(model, x))
+    assert list(maps) == ["conv1", "res1.conv1", "res1.conv2", "res1.proj"]
+    assert [m.shape for m in maps.values()] == [(2, 8, 8), (4, 4, 4), (4, 4, 4), (4, 4, 4)]
+    trace = model.trace(x.astype(model.dtype), training=False)
+    np.testing.assert_array_equal(maps["conv1"], trace[0].output[0])
+    np.testing.assert_allclose(maps["res1.conv2"] + maps["res1.proj"], trace[1].output[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(maps["res1.conv1"], model.layers[1].inner[0].forward(trace[1].input)[0], rtol=0, atol=0)
+
+
 def test_default_viz_dir(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
