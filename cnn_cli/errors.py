@@ -91,9 +91,9 @@ def os_error_message(exc: OSError) -> str:
     advice = _OS_ERRNO_ADVICE.get(exc.errno or 0) or next(
         (text for kind, text in _OS_ERROR_ADVICE.items() if isinstance(exc, kind)), exc.strerror or str(exc)
     )
-    where = exc.filename if exc.filename is not None else "(no path)"
-    if exc.filename2 is not None:
-        where = f"{where} -> {exc.filename2}"
+    if exc.filename is None:  # a write to a file already open (a log appended to): the OS names no path
+        return f"while writing or reading a file: {advice}"
+    where = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
     return f"{where}: {advice}"
 
 

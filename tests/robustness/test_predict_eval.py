@@ -409,6 +409,7 @@ def test_a_read_only_folder_is_one_line(tmp_path: Path, monkeypatch: pytest.Monk
         (NotADirectoryError(errno.ENOTDIR, "Not a directory", "f/run"), "f/run: a part of this path is a file", EXIT_BAD_INPUT),
         (IsADirectoryError(errno.EISDIR, "Is a directory", "out"), "out: is a folder", EXIT_BAD_INPUT),
         (OSError(errno.ENOSPC, "No space left on device", "runs/a"), "runs/a: disk full", EXIT_FAULT),
+        (OSError(errno.ENOSPC, "No space left on device"), "while writing or reading a file: disk full; free some space", EXIT_FAULT),
         (OSError(errno.EXDEV, "Invalid cross-device link", "a", None, "b"), "a -> b: Invalid cross-device link", EXIT_BAD_INPUT),
     ],
 )
