@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ MEMORY_LIMIT = 2 << 30  # bytes of address space for the learner's process
 OUTPUT_LIMIT = 64 << 20  # bytes any file the learner's process writes may hold (its prints, the arrays it returns)
 MAX_FRAMES = 6  # lines of the learner's traceback shown (a runaway recursion has a thousand)
 CHILD = Path(__file__).with_name("learner_child.py")
+STARTUP_LIMIT = 120.0  # seconds for the child to start (import Python and NumPy) before its time limit begins
 GRACE = 5.0  # seconds past the limit before the process is killed from outside (faulthandler ends it first)
 
 
@@ -150,13 +152,31 @@ def _run_child(folder: Path, output: Any, env: dict[str, str], limit: float) -> 
         start_new_session=True,
     )
     try:
-        return process.wait(timeout=limit)
+        started = _wait_until_started(process, folder / "progress.txt")
+        return process.wait(timeout=limit) if started else process.returncode
     except subprocess.TimeoutExpired:
         return None
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def _wait_until_started(process: subprocess.Popen[bytes], marker: Path) -> bool:
+    """Wait for the child to be ready (its progress file exists: Python and NumPy imported, the limits set),
+    so that a busy machine's slow start is not counted against the learner's time limit.
+
+    Returns False when the child ended first (its exit code is then ``process.returncode``).
+    Raises subprocess.TimeoutExpired when it is not ready after STARTUP_LIMIT seconds.
+    """
+    give_up = time.monotonic() + STARTUP_LIMIT
+    while not marker.exists():
+        if process.poll() is not None:
+            return False
+        if time.monotonic() > give_up:
+            raise subprocess.TimeoutExpired(process.args, STARTUP_LIMIT)
+        time.sleep(0.01)
+    return True
 
 
 def _read_answer(folder: Path, path: Path, returncode: int | None, timeout: float, calls: int) -> list[Returned] | LearnerFailure:

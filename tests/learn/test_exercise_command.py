@@ -203,3 +203,16 @@ def test_the_numeric_stage_can_fail_a_backward_that_does_not_belong_to_its_forwa
     assert not outcome.passed
     assert "max rel err 2.0e-01 ✗" in text
     assert "disagrees with central differences of your own forward" in text
+
+
+def test_a_slow_start_of_the_learners_process_is_not_counted_against_its_time_limit(tmp_path, monkeypatch):
+    """On a busy machine Python and NumPy may take seconds to start: the --timeout counts from when the child is ready.
+    Here every child sleeps longer at start-up than the time limit and its grace together; the correct code still passes."""
+    slow = tmp_path / "slow_start"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text("import time\n\ntime.sleep(6.5)\n", encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(slow))
+    path = relu_file(tmp_path, "    return grad_out * (cache > 0)\n")
+    outcome = invoke_cli(["exercise", "check", path, "--exercise", "relu", "--timeout", "1"], timeout=240)
+    assert outcome.code == 0, outcome.output
+    assert "did not finish" not in outcome.stdout
