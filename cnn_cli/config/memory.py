@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cnn_cli.config.sections import DataConfig, ModelConfig, TrainConfig
 from cnn_cli.errors import CnnError, ModelBuildError
 from cnn_cli.layers import Shape
-from cnn_cli.layers.base import elements
+from cnn_cli.layers.base import LayerSpec, elements
+from cnn_cli.layers.residual import ResidualSpec
 from cnn_cli.nn.shapes import GeometryError
 
 
@@ -124,3 +126,16 @@ def layer_shapes(model: ModelConfig) -> list[Shape]:
         except GeometryError as exc:
             raise ModelBuildError(f"model.layers[{index}] ({spec.type}): {exc}", f"model.layers[{index}]") from None
     return shapes
+
+
+def layer_inputs(model: ModelConfig) -> Iterator[tuple[str, LayerSpec, Shape]]:
+    """Every layer spec, residual blocks' inner layers included, with its config path and one sample's input shape."""
+    return _specs_with_inputs(model.layers, layer_shapes(model), "model.layers")
+
+
+def _specs_with_inputs(specs: list[LayerSpec], shapes: list[Shape], path: str) -> Iterator[tuple[str, LayerSpec, Shape]]:
+    for index, (spec, shape) in enumerate(zip(specs, shapes, strict=False)):
+        where = f"{path}[{index}]"
+        yield where, spec, shape
+        if isinstance(spec, ResidualSpec):
+            yield from _specs_with_inputs(spec.layers, spec.inner_shapes(shape), f"{where}.layers")

@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cnn_cli.config.memory import layer_shapes
+from cnn_cli.config.memory import layer_inputs
 from cnn_cli.errors import ConfigError
 from cnn_cli.layers.base import elements
-from cnn_cli.layers.residual import ResidualSpec
 from cnn_cli.runs.evaluation import EvalResult, evaluate
 from cnn_cli.training.state import EpochData
 
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
 
     from cnn_cli.config.sections import Config
     from cnn_cli.data import DataSplits
-    from cnn_cli.layers.base import LayerSpec, Shape
 
 
 class FixedBatches(EpochData):
@@ -73,7 +71,7 @@ def check_batch_statistics(config: Config, train_images: int) -> None:
     tc = config.train
     remainder = train_images % tc.batch_size
     smallest = remainder if remainder and not tc.drop_last else tc.batch_size
-    for where, spec, shape in _specs_with_inputs(config.model.layers, layer_shapes(config.model), "model.layers"):
+    for where, spec, shape in layer_inputs(config.model):
         if spec.type.startswith("batchnorm") and smallest * elements(shape[1:]) < 2:
             raise ConfigError(
                 f"train.batch_size: {where} ({spec.type}) needs more than one value per channel in training, but "
@@ -81,15 +79,6 @@ def check_batch_statistics(config: Config, train_images: int) -> None:
                 "set train.drop_last: true or another batch_size",
                 "train.batch_size",
             )
-
-
-def _specs_with_inputs(specs: list[LayerSpec], shapes: list[Shape], path: str) -> Iterator[tuple[str, LayerSpec, Shape]]:
-    """Every layer spec, blocks' inner layers included, with its config path and one sample's input shape."""
-    for index, (spec, shape) in enumerate(zip(specs, shapes, strict=False)):
-        where = f"{path}[{index}]"
-        yield where, spec, shape
-        if isinstance(spec, ResidualSpec):
-            yield from _specs_with_inputs(spec.layers, spec.inner_shapes(shape), f"{where}.layers")
 
 
 def describe_batches(data: EpochData) -> list[str]:

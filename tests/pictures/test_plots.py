@@ -13,6 +13,7 @@ from PIL import Image
 
 from cnn_cli.cli.group import CnnGroup
 from cnn_cli.cli.pictures import plot_command, viz_command
+from cnn_cli.config.build import config_from_dict
 from cnn_cli.config.load import load_config
 from cnn_cli.errors import CheckpointError, CnnError, ImageError
 from cnn_cli.learn.visualize import confident_mistakes, feature_maps, saliency
@@ -33,6 +34,8 @@ from cnn_cli.pictures.viz import default_viz_dir, visualize_image
 from cnn_cli.runs.folders import read_metrics
 from cnn_cli.training.train import train
 from tests.support import REPO_ROOT
+from tests.support.cli import invoke_cli
+from tests.support.synthetic import make_idx_dataset, tiny_config
 
 RUN_PICTURES = {
     LEARNING_CURVES_FILE: "learning_curves",
@@ -165,9 +168,8 @@ def test_one_by_one_maps_are_drawn_as_bars(tmp_path):
     assert_png(path, "feature_vector")
 
 
-def test_feature_maps_include_the_convolutions_inside_residual_blocks():
-    """A block's inner convs and its projection are in the list, in order, each the output it really gave:
-    with no activation after the block's last conv, the block's output is that conv's map plus the projection's."""
+def residual_net(*head: dict) -> list[dict]:
+    """A conv, then a residual block (conv with stride 2, ReLU, conv; a projected skip), then ``head``."""
     block = {
         "type": "residual",
         "projection": True,
@@ -177,8 +179,14 @@ def test_feature_maps_include_the_convolutions_inside_residual_blocks():
             {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
         ],
     }
-    spec = {"input_shape": [1, 8, 8], "layers": [{"type": "conv2d", "out_channels": 2, "kernel_size": 3, "padding": 1}, block]}
-    model = build_model({**spec, "layers": [*spec["layers"], {"type": "flatten"}, {"type": "dense", "out_features": 10}]}, seed=0)
+    return [{"type": "conv2d", "out_channels": 2, "kernel_size": 3, "padding": 1}, block, *head]
+
+
+def test_feature_maps_include_the_convolutions_inside_residual_blocks():
+    """A block's inner convs and its projection are in the list, in order, each the output it really gave:
+    with no activation after the block's last conv, the block's output is that conv's map plus the projection's."""
+    layers = residual_net({"type": "flatten"}, {"type": "dense", "out_features": 10})
+    model = build_model({"input_shape": [1, 8, 8], "layers": layers}, seed=0)
     x = np.random.default_rng(0).normal(size=(1, 1, 8, 8))
     maps = dict(feature_maps(model, x))
     assert list(maps) == ["conv1", "res1.conv1", "res1.conv2", "res1.proj"]
@@ -187,6 +195,18 @@ def test_feature_maps_include_the_convolutions_inside_residual_blocks():
     np.testing.assert_array_equal(maps["conv1"], trace[0].output[0])
     np.testing.assert_allclose(maps["res1.conv2"] + maps["res1.proj"], trace[1].output[0], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(maps["res1.conv1"], model.layers[1].inner[0].forward(trace[1].input)[0], rtol=0, atol=0)
+
+
+def test_viz_draws_the_maps_of_the_convolutions_inside_a_block(tmp_path):
+    """`cnn viz --backward` on a trained net with a residual block: a picture for every convolution, inside the block too."""
+    config = tiny_config(make_idx_dataset(tmp_path / "data"), epochs=1)
+    config["model"]["layers"] = residual_net({"type": "relu"}, {"type": "global_avg_pool"}, {"type": "dense", "out_features": 10})
+    run = train(config_from_dict(config), run_dir=tmp_path / "run", log=lambda _: None).run.root
+    out = tmp_path / "viz"
+    outcome = invoke_cli(["viz", run / "checkpoints" / "best.npz", "test:0", "--backward", "--out", out], timeout=120)
+    assert outcome.code == 0, outcome.output
+    for layer in ("conv1", "res1.conv1", "res1.conv2", "res1.proj"):
+        assert (out / f"feature_maps_{layer}.png").stat().st_size > 0, sorted(p.name for p in out.iterdir())
 
 
 def test_default_viz_dir(tmp_path):
