@@ -356,13 +356,12 @@ def _final_test(state: TrainState, splits, interrupt: InterruptFlag, hooks: Call
         hooks.on_interrupt(state)
         return
     interrupt.immediate = False
-    validated = state.best_val_acc >= 0  # -1 until a validation split gives an accuracy
     state.summary = {
         "test_accuracy": test.accuracy,
         "test_loss": test.loss,
         "test_n": test.n,
         "best_epoch": state.best_epoch,
-        **({"best_val_accuracy": state.best_val_acc} if validated else {}),
+        **({"best_val_accuracy": state.best_val_acc} if state.best_val_acc >= 0 else {}),  # none without a validation split
         "epochs_trained": state.epoch,
         "steps": state.step,
         "wall_seconds": round(time.perf_counter() - wall_start, 2),
@@ -372,7 +371,7 @@ def _final_test(state: TrainState, splits, interrupt: InterruptFlag, hooks: Call
     }
     write_json(paths.summary, state.summary)
     state.status = "completed"
-    which = "the best epoch" if validated else "the last epoch, as there is no validation split"
+    which = "the best epoch" if state.best_val_acc >= 0 else "the last epoch, as there is no validation split"
     state.log(f"test accuracy {test.accuracy:.4f} (loss {test.loss:.4f}) with {which} ({state.best_epoch}); run: {paths.root}")
 
 

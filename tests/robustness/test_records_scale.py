@@ -1,5 +1,5 @@
-"""Thousands of run folders (issue 23, category 10): ``cnn serve``'s runs list stays under 2 s of CPU for 5,000 runs,
-``cnn compare`` (reading them all and drawing its picture) under 3.5 s.
+"""Thousands of run folders (issue 23, category 10): ``cnn serve``'s runs list stays under 4 s of CPU for 5,000 runs,
+``cnn compare`` (reading them all and drawing its picture) under 6 s.
 
 The runs are real folders with real files (tests/support/many_runs.py), made from one
 trained run as a sweep would leave them: each differs in its learning rate and seed.
@@ -32,12 +32,12 @@ from tests.support.synthetic import make_idx_dataset, tiny_config
 
 RUNS = 5000
 EPOCHS = 30  # metrics.csv rows per run
-CPU_LIMIT_S = 2.0  # the runs list (cnn serve)
+CPU_LIMIT_S = 4.0  # the runs list (cnn serve): 0.8-1.4 s, once 2.2 s on the later EPYC below, whose speed varies
 # cnn compare also draws its picture (importing matplotlib alone is 0.6 s of CPU). Its CPU time
-# for 5,000 runs: 1.6-1.9 s on the EPYC this was written on, 2.6 s (1.9 s without the picture)
-# on a later, slower EPYC (family 25, model 17) where mnist trains at 0.59x the speed. The
-# bound is set for the slower machine; the quadratic reading it guards against took minutes.
-COMPARE_CPU_LIMIT_S = 3.5
+# for 5,000 runs: 1.6-1.9 s on the EPYC this was written on; 2.6 s, and once 4.2 s in a full
+# run, on a later, slower EPYC (family 25, model 17). The bound is set for that machine's spread;
+# the quadratic reading it guards against took minutes.
+COMPARE_CPU_LIMIT_S = 6.0
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads a process's CPU time from /proc")
-def test_serve_lists_5000_runs_the_first_time_in_under_two_seconds(many_runs: Path) -> None:
+def test_serve_lists_5000_runs_within_its_cpu_budget(many_runs: Path) -> None:
     pytest.importorskip("flask")
     server = subprocess.Popen(
         cli_command(["serve", "--runs", many_runs, "--port", "0"]),
